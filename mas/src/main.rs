@@ -1,0 +1,3 @@
+//! `mas-cli`: the built-in Matrix Authentication Service's command line.
+
+fn main() {}

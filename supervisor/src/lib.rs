@@ -1,0 +1,1 @@
+//! The appliance supervisor as a library, so that its parts can be tested one by one.

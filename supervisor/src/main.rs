@@ -1,0 +1,3 @@
+//! `appliance`: the supervisor binary.
+
+fn main() {}
