@@ -1,0 +1,621 @@
+//! The environment, parsed once into a typed [`Env`] (DESIGN §4).
+//!
+//! Parsing reads variables through a [`Source`], so tests can feed a plain map. Every problem is
+//! collected (named after its variable) and reported together, before anything starts or is
+//! written. This module does no I/O besides reading `NAME_FILE` secret files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+mod server_name;
+
+pub use server_name::{default_server_name, validate_server_name};
+
+/// Where variables come from: the process environment in production, a map in tests.
+pub trait Source {
+    /// The value of `name`, if set (an empty value counts as unset).
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Source for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// One problem with one variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvProblem {
+    pub variable: String,
+    pub message: String,
+}
+
+impl fmt::Display for EnvProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+/// Every problem found in the environment.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct EnvErrors(pub Vec<EnvProblem>);
+
+/// The database both services use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// Embedded default: SQLite files in the data dir.
+    Sqlite,
+    /// The platform's PostgreSQL database, shared (Synapse in `public`, MAS in `mas`).
+    Postgres(Postgres),
+}
+
+/// Connection settings of the shared PostgreSQL database.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Postgres {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+impl fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Postgres")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+impl Postgres {
+    /// A `postgresql://` URL with every part percent-encoded.
+    pub fn url(&self) -> String {
+        let mut url = Url::parse("postgresql://localhost/").expect("static URL parses");
+        // The setters only fail for URLs that cannot have a host, which this one can.
+        let _ = url.set_host(Some(&self.host));
+        let _ = url.set_port(Some(self.port));
+        let _ = url.set_username(&self.user);
+        if !self.password.is_empty() {
+            let _ = url.set_password(Some(&self.password));
+        }
+        url.set_path(&self.database);
+        url.to_string()
+    }
+
+    /// `host:port`, for messages (never the password).
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The platform's OIDC provider (MAS's upstream provider).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Oidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub provider_name: String,
+    pub discovery_url: Option<String>,
+    pub auth_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub keys_endpoint: Option<String>,
+    pub profile_endpoint: Option<String>,
+}
+
+impl fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Oidc")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("provider_name", &self.provider_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outgoing mail through the platform's relay.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub server: String,
+    pub smtp_port: Option<u16>,
+    pub smtps_port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    pub from_display_name: Option<String>,
+}
+
+impl fmt::Debug for Mail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mail")
+            .field("server", &self.server)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtps_port", &self.smtps_port)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The platform's TURN server, for calls.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub server: String,
+    pub port: u16,
+    pub tls_port: Option<u16>,
+    pub secret: String,
+}
+
+impl fmt::Debug for Turn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Turn")
+            .field("server", &self.server)
+            .field("port", &self.port)
+            .field("tls_port", &self.tls_port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the appliance reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// `CLOUDRON=1`.
+    pub cloudron: bool,
+    /// Public origin, `scheme://host[:port]`, no path and no trailing slash.
+    pub origin: Url,
+    /// Public host name (`CLOUDRON_APP_DOMAIN`, or the origin's host).
+    pub app_domain: String,
+    /// `APPLIANCE_SERVER_NAME` when set; otherwise the derived default is used.
+    pub server_name: String,
+    /// Whether `server_name` was set explicitly (an explicit value must match the pinned one).
+    pub server_name_explicit: bool,
+    pub database: Database,
+    pub oidc: Option<Oidc>,
+    pub mail: Option<Mail>,
+    pub turn: Option<Turn>,
+    /// `CLOUDRON_PROXY_IP`: the only non-loopback address whose `X-Forwarded-For` is trusted.
+    pub proxy_ip: Option<IpAddr>,
+    pub data_dir: PathBuf,
+    pub run_dir: PathBuf,
+    /// The Python that has `matrix-synapse` installed (`None`: not found; only `run` needs it).
+    pub synapse_python: Option<PathBuf>,
+    pub http_port: u16,
+    pub synapse_port: u16,
+    pub mas_port: u16,
+    pub stop_timeout: Duration,
+    pub password_login: bool,
+    /// The user to run as when started as root (`cloudron` on Cloudron, else `APPLIANCE_USER`).
+    pub user: Option<String>,
+    /// How long to wait for an unreachable database (`APPLIANCE_DB_WAIT`).
+    pub db_wait: Duration,
+}
+
+impl Env {
+    /// Reads the process environment. `cwd` anchors relative paths.
+    pub fn from_process(cwd: &Path) -> Result<Self, EnvErrors> {
+        Self::parse(&ProcessEnv, cwd)
+    }
+
+    /// The origin as a string without trailing slash, e.g. `https://matrix.example.com`.
+    pub fn origin_str(&self) -> String {
+        self.origin.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// Parses every variable, collecting all problems.
+    pub fn parse(src: &dyn Source, cwd: &Path) -> Result<Self, EnvErrors> {
+        let mut p = Parser { src, problems: Vec::new() };
+        let cloudron = p.bool("CLOUDRON", false);
+
+        let origin = p.origin();
+        let app_domain = match p.src.var("CLOUDRON_APP_DOMAIN") {
+            Some(d) => d.to_ascii_lowercase(),
+            None => origin.as_ref().and_then(|o| o.host_str()).unwrap_or_default().to_owned(),
+        };
+        let server_name = p.server_name(cloudron, origin.as_ref(), &app_domain);
+        let database = p.database();
+        let oidc = p.oidc();
+        let mail = p.mail();
+        let turn = p.turn();
+        let proxy_ip = p.parse_with("CLOUDRON_PROXY_IP", "an IP address", |v| v.parse().ok());
+
+        let data_dir = match p.src.var("APPLIANCE_DATA_DIR") {
+            Some(d) => cwd.join(d),
+            None if cloudron => PathBuf::from("/app/data"),
+            None => cwd.join("data"),
+        };
+        let run_dir = match p.src.var("APPLIANCE_RUN_DIR") {
+            Some(d) => cwd.join(d),
+            None if cloudron => PathBuf::from("/run/appliance"),
+            None => data_dir.join("run"),
+        };
+        let synapse_python = p.synapse_python(cwd);
+
+        let http_port = p.port("APPLIANCE_HTTP_PORT", 8000);
+        let synapse_port = p.port("APPLIANCE_SYNAPSE_PORT", 8008);
+        let mas_port = p.port("APPLIANCE_MAS_PORT", 8080);
+        p.distinct_ports(&[
+            ("APPLIANCE_HTTP_PORT", http_port),
+            ("APPLIANCE_SYNAPSE_PORT", synapse_port),
+            ("APPLIANCE_MAS_PORT", mas_port),
+        ]);
+        let stop_timeout = p.seconds("APPLIANCE_STOP_TIMEOUT", 10, 2);
+        let db_wait = p.seconds("APPLIANCE_DB_WAIT", 30, 0);
+        let password_login = p.bool("APPLIANCE_PASSWORD_LOGIN", oidc.is_none());
+        let user = match p.src.var("APPLIANCE_USER") {
+            Some(u) => Some(u),
+            None if cloudron => Some("cloudron".to_owned()),
+            None => None,
+        };
+
+        let (server_name, server_name_explicit) = server_name;
+        if !p.problems.is_empty() {
+            return Err(EnvErrors(p.problems));
+        }
+        Ok(Env {
+            cloudron,
+            origin: origin.expect("no problems means the origin parsed"),
+            app_domain,
+            server_name,
+            server_name_explicit,
+            database,
+            oidc,
+            mail,
+            turn,
+            proxy_ip,
+            data_dir,
+            run_dir,
+            synapse_python,
+            http_port,
+            synapse_port,
+            mas_port,
+            stop_timeout,
+            password_login,
+            user,
+            db_wait,
+        })
+    }
+}
+
+struct Parser<'a> {
+    src: &'a dyn Source,
+    problems: Vec<EnvProblem>,
+}
+
+impl Parser<'_> {
+    fn problem(&mut self, variable: &str, message: impl Into<String>) {
+        self.problems.push(EnvProblem { variable: variable.to_owned(), message: message.into() });
+    }
+
+    /// A secret: `NAME` or the contents of the file named by `NAME_FILE` (trailing newline
+    /// trimmed), never both.
+    fn secret(&mut self, name: &str) -> Option<String> {
+        let file_var = format!("{name}_FILE");
+        match (self.src.var(name), self.src.var(&file_var)) {
+            (Some(_), Some(_)) => {
+                self.problem(name, format!("set either {name} or {file_var}, not both"));
+                None
+            }
+            (Some(v), None) => Some(v),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(v) => Some(v.trim_end_matches(['\r', '\n']).to_owned()).filter(|v| !v.is_empty()),
+                Err(e) => {
+                    self.problem(&file_var, format!("cannot read {path:?}: {e}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    fn parse_with<T>(
+        &mut self,
+        name: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        let raw = self.src.var(name)?;
+        let parsed = parse(raw.trim());
+        if parsed.is_none() {
+            self.problem(name, format!("{raw:?} is not {expected}"));
+        }
+        parsed
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        self.parse_with(name, "a boolean (true/false, 1/0, yes/no)", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Some(true),
+                "0" | "false" | "no" | "off" => Some(false),
+                _ => None,
+            }
+        })
+        .unwrap_or(default)
+    }
+
+    fn port(&mut self, name: &str, default: u16) -> u16 {
+        self.parse_with(name, "a port number (1-65535)", |v| v.parse::<u16>().ok().filter(|p| *p > 0))
+            .unwrap_or(default)
+    }
+
+    fn optional_port(&mut self, name: &str) -> Option<u16> {
+        self.parse_with(name, "a port number (1-65535)", |v| v.parse::<u16>().ok().filter(|p| *p > 0))
+    }
+
+    fn seconds(&mut self, name: &str, default: u64, min: u64) -> Duration {
+        let expected = format!("a whole number of seconds (at least {min})");
+        let secs = self.parse_with(name, &expected, |v| v.parse::<u64>().ok().filter(|s| *s >= min));
+        Duration::from_secs(secs.unwrap_or(default))
+    }
+
+    fn distinct_ports(&mut self, ports: &[(&str, u16)]) {
+        for (i, (a, pa)) in ports.iter().enumerate() {
+            for (b, pb) in &ports[i + 1..] {
+                if pa == pb {
+                    self.problem(b, format!("port {pb} is also used by {a}; each needs its own"));
+                }
+            }
+        }
+    }
+
+    fn origin(&mut self) -> Option<Url> {
+        const NAME: &str = "CLOUDRON_APP_ORIGIN";
+        let Some(raw) = self.src.var(NAME) else {
+            return Some(Url::parse("http://localhost:8000").expect("static URL parses"));
+        };
+        let url = match Url::parse(raw.trim()) {
+            Ok(u) => u,
+            Err(e) => {
+                self.problem(NAME, format!("{raw:?} is not a valid URL ({e})"));
+                return None;
+            }
+        };
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            self.problem(NAME, format!("{raw:?} must be an http:// or https:// origin with a host"));
+            return None;
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            self.problem(NAME, format!("{raw:?} must be an origin only (no path, query or fragment)"));
+            return None;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            self.problem(NAME, format!("{raw:?} must not contain credentials"));
+            return None;
+        }
+        Some(url)
+    }
+
+    fn server_name(
+        &mut self,
+        cloudron: bool,
+        origin: Option<&Url>,
+        app_domain: &str,
+    ) -> (String, bool) {
+        const NAME: &str = "APPLIANCE_SERVER_NAME";
+        if let Some(v) = self.src.var(NAME) {
+            let v = v.trim().to_ascii_lowercase();
+            if let Err(e) = validate_server_name(&v) {
+                self.problem(NAME, format!("{v:?} is not a valid Matrix server name: {e}"));
+            }
+            return (v, true);
+        }
+        let Some(origin) = origin else { return (String::new(), false) };
+        (default_server_name(cloudron, origin, app_domain), false)
+    }
+
+    fn database(&mut self) -> Database {
+        const URL: &str = "CLOUDRON_POSTGRESQL_URL";
+        let url = self.secret(URL);
+        let host = self.src.var("CLOUDRON_POSTGRESQL_HOST");
+        if url.is_none() && host.is_none() {
+            return Database::Sqlite;
+        }
+        let mut pg = Postgres {
+            host: String::new(),
+            port: 5432,
+            user: String::new(),
+            password: String::new(),
+            database: String::new(),
+        };
+        let problems_before = self.problems.len();
+        if let Some(raw) = &url {
+            match Url::parse(raw) {
+                Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") && u.host_str().is_some() => {
+                    let decode = |s: &str| {
+                        percent_decode(s).unwrap_or_else(|| s.to_owned())
+                    };
+                    pg.host = u.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+                    pg.port = u.port().unwrap_or(5432);
+                    pg.user = decode(u.username());
+                    pg.password = u.password().map(decode).unwrap_or_default();
+                    pg.database = decode(u.path().trim_start_matches('/'));
+                }
+                // Never echo the URL: it carries the password.
+                _ => self.problem(URL, "is not a postgres:// or postgresql:// URL with a host"),
+            }
+        }
+        // The split variables win over the URL's parts when both are given.
+        if let Some(h) = host {
+            pg.host = h;
+        }
+        if let Some(p) = self.optional_port("CLOUDRON_POSTGRESQL_PORT") {
+            pg.port = p;
+        }
+        if let Some(u) = self.src.var("CLOUDRON_POSTGRESQL_USERNAME") {
+            pg.user = u;
+        }
+        if let Some(pw) = self.secret("CLOUDRON_POSTGRESQL_PASSWORD") {
+            pg.password = pw;
+        }
+        if let Some(d) = self.src.var("CLOUDRON_POSTGRESQL_DATABASE") {
+            pg.database = d;
+        }
+        if self.problems.len() > problems_before {
+            return Database::Postgres(pg);
+        }
+        for (value, name) in [
+            (&pg.host, "CLOUDRON_POSTGRESQL_HOST"),
+            (&pg.user, "CLOUDRON_POSTGRESQL_USERNAME"),
+            (&pg.database, "CLOUDRON_POSTGRESQL_DATABASE"),
+        ] {
+            if value.is_empty() {
+                let name = if url.is_some() { URL } else { name };
+                self.problem(name, "PostgreSQL settings are incomplete: host, user and database are required");
+                break;
+            }
+        }
+        Database::Postgres(pg)
+    }
+
+    fn oidc(&mut self) -> Option<Oidc> {
+        let issuer = self.src.var("CLOUDRON_OIDC_ISSUER");
+        let client_id = self.src.var("CLOUDRON_OIDC_CLIENT_ID");
+        let client_secret = self.secret("CLOUDRON_OIDC_CLIENT_SECRET");
+        if issuer.is_none() && client_id.is_none() && client_secret.is_none() {
+            return None;
+        }
+        let mut missing = Vec::new();
+        if issuer.is_none() {
+            missing.push("CLOUDRON_OIDC_ISSUER");
+        }
+        if client_id.is_none() {
+            missing.push("CLOUDRON_OIDC_CLIENT_ID");
+        }
+        if client_secret.is_none() {
+            missing.push("CLOUDRON_OIDC_CLIENT_SECRET");
+        }
+        for name in &missing {
+            self.problem(name, "must be set together with the other CLOUDRON_OIDC_* variables");
+        }
+        let mut url_var = |name: &str| {
+            self.parse_with(name, "an http(s) URL", |v| {
+                Url::parse(v)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .map(|_| v.to_owned())
+            })
+        };
+        let issuer_ok = url_var("CLOUDRON_OIDC_ISSUER");
+        let discovery_url = url_var("CLOUDRON_OIDC_DISCOVERY_URL");
+        let auth_endpoint = url_var("CLOUDRON_OIDC_AUTH_ENDPOINT");
+        let token_endpoint = url_var("CLOUDRON_OIDC_TOKEN_ENDPOINT");
+        let keys_endpoint = url_var("CLOUDRON_OIDC_KEYS_ENDPOINT");
+        let profile_endpoint = url_var("CLOUDRON_OIDC_PROFILE_ENDPOINT");
+        if !missing.is_empty() || issuer_ok.is_none() {
+            return None;
+        }
+        Some(Oidc {
+            issuer: issuer.unwrap_or_default(),
+            client_id: client_id.unwrap_or_default(),
+            client_secret: client_secret.unwrap_or_default(),
+            provider_name: self
+                .src
+                .var("CLOUDRON_OIDC_PROVIDER_NAME")
+                .unwrap_or_else(|| "Single sign-on".to_owned()),
+            discovery_url,
+            auth_endpoint,
+            token_endpoint,
+            keys_endpoint,
+            profile_endpoint,
+        })
+    }
+
+    fn mail(&mut self) -> Option<Mail> {
+        let server = self.src.var("CLOUDRON_MAIL_SMTP_SERVER");
+        let smtp_port = self.optional_port("CLOUDRON_MAIL_SMTP_PORT");
+        let smtps_port = self.optional_port("CLOUDRON_MAIL_SMTPS_PORT");
+        let from = self.src.var("CLOUDRON_MAIL_FROM");
+        let username = self.src.var("CLOUDRON_MAIL_SMTP_USERNAME");
+        let password = self.secret("CLOUDRON_MAIL_SMTP_PASSWORD");
+        let server = server?;
+        if smtp_port.is_none() && smtps_port.is_none() {
+            self.problem(
+                "CLOUDRON_MAIL_SMTP_PORT",
+                "set CLOUDRON_MAIL_SMTP_PORT or CLOUDRON_MAIL_SMTPS_PORT with CLOUDRON_MAIL_SMTP_SERVER",
+            );
+            return None;
+        }
+        let Some(from) = from else {
+            self.problem("CLOUDRON_MAIL_FROM", "must be set with CLOUDRON_MAIL_SMTP_SERVER");
+            return None;
+        };
+        if !from.contains('@') {
+            self.problem("CLOUDRON_MAIL_FROM", format!("{from:?} is not an email address"));
+            return None;
+        }
+        Some(Mail {
+            server,
+            smtp_port,
+            smtps_port,
+            username,
+            password,
+            from,
+            from_display_name: self.src.var("CLOUDRON_MAIL_FROM_DISPLAY_NAME"),
+        })
+    }
+
+    fn turn(&mut self) -> Option<Turn> {
+        let server = self.src.var("CLOUDRON_TURN_SERVER");
+        let port = self.optional_port("CLOUDRON_TURN_PORT");
+        let tls_port = self.optional_port("CLOUDRON_TURN_TLS_PORT");
+        let secret = self.secret("CLOUDRON_TURN_SECRET");
+        let server = server?;
+        let Some(secret) = secret else {
+            self.problem("CLOUDRON_TURN_SECRET", "must be set with CLOUDRON_TURN_SERVER");
+            return None;
+        };
+        Some(Turn { server, port: port.unwrap_or(3478), tls_port, secret })
+    }
+
+    fn synapse_python(&mut self, cwd: &Path) -> Option<PathBuf> {
+        const NAME: &str = "APPLIANCE_SYNAPSE_PYTHON";
+        if let Some(p) = self.src.var(NAME) {
+            let path = cwd.join(p);
+            if !path.exists() {
+                self.problem(NAME, format!("{} does not exist", path.display()));
+                return None;
+            }
+            return Some(path);
+        }
+        crate::paths::default_synapse_python()
+    }
+}
+
+/// Decodes `%XX` escapes (URL user info and path parts); `None` when not valid UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests;

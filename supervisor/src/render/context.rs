@@ -1,0 +1,133 @@
+//! The values the config templates see: one flat, serializable view of the environment.
+
+use serde::Serialize;
+
+use crate::env::{Database, Env};
+use crate::paths::{share_dir, Layout};
+
+/// Template context for `templates/config/*`.
+#[derive(Debug, Serialize)]
+pub struct Context {
+    pub server_name: String,
+    /// Public origin without trailing slash.
+    pub origin: String,
+    /// MAS public base and issuer: `ORIGIN/auth/`.
+    pub public_base: String,
+    pub app_domain: String,
+    pub data_dir: String,
+    pub run_dir: String,
+    pub synapse_dir: String,
+    pub mas_dir: String,
+    pub secrets_dir: String,
+    pub share_dir: String,
+    pub synapse_port: u16,
+    pub mas_port: u16,
+    pub password_login: bool,
+    pub log_level: &'static str,
+    pub database: DatabaseContext,
+    pub turn: Option<TurnContext>,
+    pub mail: Option<MailContext>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatabaseContext {
+    /// `sqlite` or `postgres`.
+    pub kind: &'static str,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TurnContext {
+    pub server: String,
+    pub port: u16,
+    pub tls_port: Option<u16>,
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MailContext {
+    pub server: String,
+    /// The SMTPS port when given (implicit TLS), else the plain SMTP port.
+    pub port: u16,
+    pub implicit_tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `"Display Name" <from@example.com>`, or the bare address.
+    pub from_header: String,
+}
+
+impl Context {
+    pub fn new(env: &Env, layout: &Layout, server_name: &str) -> Self {
+        let path = |p: std::path::PathBuf| p.display().to_string();
+        let database = match &env.database {
+            Database::Sqlite => DatabaseContext {
+                kind: "sqlite",
+                host: String::new(),
+                port: 0,
+                user: String::new(),
+                password: String::new(),
+                name: String::new(),
+                url: String::new(),
+            },
+            Database::Postgres(pg) => DatabaseContext {
+                kind: "postgres",
+                host: pg.host.clone(),
+                port: pg.port,
+                user: pg.user.clone(),
+                password: pg.password.clone(),
+                name: pg.database.clone(),
+                url: pg.url(),
+            },
+        };
+        let turn = env.turn.as_ref().map(|t| TurnContext {
+            server: t.server.clone(),
+            port: t.port,
+            tls_port: t.tls_port,
+            secret: t.secret.clone(),
+        });
+        let mail = env.mail.as_ref().map(|m| {
+            let (port, implicit_tls) = match (m.smtps_port, m.smtp_port) {
+                (Some(p), _) => (p, true),
+                (None, Some(p)) => (p, false),
+                (None, None) => (25, false),
+            };
+            let from_header = match &m.from_display_name {
+                Some(name) => format!("\"{}\" <{}>", name.replace(['"', '\\'], ""), m.from),
+                None => m.from.clone(),
+            };
+            MailContext {
+                server: m.server.clone(),
+                port,
+                implicit_tls,
+                username: m.username.clone(),
+                password: m.password.clone(),
+                from_header,
+            }
+        });
+        let origin = env.origin_str();
+        Context {
+            server_name: server_name.to_owned(),
+            public_base: format!("{origin}/auth/"),
+            origin,
+            app_domain: env.app_domain.clone(),
+            data_dir: path(layout.data.clone()),
+            run_dir: path(layout.run.clone()),
+            synapse_dir: path(layout.synapse_dir()),
+            mas_dir: path(layout.mas_dir()),
+            secrets_dir: path(layout.secrets_dir()),
+            share_dir: path(share_dir()),
+            synapse_port: env.synapse_port,
+            mas_port: env.mas_port,
+            password_login: env.password_login,
+            log_level: "INFO",
+            database,
+            turn,
+            mail,
+        }
+    }
+}
