@@ -1,0 +1,7 @@
+# shellcheck shell=bash
+# The pinned versions of what the appliance installs from package registries, in one place:
+# start/ uses them for the local venv, the Dockerfile reads the same file.
+
+# Synapse from PyPI, with the PostgreSQL driver (psycopg2, built from source).
+SYNAPSE_VERSION=1.163.2
+SYNAPSE_PIP_SPEC="matrix-synapse[postgres]==${SYNAPSE_VERSION}"
