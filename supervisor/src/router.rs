@@ -1,0 +1,197 @@
+//! The public HTTP port (DESIGN §3): an in-process router in front of Synapse and MAS.
+//!
+//! [`serve`] accepts HTTP/1.1 connections, decides each request's destination from its path
+//! alone (`route`), answers `/healthz`, the `.well-known/matrix` files and the `/auth` redirect
+//! itself, and streams everything else to Synapse or MAS (`proxy`), with the forwarding headers
+//! rewritten (`forwarded`). It owns no TLS (the platform's proxy terminates it) and starts no
+//! process; the supervisor runs it next to the children and cancels it on shutdown.
+//!
+//! Router-made errors are Matrix JSON: 404 `M_NOT_FOUND` for `/_synapse/mas/...`, 400
+//! `M_UNRECOGNIZED` for a path with dot segments (what Synapse answers for a request it does not
+//! understand), 503/502 `M_UNKNOWN` for a backend that is down or fails.
+
+mod forwarded;
+mod local;
+mod proxy;
+mod route;
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use self::local::{Health, WellKnown, matrix_error};
+use self::proxy::{Backend, Proxy};
+use self::route::{MAS_PREFIX, Route, route};
+
+/// The body of every response: streamed from a backend, or made by the router.
+type Body = Either<Incoming, Full<Bytes>>;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the router needs to know.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// The public origin, e.g. `https://matrix.example.com` or `http://localhost:8000`.
+    pub origin: url::Url,
+    /// Synapse's internal listener, `127.0.0.1:APPLIANCE_SYNAPSE_PORT`.
+    pub synapse: SocketAddr,
+    /// MAS's internal listener, `127.0.0.1:APPLIANCE_MAS_PORT`.
+    pub mas: SocketAddr,
+    /// Peers whose `X-Forwarded-*` headers are believed (`CLOUDRON_PROXY_IP`); loopback always is.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Everything a request handler reads; shared by all connections.
+#[derive(Debug)]
+struct State {
+    proxy: Proxy,
+    well_known: WellKnown,
+    health: Health,
+}
+
+impl State {
+    fn new(config: &RouterConfig) -> std::io::Result<Self> {
+        let health_uri = |addr: SocketAddr, path: &str| {
+            Uri::try_from(format!("http://{addr}{path}"))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        };
+        Ok(Self {
+            proxy: Proxy::new(
+                config.synapse,
+                config.mas,
+                forwarded::Trust::new(&config.trusted_proxies),
+            ),
+            well_known: WellKnown::new(&config.origin),
+            health: Health {
+                synapse: health_uri(config.synapse, "/health")?,
+                mas: health_uri(config.mas, "/auth/health")?,
+            },
+        })
+    }
+}
+
+/// Serves the public port on `listener` until `shutdown` is cancelled.
+///
+/// Then it stops accepting, lets requests in flight finish for at most `drain` (idle keep-alive
+/// connections close at once), closes whatever is left and returns. Accept errors (such as
+/// running out of file descriptors) are logged and retried, never fatal.
+pub async fn serve(
+    listener: TcpListener,
+    config: RouterConfig,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let local_addr = listener.local_addr()?;
+    let state = Arc::new(State::new(&config)?);
+    tracing::info!(addr = %local_addr, origin = %config.origin, "router listening");
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection(stream, peer, state.clone(), shutdown.clone()));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "router: accept failed");
+                    // EMFILE and friends: back off instead of spinning.
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            },
+        }
+    }
+    drop(listener);
+    let open = connections.len();
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open,
+            left = connections.len(),
+            drain_ms = drain.as_millis(),
+            "router: drain time over, closing remaining connections"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!(addr = %local_addr, "router stopped");
+    Ok(())
+}
+
+/// Serves one client connection; on shutdown, finishes the request in flight and closes.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) {
+    // Latency over throughput for small JSON answers; failure only costs latency.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(&state, peer, request).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(error) = result {
+        // Clients hang up, time out and send garbage all the time: not worth a warning.
+        tracing::debug!(%peer, %error, "router: connection ended with an error");
+    }
+}
+
+/// Answers one request.
+async fn handle(state: &State, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    match route(request.uri().path()) {
+        Route::Healthz => state.health.check(request.method()).await,
+        Route::WellKnownClient => state.well_known.client(request.method()),
+        Route::WellKnownServer => state.well_known.server(request.method()),
+        Route::AuthSlash => local::auth_slash(request.uri()),
+        Route::Mas => state.proxy.forward(Backend::Mas, "", peer, request).await,
+        Route::MasCompat => {
+            let proxy = &state.proxy;
+            proxy.forward(Backend::Mas, MAS_PREFIX, peer, request).await
+        }
+        Route::Synapse => {
+            state
+                .proxy
+                .forward(Backend::Synapse, "", peer, request)
+                .await
+        }
+        Route::Blocked => matrix_error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Not found"),
+        Route::BadPath => matrix_error(
+            StatusCode::BAD_REQUEST,
+            "M_UNRECOGNIZED",
+            "Unrecognized request",
+        ),
+    }
+}
