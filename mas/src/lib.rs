@@ -1,1 +1,7 @@
-//! The built-in Matrix Authentication Service.
+//! The built-in Matrix Authentication Service: an OAuth 2.0 / OpenID Connect server for one
+//! Matrix homeserver, compatible on the wire with upstream MAS. The binary `mas-cli` is a thin
+//! wrapper around [`cli::run`].
+
+pub mod clock;
+pub mod config;
+pub mod crypto;

@@ -1,0 +1,1 @@
+//! Integration tests of mas-cli as a process.
