@@ -39,6 +39,7 @@ for (const backend of backends) {
     assert.equal(created.status, 201, created.body);
     const before = snapshotDir(secretsDir);
     const pin = fs.readFileSync(path.join(app.dataDir, 'appliance.json'), 'utf8');
+    const serverName = JSON.parse(pin).server_name;
 
     const stop = await app.stop();
     assert.deepEqual([stop.code, stop.signal], [0, null], 'first run must exit 0 on SIGTERM');
@@ -51,7 +52,7 @@ for (const backend of backends) {
     const found = await app.masApi('GET', 'query_user?localpart=alice');
     assert.equal(found.status, 200, found.body);
     assert.deepEqual(found.json(), {
-      user_id: '@alice:localhost',
+      user_id: `@alice:${serverName}`,
       display_name: 'Alice',
       avatar_url: null,
       is_suspended: false,

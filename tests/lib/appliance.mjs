@@ -97,9 +97,11 @@ export class Appliance {
   start(overrides = {}) {
     if (this.proc && this.running) throw new Error(`${this.name} is already running`);
     this.log.push({ at: Date.now(), stream: 'harness', line: `--- appliance run (${this.name})` });
-    this.proc = spawnSupervisor(['run'], this.env(overrides), this.log);
-    this.proc.exited.then((r) => {
-      this.lastExit = r;
+    const proc = spawnSupervisor(['run'], this.env(overrides), this.log);
+    this.proc = proc;
+    this.lastExit = undefined;
+    proc.exited.then((r) => {
+      if (this.proc === proc) this.lastExit = r;
       this.log.push({ at: Date.now(), stream: 'harness', line: `--- exited: ${JSON.stringify(r)}` });
     });
     return this;
