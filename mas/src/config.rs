@@ -22,6 +22,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use self::account::AccountConfig;
+pub(crate) use self::database::sqlite_file;
 pub use self::database::{DatabaseBackend, DatabaseConfig};
 pub use self::email::{EmailConfig, EmailTransport, SmtpMode};
 pub use self::generate::generate;
