@@ -67,6 +67,8 @@ pub enum Database {
 /// Connection settings of the shared PostgreSQL database.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Postgres {
+    /// The variable that configured it, for messages (`CLOUDRON_POSTGRESQL_URL` or `_HOST`).
+    pub variable: &'static str,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -220,13 +222,20 @@ impl Env {
 
     /// Parses every variable, collecting all problems.
     pub fn parse(src: &dyn Source, cwd: &Path) -> Result<Self, EnvErrors> {
-        let mut p = Parser { src, problems: Vec::new() };
+        let mut p = Parser {
+            src,
+            problems: Vec::new(),
+        };
         let cloudron = p.bool("CLOUDRON", false);
 
         let origin = p.origin();
         let app_domain = match p.src.var("CLOUDRON_APP_DOMAIN") {
             Some(d) => d.to_ascii_lowercase(),
-            None => origin.as_ref().and_then(|o| o.host_str()).unwrap_or_default().to_owned(),
+            None => origin
+                .as_ref()
+                .and_then(|o| o.host_str())
+                .unwrap_or_default()
+                .to_owned(),
         };
         let server_name = p.server_name(cloudron, origin.as_ref(), &app_domain);
         let database = p.database();
@@ -300,7 +309,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn problem(&mut self, variable: &str, message: impl Into<String>) {
-        self.problems.push(EnvProblem { variable: variable.to_owned(), message: message.into() });
+        self.problems.push(EnvProblem {
+            variable: variable.to_owned(),
+            message: message.into(),
+        });
     }
 
     /// A secret: `NAME` or the contents of the file named by `NAME_FILE` (trailing newline
@@ -314,7 +326,9 @@ impl Parser<'_> {
             }
             (Some(v), None) => Some(v),
             (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(v) => Some(v.trim_end_matches(['\r', '\n']).to_owned()).filter(|v| !v.is_empty()),
+                Ok(v) => {
+                    Some(v.trim_end_matches(['\r', '\n']).to_owned()).filter(|v| !v.is_empty())
+                }
                 Err(e) => {
                     self.problem(&file_var, format!("cannot read {path:?}: {e}"));
                     None
@@ -350,17 +364,23 @@ impl Parser<'_> {
     }
 
     fn port(&mut self, name: &str, default: u16) -> u16 {
-        self.parse_with(name, "a port number (1-65535)", |v| v.parse::<u16>().ok().filter(|p| *p > 0))
-            .unwrap_or(default)
+        self.parse_with(name, "a port number (1-65535)", |v| {
+            v.parse::<u16>().ok().filter(|p| *p > 0)
+        })
+        .unwrap_or(default)
     }
 
     fn optional_port(&mut self, name: &str) -> Option<u16> {
-        self.parse_with(name, "a port number (1-65535)", |v| v.parse::<u16>().ok().filter(|p| *p > 0))
+        self.parse_with(name, "a port number (1-65535)", |v| {
+            v.parse::<u16>().ok().filter(|p| *p > 0)
+        })
     }
 
     fn seconds(&mut self, name: &str, default: u64, min: u64) -> Duration {
         let expected = format!("a whole number of seconds (at least {min})");
-        let secs = self.parse_with(name, &expected, |v| v.parse::<u64>().ok().filter(|s| *s >= min));
+        let secs = self.parse_with(name, &expected, |v| {
+            v.parse::<u64>().ok().filter(|s| *s >= min)
+        });
         Duration::from_secs(secs.unwrap_or(default))
     }
 
@@ -368,7 +388,10 @@ impl Parser<'_> {
         for (i, (a, pa)) in ports.iter().enumerate() {
             for (b, pb) in &ports[i + 1..] {
                 if pa == pb {
-                    self.problem(b, format!("port {pb} is also used by {a}; each needs its own"));
+                    self.problem(
+                        b,
+                        format!("port {pb} is also used by {a}; each needs its own"),
+                    );
                 }
             }
         }
@@ -387,11 +410,17 @@ impl Parser<'_> {
             }
         };
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            self.problem(NAME, format!("{raw:?} must be an http:// or https:// origin with a host"));
+            self.problem(
+                NAME,
+                format!("{raw:?} must be an http:// or https:// origin with a host"),
+            );
             return None;
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            self.problem(NAME, format!("{raw:?} must be an origin only (no path, query or fragment)"));
+            self.problem(
+                NAME,
+                format!("{raw:?} must be an origin only (no path, query or fragment)"),
+            );
             return None;
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -411,11 +440,16 @@ impl Parser<'_> {
         if let Some(v) = self.src.var(NAME) {
             let v = v.trim().to_ascii_lowercase();
             if let Err(e) = validate_server_name(&v) {
-                self.problem(NAME, format!("{v:?} is not a valid Matrix server name: {e}"));
+                self.problem(
+                    NAME,
+                    format!("{v:?} is not a valid Matrix server name: {e}"),
+                );
             }
             return (v, true);
         }
-        let Some(origin) = origin else { return (String::new(), false) };
+        let Some(origin) = origin else {
+            return (String::new(), false);
+        };
         (default_server_name(cloudron, origin, app_domain), false)
     }
 
@@ -427,6 +461,11 @@ impl Parser<'_> {
             return Database::Sqlite;
         }
         let mut pg = Postgres {
+            variable: if url.is_some() {
+                URL
+            } else {
+                "CLOUDRON_POSTGRESQL_HOST"
+            },
             host: String::new(),
             port: 5432,
             user: String::new(),
@@ -436,11 +475,16 @@ impl Parser<'_> {
         let problems_before = self.problems.len();
         if let Some(raw) = &url {
             match Url::parse(raw) {
-                Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") && u.host_str().is_some() => {
-                    let decode = |s: &str| {
-                        percent_decode(s).unwrap_or_else(|| s.to_owned())
-                    };
-                    pg.host = u.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+                Ok(u)
+                    if matches!(u.scheme(), "postgres" | "postgresql")
+                        && u.host_str().is_some() =>
+                {
+                    let decode = |s: &str| percent_decode(s).unwrap_or_else(|| s.to_owned());
+                    pg.host = u
+                        .host_str()
+                        .unwrap_or_default()
+                        .trim_matches(['[', ']'])
+                        .to_owned();
                     pg.port = u.port().unwrap_or(5432);
                     pg.user = decode(u.username());
                     pg.password = u.password().map(decode).unwrap_or_default();
@@ -476,7 +520,10 @@ impl Parser<'_> {
         ] {
             if value.is_empty() {
                 let name = if url.is_some() { URL } else { name };
-                self.problem(name, "PostgreSQL settings are incomplete: host, user and database are required");
+                self.problem(
+                    name,
+                    "PostgreSQL settings are incomplete: host, user and database are required",
+                );
                 break;
             }
         }
@@ -501,7 +548,10 @@ impl Parser<'_> {
             missing.push("CLOUDRON_OIDC_CLIENT_SECRET");
         }
         for name in &missing {
-            self.problem(name, "must be set together with the other CLOUDRON_OIDC_* variables");
+            self.problem(
+                name,
+                "must be set together with the other CLOUDRON_OIDC_* variables",
+            );
         }
         let mut url_var = |name: &str| {
             self.parse_with(name, "an http(s) URL", |v| {
@@ -552,11 +602,17 @@ impl Parser<'_> {
             return None;
         }
         let Some(from) = from else {
-            self.problem("CLOUDRON_MAIL_FROM", "must be set with CLOUDRON_MAIL_SMTP_SERVER");
+            self.problem(
+                "CLOUDRON_MAIL_FROM",
+                "must be set with CLOUDRON_MAIL_SMTP_SERVER",
+            );
             return None;
         };
         if !from.contains('@') {
-            self.problem("CLOUDRON_MAIL_FROM", format!("{from:?} is not an email address"));
+            self.problem(
+                "CLOUDRON_MAIL_FROM",
+                format!("{from:?} is not an email address"),
+            );
             return None;
         }
         Some(Mail {
@@ -577,10 +633,18 @@ impl Parser<'_> {
         let secret = self.secret("CLOUDRON_TURN_SECRET");
         let server = server?;
         let Some(secret) = secret else {
-            self.problem("CLOUDRON_TURN_SECRET", "must be set with CLOUDRON_TURN_SERVER");
+            self.problem(
+                "CLOUDRON_TURN_SECRET",
+                "must be set with CLOUDRON_TURN_SERVER",
+            );
             return None;
         };
-        Some(Turn { server, port: port.unwrap_or(3478), tls_port, secret })
+        Some(Turn {
+            server,
+            port: port.unwrap_or(3478),
+            tls_port,
+            secret,
+        })
     }
 
     fn synapse_python(&mut self, cwd: &Path) -> Option<PathBuf> {

@@ -1,4 +1,20 @@
 //! The appliance supervisor as a library, so that its parts can be tested one by one.
+//!
+//! `env` parses the environment, `paths` knows the layout, `secrets` and `state` keep what must
+//! persist, `render` writes the configs, `database` checks PostgreSQL, `child` and `supervise`
+//! run Synapse and MAS, `router` fronts them on the public port.
 
+pub mod bootstrap;
+pub mod child;
+pub mod database;
+pub mod env;
+pub mod fsutil;
+pub mod paths;
+pub mod pid1;
+pub mod privileges;
 pub mod probe;
+pub mod render;
 pub mod router;
+pub mod secrets;
+pub mod state;
+pub mod supervise;

@@ -1,3 +1,283 @@
-//! `appliance`: the supervisor binary.
+//! `appliance`: the supervisor binary (DESIGN §2).
+//!
+//! `run` is the container's entry point; `render`, `check`, `health` and `mas -- ARGS` are
+//! tools for the admin and the image's health check.
 
-fn main() {}
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use supervisor::bootstrap::{self, Problems};
+use supervisor::env::Env;
+use supervisor::paths::{Layout, mas_cli};
+use supervisor::router::{self, RouterConfig};
+use supervisor::supervise::{self, Outcome, Plan};
+use supervisor::{pid1, privileges};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "appliance",
+    version,
+    about = "The Matrix auth appliance: Synapse + built-in MAS behind one port"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render configs, start Synapse and MAS, serve the public port (the container entry point).
+    Run,
+    /// Write the configs (and first-start secrets) into the run dir, then exit.
+    Render,
+    /// Check the environment, the pinned server name and the database, then exit.
+    Check,
+    /// Exit 0 when /healthz on the public port answers 200 (for HEALTHCHECK).
+    Health,
+    /// Run `mas-cli` with the appliance's rendered config: `appliance mas -- manage ...`.
+    Mas {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Run) && pid1::is_pid1() {
+        return exit_code(pid1::run());
+    }
+    init_tracing();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let env = match Env::from_process(&cwd) {
+        Ok(env) => env,
+        Err(errors) => {
+            return report(errors.0.iter().map(ToString::to_string));
+        }
+    };
+    let layout = Layout::new(&env.data_dir, &env.run_dir);
+    match cli.command {
+        Command::Run => run(&env, &layout),
+        Command::Render => render(&env, &layout),
+        Command::Check => check(&env, &layout),
+        Command::Health => health(&env),
+        Command::Mas { args } => mas(&env, &layout, &args),
+    }
+}
+
+fn run(env: &Env, layout: &Layout) -> ExitCode {
+    let (pin, listener) = match block_on(bootstrap::preflight(env, layout, true)) {
+        Ok((pin, Some(listener))) => (pin, listener),
+        Ok((_, None)) => return report(["the public port was not bound".to_owned()]),
+        Err(Problems(lines)) => return report(lines),
+    };
+    if let Err(e) = become_target_user(env, layout) {
+        return report([e]);
+    }
+    let server_name = match bootstrap::prepare(env, layout, &pin) {
+        Ok(name) => name,
+        Err(e) => return report([e]),
+    };
+    tracing::info!(
+        server_name = %server_name,
+        origin = %env.origin_str(),
+        data_dir = %env.data_dir.display(),
+        database = if matches!(env.database, supervisor::env::Database::Sqlite) { "sqlite" } else { "postgres" },
+        "starting"
+    );
+    let python = env.synapse_python.clone().unwrap_or_default();
+    let (migrate, services) = bootstrap::children(env, layout, &python);
+    let rerender_env = env.clone();
+    let rerender_layout = layout.clone();
+    let rerender_name = server_name;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return report([format!("cannot start the async runtime: {e}")]),
+    };
+    let outcome = runtime.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let router_shutdown = CancellationToken::new();
+        let config = RouterConfig {
+            origin: env.origin.clone(),
+            synapse: SocketAddr::from((Ipv4Addr::LOCALHOST, env.synapse_port)),
+            mas: SocketAddr::from((Ipv4Addr::LOCALHOST, env.mas_port)),
+            trusted_proxies: env.proxy_ip.into_iter().collect(),
+        };
+        let router = tokio::spawn(router::serve(
+            listener,
+            config,
+            router_shutdown.clone(),
+            Duration::from_millis(500),
+        ));
+        supervise::run(Plan {
+            migrate,
+            services,
+            router,
+            router_shutdown,
+            rerender: Box::new(move || {
+                bootstrap::render_and_write(&rerender_env, &rerender_layout, &rerender_name)
+            }),
+        })
+        .await
+    });
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match outcome {
+        Ok(Outcome::Stopped) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Failed(reason)) => report([reason]),
+        Err(e) => report([format!("supervisor error: {e}")]),
+    }
+}
+
+fn render(env: &Env, layout: &Layout) -> ExitCode {
+    let pin = match block_on(bootstrap::preflight(env, layout, false)) {
+        Ok((pin, _)) => pin,
+        Err(Problems(lines)) => return report(lines),
+    };
+    if let Err(e) = become_target_user(env, layout) {
+        return report([e]);
+    }
+    match bootstrap::prepare(env, layout, &pin) {
+        Ok(_) => {
+            let mut out = std::io::stdout().lock();
+            for path in [
+                layout.homeserver_yaml(),
+                layout.synapse_log_yaml(),
+                layout.mas_yaml(),
+            ] {
+                let _ = writeln!(out, "{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => report([e]),
+    }
+}
+
+fn check(env: &Env, layout: &Layout) -> ExitCode {
+    match block_on(bootstrap::preflight(env, layout, false)) {
+        Ok((pin, _)) => {
+            let _ = writeln!(
+                std::io::stdout(),
+                "configuration OK (server name {}, data dir {})",
+                pin.server_name(),
+                layout.data.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(Problems(lines)) => report(lines),
+    }
+}
+
+fn health(env: &Env) -> ExitCode {
+    let url: http::Uri = match format!("http://127.0.0.1:{}/healthz", env.http_port).parse() {
+        Ok(u) => u,
+        Err(e) => return report([format!("bad health URL: {e}")]),
+    };
+    match block_on(supervisor::probe::probe(&url, Duration::from_secs(5))) {
+        Ok(()) => {
+            let _ = writeln!(std::io::stdout(), "healthy");
+            ExitCode::SUCCESS
+        }
+        Err(e) => report([format!("unhealthy: {url}: {e}")]),
+    }
+}
+
+/// Replaces this process with `mas-cli -c <run>/mas.yaml ARGS`, rendering first if needed.
+fn mas(env: &Env, layout: &Layout, args: &[std::ffi::OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    if !layout.mas_yaml().exists() {
+        let code = render_quietly(env, layout);
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+    } else if let Err(e) = become_target_user(env, layout) {
+        return report([e]);
+    }
+    let err = std::process::Command::new(mas_cli())
+        .arg("-c")
+        .arg(layout.mas_yaml())
+        .args(args)
+        .exec();
+    report([format!("cannot run {}: {err}", mas_cli().display())])
+}
+
+fn render_quietly(env: &Env, layout: &Layout) -> ExitCode {
+    let pin = match block_on(bootstrap::preflight(env, layout, false)) {
+        Ok((pin, _)) => pin,
+        Err(Problems(lines)) => return report(lines),
+    };
+    if let Err(e) = become_target_user(env, layout) {
+        return report([e]);
+    }
+    match bootstrap::prepare(env, layout, &pin) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => report([e]),
+    }
+}
+
+/// As root with a target user: give it the data and run dirs, then become it.
+fn become_target_user(env: &Env, layout: &Layout) -> Result<(), String> {
+    let target =
+        privileges::target(env.user.as_deref(), env.cloudron).map_err(|e| e.to_string())?;
+    let Some(target) = target else {
+        if privileges::is_root() {
+            tracing::warn!(
+                "running as root; set APPLIANCE_USER to run Synapse and MAS as another user"
+            );
+        }
+        return Ok(());
+    };
+    for dir in [&layout.data, &layout.run] {
+        create_owned_dir(dir)?;
+        privileges::chown_tree(dir, &target).map_err(|e| e.to_string())?;
+    }
+    privileges::drop_to(&target).map_err(|e| e.to_string())?;
+    tracing::info!(user = %target.name, uid = target.uid.as_raw(), "dropped privileges");
+    Ok(())
+}
+
+fn create_owned_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// Runs a future on a single-threaded runtime (before privileges are dropped, no threads
+/// should exist).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime can always be built")
+        .block_on(fut)
+}
+
+/// Prints each problem as one line on stderr and returns the failure exit code.
+fn report(lines: impl IntoIterator<Item = String>) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(err, "appliance: {line}");
+    }
+    ExitCode::FAILURE
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("APPLIANCE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stdout)
+        .init();
+}

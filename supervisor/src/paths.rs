@@ -24,7 +24,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(data: &Path, run: &Path) -> Self {
-        Layout { data: data.to_owned(), run: run.to_owned() }
+        Layout {
+            data: data.to_owned(),
+            run: run.to_owned(),
+        }
     }
 
     /// `<data>/appliance.json`: pinned server_name, first-start time, layout version.
@@ -93,7 +96,10 @@ fn exe_dir() -> PathBuf {
 
 /// The Python with `matrix-synapse`: the image's venv, else the repository's `.venv`.
 pub fn default_synapse_python() -> Option<PathBuf> {
-    [PathBuf::from("/app/code/venv/bin/python"), share_dir().join(".venv/bin/python")]
-        .into_iter()
-        .find(|p| p.exists())
+    [
+        PathBuf::from("/app/code/venv/bin/python"),
+        share_dir().join(".venv/bin/python"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
 }

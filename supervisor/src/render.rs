@@ -17,7 +17,7 @@ mod context;
 mod layers;
 
 pub use context::Context;
-pub use layers::{deep_merge, Ignored};
+pub use layers::{Ignored, deep_merge};
 
 const HOMESERVER_TEMPLATE: &str = include_str!("../../templates/config/homeserver.yaml");
 const SYNAPSE_LOG_TEMPLATE: &str = include_str!("../../templates/config/synapse-log.yaml");
@@ -79,9 +79,15 @@ pub const MAS_OWNED: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("template {name}: {source}")]
-    Template { name: &'static str, source: minijinja::Error },
+    Template {
+        name: &'static str,
+        source: minijinja::Error,
+    },
     #[error("template {name} did not render to valid YAML: {source}")]
-    TemplateYaml { name: &'static str, source: serde_yaml::Error },
+    TemplateYaml {
+        name: &'static str,
+        source: serde_yaml::Error,
+    },
     #[error("{path}: {message}")]
     Override { path: String, message: String },
     #[error("cannot write {path}: {source}")]
@@ -119,12 +125,20 @@ pub fn render(env: &Env, layout: &Layout, server_name: &str) -> Result<Rendered,
         &mut ignored,
     )?;
     let synapse_log = render_template("synapse-log.yaml", SYNAPSE_LOG_TEMPLATE, &ctx)?;
-    Ok(Rendered { homeserver, synapse_log, mas, ignored })
+    Ok(Rendered {
+        homeserver,
+        synapse_log,
+        mas,
+        ignored,
+    })
 }
 
 /// Writes the rendered files into the run dir (created 0700 if missing), each 0600.
 pub fn write(layout: &Layout, rendered: &Rendered) -> Result<(), RenderError> {
-    let write_err = |path: &Path, source| RenderError::Write { path: path.display().to_string(), source };
+    let write_err = |path: &Path, source| RenderError::Write {
+        path: path.display().to_string(),
+        source,
+    };
     ensure_dir(&layout.run, 0o700).map_err(|e| write_err(&layout.run, e))?;
     for (path, contents) in [
         (layout.homeserver_yaml(), &rendered.homeserver),
@@ -142,7 +156,11 @@ fn render_template(name: &'static str, source: &str, ctx: &Context) -> Result<St
     jinja.set_keep_trailing_newline(true);
     let err = |source| RenderError::Template { name, source };
     jinja.add_template(name, source).map_err(err)?;
-    jinja.get_template(name).map_err(err)?.render(ctx).map_err(err)
+    jinja
+        .get_template(name)
+        .map_err(err)?
+        .render(ctx)
+        .map_err(err)
 }
 
 /// Applies the override file (if any) over `rendered`, then restores owned keys and drops
@@ -161,7 +179,7 @@ fn layered(
     let Some(overrides) = overrides else {
         return Ok(rendered.to_owned());
     };
-    let (merged, mut dropped) = layers::apply(base, &overrides, owned, forbidden);
+    let (merged, mut dropped) = layers::apply(&base, &overrides, owned, forbidden);
     for d in &mut dropped {
         d.file = override_path.display().to_string();
     }
@@ -187,7 +205,10 @@ fn read_overrides(path: &Path) -> Result<Option<Value>, RenderError> {
             });
         }
     };
-    let bad = |message: String| RenderError::Override { path: path.display().to_string(), message };
+    let bad = |message: String| RenderError::Override {
+        path: path.display().to_string(),
+        message,
+    };
     match serde_yaml::from_str::<Value>(&text) {
         Ok(Value::Null) => Ok(None),
         Ok(v @ Value::Mapping(_)) => Ok(Some(v)),

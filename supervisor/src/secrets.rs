@@ -42,12 +42,21 @@ pub fn ensure_secrets(
 }
 
 fn io_err(path: &Path, source: io::Error) -> SecretsError {
-    SecretsError::Io { path: path.display().to_string(), source }
+    SecretsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The contents of one secret file.
-fn generate(name: &'static str, rng: &mut (impl RngCore + CryptoRng)) -> Result<String, SecretsError> {
-    let fail = |e: &dyn std::fmt::Display| SecretsError::Generate { name, message: e.to_string() };
+fn generate(
+    name: &'static str,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<String, SecretsError> {
+    let fail = |e: &dyn std::fmt::Display| SecretsError::Generate {
+        name,
+        message: e.to_string(),
+    };
     Ok(match name {
         "synapse_signing.key" => synapse_signing_key(rng),
         "mas_encryption_key" => {
@@ -58,12 +67,16 @@ fn generate(name: &'static str, rng: &mut (impl RngCore + CryptoRng)) -> Result<
         "mas_rsa.pem" => {
             use rsa::pkcs8::{EncodePrivateKey, LineEnding};
             let key = rsa::RsaPrivateKey::new(rng, 2048).map_err(|e| fail(&e))?;
-            key.to_pkcs8_pem(LineEnding::LF).map_err(|e| fail(&e))?.to_string()
+            key.to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| fail(&e))?
+                .to_string()
         }
         "mas_ec_p256.pem" => {
             use p256::pkcs8::{EncodePrivateKey, LineEnding};
             let key = p256::SecretKey::random(rng);
-            key.to_pkcs8_pem(LineEnding::LF).map_err(|e| fail(&e))?.to_string()
+            key.to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| fail(&e))?
+                .to_string()
         }
         // synapse_macaroon, synapse_form_secret, synapse_registration_secret,
         // mas_synapse_shared_secret: 64 alphanumerics (~380 bits).
@@ -96,7 +109,10 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let created = ensure_secrets(&layout, &mut rng).unwrap();
         assert_eq!(created, SECRET_FILES.to_vec());
-        let dir_mode = std::fs::metadata(layout.secrets_dir()).unwrap().permissions().mode();
+        let dir_mode = std::fs::metadata(layout.secrets_dir())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         for name in SECRET_FILES {
             let meta = std::fs::metadata(layout.secret(name)).unwrap();
@@ -110,8 +126,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let layout = layout(tmp.path());
         ensure_secrets(&layout, &mut rand::rngs::StdRng::seed_from_u64(1)).unwrap();
-        let before: Vec<Vec<u8>> =
-            SECRET_FILES.iter().map(|n| std::fs::read(layout.secret(n)).unwrap()).collect();
+        let before: Vec<Vec<u8>> = SECRET_FILES
+            .iter()
+            .map(|n| std::fs::read(layout.secret(n)).unwrap())
+            .collect();
         // A different RNG would produce different values if anything were rewritten.
         std::fs::remove_file(layout.secret("synapse_macaroon")).unwrap();
         let created = ensure_secrets(&layout, &mut rand::rngs::StdRng::seed_from_u64(2)).unwrap();

@@ -4,7 +4,7 @@ use url::Url;
 
 /// The default server name (DESIGN §4): on Cloudron the app domain minus its first label when
 /// it has three or more labels (`matrix.example.com` → `example.com`), else the app domain;
-/// elsewhere the origin's host (with its port when the origin has an explicit one).
+/// elsewhere the origin's host.
 pub fn default_server_name(cloudron: bool, origin: &Url, app_domain: &str) -> String {
     if cloudron {
         let labels: Vec<&str> = app_domain.split('.').collect();
@@ -13,11 +13,7 @@ pub fn default_server_name(cloudron: bool, origin: &Url, app_domain: &str) -> St
         }
         return app_domain.to_owned();
     }
-    let host = origin.host_str().unwrap_or_default().to_ascii_lowercase();
-    match origin.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    }
+    origin.host_str().unwrap_or_default().to_ascii_lowercase()
 }
 
 /// Checks `name` against the grammar `server_name = hostname [ ":" port ]`, where hostname is
@@ -31,8 +27,11 @@ pub fn validate_server_name(name: &str) -> Result<(), String> {
         return Err("it is longer than 255 characters".to_owned());
     }
     let (host, port) = if let Some(rest) = name.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']').ok_or("an IPv6 literal needs a closing ]")?;
-        v6.parse::<std::net::Ipv6Addr>().map_err(|_| format!("[{v6}] is not an IPv6 address"))?;
+        let (v6, after) = rest
+            .split_once(']')
+            .ok_or("an IPv6 literal needs a closing ]")?;
+        v6.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("[{v6}] is not an IPv6 address"))?;
         match after {
             "" => (None, None),
             _ => match after.strip_prefix(':') {

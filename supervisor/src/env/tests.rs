@@ -4,13 +4,20 @@ use std::path::Path;
 use super::*;
 
 fn parse(vars: &[(&str, &str)]) -> Result<Env, EnvErrors> {
-    let map: BTreeMap<String, String> =
-        vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     Env::parse(&map, Path::new("/srv/app"))
 }
 
 fn problems(vars: &[(&str, &str)]) -> Vec<String> {
-    parse(vars).unwrap_err().0.iter().map(ToString::to_string).collect()
+    parse(vars)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
@@ -18,12 +25,15 @@ fn empty_environment_gives_the_local_defaults() {
     let env = parse(&[]).unwrap();
     assert!(!env.cloudron);
     assert_eq!(env.origin_str(), "http://localhost:8000");
-    assert_eq!(env.server_name, "localhost:8000");
+    assert_eq!(env.server_name, "localhost");
     assert!(!env.server_name_explicit);
     assert_eq!(env.database, Database::Sqlite);
     assert_eq!(env.data_dir, Path::new("/srv/app/data"));
     assert_eq!(env.run_dir, Path::new("/srv/app/data/run"));
-    assert_eq!((env.http_port, env.synapse_port, env.mas_port), (8000, 8008, 8080));
+    assert_eq!(
+        (env.http_port, env.synapse_port, env.mas_port),
+        (8000, 8008, 8080)
+    );
     assert_eq!(env.stop_timeout, Duration::from_secs(10));
     assert_eq!(env.db_wait, Duration::from_secs(30));
     assert!(env.password_login);
@@ -76,10 +86,26 @@ fn explicit_server_name_is_validated_and_marked() {
 
 #[test]
 fn server_name_grammar() {
-    for ok in ["example.com", "localhost:8448", "1.2.3.4", "[::1]", "[::1]:8448", "a-b.c"] {
+    for ok in [
+        "example.com",
+        "localhost:8448",
+        "1.2.3.4",
+        "[::1]",
+        "[::1]:8448",
+        "a-b.c",
+    ] {
         assert!(validate_server_name(ok).is_ok(), "{ok}");
     }
-    for bad in ["", "exa mple.com", "example.com:0", "example.com:99999", "[::1", "[zz]", "a..b", "x_y"] {
+    for bad in [
+        "",
+        "exa mple.com",
+        "example.com:0",
+        "example.com:99999",
+        "[::1",
+        "[zz]",
+        "a..b",
+        "x_y",
+    ] {
         assert!(validate_server_name(bad).is_err(), "{bad}");
     }
 }
@@ -88,12 +114,19 @@ fn server_name_grammar() {
 fn unparseable_origin_names_the_variable() {
     let p = problems(&[("CLOUDRON_APP_ORIGIN", "not a url")]);
     assert_eq!(p.len(), 1);
-    assert!(p[0].starts_with("CLOUDRON_APP_ORIGIN: \"not a url\" is not a valid URL"), "{p:?}");
+    assert!(
+        p[0].starts_with("CLOUDRON_APP_ORIGIN: \"not a url\" is not a valid URL"),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn origin_with_path_or_other_scheme_is_refused() {
-    for bad in ["https://example.com/matrix", "ftp://example.com", "https://u:p@example.com"] {
+    for bad in [
+        "https://example.com/matrix",
+        "ftp://example.com",
+        "https://u:p@example.com",
+    ] {
         let p = problems(&[("CLOUDRON_APP_ORIGIN", bad)]);
         assert!(p[0].starts_with("CLOUDRON_APP_ORIGIN: "), "{bad}: {p:?}");
     }
@@ -126,21 +159,34 @@ fn ports_must_be_valid_and_distinct() {
     assert!(problems(&[("APPLIANCE_MAS_PORT", "0")])[0].starts_with("APPLIANCE_MAS_PORT: "));
     assert!(problems(&[("APPLIANCE_MAS_PORT", "70000")])[0].starts_with("APPLIANCE_MAS_PORT: "));
     let p = problems(&[("APPLIANCE_MAS_PORT", "8008")]);
-    assert_eq!(p, ["APPLIANCE_MAS_PORT: port 8008 is also used by APPLIANCE_SYNAPSE_PORT; each needs its own"]);
+    assert_eq!(
+        p,
+        [
+            "APPLIANCE_MAS_PORT: port 8008 is also used by APPLIANCE_SYNAPSE_PORT; each needs its own"
+        ]
+    );
 }
 
 #[test]
 fn postgres_from_url_with_encoded_password() {
-    let env = parse(&[("CLOUDRON_POSTGRESQL_URL", "postgres://user:p%40ss%2Fw@db.local:6543/mydb")])
-        .unwrap();
-    let Database::Postgres(pg) = env.database else { panic!("expected PostgreSQL") };
+    let env = parse(&[(
+        "CLOUDRON_POSTGRESQL_URL",
+        "postgres://user:p%40ss%2Fw@db.local:6543/mydb",
+    )])
+    .unwrap();
+    let Database::Postgres(pg) = env.database else {
+        panic!("expected PostgreSQL")
+    };
     assert_eq!(pg.host, "db.local");
     assert_eq!(pg.port, 6543);
     assert_eq!(pg.user, "user");
     assert_eq!(pg.password, "p@ss/w");
     assert_eq!(pg.database, "mydb");
     assert_eq!(pg.url(), "postgresql://user:p%40ss%2Fw@db.local:6543/mydb");
-    assert!(!format!("{pg:?}").contains("p@ss"), "Debug must not show the password");
+    assert!(
+        !format!("{pg:?}").contains("p@ss"),
+        "Debug must not show the password"
+    );
 }
 
 #[test]
@@ -156,8 +202,13 @@ fn postgres_from_split_variables_and_password_file() {
         ("CLOUDRON_POSTGRESQL_DATABASE", "db"),
     ])
     .unwrap();
-    let Database::Postgres(pg) = env.database else { panic!("expected PostgreSQL") };
-    assert_eq!((pg.host.as_str(), pg.password.as_str()), ("postgresql", "s3cret"));
+    let Database::Postgres(pg) = env.database else {
+        panic!("expected PostgreSQL")
+    };
+    assert_eq!(
+        (pg.host.as_str(), pg.password.as_str()),
+        ("postgresql", "s3cret")
+    );
 }
 
 #[test]
@@ -170,21 +221,36 @@ fn bad_postgres_url_never_echoes_the_password() {
 
 #[test]
 fn secret_and_secret_file_together_are_refused() {
-    let p = problems(&[("CLOUDRON_TURN_SERVER", "turn.example.com"), ("CLOUDRON_TURN_SECRET", "a"), ("CLOUDRON_TURN_SECRET_FILE", "/x")]);
-    assert!(p.iter().any(|l| l.starts_with("CLOUDRON_TURN_SECRET: set either")), "{p:?}");
+    let p = problems(&[
+        ("CLOUDRON_TURN_SERVER", "turn.example.com"),
+        ("CLOUDRON_TURN_SECRET", "a"),
+        ("CLOUDRON_TURN_SECRET_FILE", "/x"),
+    ]);
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("CLOUDRON_TURN_SECRET: set either")),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn missing_secret_file_is_reported() {
     let p = problems(&[("CLOUDRON_OIDC_CLIENT_SECRET_FILE", "/nonexistent/secret")]);
-    assert!(p.iter().any(|l| l.starts_with("CLOUDRON_OIDC_CLIENT_SECRET_FILE: cannot read")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("CLOUDRON_OIDC_CLIENT_SECRET_FILE: cannot read")),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn oidc_needs_issuer_client_id_and_secret_and_turns_password_login_off() {
     let p = problems(&[("CLOUDRON_OIDC_ISSUER", "https://my.example.com")]);
     assert!(p.iter().any(|l| l.starts_with("CLOUDRON_OIDC_CLIENT_ID: ")));
-    assert!(p.iter().any(|l| l.starts_with("CLOUDRON_OIDC_CLIENT_SECRET: ")));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("CLOUDRON_OIDC_CLIENT_SECRET: "))
+    );
 
     let vars = [
         ("CLOUDRON_OIDC_ISSUER", "https://my.example.com"),
@@ -194,7 +260,10 @@ fn oidc_needs_issuer_client_id_and_secret_and_turns_password_login_off() {
     ];
     let env = parse(&vars).unwrap();
     assert_eq!(env.oidc.as_ref().unwrap().provider_name, "My Cloudron");
-    assert!(!env.password_login, "SSO-only by default when the platform IdP is configured");
+    assert!(
+        !env.password_login,
+        "SSO-only by default when the platform IdP is configured"
+    );
     assert!(!format!("{:?}", env.oidc).contains("csecret"));
 
     let mut with_override = vars.to_vec();
@@ -206,7 +275,10 @@ fn oidc_needs_issuer_client_id_and_secret_and_turns_password_login_off() {
 fn mail_needs_a_port_and_a_sender() {
     let p = problems(&[("CLOUDRON_MAIL_SMTP_SERVER", "mail")]);
     assert!(p[0].starts_with("CLOUDRON_MAIL_SMTP_PORT: "));
-    let p = problems(&[("CLOUDRON_MAIL_SMTP_SERVER", "mail"), ("CLOUDRON_MAIL_SMTP_PORT", "2525")]);
+    let p = problems(&[
+        ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
+        ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
+    ]);
     assert!(p[0].starts_with("CLOUDRON_MAIL_FROM: "));
     let env = parse(&[
         ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
@@ -219,7 +291,11 @@ fn mail_needs_a_port_and_a_sender() {
 
 #[test]
 fn turn_defaults_its_port() {
-    let env = parse(&[("CLOUDRON_TURN_SERVER", "turn.example.com"), ("CLOUDRON_TURN_SECRET", "t")]).unwrap();
+    let env = parse(&[
+        ("CLOUDRON_TURN_SERVER", "turn.example.com"),
+        ("CLOUDRON_TURN_SECRET", "t"),
+    ])
+    .unwrap();
     let turn = env.turn.unwrap();
     assert_eq!((turn.port, turn.tls_port), (3478, None));
 }
@@ -227,7 +303,10 @@ fn turn_defaults_its_port() {
 #[test]
 fn synapse_python_must_exist_when_given() {
     let p = problems(&[("APPLIANCE_SYNAPSE_PYTHON", "/nonexistent/python")]);
-    assert_eq!(p, ["APPLIANCE_SYNAPSE_PYTHON: /nonexistent/python does not exist"]);
+    assert_eq!(
+        p,
+        ["APPLIANCE_SYNAPSE_PYTHON: /nonexistent/python does not exist"]
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::env::{Database, Env};
-use crate::paths::{share_dir, Layout};
+use crate::paths::{Layout, share_dir};
 
 /// Template context for `templates/config/*`.
 #[derive(Debug, Serialize)]

@@ -32,7 +32,7 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
 /// Layers `overrides` over `base`, restoring `owned` keys from `base` and removing
 /// `forbidden` ones. Returns the result and each override that was dropped.
 pub(super) fn apply(
-    base: Value,
+    base: &Value,
     overrides: &Value,
     owned: &[&str],
     forbidden: &[&str],
@@ -47,7 +47,7 @@ pub(super) fn apply(
                 key: (*key).to_owned(),
                 reason: "the appliance sets this key itself",
             });
-            match get(&base, key) {
+            match get(base, key) {
                 Some(v) => set(&mut merged, key, v.clone()),
                 None => remove(&mut merged, key),
             }
@@ -67,7 +67,9 @@ pub(super) fn apply(
 }
 
 fn get<'v>(value: &'v Value, dotted: &str) -> Option<&'v Value> {
-    dotted.split('.').try_fold(value, |v, part| v.as_mapping()?.get(part))
+    dotted
+        .split('.')
+        .try_fold(value, |v, part| v.as_mapping()?.get(part))
 }
 
 fn set(value: &mut Value, dotted: &str, new: Value) {
@@ -76,7 +78,9 @@ fn set(value: &mut Value, dotted: &str, new: Value) {
     let mut cur = value;
     for part in parts {
         let Value::Mapping(m) = cur else { return };
-        cur = m.entry(Value::from(part)).or_insert_with(|| Value::Mapping(Mapping::new()));
+        cur = m
+            .entry(Value::from(part))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
     }
     if let Value::Mapping(m) = cur {
         m.insert(Value::from(last), new);

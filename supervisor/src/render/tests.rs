@@ -6,8 +6,10 @@ use serde_yaml::Value;
 use super::*;
 
 fn env(vars: &[(&str, &str)]) -> Env {
-    let map: BTreeMap<String, String> =
-        vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     Env::parse(&map, Path::new("/srv")).unwrap()
 }
 
@@ -33,7 +35,11 @@ fn at(v: &Value, dotted: &str) -> Value {
 fn sqlite_homeserver_has_the_mas_wiring_and_data_paths() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
-    let env = env(&[("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"), ("APPLIANCE_SYNAPSE_PORT", "9008"), ("APPLIANCE_MAS_PORT", "9080")]);
+    let env = env(&[
+        ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+        ("APPLIANCE_SYNAPSE_PORT", "9008"),
+        ("APPLIANCE_MAS_PORT", "9080"),
+    ]);
     let r = render(&env, &layout, "example.com").unwrap();
     let hs = yaml(&r.homeserver);
     let data = layout.data.display().to_string();
@@ -44,11 +50,23 @@ fn sqlite_homeserver_has_the_mas_wiring_and_data_paths() {
     assert_eq!(at(&hs, "listeners.0.bind_addresses.0"), "127.0.0.1");
     assert_eq!(at(&hs, "listeners.0.x_forwarded"), true);
     assert_eq!(at(&hs, "database.name"), "sqlite3");
-    assert_eq!(at(&hs, "database.args.database"), format!("{data}/synapse/homeserver.db").as_str());
-    assert_eq!(at(&hs, "media_store_path"), format!("{data}/synapse/media_store").as_str());
-    assert_eq!(at(&hs, "signing_key_path"), format!("{data}/secrets/synapse_signing.key").as_str());
+    assert_eq!(
+        at(&hs, "database.args.database"),
+        format!("{data}/synapse/homeserver.db").as_str()
+    );
+    assert_eq!(
+        at(&hs, "media_store_path"),
+        format!("{data}/synapse/media_store").as_str()
+    );
+    assert_eq!(
+        at(&hs, "signing_key_path"),
+        format!("{data}/secrets/synapse_signing.key").as_str()
+    );
     assert_eq!(at(&hs, "matrix_authentication_service.enabled"), true);
-    assert_eq!(at(&hs, "matrix_authentication_service.endpoint"), "http://127.0.0.1:9080/auth/");
+    assert_eq!(
+        at(&hs, "matrix_authentication_service.endpoint"),
+        "http://127.0.0.1:9080/auth/"
+    );
     assert_eq!(
         at(&hs, "matrix_authentication_service.secret_path"),
         format!("{data}/secrets/mas_synapse_shared_secret").as_str()
@@ -56,11 +74,20 @@ fn sqlite_homeserver_has_the_mas_wiring_and_data_paths() {
     assert!(hs.get("turn_uris").is_none() && hs.get("email").is_none());
 
     let mas = yaml(&r.mas);
-    assert_eq!(at(&mas, "http.public_base"), "https://matrix.example.com/auth/");
+    assert_eq!(
+        at(&mas, "http.public_base"),
+        "https://matrix.example.com/auth/"
+    );
     assert_eq!(at(&mas, "http.issuer"), "https://matrix.example.com/auth/");
     assert_eq!(at(&mas, "http.listeners.0.prefix"), "/auth");
-    assert_eq!(at(&mas, "http.listeners.0.binds.0.address"), "127.0.0.1:9080");
-    assert_eq!(at(&mas, "database.uri"), format!("sqlite://{data}/mas/mas.db").as_str());
+    assert_eq!(
+        at(&mas, "http.listeners.0.binds.0.address"),
+        "127.0.0.1:9080"
+    );
+    assert_eq!(
+        at(&mas, "database.uri"),
+        format!("sqlite://{data}/mas/mas.db").as_str()
+    );
     assert!(mas["database"].get("schema").is_none());
     assert_eq!(at(&mas, "matrix.homeserver"), "example.com");
     assert_eq!(at(&mas, "matrix.endpoint"), "http://127.0.0.1:9008/");
@@ -75,7 +102,11 @@ fn postgres_puts_synapse_in_public_and_mas_in_schema_mas() {
     let hs = yaml(&r.homeserver);
     assert_eq!(at(&hs, "database.name"), "psycopg2");
     assert_eq!(at(&hs, "database.args.user"), "u");
-    assert_eq!(at(&hs, "database.args.password"), "p\"w", "quotes survive YAML rendering");
+    assert_eq!(
+        at(&hs, "database.args.password"),
+        "p\"w",
+        "quotes survive YAML rendering"
+    );
     assert_eq!(at(&hs, "database.args.dbname"), "app");
     assert_eq!(at(&hs, "database.args.host"), "db");
     assert_eq!(at(&hs, "database.args.port"), 5433);
@@ -97,14 +128,27 @@ fn turn_and_mail_are_rendered_for_synapse() {
         ("CLOUDRON_MAIL_FROM", "matrix@example.com"),
         ("CLOUDRON_MAIL_FROM_DISPLAY_NAME", "Example Chat"),
     ]);
-    let hs = yaml(&render(&env, &layout(tmp.path()), "localhost").unwrap().homeserver);
-    assert_eq!(at(&hs, "turn_uris.0"), "turn:turn.example.com:3478?transport=udp");
-    assert_eq!(at(&hs, "turn_uris.2"), "turns:turn.example.com:5349?transport=tcp");
+    let hs = yaml(
+        &render(&env, &layout(tmp.path()), "localhost")
+            .unwrap()
+            .homeserver,
+    );
+    assert_eq!(
+        at(&hs, "turn_uris.0"),
+        "turn:turn.example.com:3478?transport=udp"
+    );
+    assert_eq!(
+        at(&hs, "turn_uris.2"),
+        "turns:turn.example.com:5349?transport=tcp"
+    );
     assert_eq!(at(&hs, "turn_shared_secret"), "tsecret");
     assert_eq!(at(&hs, "email.smtp_host"), "mail");
     assert_eq!(at(&hs, "email.smtp_port"), 2525);
     assert_eq!(at(&hs, "email.force_tls"), false);
-    assert_eq!(at(&hs, "email.notif_from"), "\"Example Chat\" <matrix@example.com>");
+    assert_eq!(
+        at(&hs, "email.notif_from"),
+        "\"Example Chat\" <matrix@example.com>"
+    );
 }
 
 #[test]
@@ -129,20 +173,43 @@ fn operator_overrides_merge_but_owned_and_forbidden_keys_are_ignored() {
     .unwrap();
     let r = render(&env(&[]), &layout, "localhost").unwrap();
     let hs = yaml(&r.homeserver);
-    assert_eq!(at(&hs, "max_upload_size"), "500M", "an operator default wins over ours");
+    assert_eq!(
+        at(&hs, "max_upload_size"),
+        "500M",
+        "an operator default wins over ours"
+    );
     assert_eq!(at(&hs, "retention.enabled"), true, "new keys are added");
     assert_eq!(at(&hs, "server_name"), "localhost", "owned key restored");
     assert_eq!(at(&hs, "listeners.0.port"), 8008, "owned key restored");
-    assert!(hs.get("enable_registration").is_none(), "forbidden key dropped");
-    assert!(hs["password_config"].get("enabled").is_none(), "forbidden key dropped");
-    assert_eq!(at(&hs, "password_config.policy.minimum_length"), 12, "siblings kept");
+    assert!(
+        hs.get("enable_registration").is_none(),
+        "forbidden key dropped"
+    );
+    assert!(
+        hs["password_config"].get("enabled").is_none(),
+        "forbidden key dropped"
+    );
+    assert_eq!(
+        at(&hs, "password_config.policy.minimum_length"),
+        12,
+        "siblings kept"
+    );
     let mas = yaml(&r.mas);
     assert_eq!(at(&mas, "account.password_registration_enabled"), true);
     assert_eq!(at(&mas, "matrix.endpoint"), "http://127.0.0.1:8008/");
 
     let mut keys: Vec<&str> = r.ignored.iter().map(|i| i.key.as_str()).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["enable_registration", "listeners", "matrix", "password_config.enabled", "server_name"]);
+    assert_eq!(
+        keys,
+        [
+            "enable_registration",
+            "listeners",
+            "matrix",
+            "password_config.enabled",
+            "server_name"
+        ]
+    );
     assert!(r.ignored.iter().all(|i| i.file.ends_with(".yaml")));
 }
 
@@ -151,11 +218,22 @@ fn invalid_override_names_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
     std::fs::create_dir_all(layout.overrides_dir()).unwrap();
-    std::fs::write(layout.overrides_dir().join("homeserver.yaml"), "a: [unclosed\n").unwrap();
-    let err = render(&env(&[]), &layout, "localhost").unwrap_err().to_string();
-    assert!(err.contains("config/homeserver.yaml: is not valid YAML"), "{err}");
+    std::fs::write(
+        layout.overrides_dir().join("homeserver.yaml"),
+        "a: [unclosed\n",
+    )
+    .unwrap();
+    let err = render(&env(&[]), &layout, "localhost")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config/homeserver.yaml: is not valid YAML"),
+        "{err}"
+    );
     std::fs::write(layout.overrides_dir().join("homeserver.yaml"), "- a list\n").unwrap();
-    let err = render(&env(&[]), &layout, "localhost").unwrap_err().to_string();
+    let err = render(&env(&[]), &layout, "localhost")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("must be a YAML mapping"), "{err}");
 }
 
@@ -166,7 +244,11 @@ fn written_configs_are_private() {
     let layout = layout(tmp.path());
     let r = render(&env(&[]), &layout, "localhost").unwrap();
     write(&layout, &r).unwrap();
-    for p in [layout.homeserver_yaml(), layout.synapse_log_yaml(), layout.mas_yaml()] {
+    for p in [
+        layout.homeserver_yaml(),
+        layout.synapse_log_yaml(),
+        layout.mas_yaml(),
+    ] {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", p.display());
     }

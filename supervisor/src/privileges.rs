@@ -1,0 +1,110 @@
+//! Running as the right user (DESIGN §2): started as root with a target user (`cloudron` on
+//! Cloudron, else `APPLIANCE_USER`), the supervisor gives the data and run dirs to that user
+//! and then drops its own privileges, so that every child runs as that user too. Started as
+//! non-root, it runs as is.
+
+use std::path::Path;
+
+use nix::unistd::{Gid, Uid, User};
+
+/// The account to become.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+    pub home: std::path::PathBuf,
+}
+
+/// Errors while preparing or dropping privileges.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    #[error("{var}: there is no user named {name:?} on this system")]
+    NoSuchUser { var: &'static str, name: String },
+    #[error("cannot change the owner of {path}: {source}")]
+    Chown {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot switch to user {name:?}: {source}")]
+    Switch { name: String, source: nix::Error },
+}
+
+/// Whether we run as root.
+pub fn is_root() -> bool {
+    Uid::effective().is_root()
+}
+
+/// Resolves the user to run as: `None` when not root or when no user is configured.
+pub fn target(user: Option<&str>, cloudron: bool) -> Result<Option<Target>, PrivilegeError> {
+    let Some(name) = user else { return Ok(None) };
+    if !is_root() {
+        return Ok(None);
+    }
+    let var = if cloudron {
+        "CLOUDRON"
+    } else {
+        "APPLIANCE_USER"
+    };
+    let found = User::from_name(name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| PrivilegeError::NoSuchUser {
+            var,
+            name: name.to_owned(),
+        })?;
+    Ok(Some(Target {
+        name: found.name,
+        uid: found.uid,
+        gid: found.gid,
+        home: found.dir,
+    }))
+}
+
+/// Gives `dir` and everything below it to `target` (symlinks themselves, never their targets).
+pub fn chown_tree(dir: &Path, target: &Target) -> Result<(), PrivilegeError> {
+    let chown = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(target.uid.as_raw()), Some(target.gid.as_raw()))
+            .map_err(|source| PrivilegeError::Chown {
+                path: path.display().to_string(),
+                source,
+            })
+    };
+    if !dir.exists() {
+        return Ok(());
+    }
+    chown(dir)?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| PrivilegeError::Chown {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    if meta.is_dir() {
+        let entries = std::fs::read_dir(dir).map_err(|source| PrivilegeError::Chown {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir {
+                chown_tree(&path, target)?
+            } else {
+                chown(&path)?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Becomes `target` for good: supplementary groups, then group, then user.
+/// Call before any thread is started.
+pub fn drop_to(target: &Target) -> Result<(), PrivilegeError> {
+    let switch = |source| PrivilegeError::Switch {
+        name: target.name.clone(),
+        source,
+    };
+    nix::unistd::setgroups(&[target.gid]).map_err(switch)?;
+    nix::unistd::setgid(target.gid).map_err(switch)?;
+    nix::unistd::setuid(target.uid).map_err(switch)?;
+    Ok(())
+}
