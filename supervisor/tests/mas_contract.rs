@@ -1,0 +1,51 @@
+//! The one place the supervisor depends on `mas` (a dev-dependency): a `mas.yaml` rendered
+//! from fixture environments must load into MAS's own config types and validate cleanly.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use supervisor::env::Env;
+use supervisor::paths::Layout;
+use supervisor::{render, secrets, state};
+
+fn render_for(vars: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let map: BTreeMap<String, String> =
+        vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let env = Env::parse(&map, Path::new("/")).unwrap();
+    let layout = Layout::new(&tmp.path().join("data"), &tmp.path().join("run"));
+    let pin = state::check(&layout, &env).unwrap();
+    secrets::ensure_secrets(&layout, &mut rand::rngs::OsRng).unwrap();
+    let rendered = render::render(&env, &layout, pin.server_name()).unwrap();
+    (tmp, rendered.mas)
+}
+
+fn load_and_validate(yaml: &str) -> mas::config::RootConfig {
+    let config = mas::config::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n---\n{yaml}"));
+    let problems = config.validate();
+    assert!(problems.is_empty(), "{problems:?}\n---\n{yaml}");
+    config
+}
+
+#[test]
+fn rendered_mas_config_loads_on_sqlite() {
+    let (_tmp, yaml) = render_for(&[("CLOUDRON_APP_ORIGIN", "https://matrix.example.com")]);
+    let config = load_and_validate(&yaml);
+    assert_eq!(config.http.public_base.as_str(), "https://matrix.example.com/auth/");
+}
+
+#[test]
+fn rendered_mas_config_loads_on_postgres_with_mail_and_sso_env() {
+    let (_tmp, yaml) = render_for(&[
+        ("CLOUDRON", "1"),
+        ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+        ("CLOUDRON_APP_DOMAIN", "matrix.example.com"),
+        ("CLOUDRON_POSTGRESQL_URL", "postgres://user:pw@postgresql:5432/db"),
+        ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
+        ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
+        ("CLOUDRON_MAIL_FROM", "matrix@example.com"),
+        ("CLOUDRON_MAIL_FROM_DISPLAY_NAME", "Example \"Chat\""),
+    ]);
+    let config = load_and_validate(&yaml);
+    assert_eq!(config.matrix.homeserver, "example.com");
+}
