@@ -1,8 +1,14 @@
 //! The built-in Matrix Authentication Service: an OAuth 2.0 / OpenID Connect server for one
 //! Matrix homeserver, compatible on the wire with upstream MAS. The binary `mas-cli` is a thin
-//! wrapper around [`cli::run`].
+//! wrapper around [`cli::main`].
 
+pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+mod health;
+pub mod lifecycle;
+pub mod routes;
 pub mod storage;
+pub mod telemetry;

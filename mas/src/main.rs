@@ -1,3 +1,5 @@
 //! `mas-cli`: the built-in Matrix Authentication Service's command line.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    mas::cli::main()
+}

@@ -129,6 +129,22 @@ pub enum Resource {
     AdminApi {},
 }
 
+impl Resource {
+    /// The resource's `name` in the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Health {} => "health",
+            Self::Prometheus {} => "prometheus",
+            Self::Discovery {} => "discovery",
+            Self::Human {} => "human",
+            Self::OAuth {} => "oauth",
+            Self::Compat {} => "compat",
+            Self::Assets { .. } => "assets",
+            Self::AdminApi {} => "adminapi",
+        }
+    }
+}
+
 fn default_assets_path() -> Utf8PathBuf {
     Utf8PathBuf::from("assets")
 }
@@ -289,6 +305,27 @@ mod tests {
             port: Some(80),
         };
         assert_eq!(bind.socket_address().as_deref(), Some("[::1]:80"));
+    }
+
+    #[test]
+    fn resource_names_match_their_serialized_tag() {
+        let resources = [
+            Resource::Health {},
+            Resource::Prometheus {},
+            Resource::Discovery {},
+            Resource::Human {},
+            Resource::OAuth {},
+            Resource::Compat {},
+            Resource::Assets { path: "a".into() },
+            Resource::AdminApi {},
+        ];
+        for resource in resources {
+            let yaml = serde_yaml::to_string(&resource).unwrap();
+            assert!(
+                yaml.starts_with(&format!("name: {}\n", resource.name())),
+                "{yaml}"
+            );
+        }
     }
 
     #[test]

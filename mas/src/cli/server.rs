@@ -1,0 +1,55 @@
+//! `mas-cli server`: checks the configuration and the database, then serves every listener
+//! until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use camino::Utf8PathBuf;
+
+use crate::app::{self, AppState};
+use crate::clock::SystemClock;
+use crate::lifecycle::{self, BoundListener, StopSignals};
+use crate::routes::UrlBuilder;
+use crate::storage::{self, Database};
+
+pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut signals = StopSignals::install()?;
+    let config = super::load_valid(files, None)?;
+    let db = Database::connect(&config.database).await?;
+    storage::ensure_up_to_date(&db).await?;
+
+    let state = AppState {
+        db: db.clone(),
+        clock: Arc::new(SystemClock),
+        urls: UrlBuilder::new(config.http.public_base.clone()),
+    };
+    let mut listeners = Vec::new();
+    for (index, listener) in config.http.listeners.iter().enumerate() {
+        let label = listener.label(index);
+        let unserved: Vec<&str> = (listener.resources.iter())
+            .filter(|resource| !app::is_served(resource))
+            .map(|resource| resource.name())
+            .collect();
+        if !unserved.is_empty() {
+            let unserved = unserved.join(", ");
+            tracing::warn!(listener = %label, resources = %unserved, "resources not served yet");
+        }
+        let router = app::build_router(state.clone(), listener);
+        for address in listener
+            .binds
+            .iter()
+            .filter_map(|bind| bind.socket_address())
+        {
+            listeners.push(BoundListener::bind(&label, &address, router.clone()).await?);
+        }
+    }
+
+    lifecycle::serve(listeners, async {
+        let name = signals.recv().await;
+        tracing::info!(signal = name, "stopping");
+    })
+    .await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

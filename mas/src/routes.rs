@@ -1,0 +1,94 @@
+//! Every path MAS serves, written once, and the [`UrlBuilder`] that turns them into public
+//! URLs. Handlers, routers and (later) the discovery document all take paths from here, so
+//! they cannot drift apart. Paths are relative to the listener's prefix (`/auth`).
+
+use std::sync::Arc;
+
+use url::Url;
+
+/// `GET /health`: readiness probe (mas-protocol §5.3).
+pub const HEALTH: &str = "/health";
+
+/// Builds absolute and prefixed URLs from `http.public_base`, never from a request's `Host`
+/// (Synapse fetches discovery over loopback and republishes it verbatim).
+#[derive(Debug, Clone)]
+pub struct UrlBuilder {
+    base: Arc<Url>,
+}
+
+impl UrlBuilder {
+    /// A builder for `public_base` (a trailing slash is added when missing).
+    pub fn new(mut public_base: Url) -> Self {
+        if !public_base.path().ends_with('/') {
+            let path = format!("{}/", public_base.path());
+            public_base.set_path(&path);
+        }
+        Self {
+            base: Arc::new(public_base),
+        }
+    }
+
+    /// The public base, with its trailing slash.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The base's path without its trailing slash (`/auth`, or empty at the root): what every
+    /// link, redirect and cookie `Path` starts with.
+    pub fn prefix(&self) -> &str {
+        self.base.path().trim_end_matches('/')
+    }
+
+    /// `path` (from this module) as an absolute public URL.
+    pub fn absolute(&self, path: &str) -> Url {
+        let mut url = Url::clone(&self.base);
+        url.set_path(&format!(
+            "{}{}",
+            self.base.path(),
+            path.trim_start_matches('/')
+        ));
+        url
+    }
+
+    /// `path` with the prefix in front, for same-origin links and redirects.
+    pub fn relative(&self, path: &str) -> String {
+        format!("{}/{}", self.prefix(), path.trim_start_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder(base: &str) -> UrlBuilder {
+        UrlBuilder::new(Url::parse(base).unwrap())
+    }
+
+    #[test]
+    fn absolute_urls_keep_the_base_path() {
+        let urls = builder("https://matrix.example.com/auth/");
+        assert_eq!(
+            urls.absolute(HEALTH).as_str(),
+            "https://matrix.example.com/auth/health"
+        );
+    }
+
+    #[test]
+    fn relative_urls_carry_the_prefix() {
+        assert_eq!(
+            builder("http://localhost:8000/auth/").relative(HEALTH),
+            "/auth/health"
+        );
+        assert_eq!(
+            builder("http://localhost:8080/").relative(HEALTH),
+            "/health"
+        );
+    }
+
+    #[test]
+    fn a_base_without_trailing_slash_is_completed() {
+        let urls = builder("http://localhost:8000/auth");
+        assert_eq!(urls.prefix(), "/auth");
+        assert_eq!(urls.absolute("x").as_str(), "http://localhost:8000/auth/x");
+    }
+}
