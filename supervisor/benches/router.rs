@@ -5,7 +5,10 @@
 //! own cost (parse, route, rewrite headers, pooled forward) plus one loopback hop, not a network.
 //! `ROUTER_BENCH_REQUESTS` overrides the number of timed requests per series (default 20,000).
 
-#![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
+#![expect(
+    clippy::print_stdout,
+    reason = "a benchmark reports its figures on stdout"
+)]
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -121,12 +124,20 @@ fn main() -> Result<(), BoxError> {
             trusted_proxies: Vec::new(),
         };
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, config, shutdown.clone(), Duration::from_secs(1)));
+        let task = tokio::spawn(serve(
+            listener,
+            config,
+            shutdown.clone(),
+            Duration::from_secs(1),
+        ));
 
         let direct = stats(measure(backend, n).await?);
         let routed = stats(measure(router, n).await?);
         println!("router bench: {n} sequential keep-alive GETs per series, small JSON answer");
-        println!("{:<16} {:>10} {:>10} {:>10}", "", "p50 µs", "p99 µs", "mean µs");
+        println!(
+            "{:<16} {:>10} {:>10} {:>10}",
+            "", "p50 µs", "p99 µs", "mean µs"
+        );
         for (name, s) in [("direct", &direct), ("through router", &routed)] {
             println!(
                 "{name:<16} {:>10.1} {:>10.1} {:>10.1}",

@@ -77,7 +77,9 @@ impl Proxy {
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the idle timeouts servers commonly use, so that a pooled connection is
+            // rarely closed by the backend just as a request is put on it.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Self {
             client,

@@ -525,6 +525,28 @@ async fn healthz_names_each_failing_component() {
 }
 
 #[tokio::test]
+async fn healthz_reports_a_stuck_component_within_the_probe_timeout() {
+    let stuck = backend(|_request: Request<Incoming>| async move {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Response::new(empty())
+    })
+    .await;
+    let router = start_router(health_backend(StatusCode::OK).await, stuck, Duration::ZERO).await;
+    let started = Instant::now();
+    let answer = get(&router, "/healthz").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        answer.json(),
+        serde_json::json!({"status": "unavailable", "synapse": "ok", "mas": "timed out"})
+    );
+}
+
+#[tokio::test]
 async fn router_streams_a_50_mb_upload_without_buffering() {
     const SIZE: u64 = 50 * MB;
     let received = Arc::new(AtomicU64::new(0));
