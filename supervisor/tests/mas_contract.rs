@@ -1,6 +1,8 @@
 //! The one place the supervisor depends on `mas` (a dev-dependency): a `mas.yaml` rendered
 //! from fixture environments must load into MAS's own config types and validate cleanly.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
