@@ -70,11 +70,13 @@ impl BoundListener {
     }
 }
 
-/// SIGTERM and SIGINT, installed early so a signal during start-up is not lost.
+/// SIGTERM and SIGINT, installed early so a signal during start-up is not lost. SIGHUP is
+/// caught too, so that the supervisor's reload signal never kills the server.
 #[derive(Debug)]
 pub struct StopSignals {
     terminate: Signal,
     interrupt: Signal,
+    hangup: Signal,
 }
 
 impl StopSignals {
@@ -83,14 +85,19 @@ impl StopSignals {
         Ok(Self {
             terminate: signal(SignalKind::terminate()).map_err(LifecycleError::Signals)?,
             interrupt: signal(SignalKind::interrupt()).map_err(LifecycleError::Signals)?,
+            hangup: signal(SignalKind::hangup()).map_err(LifecycleError::Signals)?,
         })
     }
 
-    /// Waits for either signal and names it.
+    /// Waits for a stop signal and names it. SIGHUP is logged and otherwise ignored until
+    /// there is something to reload (templates, with the web pages).
     pub async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.interrupt.recv() => "SIGINT",
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return "SIGTERM",
+                _ = self.interrupt.recv() => return "SIGINT",
+                _ = self.hangup.recv() => tracing::info!("SIGHUP received; nothing to reload"),
+            }
         }
     }
 }

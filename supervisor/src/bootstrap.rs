@@ -145,6 +145,9 @@ pub fn children(env: &Env, layout: &Layout, python: &Path) -> (ChildSpec, Vec<Ch
             "synapse.app.homeserver".into(),
             "-c".into(),
             layout.homeserver_yaml().into_os_string(),
+            // Keep stderr the real stderr: with Twisted's redirection, the log handler would
+            // write into the logging system itself after a SIGHUP reload.
+            "--no-redirect-stdio".into(),
         ],
         env: synapse_env,
         cwd: layout.synapse_dir(),

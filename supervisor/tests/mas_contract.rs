@@ -12,8 +12,10 @@ use supervisor::{render, secrets, state};
 
 fn render_for(vars: &[(&str, &str)]) -> (tempfile::TempDir, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let map: BTreeMap<String, String> =
-        vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let env = Env::parse(&map, Path::new("/")).unwrap();
     let layout = Layout::new(&tmp.path().join("data"), &tmp.path().join("run"));
     let pin = state::check(&layout, &env).unwrap();
@@ -33,7 +35,10 @@ fn load_and_validate(yaml: &str) -> mas::config::RootConfig {
 fn rendered_mas_config_loads_on_sqlite() {
     let (_tmp, yaml) = render_for(&[("CLOUDRON_APP_ORIGIN", "https://matrix.example.com")]);
     let config = load_and_validate(&yaml);
-    assert_eq!(config.http.public_base.as_str(), "https://matrix.example.com/auth/");
+    assert_eq!(
+        config.http.public_base.as_str(),
+        "https://matrix.example.com/auth/"
+    );
 }
 
 #[test]
@@ -42,7 +47,10 @@ fn rendered_mas_config_loads_on_postgres_with_mail_and_sso_env() {
         ("CLOUDRON", "1"),
         ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
         ("CLOUDRON_APP_DOMAIN", "matrix.example.com"),
-        ("CLOUDRON_POSTGRESQL_URL", "postgres://user:pw@postgresql:5432/db"),
+        (
+            "CLOUDRON_POSTGRESQL_URL",
+            "postgres://user:pw@postgresql:5432/db",
+        ),
         ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
         ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
         ("CLOUDRON_MAIL_FROM", "matrix@example.com"),

@@ -178,7 +178,19 @@ async fn migrate_then_serve_health_until_sigterm_on_sqlite() {
         Some(404)
     );
 
+    // The supervisor forwards SIGHUP on reload: the server must survive it.
     let pid = Pid::from_raw(i32::try_from(server.0.id()).unwrap());
+    kill(pid, Signal::SIGHUP).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        matches!(server.0.try_wait(), Ok(None)),
+        "SIGHUP stopped the server"
+    );
+    assert_eq!(
+        http_get(port, "/auth/health").map(|(status, _)| status),
+        Some(200)
+    );
+
     kill(pid, Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
