@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 mod health;
 pub mod lifecycle;
+pub mod rng;
 pub mod routes;
 pub mod storage;
 pub mod telemetry;
