@@ -1,15 +1,17 @@
-// The public router (DESIGN §3) in front of a real Synapse and MAS, on SQLite and PostgreSQL:
-// health, pass-through to Synapse, the well-known documents, /auth, the blocked internal API,
-// and a request held open for 35 s. The tests of one backend share one appliance and run
-// concurrently, so the slow one costs no extra wall time.
+// The public router (DESIGN §3) in front of a real Synapse and MAS: health, pass-through to
+// Synapse, the well-known documents, /auth, the blocked internal API, and a request held open
+// for 35 s. The tests of one backend share one appliance and run concurrently, so the slow one
+// costs no extra wall time; routing.<backend>.test.mjs run this suite once per backend, as
+// separate files so that the two run at the same time.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { backends, skipReason } from '../lib/config.mjs';
+import { skipReason } from '../lib/config.mjs';
 import { Harness } from '../lib/harness.mjs';
 import { request, response } from '../lib/http.mjs';
 
-for (const backend of backends) {
+/** Declares the routing tests on `backend`. */
+export function routingSuite(backend) {
   describe(`${backend}: routing`, { concurrency: true, skip: skipReason(backend) }, () => {
     const h = new Harness(`${backend}: routing`);
     let app;

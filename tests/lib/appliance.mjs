@@ -135,7 +135,12 @@ export class Appliance {
     if (!proc || this.lastExit !== undefined) return this.lastExit;
     const sentAt = Date.now();
     proc.child.kill(signal);
-    const result = await Promise.race([proc.exited, sleep(timeoutMs).then(() => null)]);
+    let timer;
+    const result = await Promise.race([
+      proc.exited,
+      new Promise((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
+    ]);
+    clearTimeout(timer);
     if (result === null) {
       proc.child.kill('SIGKILL');
       await proc.exited;
