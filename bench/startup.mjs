@@ -8,8 +8,9 @@
 //     Synapse directly.
 //
 // Usage: node bench/startup.mjs [--runs N] [--backend sqlite|postgres] [--requests N]
-// Needs the Synapse venv (.venv) and a built supervisor: target/release/appliance when it exists,
-// else target/debug/appliance (APPLIANCE_BIN overrides). PostgreSQL needs DATABASE_URL (run
+// Needs the Synapse venv (.venv) and built binaries: target/release/ when both appliance and
+// mas-cli are there (`cargo build --release --bins`), else target/debug/ (APPLIANCE_BIN
+// overrides). Debug builds overstate the router's latency and the supervisor's memory. PostgreSQL needs DATABASE_URL (run
 // `source start/lib/postgres.sh && pg_ensure_running .` first).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,8 +38,10 @@ const backend = opts.backend;
 if (!['sqlite', 'postgres'].includes(backend)) throw new Error('--backend is sqlite or postgres');
 
 if (!process.env.APPLIANCE_BIN) {
-  const release = path.join(repoRoot, 'target', 'release', 'appliance');
-  process.env.APPLIANCE_BIN = fs.existsSync(release) ? release : path.join(repoRoot, 'target', 'debug', 'appliance');
+  // The release build when it is complete (the supervisor runs mas-cli from its own directory).
+  const release = path.join(repoRoot, 'target', 'release');
+  const complete = ['appliance', 'mas-cli'].every((b) => fs.existsSync(path.join(release, b)));
+  process.env.APPLIANCE_BIN = path.join(complete ? release : path.join(repoRoot, 'target', 'debug'), 'appliance');
 }
 const bin = process.env.APPLIANCE_BIN;
 
@@ -62,7 +65,7 @@ function quickStatus(url) {
 
 /** Polls `url` every 10 ms until 200; returns ms since `t0`. */
 async function until200(url, t0, isDead, timeoutMs = 120000) {
-  while (Date.now() - t0 < timeoutMs) {
+  while (performance.now() - t0 < timeoutMs) {
     if (isDead()) throw new Error(`process exited before ${url} was 200`);
     if ((await quickStatus(url)) === 200) return performance.now() - t0;
     await sleep(10);
