@@ -1,6 +1,33 @@
-//! Cryptographic material MAS holds: signing keys (and, later, the encrypter and password
-//! hashing). Everything that needs randomness takes the RNG as an argument.
+//! Cryptographic building blocks of MAS: signing keys, the JWKS and ID-token signing, bearer
+//! token formats, other random values, password hashing, and symmetric encryption for cookies
+//! and database secrets. Everything that needs randomness takes the RNG as an argument, and
+//! nothing here touches the database or HTTP.
 
 pub mod keys;
+pub mod random;
+pub mod tokens;
+
+use subtle::ConstantTimeEq as _;
 
 pub use self::keys::{KeyError, SigningKey};
+pub use self::tokens::{TokenKind, sha256_hex};
+
+/// Compares two secrets in constant time (for a given length): CSRF tokens, the
+/// homeserver's shared secret at introspection. Different lengths compare unequal at once,
+/// which only reveals the length.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_contents_and_lengths() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}
