@@ -30,7 +30,12 @@ for (const backend of backends) {
       const res = await app.request('/healthz', { timeoutMs: 5000 }).catch(() => null);
       return res?.status === 503 ? res : null;
     }, { timeoutMs: 20000, intervalMs: 50 });
+    // The 503 names the failing part: Synapse, not MAS.
+    const health = down.json();
+    assert.notEqual(health.status, 'ok', down.body);
     assert.match(down.body, /synapse/i, `the 503 must name the failing part: ${down.body}`);
+    if ('synapse' in health) assert.notEqual(health.synapse, 'ok', down.body);
+    if ('mas' in health) assert.equal(health.mas, 'ok', down.body);
 
     await waitFor('/healthz 200 again', async () => {
       const res = await app.request('/healthz', { timeoutMs: 5000 }).catch(() => null);
