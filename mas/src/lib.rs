@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 mod health;
+pub mod homeserver;
 pub mod lifecycle;
 pub mod rng;
 pub mod routes;
