@@ -10,6 +10,7 @@ pub mod crypto;
 mod health;
 pub mod homeserver;
 pub mod lifecycle;
+pub mod model;
 pub mod rng;
 pub mod routes;
 pub mod storage;

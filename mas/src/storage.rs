@@ -9,11 +9,30 @@
 //! issue 2778), so select them as `CAST(col AS INTEGER) AS col` (an `int4` on PostgreSQL, an
 //! integer on SQLite), decode an `i64` and convert with `!= 0`. Filtering on them
 //! (`WHERE is_guest = $1`, `WHERE NOT is_guest`) works on both as is.
+//!
+//! **Queries.** Each table group has a module of plain `async fn`s taking `&mut AnyConnection`
+//! (a pooled connection or a transaction: the caller commits), the injected
+//! [`Clock`](crate::clock::Clock) and, when they create rows, the request's RNG for the ULID.
+//! Conditional state changes (`… WHERE exchanged_at IS NULL`) report whether they won, so
+//! concurrent requests cannot both succeed. Named unique constraints are turned into precise
+//! [`StorageError`] variants.
 
+pub mod access_tokens;
+pub mod browser_sessions;
+pub mod clients;
 mod connect;
+pub mod emails;
+pub mod grants;
+pub mod introspection;
+pub mod jobs;
 mod migrate;
+pub mod oauth2_sessions;
+pub mod passwords;
+pub mod refresh_tokens;
+mod rows;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -68,6 +87,31 @@ pub enum StorageError {
     /// A migration failed halfway and left its mark.
     #[error("migration {0} failed partway; the database needs repair by hand")]
     DirtyMigration(i64),
+    /// A stored value cannot be read back (a bug, or a row edited by hand).
+    #[error("invalid value in {column}: {reason}")]
+    InvalidData {
+        /// `table.column`.
+        column: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `users_username_unique`: another user has this username.
+    #[error("the username is already taken")]
+    UsernameTaken,
+    /// `user_emails_user_id_email_unique`: the user already has this address.
+    #[error("the user already has this email address")]
+    EmailAlreadyAdded,
+    /// `oauth2_clients_metadata_digest_unique`: a client with the same metadata digest
+    /// exists (fetch it with `clients::find_client_by_metadata_digest`).
+    #[error("a client with identical metadata is already registered")]
+    DuplicateClientMetadata,
+    /// A token or code hash collided with a stored one (practically impossible with
+    /// 30 random alphanumerics; generate a new one).
+    #[error("a token with the same hash already exists")]
+    TokenCollision,
+    /// A job was completed or failed that is not `running`.
+    #[error("job {0} is not running")]
+    JobNotRunning(ulid::Ulid),
 }
 
 impl Database {

@@ -1,14 +1,46 @@
 //! Test databases: a fresh SQLite file or a fresh PostgreSQL database (from `DATABASE_URL`)
-//! per test, and [`test_on_both_backends!`] to run one test function on each.
+//! per test, and [`test_on_both_backends!`] to run one test function on each. Storage-function
+//! tests start with [`migrated`], which gives a migrated database, a connection, a
+//! [`MockClock`] and a seeded RNG; `fixtures` adds rows those tests build on.
+
+mod fixtures;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use rand::RngCore as _;
-use sqlx::{Connection as _, PgConnection};
+use rand_chacha::ChaCha20Rng;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Connection as _, PgConnection};
 
 use super::Database;
+use crate::clock::MockClock;
 use crate::config::DatabaseConfig;
+use crate::rng::RngSource;
+
+/// What a storage-function test works with.
+pub(crate) struct TestDb {
+    /// The database (for a second connection).
+    pub(crate) db: Database,
+    /// A connection, for the functions under test.
+    pub(crate) conn: PoolConnection<Any>,
+    /// The injected clock, at 2024-01-01T00:00:00Z.
+    pub(crate) clock: MockClock,
+    /// A generator seeded with 42.
+    pub(crate) rng: ChaCha20Rng,
+}
+
+/// Migrates `db` and opens a connection.
+pub(crate) async fn migrated(db: Database) -> TestDb {
+    super::migrate(&db).await.unwrap();
+    let conn = db.pool().acquire().await.unwrap();
+    TestDb {
+        db,
+        conn,
+        clock: MockClock::default(),
+        rng: RngSource::seeded(42).fork(),
+    }
+}
 
 /// The schema the PostgreSQL test databases use, as in the appliance.
 pub(crate) const PG_SCHEMA: &str = "mas";

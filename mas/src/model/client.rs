@@ -1,0 +1,154 @@
+//! OAuth 2.0 clients and their registration metadata (RFC 7591, mas-protocol §2.7).
+
+use std::fmt;
+
+use ulid::Ulid;
+use url::Url;
+
+use super::keyword_enum;
+
+keyword_enum! {
+    /// How a client authenticates at the token endpoint (`token_endpoint_auth_method`).
+    pub enum ClientAuthMethod as "token_endpoint_auth_method" {
+        /// A public client: no secret.
+        None = "none",
+        /// HTTP Basic with the client secret.
+        ClientSecretBasic = "client_secret_basic",
+        /// The client secret in the form body.
+        ClientSecretPost = "client_secret_post",
+        /// A JWT signed with the client secret.
+        ClientSecretJwt = "client_secret_jwt",
+        /// A JWT signed with the client's own key.
+        PrivateKeyJwt = "private_key_jwt",
+    }
+}
+
+keyword_enum! {
+    /// `application_type` (OpenID Connect Dynamic Client Registration).
+    pub enum ApplicationType as "application_type" {
+        /// A web application (the default).
+        Web = "web",
+        /// A native (mobile or desktop) application.
+        Native = "native",
+    }
+}
+
+/// Which grant types a client registered for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GrantTypes {
+    /// `authorization_code`.
+    pub authorization_code: bool,
+    /// `refresh_token`.
+    pub refresh_token: bool,
+    /// `client_credentials`.
+    pub client_credentials: bool,
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    pub device_code: bool,
+}
+
+/// A client's registration metadata, as normalized by the registration endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMetadata {
+    /// Where authorization responses may be sent.
+    pub redirect_uris: Vec<Url>,
+    /// The grant types it may use.
+    pub grant_types: GrantTypes,
+    /// Its display name.
+    pub client_name: Option<String>,
+    /// Its logo.
+    pub logo_uri: Option<Url>,
+    /// Its home page.
+    pub client_uri: Option<Url>,
+    /// Its privacy policy.
+    pub policy_uri: Option<Url>,
+    /// Its terms of service.
+    pub tos_uri: Option<Url>,
+    /// Where its public keys are.
+    pub jwks_uri: Option<Url>,
+    /// Its public keys, inline (a JWK Set).
+    pub jwks: Option<serde_json::Value>,
+    /// The ID-token signing algorithm it wants (default RS256).
+    pub id_token_signed_response_alg: Option<String>,
+    /// The userinfo signing algorithm it wants (default: unsigned JSON).
+    pub userinfo_signed_response_alg: Option<String>,
+    /// How it authenticates at the token endpoint.
+    pub token_endpoint_auth_method: ClientAuthMethod,
+    /// The algorithm of its authentication JWTs.
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Third-party-initiated login URI.
+    pub initiate_login_uri: Option<Url>,
+    /// Web or native.
+    pub application_type: Option<ApplicationType>,
+    /// Contact addresses.
+    pub contacts: Vec<String>,
+}
+
+/// A registered client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The `client_id`.
+    pub id: Ulid,
+    /// The client secret, encrypted with `secrets.encryption`; `None` for public clients and
+    /// clients that authenticate with keys.
+    pub encrypted_client_secret: Option<String>,
+    /// Its metadata.
+    pub metadata: ClientMetadata,
+    /// SHA-256 (hex) of the normalized registration, for deduplicating public clients.
+    pub metadata_digest: Option<String>,
+    /// Declared in the config (`clients`), not registered.
+    pub is_static: bool,
+    /// When it was registered (or first loaded from the config).
+    pub created_at: i64,
+}
+
+impl Client {
+    /// A public client (`token_endpoint_auth_method: none`): it has no credentials, so PKCE
+    /// is required and it may not introspect.
+    pub fn is_public(&self) -> bool {
+        self.metadata.token_endpoint_auth_method == ClientAuthMethod::None
+    }
+
+    /// Whether `uri` is one of its registered redirect URIs, compared exactly.
+    pub fn has_redirect_uri(&self, uri: &Url) -> bool {
+        self.metadata.redirect_uris.contains(uri)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field(
+                "encrypted_client_secret",
+                &self.encrypted_client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("metadata", &self.metadata)
+            .field("metadata_digest", &self.metadata_digest)
+            .field("is_static", &self.is_static)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_methods_round_trip_their_keywords() {
+        for method in [
+            ClientAuthMethod::None,
+            ClientAuthMethod::ClientSecretBasic,
+            ClientAuthMethod::ClientSecretPost,
+            ClientAuthMethod::ClientSecretJwt,
+            ClientAuthMethod::PrivateKeyJwt,
+        ] {
+            assert_eq!(method.as_str().parse::<ClientAuthMethod>(), Ok(method));
+        }
+        let error = "magic".parse::<ClientAuthMethod>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown token_endpoint_auth_method \"magic\""
+        );
+    }
+}
