@@ -3,13 +3,21 @@
 //! and database secrets. Everything that needs randomness takes the RNG as an argument, and
 //! nothing here touches the database or HTTP.
 
+pub mod jwk;
+pub mod jwt;
 pub mod keys;
+pub mod keystore;
+pub mod passwords;
 pub mod random;
 pub mod tokens;
 
 use subtle::ConstantTimeEq as _;
 
+pub use self::jwk::{Jwk, Jwks};
+pub use self::jwt::{JwsAlgorithm, JwtError};
 pub use self::keys::{KeyError, SigningKey};
+pub use self::keystore::{IdTokenClaims, Keystore, oidc_hash};
+pub use self::passwords::{PasswordError, PasswordManager, Verified};
 pub use self::tokens::{TokenKind, sha256_hex};
 
 /// Compares two secrets in constant time (for a given length): CSRF tokens, the

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
-use super::{Problems, REDACTED, secret};
+use super::{Problems, REDACTED, SecretError, secret};
 
 /// The `passwords` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,17 @@ pub enum HashingAlgorithm {
     Pbkdf2,
 }
 
+impl HashingScheme {
+    /// The pepper, from `secret` or `secret_file`, if any.
+    pub fn pepper(&self) -> Result<Option<String>, SecretError> {
+        secret::read_optional(
+            "secret",
+            self.secret.as_deref(),
+            self.secret_file.as_deref(),
+        )
+    }
+}
+
 impl PasswordsConfig {
     pub(crate) fn validate(&self, problems: &mut Problems) {
         if self.minimum_complexity > 4 {
@@ -100,12 +111,7 @@ impl PasswordsConfig {
                 }
                 _ => {}
             }
-            let pepper = secret::read_optional(
-                "secret",
-                scheme.secret.as_deref(),
-                scheme.secret_file.as_deref(),
-            );
-            if let Err(error) = pepper {
+            if let Err(error) = scheme.pepper() {
                 error.report(problems, &path, "secret");
             }
         }

@@ -182,12 +182,18 @@ mod tests {
 
     #[test]
     fn spec_vectors_parse_as_their_kind() {
-        assert_eq!(TokenKind::from_token(VECTORS[0].2), Some(TokenKind::AccessToken));
+        assert_eq!(
+            TokenKind::from_token(VECTORS[0].2),
+            Some(TokenKind::AccessToken)
+        );
         assert_eq!(
             TokenKind::from_token(VECTORS[1].2),
             Some(TokenKind::CompatAccessToken)
         );
-        assert_eq!(TokenKind::from_token(VECTORS[2].2), Some(TokenKind::RefreshToken));
+        assert_eq!(
+            TokenKind::from_token(VECTORS[2].2),
+            Some(TokenKind::RefreshToken)
+        );
     }
 
     #[test]
