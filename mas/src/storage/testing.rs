@@ -3,7 +3,7 @@
 //! tests start with [`migrated`], which gives a migrated database, a connection, a
 //! [`MockClock`] and a seeded RNG; `fixtures` adds rows those tests build on.
 
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
