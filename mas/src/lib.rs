@@ -15,3 +15,4 @@ pub mod rng;
 pub mod routes;
 pub mod storage;
 pub mod telemetry;
+pub mod templates;

@@ -1,0 +1,168 @@
+//! The web pages (mas-protocol §4): [`Templates`], a minijinja environment loaded at run time
+//! from `templates.path` (operators may point it at a customised copy), with one typed render
+//! method per page and a `Serialize` context per page in [`context`].
+//!
+//! Undefined variables are errors (strict mode) and `.html` output is HTML-escaped. Loading
+//! renders every page's `sample()` once, so a broken template is found at start-up or reload,
+//! not by a user. [`Templates::reload`] (wired to SIGHUP by [`Templates::reload_on_sighup`])
+//! swaps in a new set atomically; a set that fails to load is refused and the old one stays.
+
+pub mod context;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use camino::{Utf8Path, Utf8PathBuf};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+pub use self::context::{
+    ClientView, ConsentContext, ErrorContext, FormError, IndexContext, LoginContext,
+    PostAuthAction, ProviderLink, ScopeView, UserView, describe_scopes, device_id_of,
+};
+
+/// Why templates could not be loaded or a page not rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The templates directory is missing or not a directory.
+    #[error("templates.path: {path} is not a readable directory")]
+    Directory {
+        /// The configured path.
+        path: Utf8PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A template is missing, does not parse, or failed to render its context.
+    #[error("template {name}")]
+    Render {
+        /// The page template (`pages/login.html`).
+        name: &'static str,
+        /// minijinja's error, with the file and line.
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
+/// The page templates, by file name under `templates.path`.
+mod page {
+    pub(super) const LOGIN: &str = "pages/login.html";
+    pub(super) const CONSENT: &str = "pages/consent.html";
+    pub(super) const ERROR: &str = "pages/error.html";
+    pub(super) const INDEX: &str = "pages/index.html";
+}
+
+/// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
+/// was current when the call began.
+#[derive(Clone)]
+pub struct Templates {
+    path: Utf8PathBuf,
+    current: Arc<ArcSwap<Environment<'static>>>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    /// Loads the templates in `path` and checks every page by rendering its sample.
+    pub fn load(path: &Utf8Path) -> Result<Self, TemplateError> {
+        let environment = load_environment(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            current: Arc::new(ArcSwap::from_pointee(environment)),
+        })
+    }
+
+    /// Re-reads the directory; on any error the current templates stay in use.
+    pub fn reload(&self) -> Result<(), TemplateError> {
+        let environment = load_environment(&self.path)?;
+        self.current.store(Arc::new(environment));
+        Ok(())
+    }
+
+    /// Reloads on every SIGHUP until the runtime stops (errors are logged, the old templates
+    /// stay). Must be called within a Tokio runtime.
+    pub fn reload_on_sighup(&self) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup())?;
+        let templates = self.clone();
+        Ok(tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                match templates.reload() {
+                    Ok(()) => tracing::info!(path = %templates.path, "templates reloaded"),
+                    Err(error) => tracing::error!(
+                        error = &error as &dyn std::error::Error,
+                        "templates not reloaded; keeping the previous ones"
+                    ),
+                }
+            }
+        }))
+    }
+
+    /// The login page.
+    pub fn render_login(&self, context: &LoginContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::LOGIN, context)
+    }
+
+    /// The consent page of an authorization grant.
+    pub fn render_consent(&self, context: &ConsentContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::CONSENT, context)
+    }
+
+    /// An error page.
+    pub fn render_error(&self, context: &ErrorContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::ERROR, context)
+    }
+
+    /// The index page (the signed-in user and a logout form).
+    pub fn render_index(&self, context: &IndexContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::INDEX, context)
+    }
+}
+
+fn render(
+    environment: &Environment<'static>,
+    name: &'static str,
+    context: &impl Serialize,
+) -> Result<String, TemplateError> {
+    environment
+        .get_template(name)
+        .and_then(|template| template.render(context))
+        .map_err(|source| TemplateError::Render { name, source })
+}
+
+/// A fresh environment for `path`, checked by rendering every page's sample.
+fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateError> {
+    let directory_error = |source| TemplateError::Directory {
+        path: path.to_owned(),
+        source,
+    };
+    if !std::fs::metadata(path).map_err(directory_error)?.is_dir() {
+        return Err(directory_error(std::io::Error::other("not a directory")));
+    }
+    let mut environment = Environment::new();
+    environment.set_loader(minijinja::path_loader(path));
+    environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    environment.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    environment.set_trim_blocks(true);
+    environment.set_lstrip_blocks(true);
+    render(&environment, page::LOGIN, &LoginContext::sample())?;
+    render(&environment, page::CONSENT, &ConsentContext::sample())?;
+    render(&environment, page::ERROR, &ErrorContext::sample())?;
+    render(&environment, page::INDEX, &IndexContext::sample())?;
+    Ok(environment)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+//! The page contexts: one `Serialize` struct per page, each with a `sample()` used by the
+//! load-time check, the tests and template authors. Contexts hold ready-made strings: the
+//! public prefix (`/auth`, for assets), form actions and links built by the handler from
+//! `routes.rs`, and the CSRF token of the forms (mas-protocol §17.2).
+
+mod consent;
+mod error;
+mod index;
+mod login;
+
+use serde::{Serialize, Serializer};
+
+pub use self::consent::{
+    ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,
+};
+pub use self::error::ErrorContext;
+pub use self::index::IndexContext;
+pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
+
+/// The prefix of the samples (the appliance's).
+const SAMPLE_PREFIX: &str = "/auth";
+/// A CSRF token of the samples.
+const SAMPLE_CSRF: &str = "sample-csrf-token";
+
+/// One problem with a submitted form: shown in the error summary at the top and, when it
+/// concerns a field, next to that field (tied to it with `aria-describedby`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FormError {
+    /// The field's `name`/`id` (`username`), or `None` for the whole form.
+    pub field: Option<String>,
+    /// What went wrong, in words for the user.
+    pub message: String,
+}
+
+impl FormError {
+    /// A problem with the whole form ("Invalid username or password").
+    pub fn form(message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// A problem with one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Serializes a URL taken from a client's metadata only if it is `https://` or `http://`:
+/// escaping does not stop a `javascript:` link, so such values are dropped here.
+fn web_url<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    let safe = value.as_deref().filter(|url| is_web_url(url));
+    safe.serialize(serializer)
+}
+
+fn is_web_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|url| matches!(url.scheme(), "https" | "http"))
+}

@@ -1,0 +1,314 @@
+use camino::Utf8PathBuf;
+
+use super::*;
+
+/// The repository's templates.
+fn templates_dir() -> Utf8PathBuf {
+    Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates/mas")
+}
+
+fn templates() -> Templates {
+    Templates::load(&templates_dir()).unwrap()
+}
+
+/// minijinja escapes `/` as `&#x2f;` (valid in HTML); the assertions read better with `/`.
+fn readable(html: String) -> String {
+    html.replace("&#x2f;", "/")
+}
+
+fn login(templates: &Templates, context: &LoginContext) -> String {
+    readable(templates.render_login(context).unwrap())
+}
+
+fn consent(templates: &Templates, context: &ConsentContext) -> String {
+    readable(templates.render_consent(context).unwrap())
+}
+
+fn error(templates: &Templates, context: &ErrorContext) -> String {
+    readable(templates.render_error(context).unwrap())
+}
+
+fn index(templates: &Templates, context: &IndexContext) -> String {
+    readable(templates.render_index(context).unwrap())
+}
+
+/// Every sample, rendered, with its name.
+fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
+    vec![
+        ("login", login(templates, &LoginContext::sample())),
+        ("consent", consent(templates, &ConsentContext::sample())),
+        ("error", error(templates, &ErrorContext::sample())),
+        ("index", index(templates, &IndexContext::sample())),
+    ]
+}
+
+/// Whether an attribute like ` onclick=` appears.
+fn has_event_handler(html: &str) -> bool {
+    html.match_indices(" on").any(|(at, _)| {
+        let rest = &html[at + 3..];
+        let name_len = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+        name_len > 0 && rest[name_len..].starts_with('=')
+    })
+}
+
+#[test]
+fn every_sample_renders_a_complete_accessible_page_without_javascript() {
+    for (name, html) in rendered_samples(&templates()) {
+        assert!(html.starts_with("<!DOCTYPE html>"), "{name}");
+        assert!(html.contains(r#"<html lang="en">"#), "{name}");
+        assert!(html.contains(r#"name="viewport""#), "{name}");
+        assert!(html.contains(r#"href="/auth/assets/app.css""#), "{name}");
+        assert_eq!(html.matches("<h1").count(), 1, "{name}: one heading");
+        assert!(!html.contains("<script"), "{name}: no JavaScript");
+        assert!(
+            !has_event_handler(&html),
+            "{name}: no event handler attributes"
+        );
+    }
+}
+
+#[test]
+fn every_form_carries_the_csrf_token() {
+    let mut forms = 0;
+    for (name, html) in rendered_samples(&templates()) {
+        let count = html.matches("<form").count();
+        let csrf = r#"<input type="hidden" name="csrf" value="sample-csrf-token">"#;
+        assert_eq!(html.matches(csrf).count(), count, "{name}: {html}");
+        assert_eq!(html.matches(r#"method="post""#).count(), count, "{name}");
+        forms += count;
+    }
+    assert_eq!(forms, 4, "login, consent approve and deny, logout");
+}
+
+#[test]
+fn the_login_page_has_labelled_autocompleting_fields_and_the_post_auth_action() {
+    let html = login(&templates(), &LoginContext::sample());
+    assert!(
+        html.contains(
+            r#"<form method="post" action="/auth/login" aria-describedby="error-summary">"#
+        )
+    );
+    assert!(html.contains(r#"<label for="username">Username</label>"#));
+    assert!(html.contains(
+        r#"id="username" name="username" type="text" value="alice" autocomplete="username""#
+    ));
+    assert!(html.contains(r#"type="password" autocomplete="current-password""#));
+    assert!(
+        html.contains(r#"<input type="hidden" name="kind" value="continue_authorization_grant">"#)
+    );
+    assert!(html.contains(r#"<input type="hidden" name="id" value="01J0000000000000000000GRNT">"#));
+    assert!(html.contains(r#"role="alert""#));
+    assert!(html.contains("Invalid username or password."));
+    assert!(html.contains(">Continue with Example SSO</a>"));
+    assert!(html.contains(r#"href="/auth/upstream/authorize/01J00000000000000000PR0V1D""#));
+}
+
+#[test]
+fn field_errors_are_tied_to_their_field_and_linked_from_the_summary() {
+    let context = LoginContext {
+        errors: vec![
+            FormError::field("username", "Enter your username."),
+            FormError::form("Too many attempts."),
+        ],
+        post_auth_action: None,
+        providers: Vec::new(),
+        ..LoginContext::sample()
+    };
+    let html = login(&templates(), &context);
+    assert!(html.contains(r##"<li><a href="#username">Enter your username.</a></li>"##));
+    assert!(html.contains("<li>Too many attempts.</li>"));
+    assert!(html.contains(r#"<p class="field-error" id="username-error">"#));
+    assert!(html.contains(r#"aria-invalid="true" aria-describedby="username-error">"#));
+    assert_eq!(
+        html.matches("aria-invalid").count(),
+        1,
+        "the password is fine"
+    );
+    assert!(!html.contains(r#"name="kind""#));
+    assert!(!html.contains("Continue with"));
+}
+
+#[test]
+fn login_without_any_method_says_so() {
+    let context = LoginContext {
+        password_enabled: false,
+        providers: Vec::new(),
+        errors: Vec::new(),
+        ..LoginContext::sample()
+    };
+    let html = login(&templates(), &context);
+    assert!(!html.contains("<form"));
+    assert!(html.contains("No way to sign in is available."));
+}
+
+#[test]
+fn a_malicious_client_is_escaped_and_its_script_urls_dropped() {
+    let mut context = ConsentContext::sample();
+    context.client.name = r#"<script>alert("x")</script>"#.to_owned();
+    context.client.logo_uri = Some("javascript:alert(1)".to_owned());
+    context.client.client_uri = Some("data:text/html,<b>x</b>".to_owned());
+    context.client.tos_uri = Some("http://example.com/tos".to_owned());
+    context.user.display_name = Some("<b>Mallory</b>".to_owned());
+    let html = consent(&templates(), &context);
+    assert!(!html.contains("<script"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
+    assert!(!html.contains("javascript:"), "{html}");
+    assert!(!html.contains("data:"), "{html}");
+    assert!(!html.contains("<img"), "no logo without a web URL");
+    assert!(html.contains("&lt;b&gt;Mallory&lt;/b&gt;"));
+    assert!(html.contains("http://example.com/tos"));
+}
+
+#[test]
+fn the_consent_page_names_the_client_scopes_device_and_user() {
+    let html = consent(&templates(), &ConsentContext::sample());
+    assert!(
+        html.contains(r#"<span class="client-name">Element X</span> wants to access your account"#)
+    );
+    assert!(html.contains(r#"src="https://element.io/mobile-icon.png" alt="""#));
+    assert!(html.contains("See your Matrix user ID"));
+    assert!(html.contains("read and send messages"));
+    assert!(html.contains("Add a new session (a device) to your account"));
+    assert!(html.contains("Device ID of the new session: <code>ABCDEFGHIJ</code>"));
+    assert!(html.contains("<strong>Alice</strong> (@alice:example.com)"));
+    let action = r#"<form method="post" action="/auth/consent/01J0000000000000000000GRNT">"#;
+    assert_eq!(html.matches(action).count(), 2);
+    assert!(html.contains(r#"name="action" value="approve""#));
+    assert!(html.contains(r#"name="action" value="deny""#));
+}
+
+#[test]
+fn the_index_shows_the_user_or_a_sign_in_link() {
+    let templates = templates();
+    let html = index(&templates, &IndexContext::sample());
+    assert!(html.contains(r#"<form method="post" action="/auth/logout">"#));
+    assert!(html.contains("<strong>Alice</strong> (@alice:example.com)"));
+    let anonymous = IndexContext {
+        user: None,
+        ..IndexContext::sample()
+    };
+    let html = index(&templates, &anonymous);
+    assert!(!html.contains("<form"));
+    assert!(html.contains(r#"href="/auth/login">Sign in</a>"#));
+}
+
+#[test]
+fn the_error_page_shows_the_code_and_back_link_only_when_given() {
+    let templates = templates();
+    let html = error(&templates, &ErrorContext::sample());
+    assert!(html.contains("<title>Unknown application · Matrix account</title>"));
+    assert!(html.contains("<code>invalid_client</code>"));
+    assert!(html.contains(r#"<a href="/auth/">Go back</a>"#));
+    let bare = ErrorContext {
+        details: None,
+        back_url: None,
+        prefix: String::new(),
+        ..ErrorContext::sample()
+    };
+    let html = error(&templates, &bare);
+    assert!(!html.contains("Error code") && !html.contains("Go back</a>"));
+    assert!(
+        html.contains(r#"href="/assets/app.css""#),
+        "the prefix is not hard-coded"
+    );
+}
+
+#[test]
+fn scopes_are_described_once_each_with_sensitive_ones_marked() {
+    let scopes = describe_scopes(
+        "openid urn:matrix:client:api:* urn:matrix:org.matrix.msc2967.client:api:* \
+         urn:matrix:org.matrix.msc2967.client:device:DEVICE1234  urn:synapse:admin:* email \
+         urn:mas:admin x-custom",
+    );
+    let texts: Vec<(&str, Option<&str>, bool)> = scopes
+        .iter()
+        .map(|s| (s.text.as_str(), s.detail.as_deref(), s.sensitive))
+        .collect();
+    assert_eq!(texts.len(), 7, "{texts:#?}");
+    assert_eq!(texts[0], ("See your Matrix user ID", None, false));
+    assert!(texts[1].0.starts_with("Use your account"));
+    assert_eq!(texts[2].0, "Add a new session (a device) to your account");
+    assert!(texts[3].2 && texts[3].0.starts_with("Administer the homeserver"));
+    assert_eq!(texts[4].0, "See your email address");
+    assert!(texts[5].2);
+    assert_eq!(texts[6], ("Other access", Some("x-custom"), false));
+}
+
+/// A copy of the templates in a temporary directory.
+fn copy_templates() -> (tempfile::TempDir, Utf8PathBuf) {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = Utf8PathBuf::from_path_buf(dir.path().join("mas")).unwrap();
+    copy(templates_dir().as_std_path(), path.as_std_path());
+    (dir, path)
+}
+
+#[test]
+fn reload_swaps_in_edits_and_keeps_the_old_set_when_the_new_one_is_broken() {
+    let (_dir, path) = copy_templates();
+    let templates = Templates::load(&path).unwrap();
+    let error_page = path.join("pages/error.html");
+    let original = std::fs::read_to_string(&error_page).unwrap();
+
+    std::fs::write(&error_page, original.replace("Go back", "Return")).unwrap();
+    let before = error(&templates, &ErrorContext::sample());
+    assert!(before.contains("Go back"), "no change before the reload");
+    templates.reload().unwrap();
+    let after = error(&templates, &ErrorContext::sample());
+    assert!(after.contains("Return"));
+
+    // An undefined variable is an error (strict mode), found at load time.
+    std::fs::write(
+        &error_page,
+        original.replace("{{ title }}</h1>", "{{ nope }}</h1>"),
+    )
+    .unwrap();
+    let failure = templates.reload().unwrap_err();
+    assert!(
+        matches!(
+            failure,
+            TemplateError::Render {
+                name: "pages/error.html",
+                ..
+            }
+        ),
+        "{failure}"
+    );
+    let kept = error(&templates, &ErrorContext::sample());
+    assert!(kept.contains("Return"), "the previous set stays");
+    assert!(Templates::load(&path).is_err());
+}
+
+#[test]
+fn a_missing_directory_is_reported_with_its_path() {
+    let error = Templates::load(camino::Utf8Path::new("/nonexistent/templates")).unwrap_err();
+    assert!(
+        error.to_string().contains("/nonexistent/templates"),
+        "{error}"
+    );
+}
+
+/// With `MAS_WRITE_SAMPLES=<dir>`, writes every rendered sample there (to look at them in a
+/// browser); otherwise does nothing.
+#[test]
+fn write_samples_when_asked() {
+    let Some(dir) = std::env::var_os("MAS_WRITE_SAMPLES") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, html) in rendered_samples(&templates()) {
+        std::fs::write(dir.join(format!("{name}.html")), html).unwrap();
+    }
+}
