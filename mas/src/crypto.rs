@@ -3,6 +3,7 @@
 //! and database secrets. Everything that needs randomness takes the RNG as an argument, and
 //! nothing here touches the database or HTTP.
 
+pub mod encrypter;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod tokens;
 
 use subtle::ConstantTimeEq as _;
 
+pub use self::encrypter::{DecryptError, Encrypter};
 pub use self::jwk::{Jwk, Jwks};
 pub use self::jwt::{JwsAlgorithm, JwtError};
 pub use self::keys::{KeyError, SigningKey};

@@ -1,0 +1,9 @@
+//! Request extractors and the response parts that go with them: private cookies and CSRF
+//! tokens so far (the session, bearer and client-authentication extractors come with the
+//! endpoints).
+
+pub mod cookies;
+pub mod csrf;
+
+pub use self::cookies::{CookieJar, CookieManager};
+pub use self::csrf::{CsrfError, CsrfToken};

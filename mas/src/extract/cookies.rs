@@ -1,0 +1,183 @@
+//! Private cookies (mas-protocol §17.3): every value is JSON, encrypted and authenticated
+//! with the cookie sub-key of `secrets.encryption` and bound to the cookie's name. Cookies
+//! are `HttpOnly`, `SameSite=Lax`, `Secure` when `public_base` is https, and scoped to the
+//! public base path (`/auth/`). A cookie that is missing, forged, or from an old key reads
+//! as absent.
+//!
+//! [`CookieJar`] is an axum extractor (it needs a [`CookieManager`] in the state, via
+//! `FromRef`) and a response part that emits one `Set-Cookie` per changed cookie.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponseParts, ResponseParts};
+use rand::{CryptoRng, RngCore};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::config::EncryptionKey;
+use crate::crypto::encrypter::{Encrypter, PURPOSE_COOKIES};
+
+/// Max-Age of a "permanent" cookie (the browser session): ten years.
+pub const PERMANENT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The cookie key and attributes, shared by all requests (a field of the app state).
+#[derive(Debug, Clone)]
+pub struct CookieManager {
+    encrypter: Encrypter,
+    secure: bool,
+    path: Arc<str>,
+}
+
+impl CookieManager {
+    /// Cookies keyed from `key`, with attributes taken from `public_base`.
+    pub fn new(key: &EncryptionKey, public_base: &Url) -> Self {
+        let path = public_base.path();
+        let path = if path.ends_with('/') {
+            path.to_owned()
+        } else {
+            format!("{path}/")
+        };
+        Self {
+            encrypter: Encrypter::derive(key, PURPOSE_COOKIES),
+            secure: public_base.scheme() == "https",
+            path: path.into(),
+        }
+    }
+
+    /// The jar of a request with these `headers`.
+    pub fn jar(&self, headers: &HeaderMap) -> CookieJar {
+        let mut incoming = BTreeMap::new();
+        let pairs = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='));
+        for (name, value) in pairs {
+            // Browsers send the most specific path first; keep the first of a name.
+            incoming
+                .entry(name.trim().to_owned())
+                .or_insert_with(|| value.trim().trim_matches('"').to_owned());
+        }
+        CookieJar {
+            manager: self.clone(),
+            incoming,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
+        let mut header = format!("{name}={value}; Path={}; HttpOnly; SameSite=Lax", self.path);
+        if self.secure {
+            header.push_str("; Secure");
+        }
+        if let Some(max_age) = max_age {
+            header.push_str(&format!("; Max-Age={}", max_age.as_secs()));
+        }
+        header
+    }
+}
+
+/// A change to one cookie.
+#[derive(Debug, Clone)]
+enum Change {
+    Set {
+        value: String,
+        max_age: Option<Duration>,
+    },
+    Remove,
+}
+
+/// The request's private cookies plus the changes to send back.
+#[derive(Debug, Clone)]
+pub struct CookieJar {
+    manager: CookieManager,
+    incoming: BTreeMap<String, String>,
+    changes: BTreeMap<String, Change>,
+}
+
+impl CookieJar {
+    /// The value of cookie `name`, if present and valid (changes made on this jar count).
+    pub fn load<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let encrypted = match self.changes.get(name) {
+            Some(Change::Set { value, .. }) => value,
+            Some(Change::Remove) => return None,
+            None => self.incoming.get(name)?,
+        };
+        let plaintext = self
+            .manager
+            .encrypter
+            .decrypt_with_context(name.as_bytes(), encrypted)
+            .ok()?;
+        serde_json::from_slice(&plaintext).ok()
+    }
+
+    /// Sets cookie `name` to `value`; `max_age: None` makes a browser-session cookie.
+    pub fn save<T: Serialize>(
+        &mut self,
+        rng: &mut (impl RngCore + CryptoRng),
+        name: &str,
+        value: &T,
+        max_age: Option<Duration>,
+    ) -> Result<(), serde_json::Error> {
+        let plaintext = serde_json::to_vec(value)?;
+        let value = self
+            .manager
+            .encrypter
+            .encrypt_with_context(rng, name.as_bytes(), &plaintext);
+        self.changes
+            .insert(name.to_owned(), Change::Set { value, max_age });
+        Ok(())
+    }
+
+    /// Removes cookie `name` (an expired `Set-Cookie`).
+    pub fn remove(&mut self, name: &str) {
+        self.changes.insert(name.to_owned(), Change::Remove);
+    }
+
+    /// One `Set-Cookie` value per changed cookie.
+    pub fn set_cookie_headers(&self) -> Vec<HeaderValue> {
+        self.changes
+            .iter()
+            .map(|(name, change)| match change {
+                Change::Set { value, max_age } => self.manager.set_cookie(name, value, *max_age),
+                Change::Remove => self.manager.set_cookie(name, "", Some(Duration::ZERO)),
+            })
+            // Names are our constants and values base64url, so this never drops a cookie.
+            .filter_map(|header| HeaderValue::try_from(header).ok())
+            .collect()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CookieJar
+where
+    CookieManager: FromRef<S>,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(CookieManager::from_ref(state).jar(&parts.headers))
+    }
+}
+
+impl IntoResponseParts for CookieJar {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        for header in self.set_cookie_headers() {
+            res.headers_mut().append(SET_COOKIE, header);
+        }
+        Ok(res)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+use axum::http::header::COOKIE;
+use axum::http::{HeaderMap, HeaderValue};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use url::Url;
+
+use super::*;
+use crate::clock::MockClock;
+use crate::config::EncryptionKey;
+use crate::extract::cookies::CookieManager;
+
+fn manager() -> CookieManager {
+    CookieManager::new(
+        &EncryptionKey([3; 32]),
+        &Url::parse("http://localhost/auth/").unwrap(),
+    )
+}
+
+/// The next request's jar, carrying the cookies `jar` set.
+fn next_request(manager: &CookieManager, jar: &CookieJar) -> CookieJar {
+    let pairs: Vec<String> = jar
+        .set_cookie_headers()
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut headers = HeaderMap::new();
+    headers.insert(COOKIE, HeaderValue::try_from(pairs.join("; ")).unwrap());
+    manager.jar(&headers)
+}
+
+#[test]
+fn tokens_are_32_random_bytes_valid_for_an_hour() {
+    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(1), 1_000);
+    assert_eq!(token.form_value().len(), 43);
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(token.form_value()).unwrap().len(),
+        32
+    );
+    assert_eq!(token.expires_at(), 1_000 + 3_600_000);
+    assert_eq!(token.verify_form(1_000, token.form_value()), Ok(()));
+    assert_eq!(
+        token.verify_form(1_000 + 3_600_000, token.form_value()),
+        Err(CsrfError::Expired)
+    );
+}
+
+#[test]
+fn other_values_are_mismatches() {
+    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(2), 0);
+    let other = CsrfToken::generate(&mut StdRng::seed_from_u64(3), 0);
+    for submitted in ["", other.form_value(), &token.form_value()[..42]] {
+        assert_eq!(token.verify_form(1, submitted), Err(CsrfError::Mismatch));
+    }
+}
+
+#[test]
+fn a_rendered_form_verifies_on_the_next_request() {
+    let (manager, clock) = (manager(), MockClock::default());
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut get = manager.jar(&HeaderMap::new());
+    let token = get.csrf_token(&clock, &mut rng);
+    let post = next_request(&manager, &get);
+    assert_eq!(post.verify_csrf(&clock, token.form_value()), Ok(()));
+    assert_eq!(post.verify_csrf(&clock, "forged"), Err(CsrfError::Mismatch));
+}
+
+#[test]
+fn without_the_cookie_forms_are_refused() {
+    let jar = manager().jar(&HeaderMap::new());
+    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(5), 0);
+    assert_eq!(
+        jar.verify_csrf(&MockClock::default(), token.form_value()),
+        Err(CsrfError::Missing)
+    );
+}
+
+#[test]
+fn rendering_a_form_keeps_the_token_and_extends_its_expiry() {
+    let (manager, clock) = (manager(), MockClock::default());
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut first = manager.jar(&HeaderMap::new());
+    let token = first.csrf_token(&clock, &mut rng);
+
+    clock.advance(Duration::from_secs(50 * 60));
+    let mut second = next_request(&manager, &first);
+    let extended = second.csrf_token(&clock, &mut rng);
+    assert_eq!(extended.form_value(), token.form_value());
+    assert_eq!(extended.expires_at(), token.expires_at() + 50 * 60 * 1000);
+
+    // 59 minutes after the second render (109 after the first) it still verifies.
+    clock.advance(Duration::from_secs(59 * 60));
+    let post = next_request(&manager, &second);
+    assert_eq!(post.verify_csrf(&clock, token.form_value()), Ok(()));
+}
+
+#[test]
+fn an_expired_token_is_refused_and_replaced_on_the_next_render() {
+    let (manager, clock) = (manager(), MockClock::default());
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut first = manager.jar(&HeaderMap::new());
+    let token = first.csrf_token(&clock, &mut rng);
+    clock.advance(CSRF_TTL);
+    let mut later = next_request(&manager, &first);
+    assert_eq!(
+        later.verify_csrf(&clock, token.form_value()),
+        Err(CsrfError::Expired)
+    );
+    let fresh = later.csrf_token(&clock, &mut rng);
+    assert_ne!(fresh.form_value(), token.form_value());
+    assert!(!fresh.is_expired(clock.now_unix_ms()));
+}
+
+#[test]
+fn the_cookie_is_named_csrf_and_lives_an_hour() {
+    let mut jar = manager().jar(&HeaderMap::new());
+    jar.csrf_token(&MockClock::default(), &mut StdRng::seed_from_u64(8));
+    let header = jar.set_cookie_headers()[0].to_str().unwrap().to_owned();
+    assert!(header.starts_with("csrf="), "{header}");
+    assert!(header.ends_with("; Max-Age=3600"), "{header}");
+}
