@@ -91,7 +91,7 @@ pub async fn add_access_token(
     .bind(expires_at)
     .execute(&mut *conn)
     .await
-    .map_err(|error| map_unique(error, &[(&SHA256_UNIQUE, || StorageError::TokenCollision)]))?;
+    .map_err(|error| map_unique(error, &SHA256_UNIQUE, StorageError::TokenCollision))?;
     Ok(AccessToken {
         id,
         session_id,

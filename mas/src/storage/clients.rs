@@ -204,9 +204,8 @@ pub async fn add_client(
         .map_err(|error| {
             map_unique(
                 error,
-                &[(&METADATA_DIGEST_UNIQUE, || {
-                    StorageError::DuplicateClientMetadata
-                })],
+                &METADATA_DIGEST_UNIQUE,
+                StorageError::DuplicateClientMetadata,
             )
         })?;
     Ok(client)

@@ -71,12 +71,7 @@ pub async fn add_email(
     .bind(confirmed_at)
     .execute(&mut *conn)
     .await
-    .map_err(|error| {
-        map_unique(
-            error,
-            &[(&USER_EMAIL_UNIQUE, || StorageError::EmailAlreadyAdded)],
-        )
-    })?;
+    .map_err(|error| map_unique(error, &USER_EMAIL_UNIQUE, StorageError::EmailAlreadyAdded))?;
     Ok(UserEmail {
         id,
         user_id,

@@ -232,7 +232,7 @@ pub async fn fulfill_authorization_grant(
     .bind(code_sha256)
     .execute(&mut *conn)
     .await
-    .map_err(|error| map_unique(error, &[(&CODE_UNIQUE, || StorageError::TokenCollision)]))?;
+    .map_err(|error| map_unique(error, &CODE_UNIQUE, StorageError::TokenCollision))?;
     Ok(result.rows_affected() == 1)
 }
 

@@ -98,7 +98,7 @@ pub async fn add_refresh_token(
     .bind(now)
     .execute(&mut *conn)
     .await
-    .map_err(|error| map_unique(error, &[(&SHA256_UNIQUE, || StorageError::TokenCollision)]))?;
+    .map_err(|error| map_unique(error, &SHA256_UNIQUE, StorageError::TokenCollision))?;
     Ok(RefreshToken {
         id,
         session_id,

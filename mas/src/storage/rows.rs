@@ -117,14 +117,16 @@ impl Unique {
     }
 }
 
-/// Maps a query error: a violation of one of `constraints` becomes its variant, anything
-/// else [`StorageError::Query`].
+/// Maps a query error: a violation of `unique` becomes `variant`, anything else
+/// [`StorageError::Query`].
 pub(super) fn map_unique(
     error: sqlx::Error,
-    constraints: &[(&Unique, fn() -> StorageError)],
+    unique: &Unique,
+    variant: StorageError,
 ) -> StorageError {
-    constraints
-        .iter()
-        .find(|(unique, _)| unique.violated_by(&error))
-        .map_or(StorageError::Query(error), |(_, variant)| variant())
+    if unique.violated_by(&error) {
+        variant
+    } else {
+        StorageError::Query(error)
+    }
 }

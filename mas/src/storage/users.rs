@@ -69,9 +69,7 @@ pub async fn add_user(
         .bind(now)
         .execute(&mut *conn)
         .await
-        .map_err(|error| {
-            map_unique(error, &[(&USERNAME_UNIQUE, || StorageError::UsernameTaken)])
-        })?;
+        .map_err(|error| map_unique(error, &USERNAME_UNIQUE, StorageError::UsernameTaken))?;
     Ok(User {
         id,
         username: username.to_owned(),

@@ -114,19 +114,37 @@ async fn migration_unknown_to_the_binary_is_refused(db: Database) {
     );
 }
 
+/// Every embedded migration as `(file name, SQL)`, as read from `mas/migrations`.
+fn embedded_files() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), embedded_count());
+    files
+}
+
 async fn new_migration_is_pending_then_applied(db: Database) {
     migrate(&db).await.unwrap();
-    let (newer, _dir) = migrator_from(&[
-        ("0001_create_users.sql", FIRST),
-        (
-            "0002_create_things.sql",
-            "CREATE TABLE things (id TEXT NOT NULL PRIMARY KEY);",
-        ),
-    ])
-    .await;
+    let mut files = embedded_files();
+    files.push((
+        "9999_create_things.sql".to_owned(),
+        "CREATE TABLE things (id TEXT NOT NULL PRIMARY KEY);".to_owned(),
+    ));
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, sql)| (name.as_str(), sql.as_str()))
+        .collect();
+    let (newer, _dir) = migrator_from(&borrowed).await;
     let versions = |list: Vec<MigrationInfo>| list.iter().map(|m| m.version).collect::<Vec<_>>();
-    assert_eq!(versions(pending(&db, &newer).await.unwrap()), [2]);
-    assert_eq!(versions(run(&db, &newer).await.unwrap()), [2]);
+    assert_eq!(versions(pending(&db, &newer).await.unwrap()), [9999]);
+    assert_eq!(versions(run(&db, &newer).await.unwrap()), [9999]);
     assert_eq!(pending(&db, &newer).await.unwrap(), []);
 }
 
