@@ -51,6 +51,16 @@ async fn new_hashes_use_the_highest_version() {
 }
 
 #[tokio::test]
+async fn hash_futures_do_not_borrow_the_rng() {
+    let manager = upgrading_manager();
+    let mut rng = StdRng::seed_from_u64(4);
+    let first = manager.hash(&mut rng, "one");
+    let second = manager.hash(&mut rng, "two");
+    let (first, second) = tokio::join!(first, second);
+    assert_ne!(first.unwrap().1, second.unwrap().1);
+}
+
+#[tokio::test]
 async fn old_versions_verify_and_need_an_upgrade() {
     let manager = upgrading_manager();
     let synapse_hash = "$2b$04$vcIJnn0Cr3KL1ZRbFuLrLOddXUxyp2ktTx8jq5BXRKq/YW1a8cUn6";
