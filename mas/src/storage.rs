@@ -14,7 +14,8 @@
 //! (a pooled connection or a transaction: the caller commits), the injected
 //! [`Clock`](crate::clock::Clock) and, when they create rows, the request's RNG for the ULID.
 //! Conditional state changes (`… WHERE exchanged_at IS NULL`) report whether they won, so
-//! concurrent requests cannot both succeed. Named unique constraints are turned into precise
+//! concurrent requests cannot both succeed. Transactions that write start with
+//! [`Database::begin_write`]. Named unique constraints are turned into precise
 //! [`StorageError`] variants.
 
 pub mod access_tokens;
@@ -36,7 +37,7 @@ pub mod users;
 
 use std::sync::Arc;
 
-use sqlx::AnyPool;
+use sqlx::{Any, AnyPool, Transaction};
 
 use crate::config::{DatabaseBackend, DatabaseConfig};
 
@@ -144,6 +145,20 @@ impl Database {
         self.schema.as_deref()
     }
 
+    /// Starts a transaction for a change, on a pooled connection. Use it for every
+    /// transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a transaction that reads and then writes would otherwise fail with "database is
+    /// locked" whenever another connection committed in between (a stale WAL snapshot cannot
+    /// be upgraded), instead of waiting. On PostgreSQL it is a plain `BEGIN`. Commit
+    /// explicitly; dropping it rolls back.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StorageError> {
+        let statement = match self.backend {
+            DatabaseBackend::Sqlite => "BEGIN IMMEDIATE",
+            DatabaseBackend::Postgres => "BEGIN",
+        };
+        Ok(self.pool.begin_with(statement).await?)
+    }
+
     /// Runs `SELECT 1`: is the database answering?
     #[tracing::instrument(name = "db.ping", skip_all, err)]
     pub async fn ping(&self) -> Result<(), StorageError> {
@@ -165,7 +180,53 @@ pub(crate) fn quote_identifier(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::clock::MockClock;
+    use crate::rng::RngSource;
+    use crate::storage::testing::test_on_both_backends;
+
+    async fn read_then_write_transactions_wait_for_each_other(db: Database) {
+        migrate(&db).await.unwrap();
+        let clock = MockClock::default();
+        let mut first = db.begin_write().await.unwrap();
+        users::find_user_by_username(&mut first, "alice")
+            .await
+            .unwrap();
+
+        // Reads, then writes, while `first` is open. With a plain BEGIN on SQLite its write
+        // would fail ("database is locked") once `first` commits; here it waits instead.
+        let (db2, clock2) = (db.clone(), clock.clone());
+        let second = tokio::spawn(async move {
+            let mut rng = RngSource::seeded(2).fork();
+            let mut tx = db2.begin_write().await.unwrap();
+            users::find_user_by_username(&mut tx, "bob").await.unwrap();
+            users::add_user(&mut tx, &clock2, &mut rng, "bob")
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut rng = RngSource::seeded(1).fork();
+        users::add_user(&mut first, &clock, &mut rng, "alice")
+            .await
+            .unwrap();
+        first.commit().await.unwrap();
+        second.await.unwrap();
+
+        let mut conn = db.pool().acquire().await.unwrap();
+        for name in ["alice", "bob"] {
+            assert!(
+                users::find_user_by_username(&mut conn, name)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+    }
+
+    test_on_both_backends!(read_then_write_transactions_wait_for_each_other);
 
     #[test]
     fn identifiers_are_quoted_with_doubled_quotes() {
