@@ -17,16 +17,22 @@ function spawnSupervisor(args, env, log) {
   const child = spawn(applianceBin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const startedAt = Date.now();
+  // 'exit', not 'close': a leftover process that inherited the pipes must not delay (or hide)
+  // the supervisor's own exit. `closed` follows once its output has been read to the end.
   const exited = new Promise((resolve) => {
     child.once('error', (err) => {
       log.push({ at: Date.now(), stream: 'spawn', line: String(err) });
       live.delete(child);
       resolve({ code: null, signal: null, error: err, elapsedMs: Date.now() - startedAt });
     });
-    child.once('close', (code, signal) => {
+    child.once('exit', (code, signal) => {
       live.delete(child);
       resolve({ code, signal, elapsedMs: Date.now() - startedAt });
     });
+  });
+  const closed = new Promise((resolve) => {
+    child.once('close', resolve);
+    child.once('error', resolve);
   });
   for (const stream of ['stdout', 'stderr']) {
     let partial = '';
@@ -40,7 +46,7 @@ function spawnSupervisor(args, env, log) {
       if (partial) log.push({ at: Date.now(), stream, line: partial });
     });
   }
-  return { child, exited, startedAt };
+  return { child, exited, closed, startedAt };
 }
 
 export class Appliance {
@@ -164,6 +170,10 @@ export class Appliance {
     }, timeoutMs);
     const r = await proc.exited;
     clearTimeout(timer);
+    // Let the last lines arrive (bounded: a leftover process may hold the pipes open).
+    let grace;
+    await Promise.race([proc.closed, new Promise((res) => (grace = setTimeout(res, 2000)))]);
+    clearTimeout(grace);
     const text = (s) => log.filter((l) => l.stream === s).map((l) => l.line);
     this.log.push({ at: Date.now(), stream: 'harness', line: `--- appliance ${args.join(' ')} (${this.name})` });
     this.log.push(...log);
