@@ -4,6 +4,7 @@
 //! them and adds the layers shared by all.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRef, Request};
@@ -12,11 +13,19 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 
 use crate::clock::Clock;
-use crate::config::{ListenerConfig, Resource};
+use crate::config::{AccountConfig, ListenerConfig, Resource, RootConfig};
+use crate::crypto::encrypter::Encrypter;
+use crate::crypto::keystore::Keystore;
+use crate::crypto::passwords::PasswordManager;
+use crate::extract::cookies::CookieManager;
+use crate::homeserver::HomeserverConnection;
+use crate::rng::RngSource;
 use crate::routes::UrlBuilder;
 use crate::storage::Database;
+use crate::templates::Templates;
 
-/// What handlers share. Handlers extract only the parts they use (`State<Database>`).
+/// What handlers share; every field is a cheap handle. Handlers extract only the parts they
+/// use (`State<Database>`, `State<Arc<Keystore>>`, ...).
 #[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     /// The database pool.
@@ -25,6 +34,97 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Public URLs.
     pub urls: UrlBuilder,
+    /// The injected randomness (fork one generator per request).
+    pub rng: RngSource,
+    /// Token-signing keys (JWKS, ID tokens).
+    pub keystore: Arc<Keystore>,
+    /// Encrypted cookies (session, CSRF).
+    pub cookies: CookieManager,
+    /// Encryption of secrets at rest (client secrets).
+    pub encrypter: Encrypter,
+    /// Password hashing; `None` when password login is disabled.
+    pub passwords: Option<Arc<PasswordManager>>,
+    /// The web page templates.
+    pub templates: Templates,
+    /// The homeserver (Synapse's `/_synapse/mas` API, or a mock in tests).
+    pub homeserver: Arc<dyn HomeserverConnection>,
+    /// Settings handlers need, taken from the validated config.
+    pub site: Arc<SiteConfig>,
+}
+
+/// The parts of the configuration that handlers read, in runtime form.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// The Matrix server name.
+    pub server_name: String,
+    /// The secret Synapse presents to introspect tokens (`matrix.secret`).
+    pub matrix_secret: String,
+    /// Lifetime of OAuth access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of refreshable compatibility access tokens.
+    pub compat_token_ttl: Duration,
+    /// What users may do with their account.
+    pub account: AccountConfig,
+}
+
+/// Why the state could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("secrets.keys: {0}")]
+    Keys(#[from] crate::config::KeyLoadError),
+    #[error("secrets.encryption: {0}")]
+    Encryption(crate::config::SecretError),
+    #[error("matrix.secret: {0}")]
+    MatrixSecret(crate::config::SecretError),
+    #[error("passwords: {0}")]
+    Passwords(#[from] crate::crypto::passwords::PasswordConfigError),
+    #[error("templates.path: {0}")]
+    Templates(#[from] crate::templates::TemplateError),
+}
+
+impl AppState {
+    /// Builds the state from a validated configuration.
+    pub fn from_config(
+        config: &RootConfig,
+        db: Database,
+        clock: Arc<dyn Clock>,
+        rng: RngSource,
+        homeserver: Arc<dyn HomeserverConnection>,
+    ) -> Result<Self, StateError> {
+        let key = config
+            .secrets
+            .encryption_key()
+            .map_err(StateError::Encryption)?;
+        let keystore = Keystore::from_config(&config.secrets)?;
+        let passwords = if config.passwords.enabled {
+            Some(Arc::new(config.passwords.build_manager()?))
+        } else {
+            None
+        };
+        let site = SiteConfig {
+            server_name: config.matrix.homeserver.clone(),
+            matrix_secret: config
+                .matrix
+                .load_secret()
+                .map_err(StateError::MatrixSecret)?,
+            access_token_ttl: Duration::from_secs(config.experimental.access_token_ttl),
+            compat_token_ttl: Duration::from_secs(config.experimental.compat_token_ttl),
+            account: config.account.clone(),
+        };
+        Ok(Self {
+            db,
+            clock,
+            urls: UrlBuilder::new(config.http.public_base.clone()),
+            rng,
+            keystore: Arc::new(keystore),
+            cookies: CookieManager::new(&key, &config.http.public_base),
+            encrypter: Encrypter::derive(&key, "secrets-at-rest"),
+            passwords,
+            templates: Templates::load(&config.templates.path)?,
+            homeserver,
+            site: Arc::new(site),
+        })
+    }
 }
 
 /// The router for one listener: the route groups of its resources, nested under its prefix;
@@ -32,7 +132,14 @@ pub struct AppState {
 pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
     let mut routes = Router::new();
     for resource in &listener.resources {
-        if let Some(group) = resource_router(resource) {
+        if let Some(mut group) = resource_router(resource) {
+            if *resource == (Resource::Human {}) {
+                // Pages for people: HTML error pages, no framing.
+                group = group.layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    crate::error::render_html_errors,
+                ));
+            }
             routes = routes.merge(group);
         }
     }
@@ -42,6 +149,7 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
     };
     routes
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::error::log_internal_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -83,5 +191,7 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;

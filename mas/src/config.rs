@@ -4,11 +4,12 @@
 //!
 //! This module only describes and checks; turning a section into a runtime object (a pool,
 //! loaded keys) is a method on that section or lives in the module that owns the object.
-//! Sections still to come: `clients`, `upstream_oauth2`, `experimental`, `branding`.
+//! Sections still to come: `clients`, `upstream_oauth2`, `branding`.
 
 mod account;
 mod database;
 mod email;
+mod experimental;
 mod generate;
 mod http;
 mod matrix;
@@ -25,6 +26,7 @@ pub use self::account::AccountConfig;
 pub(crate) use self::database::sqlite_file;
 pub use self::database::{DatabaseBackend, DatabaseConfig};
 pub use self::email::{EmailConfig, EmailTransport, SmtpMode};
+pub use self::experimental::ExperimentalConfig;
 pub use self::generate::generate;
 pub use self::http::{BindConfig, HttpConfig, ListenerConfig, Resource};
 pub use self::matrix::{HomeserverKind, MatrixConfig};
@@ -54,6 +56,8 @@ pub struct RootConfig {
     pub templates: TemplatesConfig,
     /// Outgoing email.
     pub email: EmailConfig,
+    /// Token lifetimes.
+    pub experimental: ExperimentalConfig,
 }
 
 impl RootConfig {
@@ -67,6 +71,7 @@ impl RootConfig {
         self.secrets.validate(&mut problems);
         self.passwords.validate(&mut problems);
         self.email.validate(&mut problems);
+        self.experimental.validate(&mut problems);
         problems.0
     }
 

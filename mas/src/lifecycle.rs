@@ -96,7 +96,7 @@ impl StopSignals {
             tokio::select! {
                 _ = self.terminate.recv() => return "SIGTERM",
                 _ = self.interrupt.recv() => return "SIGINT",
-                _ = self.hangup.recv() => tracing::info!("SIGHUP received; nothing to reload"),
+                _ = self.hangup.recv() => tracing::debug!("SIGHUP received (templates reload on their own)"),
             }
         }
     }

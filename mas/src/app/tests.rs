@@ -5,27 +5,12 @@ use axum::http::Request;
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
+use super::testing::{TestApp, appliance_listener};
 use super::*;
-use crate::clock::MockClock;
-use crate::config::BindConfig;
 use crate::storage::testing::{on_sqlite, test_on_both_backends};
 
-/// The appliance's listener: prefix `/auth`, health among its resources.
-fn appliance_listener() -> ListenerConfig {
-    ListenerConfig {
-        name: Some("web".to_owned()),
-        resources: vec![Resource::Discovery {}, Resource::Health {}],
-        prefix: Some("/auth".to_owned()),
-        binds: vec![BindConfig::address("127.0.0.1:8080")],
-    }
-}
-
-fn state(db: Database) -> AppState {
-    AppState {
-        db,
-        clock: Arc::new(MockClock::default()),
-        urls: UrlBuilder::new("http://localhost:8000/auth/".parse().unwrap()),
-    }
+async fn state(db: Database) -> AppState {
+    TestApp::new(db).await.state
 }
 
 /// GETs `path` and returns the status and body text.
@@ -38,11 +23,10 @@ async fn get(router: Router, path: &str) -> (StatusCode, String) {
 }
 
 async fn health_answers_ok_under_the_prefix(db: Database) {
-    let router = build_router(state(db), &appliance_listener());
-    assert_eq!(
-        get(router, "/auth/health").await,
-        (StatusCode::OK, "ok".to_owned())
-    );
+    let app = TestApp::new(db).await;
+    let response = app.get("/auth/health").await;
+    response.assert_status(StatusCode::OK);
+    assert_eq!(response.text(), "ok");
 }
 
 test_on_both_backends!(health_answers_ok_under_the_prefix);
@@ -50,8 +34,8 @@ test_on_both_backends!(health_answers_ok_under_the_prefix);
 #[tokio::test]
 async fn health_is_503_when_the_database_is_gone() {
     on_sqlite(|db| async move {
+        let router = build_router(state(db.clone()).await, &appliance_listener());
         db.close().await;
-        let router = build_router(state(db), &appliance_listener());
         let (status, body) = get(router, "/auth/health").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body, "database unavailable");
@@ -62,7 +46,7 @@ async fn health_is_503_when_the_database_is_gone() {
 #[tokio::test]
 async fn unknown_routes_and_paths_outside_the_prefix_are_404() {
     on_sqlite(|db| async move {
-        let router = build_router(state(db), &appliance_listener());
+        let router = build_router(state(db).await, &appliance_listener());
         for path in ["/auth/nope", "/health", "/", "/authhealth"] {
             let (status, _) = get(router.clone(), path).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
@@ -78,7 +62,7 @@ async fn health_is_only_served_when_the_listener_has_the_resource() {
         listener
             .resources
             .retain(|resource| *resource != Resource::Health {});
-        let router = build_router(state(db), &listener);
+        let router = build_router(state(db).await, &listener);
         assert_eq!(get(router, "/auth/health").await.0, StatusCode::NOT_FOUND);
     })
     .await;
@@ -89,7 +73,7 @@ async fn a_listener_without_prefix_serves_at_the_root() {
     on_sqlite(|db| async move {
         let mut listener = appliance_listener();
         listener.prefix = None;
-        let router = build_router(state(db), &listener);
+        let router = build_router(state(db).await, &listener);
         assert_eq!(get(router, "/health").await.0, StatusCode::OK);
     })
     .await;

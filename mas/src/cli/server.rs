@@ -8,8 +8,9 @@ use camino::Utf8PathBuf;
 
 use crate::app::{self, AppState};
 use crate::clock::SystemClock;
+use crate::homeserver::SynapseConnection;
 use crate::lifecycle::{self, BoundListener, StopSignals};
-use crate::routes::UrlBuilder;
+use crate::rng::RngSource;
 use crate::storage::{self, Database};
 
 pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
@@ -18,11 +19,15 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&config.database).await?;
     storage::ensure_up_to_date(&db).await?;
 
-    let state = AppState {
-        db: db.clone(),
-        clock: Arc::new(SystemClock),
-        urls: UrlBuilder::new(config.http.public_base.clone()),
-    };
+    let homeserver = SynapseConnection::from_config(&config.matrix)?;
+    let state = AppState::from_config(
+        &config,
+        db.clone(),
+        Arc::new(SystemClock),
+        RngSource::from_entropy(),
+        Arc::new(homeserver),
+    )?;
+    let _template_reloads = state.templates.reload_on_sighup()?;
     let mut listeners = Vec::new();
     for (index, listener) in config.http.listeners.iter().enumerate() {
         let label = listener.label(index);
