@@ -12,24 +12,24 @@ fn templates() -> Templates {
 }
 
 /// minijinja escapes `/` as `&#x2f;` (valid in HTML); the assertions read better with `/`.
-fn readable(html: String) -> String {
+fn readable(html: &str) -> String {
     html.replace("&#x2f;", "/")
 }
 
 fn login(templates: &Templates, context: &LoginContext) -> String {
-    readable(templates.render_login(context).unwrap())
+    readable(&templates.render_login(context).unwrap())
 }
 
 fn consent(templates: &Templates, context: &ConsentContext) -> String {
-    readable(templates.render_consent(context).unwrap())
+    readable(&templates.render_consent(context).unwrap())
 }
 
 fn error(templates: &Templates, context: &ErrorContext) -> String {
-    readable(templates.render_error(context).unwrap())
+    readable(&templates.render_error(context).unwrap())
 }
 
 fn index(templates: &Templates, context: &IndexContext) -> String {
-    readable(templates.render_index(context).unwrap())
+    readable(&templates.render_index(context).unwrap())
 }
 
 /// Every sample, rendered, with its name.
