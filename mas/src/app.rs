@@ -71,15 +71,15 @@ pub struct SiteConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("secrets.keys: {0}")]
-    Keys(#[from] crate::config::KeyLoadError),
+    Keys(crate::config::KeyLoadError),
     #[error("secrets.encryption: {0}")]
     Encryption(crate::config::SecretError),
     #[error("matrix.secret: {0}")]
     MatrixSecret(crate::config::SecretError),
     #[error("passwords: {0}")]
-    Passwords(#[from] crate::crypto::passwords::PasswordConfigError),
-    #[error("templates.path: {0}")]
-    Templates(#[from] crate::templates::TemplateError),
+    Passwords(crate::crypto::passwords::PasswordConfigError),
+    #[error("{0}")]
+    Templates(crate::templates::TemplateError),
 }
 
 impl AppState {
@@ -95,9 +95,14 @@ impl AppState {
             .secrets
             .encryption_key()
             .map_err(StateError::Encryption)?;
-        let keystore = Keystore::from_config(&config.secrets)?;
+        let keystore = Keystore::from_config(&config.secrets).map_err(StateError::Keys)?;
         let passwords = if config.passwords.enabled {
-            Some(Arc::new(config.passwords.build_manager()?))
+            Some(Arc::new(
+                config
+                    .passwords
+                    .build_manager()
+                    .map_err(StateError::Passwords)?,
+            ))
         } else {
             None
         };
@@ -120,7 +125,7 @@ impl AppState {
             cookies: CookieManager::new(&key, &config.http.public_base),
             encrypter: Encrypter::derive(&key, "secrets-at-rest"),
             passwords,
-            templates: Templates::load(&config.templates.path)?,
+            templates: Templates::load(&config.templates.path).map_err(StateError::Templates)?,
             homeserver,
             site: Arc::new(site),
         })

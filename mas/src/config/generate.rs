@@ -1,5 +1,10 @@
 //! `config generate`: a complete configuration for local use, with fresh secrets inline.
 
+use std::path::Path;
+
+use camino::Utf8PathBuf;
+
+use super::TemplatesConfig;
 use rand::distributions::Alphanumeric;
 use rand::{CryptoRng, Rng, RngCore};
 use url::Url;
@@ -61,8 +66,28 @@ pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Result<RootConfig, KeyE
                 },
             ],
         },
+        templates: TemplatesConfig {
+            path: shipped_templates(),
+            ..TemplatesConfig::default()
+        },
         ..RootConfig::default()
     })
+}
+
+/// The templates shipped with this binary: next to it in the image (`/app/code/templates/mas`),
+/// or in the repository for `target/{debug,release}/mas-cli`; else the relative default.
+fn shipped_templates() -> Utf8PathBuf {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let candidates = exe_dir
+        .iter()
+        .flat_map(|dir| [dir.join("templates/mas"), dir.join("../../templates/mas")]);
+    candidates
+        .filter_map(|dir| dir.canonicalize().ok())
+        .find(|dir| dir.is_dir())
+        .and_then(|dir| Utf8PathBuf::from_path_buf(dir).ok())
+        .unwrap_or_else(|| TemplatesConfig::default().path)
 }
 
 /// 32 random bytes as 64 hex characters.

@@ -131,8 +131,10 @@ async fn migrate_then_serve_health_until_sigterm_on_sqlite() {
         "http:\n  public_base: \"http://127.0.0.1:{port}/auth/\"\n  listeners:\n    \
          - name: web\n      prefix: /auth\n      binds: [{{address: \"127.0.0.1:{port}\"}}]\n      \
          resources: [{{name: discovery}}, {{name: health}}]\n\
-         database:\n  uri: \"sqlite://{}\"\n",
-        database.display()
+         database:\n  uri: \"sqlite://{}\"\n\
+         templates:\n  path: \"{}\"\n",
+        database.display(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/mas"),
     );
     write(dir.path(), "overlay.yaml", &overlay);
     let config = ["-c", "base.yaml", "-c", "overlay.yaml"];
