@@ -19,6 +19,7 @@ use crate::crypto::keystore::Keystore;
 use crate::crypto::passwords::PasswordManager;
 use crate::extract::cookies::CookieManager;
 use crate::homeserver::HomeserverConnection;
+use crate::jobs::JobWaker;
 use crate::rng::RngSource;
 use crate::routes::UrlBuilder;
 use crate::storage::Database;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub templates: Templates,
     /// The homeserver (Synapse's `/_synapse/mas` API, or a mock in tests).
     pub homeserver: Arc<dyn HomeserverConnection>,
+    /// Wakes the job worker after a commit that queued a job.
+    pub jobs: JobWaker,
     /// Settings handlers need, taken from the validated config.
     pub site: Arc<SiteConfig>,
 }
@@ -127,6 +130,7 @@ impl AppState {
             passwords,
             templates: Templates::load(&config.templates.path).map_err(StateError::Templates)?,
             homeserver,
+            jobs: JobWaker::new(),
             site: Arc::new(site),
         })
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod homeserver;
+pub mod jobs;
 pub mod lifecycle;
 pub mod model;
 pub mod rng;

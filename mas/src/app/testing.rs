@@ -94,6 +94,7 @@ impl TestApp {
             passwords: Some(Arc::new(PasswordManager::new([(1, argon2)], 0).unwrap())),
             templates: Templates::load(&templates_dir).unwrap(),
             homeserver: homeserver.clone(),
+            jobs: crate::jobs::JobWaker::new(),
             site: Arc::new(SiteConfig {
                 server_name: SERVER_NAME.to_owned(),
                 matrix_secret: MATRIX_SECRET.to_owned(),
