@@ -9,6 +9,28 @@ use url::Url;
 /// `GET /health`: readiness probe (mas-protocol §5.3).
 pub const HEALTH: &str = "/health";
 
+// --- Human pages (oauth-web) ---
+
+/// `GET /`: the index page (mas-protocol §4).
+pub const INDEX: &str = "/";
+/// `GET/POST /login`: the login page; the query carries a post-auth action (mas-protocol §4).
+pub const LOGIN: &str = "/login";
+/// `POST /logout`: ends the browser session.
+pub const LOGOUT: &str = "/logout";
+/// `GET /authorize`: the OAuth 2.0 authorization endpoint (mas-protocol §2.1).
+pub const AUTHORIZE: &str = "/authorize";
+/// `GET/POST /consent/{grant_id}`: the consent page (mas-protocol §2.5), as a route pattern.
+pub const CONSENT: &str = "/consent/{grant_id}";
+/// `GET /assets/*`: static files; the route pattern.
+pub const ASSETS: &str = "/assets/{*path}";
+
+/// The consent page of one grant (a path for [`UrlBuilder`]).
+pub fn consent(grant_id: ulid::Ulid) -> String {
+    format!("/consent/{grant_id}")
+}
+
+// --- end of the human pages ---
+
 /// Builds absolute and prefixed URLs from `http.public_base`, never from a request's `Host`
 /// (Synapse fetches discovery over loopback and republishes it verbatim).
 #[derive(Debug, Clone)]
