@@ -17,9 +17,11 @@ use crate::config::{AccountConfig, ListenerConfig, Resource, RootConfig};
 use crate::crypto::encrypter::Encrypter;
 use crate::crypto::keystore::Keystore;
 use crate::crypto::passwords::PasswordManager;
+use crate::extract::client_ip::TrustedProxies;
 use crate::extract::cookies::CookieManager;
 use crate::homeserver::HomeserverConnection;
 use crate::jobs::JobWaker;
+use crate::ratelimit::RateLimiter;
 use crate::rng::RngSource;
 use crate::routes::UrlBuilder;
 use crate::storage::Database;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub homeserver: Arc<dyn HomeserverConnection>,
     /// Wakes the job worker after a commit that queued a job.
     pub jobs: JobWaker,
+    /// Rate limits (password checks, mas-protocol §17.1).
+    pub limiter: RateLimiter,
     /// Settings handlers need, taken from the validated config.
     pub site: Arc<SiteConfig>,
 }
@@ -60,6 +64,8 @@ pub struct AppState {
 pub struct SiteConfig {
     /// The Matrix server name.
     pub server_name: String,
+    /// The OpenID Connect issuer (`http.issuer`, else `http.public_base`).
+    pub issuer: String,
     /// The secret Synapse presents to introspect tokens (`matrix.secret`).
     pub matrix_secret: String,
     /// Lifetime of OAuth access tokens.
@@ -68,6 +74,8 @@ pub struct SiteConfig {
     pub compat_token_ttl: Duration,
     /// What users may do with their account.
     pub account: AccountConfig,
+    /// Peers whose `X-Forwarded-For` is believed (`http.trusted_proxies`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Why the state could not be built from the configuration.
@@ -111,6 +119,12 @@ impl AppState {
         };
         let site = SiteConfig {
             server_name: config.matrix.homeserver.clone(),
+            issuer: config
+                .http
+                .issuer
+                .as_ref()
+                .unwrap_or(&config.http.public_base)
+                .to_string(),
             matrix_secret: config
                 .matrix
                 .load_secret()
@@ -118,6 +132,7 @@ impl AppState {
             access_token_ttl: Duration::from_secs(config.experimental.access_token_ttl),
             compat_token_ttl: Duration::from_secs(config.experimental.compat_token_ttl),
             account: config.account.clone(),
+            trusted_proxies: TrustedProxies::from_config(&config.http.trusted_proxies),
         };
         Ok(Self {
             db,
@@ -131,6 +146,7 @@ impl AppState {
             templates: Templates::load(&config.templates.path).map_err(StateError::Templates)?,
             homeserver,
             jobs: JobWaker::new(),
+            limiter: RateLimiter::default(),
             site: Arc::new(site),
         })
     }
@@ -167,9 +183,9 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
 fn resource_router(resource: &Resource) -> Option<Router<AppState>> {
     match resource {
         Resource::Health {} => Some(crate::health::router()),
-        Resource::Discovery {}
-        | Resource::Human {}
-        | Resource::OAuth {}
+        Resource::Discovery {} => Some(crate::oauth2::discovery_router()),
+        Resource::OAuth {} => Some(crate::oauth2::api_router()),
+        Resource::Human {}
         | Resource::Compat {}
         | Resource::Assets { .. }
         | Resource::Prometheus {}

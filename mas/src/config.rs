@@ -28,6 +28,7 @@ pub use self::database::{DatabaseBackend, DatabaseConfig};
 pub use self::email::{EmailConfig, EmailTransport, SmtpMode};
 pub use self::experimental::ExperimentalConfig;
 pub use self::generate::generate;
+pub(crate) use self::http::parse_cidr;
 pub use self::http::{BindConfig, HttpConfig, ListenerConfig, Resource};
 pub use self::matrix::{HomeserverKind, MatrixConfig};
 pub use self::merge::merge;

@@ -2,6 +2,9 @@
 //! tokens so far (the session, bearer and client-authentication extractors come with the
 //! endpoints).
 
+pub mod bearer;
+pub mod client_auth;
+pub mod client_ip;
 pub mod cookies;
 pub mod csrf;
 

@@ -14,6 +14,8 @@ pub mod homeserver;
 pub mod jobs;
 pub mod lifecycle;
 pub mod model;
+pub mod oauth2;
+pub mod ratelimit;
 pub mod rng;
 pub mod routes;
 pub mod storage;

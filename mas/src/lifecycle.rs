@@ -113,7 +113,11 @@ pub async fn serve(
         tracing::info!(listener = %bound.label, address = %bound.address, "listening");
         let shutdown = token.clone().cancelled_owned();
         tasks.spawn(async move {
-            let result = axum::serve(bound.listener, bound.router)
+            // The peer address feeds `extract::client_ip` (rate limits per IP).
+            let service = bound
+                .router
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let result = axum::serve(bound.listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await;
             (bound.label, result)

@@ -95,12 +95,17 @@ impl TestApp {
             templates: Templates::load(&templates_dir).unwrap(),
             homeserver: homeserver.clone(),
             jobs: crate::jobs::JobWaker::new(),
+            limiter: crate::ratelimit::RateLimiter::default(),
             site: Arc::new(SiteConfig {
                 server_name: SERVER_NAME.to_owned(),
+                issuer: PUBLIC_BASE.to_owned(),
                 matrix_secret: MATRIX_SECRET.to_owned(),
                 access_token_ttl: Duration::from_secs(300),
                 compat_token_ttl: Duration::from_secs(300),
                 account: AccountConfig::default(),
+                trusted_proxies: crate::extract::client_ip::TrustedProxies::from_config(&[
+                    "127.0.0.0/8".to_owned(),
+                ]),
             }),
         };
         let router = build_router(state.clone(), &appliance_listener());
