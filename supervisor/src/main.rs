@@ -51,6 +51,9 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Run) && pid1::is_pid1() {
         return exit_code(pid1::run());
     }
+    // Started by the PID 1 shim (or by anything else that blocks signals), we would inherit a
+    // blocked signal mask: SIGTERM would then never reach our handlers, nor our children's.
+    pid1::unblock_signals();
     init_tracing();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let env = match Env::from_process(&cwd) {

@@ -19,6 +19,12 @@ const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
+/// Clears the signal mask this thread inherited (the shim's blocked set survives `exec`).
+/// Call before any other thread exists, so that every thread and child starts unblocked.
+pub fn unblock_signals() {
+    let _ = SigSet::all().thread_unblock();
+}
+
 /// Whether this process is PID 1.
 pub fn is_pid1() -> bool {
     std::process::id() == 1
@@ -32,7 +38,8 @@ pub fn run() -> i32 {
         set.add(sig);
     }
     set.add(Signal::SIGCHLD);
-    // Blocked here and taken with sigwait; the child starts with an empty mask (std resets it).
+    // Blocked here and taken with sigwait. The child inherits this mask and clears it at once
+    // (`unblock_signals` in main).
     if let Err(e) = set.thread_block() {
         return fail(&format!("cannot block signals: {e}"));
     }

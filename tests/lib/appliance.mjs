@@ -13,8 +13,10 @@ process.on('exit', () => {
 });
 
 /** Runs the supervisor binary with `args` and `env`; collects its output into `log`. */
-function spawnSupervisor(args, env, log) {
-  const child = spawn(applianceBin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnSupervisor(args, env, log, wrap = []) {
+  // `wrap` runs the supervisor under another command (e.g. `unshare` to make it PID 1).
+  const [cmd, ...argv] = [...wrap, applianceBin, ...args];
+  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const startedAt = Date.now();
   // 'exit', not 'close': a leftover process that inherited the pipes must not delay (or hide)
@@ -59,9 +61,10 @@ export class Appliance {
    * @param {string} [o.dbName]    PostgreSQL database (backend 'postgres')
    * @param {string} [o.runDir]    APPLIANCE_RUN_DIR (default: <data>/run, the supervisor's own default)
    * @param {object} [o.env]       extra variables; a value of undefined removes one
+   * @param {string[]} [o.wrap]    a command to run `appliance run` under (e.g. `unshare ...`)
    */
-  constructor({ name, backend, dataDir, ports, dbName, runDir, env = {} }) {
-    Object.assign(this, { name, backend, dataDir, ports, dbName });
+  constructor({ name, backend, dataDir, ports, dbName, runDir, env = {}, wrap = [] }) {
+    Object.assign(this, { name, backend, dataDir, ports, dbName, wrap });
     this.runDir = runDir ?? path.join(dataDir, 'run');
     this.explicitRunDir = runDir !== undefined;
     this.extraEnv = env;
@@ -103,7 +106,7 @@ export class Appliance {
   start(overrides = {}) {
     if (this.proc && this.running) throw new Error(`${this.name} is already running`);
     this.log.push({ at: Date.now(), stream: 'harness', line: `--- appliance run (${this.name})` });
-    const proc = spawnSupervisor(['run'], this.env(overrides), this.log);
+    const proc = spawnSupervisor(['run'], this.env(overrides), this.log, this.wrap);
     this.proc = proc;
     this.lastExit = undefined;
     proc.exited.then((r) => {

@@ -39,7 +39,7 @@ export class Harness {
    * A new (not started) appliance on `backend`, with free ports, a fresh data dir (unless
    * `dataDir` is given) and, for PostgreSQL, a fresh database (unless `dbName` is given).
    */
-  async appliance(backend, { dataDir, dbName, runDir, env, ports } = {}) {
+  async appliance(backend, { dataDir, dbName, runDir, env, ports, wrap } = {}) {
     const app = new Appliance({
       name: `${this.label} #${this.appliances.length + 1}`,
       backend,
@@ -48,6 +48,7 @@ export class Harness {
       dbName: backend === 'postgres' ? (dbName ?? (await this.database())) : undefined,
       runDir,
       env,
+      wrap,
     });
     this.appliances.push(app);
     return app;
