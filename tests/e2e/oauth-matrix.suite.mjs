@@ -1,0 +1,265 @@
+// Signing in to the appliance the way Element X does, with real Synapse and headless Chromium: a
+// native client registers itself (MSC2966: application_type native, loopback redirect), runs the
+// code flow with PKCE and the Matrix scopes (the client-server API and a device of its choosing,
+// no `openid`), a user made with `appliance mas -- manage register-user` signs in on the login
+// page and approves the consent page, and the token then works against Synapse: whoami names the
+// user and the device; refresh works; revocation, and locking the user, end it at once (the device
+// is deleted, so Synapse's 2-minute introspection cache cannot keep it alive); only a user allowed
+// to be admin gets `urn:synapse:admin:*`, and only that scope opens Synapse's admin API. Both the
+// unstable (MSC2967) and the stable scope spellings. oauth-matrix.<backend>.test.mjs run it once
+// per backend.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { skipReason } from '../lib/config.mjs';
+import { Browser, browserSkipReason } from '../lib/browser.mjs';
+import { Harness } from '../lib/harness.mjs';
+import {
+  LoopbackCallback,
+  Recorder,
+  authorizationRequest,
+  codeFlow,
+  expectOAuthError,
+  introspect,
+  manage,
+  matrixScopes,
+  oidc,
+  randomAlnum,
+  registerClient,
+  registerUser,
+  serverNameOf,
+  whoami,
+} from '../lib/oidc.mjs';
+
+const ADMIN_SCOPE = 'urn:synapse:admin:*';
+
+/** What Element X sends when it registers (its real metadata, with a loopback redirect). */
+function elementXMetadata(redirectUri) {
+  return {
+    client_name: 'Element X (e2e)',
+    client_uri: 'https://element-e2e.example.org/',
+    logo_uri: 'https://element-e2e.example.org/logo.png',
+    policy_uri: 'https://element-e2e.example.org/privacy',
+    tos_uri: 'https://element-e2e.example.org/terms',
+    application_type: 'native',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  };
+}
+
+/** Asserts a Matrix error answer: `status` and `errcode`. */
+function assertMatrixError(res, status, errcode, what) {
+  assert.equal(res.status, status, `${what}: expected ${status} ${errcode}, got ${res.status} ${res.body}`);
+  let body;
+  try {
+    body = res.json();
+  } catch {
+    assert.fail(`${what}: not a Matrix JSON error: ${res.body}`);
+  }
+  assert.equal(body.errcode, errcode, `${what}: ${res.body}`);
+}
+
+/** Declares the Element-X-style tests on `backend`. */
+export function matrixSuite(backend) {
+  const skip = skipReason(backend) || browserSkipReason();
+  describe(`${backend}: Element-X-style sign-in against real Synapse (Chromium)`, { skip }, () => {
+    const h = new Harness(`${backend}: oauth matrix`);
+    let app;
+    let serverName;
+    let alice;
+    let aliceBrowser;
+    let callback;
+    let elementX;
+
+    before(async () => {
+      try {
+        app = await h.appliance(backend);
+        app.start();
+        await app.waitHealthy();
+        serverName = serverNameOf(app);
+        alice = await registerUser(app, 'alice');
+        callback = await LoopbackCallback.start();
+        h.defer(() => callback.close());
+        aliceBrowser = await Browser.launch(`${backend}-alice`);
+        h.defer(() => aliceBrowser.close());
+      } catch (err) {
+        h.dump(err);
+        throw err;
+      }
+    }, { timeout: 180000 });
+
+    after(() => h.cleanup(), { timeout: 60000 });
+
+    let dumped = false;
+    const check = (name, fn, timeout = 120000) =>
+      test(name, { timeout }, async () => {
+        const rec = new Recorder();
+        try {
+          await fn(rec);
+        } catch (err) {
+          rec.annotate(err);
+          // The appliance's output once (the first failure); later failures add only their own.
+          if (!dumped) h.dump(err);
+          dumped = true;
+          throw err;
+        }
+      });
+
+    /** Element X's registration (the same metadata every time: deduplicated to one client). */
+    async function registerElementX(rec) {
+      const config = await registerClient(app, rec, elementXMetadata(callback.redirectUri));
+      elementX ??= config.clientMetadata().client_id;
+      assert.equal(config.clientMetadata().client_id, elementX, 'the same public metadata gives the same client');
+      return config;
+    }
+
+    /** A Matrix sign-in of `user` in `browser`: API scope, a fresh device, plus `extraScopes`. */
+    async function matrixSignIn(rec, { config, browser, user, spelling = 'unstable', extraScopes = [] }) {
+      const deviceId = randomAlnum(10);
+      const { api, device } = matrixScopes(spelling, deviceId);
+      const scope = [api, device, ...extraScopes].join(' ');
+      const { tokens, consent } = await codeFlow({
+        config,
+        browser,
+        callback,
+        scope,
+        user,
+        clientName: 'Element X (e2e)',
+        deviceId,
+      });
+      return { tokens, deviceId, scope, consent };
+    }
+
+    for (const spelling of ['unstable', 'stable']) {
+      check(`${spelling} scopes: whoami is alice on the client's device; refresh works; after revoke whoami fails at once`, async (rec) => {
+        const config = await registerElementX(rec);
+        const { tokens, deviceId, scope } = await matrixSignIn(rec, { config, browser: aliceBrowser, user: alice, spelling });
+        const { api, device } = matrixScopes(spelling, deviceId);
+        assert.equal(tokens.id_token, undefined, 'no openid scope, no ID token');
+        assert.ok(tokens.refresh_token, 'a refresh token');
+        const granted = (tokens.scope ?? '').split(' ');
+        for (const s of [api, device]) assert.ok(granted.includes(s), `granted scope "${tokens.scope}" lacks ${s} (asked: ${scope})`);
+
+        const me = await whoami(app, rec, tokens.access_token);
+        assert.equal(me.status, 200, `whoami: ${me.status} ${me.body}`);
+        assert.deepEqual(
+          { user_id: me.json().user_id, device_id: me.json().device_id },
+          { user_id: `@alice:${serverName}`, device_id: deviceId },
+        );
+
+        // What Synapse learns from MAS: both spellings of the API and device scopes.
+        const seen = await introspect(app, rec, tokens.access_token);
+        assert.equal(seen.active, true, JSON.stringify(seen));
+        assert.equal(seen.username, 'alice');
+        const seenScopes = (seen.scope ?? '').split(' ');
+        for (const s of [
+          'urn:matrix:client:api:*',
+          'urn:matrix:org.matrix.msc2967.client:api:*',
+          `urn:matrix:client:device:${deviceId}`,
+          `urn:matrix:org.matrix.msc2967.client:device:${deviceId}`,
+        ]) {
+          assert.ok(seenScopes.includes(s), `introspection scope "${seen.scope}" lacks ${s}`);
+        }
+        assert.ok(!seenScopes.includes(ADMIN_SCOPE), 'no admin scope for alice');
+
+        // Refresh: a new access token for the same device.
+        const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token);
+        assert.notEqual(refreshed.access_token, tokens.access_token);
+        const again = await whoami(app, rec, refreshed.access_token);
+        assert.equal(again.status, 200, `whoami after refresh: ${again.status} ${again.body}`);
+        assert.equal(again.json().device_id, deviceId);
+        assert.equal(again.json().user_id, `@alice:${serverName}`);
+
+        // Revoke (RFC 7009, public client: client_id in the body): 200, and Synapse refuses the
+        // token on the very next request, and the earlier one of the same device too.
+        await oidc.tokenRevocation(config, refreshed.access_token, { token_type_hint: 'access_token' });
+        assertMatrixError(await whoami(app, rec, refreshed.access_token), 401, 'M_UNKNOWN_TOKEN', 'whoami right after revoke');
+        assertMatrixError(await whoami(app, rec, tokens.access_token), 401, 'M_UNKNOWN_TOKEN', 'whoami with the pre-refresh token after revoke');
+        const err = await expectOAuthError('refresh after revoke', () => oidc.refreshTokenGrant(config, refreshed.refresh_token));
+        assert.equal(err.error, 'invalid_grant', err.message);
+      });
+    }
+
+    check('admin: a --admin user\'s urn:synapse:admin:* token reaches Synapse\'s admin API (200); alice\'s plain token gets 403; alice cannot get the admin scope', async (rec) => {
+      const root = await registerUser(app, 'root', { admin: true });
+      const config = await registerElementX(rec);
+      const rootBrowser = await Browser.launch(`${backend}-root`);
+      h.defer(() => rootBrowser.close());
+      const adminPath = `/_synapse/admin/v2/users/${encodeURIComponent(`@alice:${serverName}`)}`;
+
+      const { tokens: rootTokens, deviceId } = await matrixSignIn(rec, {
+        config,
+        browser: rootBrowser,
+        user: root,
+        spelling: 'stable',
+        extraScopes: [ADMIN_SCOPE],
+      });
+      assert.ok((rootTokens.scope ?? '').split(' ').includes(ADMIN_SCOPE), `granted: ${rootTokens.scope}`);
+      const me = await whoami(app, rec, rootTokens.access_token);
+      assert.equal(me.status, 200, me.body);
+      assert.deepEqual(me.json().user_id, `@root:${serverName}`);
+      assert.equal(me.json().device_id, deviceId);
+      const asAdmin = await rec.send(app.url(adminPath), { headers: { authorization: `Bearer ${rootTokens.access_token}` } });
+      assert.equal(asAdmin.status, 200, `admin API with the admin token: ${asAdmin.status} ${asAdmin.body}`);
+      assert.equal(asAdmin.json().name, `@alice:${serverName}`);
+
+      // alice's ordinary Matrix token: a working token, but no admin.
+      const { tokens: plain } = await matrixSignIn(rec, { config, browser: aliceBrowser, user: alice, spelling: 'stable' });
+      assert.equal((await whoami(app, rec, plain.access_token)).status, 200);
+      const notAdmin = await rec.send(app.url(adminPath), { headers: { authorization: `Bearer ${plain.access_token}` } });
+      assertMatrixError(notAdmin, 403, 'M_FORBIDDEN', 'admin API with a plain token');
+
+      // alice asks for the admin scope: she must not end up with a code (the policy refuses at
+      // the consent step or before; an error page or an error redirect are both fine).
+      const { api, device } = matrixScopes('stable', randomAlnum(10));
+      const req = await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: `${api} ${device} ${ADMIN_SCOPE}` });
+      const since = callback.received.length;
+      const outcome = await aliceBrowser.step('alice asks for the admin scope', async (page) => {
+        await page.goto(String(req.url));
+        const consent = page.getByRole('heading', { name: /wants to access your account/ });
+        const arrived = callback.next(since, 15000).then((u) => ({ callback: u }), () => null);
+        const first = await Promise.race([arrived, consent.waitFor({ timeout: 15000 }).then(() => ({ consent: true }), () => null)]);
+        if (first?.consent) {
+          const button = page.getByRole('button', { name: 'Continue' });
+          if (await button.isVisible()) {
+            await button.click();
+            await page.waitForLoadState();
+          }
+        }
+        const after = await Promise.race([arrived, new Promise((r) => setTimeout(() => r(null), 3000))]);
+        return { callback: after?.callback ?? first?.callback ?? null, text: (await page.locator('body').innerText()).replace(/\s+/g, ' ') };
+      });
+      if (outcome.callback) {
+        assert.ok(!outcome.callback.searchParams.has('code'), `alice got a code for the admin scope: ${outcome.callback}`);
+        assert.ok(outcome.callback.searchParams.get('error'), `no error in ${outcome.callback}`);
+      } else {
+        assert.doesNotMatch(outcome.text, /wants to access your account/, 'still on a consent page that could be approved');
+      }
+    });
+
+    check('a user locked with `manage lock-user` loses their token at once (401) and cannot refresh it', async (rec) => {
+      const carol = await registerUser(app, 'carol');
+      const config = await registerElementX(rec);
+      const carolBrowser = await Browser.launch(`${backend}-carol`);
+      h.defer(() => carolBrowser.close());
+      const { tokens, deviceId } = await matrixSignIn(rec, { config, browser: carolBrowser, user: carol });
+      const before = await whoami(app, rec, tokens.access_token);
+      assert.equal(before.status, 200, before.body);
+      assert.equal(before.json().device_id, deviceId);
+      // Synapse has now cached "active" for this token for 2 minutes; only deleting the device
+      // makes it drop that.
+
+      const out = await manage(app, 'lock-user', 'carol');
+      const started = Date.now();
+      const res = await whoami(app, rec, tokens.access_token);
+      assertMatrixError(res, 401, 'M_UNKNOWN_TOKEN', `whoami ${Date.now() - started} ms after lock-user exited (its output: ${out.trim()})`);
+      assert.equal((await introspect(app, rec, tokens.access_token)).active, false, 'MAS answers inactive for a locked user');
+      const err = await expectOAuthError('refresh of a locked user', () => oidc.refreshTokenGrant(config, tokens.refresh_token));
+      assert.ok(['invalid_grant', 'access_denied'].includes(err.error), `refresh of a locked user: ${err.error}: ${err.message}`);
+      // alice is not affected.
+      const { tokens: aliceTokens } = await matrixSignIn(rec, { config, browser: aliceBrowser, user: alice });
+      assert.equal((await whoami(app, rec, aliceTokens.access_token)).status, 200);
+    });
+  });
+}
