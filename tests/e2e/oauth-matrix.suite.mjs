@@ -221,7 +221,7 @@ export function matrixSuite(backend) {
         const arrived = callback.next(since, 15000).then((u) => ({ callback: u }), () => null);
         const first = await Promise.race([arrived, consent.waitFor({ timeout: 15000 }).then(() => ({ consent: true }), () => null)]);
         if (first?.consent) {
-          const button = page.getByRole('button', { name: 'Continue' });
+          const button = page.getByRole('button', { name: 'Continue', exact: true });
           if (await button.isVisible()) {
             await button.click();
             await page.waitForLoadState();

@@ -268,7 +268,7 @@ export async function signInAndConsent(browser, url, { user, clientName, deviceI
     await browser.step('sign in', async (page) => {
       await page.getByLabel('Username').fill(user.username);
       await page.getByLabel('Password').fill(user.password);
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('button', { name: 'Continue', exact: true }).click();
       await page.getByRole('heading', { name: /wants to access your account/ }).waitFor();
     });
   }
@@ -284,7 +284,7 @@ export async function signInAndConsent(browser, url, { user, clientName, deviceI
     }
   });
   await browser.step('approve on the consent page', async (page) => {
-    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('button', { name: 'Continue', exact: true }).click();
     await waitForRedirect(page);
   });
   return consent;
