@@ -7,6 +7,7 @@
 //! Sections still to come: `clients`, `upstream_oauth2`, `branding`.
 
 mod account;
+pub mod clients;
 mod database;
 mod email;
 mod experimental;
@@ -23,6 +24,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use self::account::AccountConfig;
+pub use self::clients::{ClientConfig, sync_static_clients};
 pub(crate) use self::database::sqlite_file;
 pub use self::database::{DatabaseBackend, DatabaseConfig};
 pub use self::email::{EmailConfig, EmailTransport, SmtpMode};
@@ -59,6 +61,9 @@ pub struct RootConfig {
     pub email: EmailConfig,
     /// Token lifetimes.
     pub experimental: ExperimentalConfig,
+    /// OAuth 2.0 clients declared here instead of registered dynamically.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientConfig>,
 }
 
 impl RootConfig {
@@ -73,6 +78,7 @@ impl RootConfig {
         self.passwords.validate(&mut problems);
         self.email.validate(&mut problems);
         self.experimental.validate(&mut problems);
+        clients::validate(&self.clients, &mut problems);
         problems.0
     }
 
@@ -85,6 +91,7 @@ impl RootConfig {
         config.secrets.redact();
         config.passwords.redact();
         config.email.redact();
+        clients::redact(&mut config.clients);
         config
     }
 }

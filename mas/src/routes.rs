@@ -31,6 +31,29 @@ pub fn consent(grant_id: ulid::Ulid) -> String {
 
 // --- end of the human pages ---
 
+// --- OAuth 2.0 API and discovery (oauth-api) ---
+
+/// `GET /.well-known/openid-configuration`: provider metadata (mas-protocol §7).
+pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
+/// `GET /.well-known/webfinger`: the issuer link (mas-protocol §2).
+pub const WEBFINGER: &str = "/.well-known/webfinger";
+/// `GET /oauth2/keys.json`: the JWKS.
+pub const OAUTH2_KEYS: &str = "/oauth2/keys.json";
+/// `POST /oauth2/token`: the token endpoint (mas-protocol §2.2).
+pub const OAUTH2_TOKEN: &str = "/oauth2/token";
+/// `POST /oauth2/registration`: dynamic client registration (mas-protocol §2.7).
+pub const OAUTH2_REGISTRATION: &str = "/oauth2/registration";
+/// `POST /oauth2/introspect`: token introspection (mas-protocol §12).
+pub const OAUTH2_INTROSPECT: &str = "/oauth2/introspect";
+/// `POST /oauth2/revoke`: token revocation (mas-protocol §2.6).
+pub const OAUTH2_REVOKE: &str = "/oauth2/revoke";
+/// `GET/POST /oauth2/userinfo`: OpenID Connect userinfo.
+pub const OAUTH2_USERINFO: &str = "/oauth2/userinfo";
+/// The account pages (MSC4191 `account_management_uri`; deep links add `?action=…`).
+pub const ACCOUNT: &str = "/account/";
+
+// --- end of the OAuth 2.0 API ---
+
 /// Builds absolute and prefixed URLs from `http.public_base`, never from a request's `Host`
 /// (Synapse fetches discovery over loopback and republishes it verbatim).
 #[derive(Debug, Clone)]

@@ -1,0 +1,311 @@
+//! `clients`: OAuth 2.0 clients declared in the configuration rather than registered
+//! dynamically (upstream key names). `mas-cli server` writes them into the database at start
+//! ([`sync_static_clients`]): created, or replaced under the same `client_id`. Clients removed
+//! from the file stay in the database (upstream only deletes them with `config sync --prune`).
+//!
+//! ```yaml
+//! clients:
+//!   - client_id: 01J0000000000000000000SYNA    # a ULID
+//!     client_auth_method: client_secret_basic  # none, client_secret_basic, client_secret_post
+//!     client_secret_file: /path/to/secret      # or client_secret: "…"
+//!     client_name: My service
+//!     redirect_uris: ["https://app.example.com/callback"]
+//! ```
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+use url::Url;
+
+use super::{Problems, REDACTED, SecretError, secret};
+use crate::clock::Clock;
+use crate::crypto::Encrypter;
+use crate::model::{ClientAuthMethod, ClientMetadata, GrantTypes};
+use crate::rng::RngSource;
+use crate::storage::{Database, StorageError, clients};
+
+/// One static client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The `client_id`: a ULID (26 characters of Crockford base 32).
+    pub client_id: String,
+    /// How the client authenticates at the token endpoint: `none` (a public client),
+    /// `client_secret_basic` or `client_secret_post`. The JWT methods (`client_secret_jwt`,
+    /// `private_key_jwt`) are not supported.
+    pub client_auth_method: String,
+    /// A name shown to users on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// The client secret (for the `client_secret_*` methods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// File holding the client secret (surrounding whitespace is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<Utf8PathBuf>,
+    /// Where authorization responses may be sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<Url>,
+}
+
+/// Why a static client cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientConfigError {
+    /// `client_id` is not a ULID.
+    #[error("client_id {0:?} is not a ULID")]
+    ClientId(String),
+    /// `client_auth_method` is unknown or unsupported.
+    #[error("client_auth_method {0:?} is not one of none, client_secret_basic, client_secret_post")]
+    AuthMethod(String),
+    /// A public client has a secret.
+    #[error("a client with client_auth_method none may not have a secret")]
+    SecretOnPublicClient,
+    /// The secret is missing or unreadable.
+    #[error("client_secret: {0}")]
+    Secret(#[from] SecretError),
+}
+
+/// Why syncing the static clients failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A client's configuration is unusable (`config check` reports it first).
+    #[error("clients[{index}]: {source}")]
+    Config {
+        /// Its position in `clients`.
+        index: usize,
+        /// What is wrong.
+        #[source]
+        source: ClientConfigError,
+    },
+    /// The database failed.
+    #[error("storing the static clients failed")]
+    Storage(#[from] StorageError),
+}
+
+impl ClientConfig {
+    /// The client id.
+    pub fn id(&self) -> Result<Ulid, ClientConfigError> {
+        Ulid::from_string(&self.client_id).map_err(|_| ClientConfigError::ClientId(self.client_id.clone()))
+    }
+
+    /// The authentication method.
+    pub fn auth_method(&self) -> Result<ClientAuthMethod, ClientConfigError> {
+        match self.client_auth_method.parse() {
+            Ok(
+                method @ (ClientAuthMethod::None
+                | ClientAuthMethod::ClientSecretBasic
+                | ClientAuthMethod::ClientSecretPost),
+            ) => Ok(method),
+            _ => Err(ClientConfigError::AuthMethod(self.client_auth_method.clone())),
+        }
+    }
+
+    /// The secret: required for the secret methods, refused for `none`.
+    pub fn load_secret(&self) -> Result<Option<String>, ClientConfigError> {
+        let secret = secret::read_optional(
+            "client_secret",
+            self.client_secret.as_deref(),
+            self.client_secret_file.as_deref(),
+        )?;
+        match (self.auth_method()?, secret) {
+            (ClientAuthMethod::None, Some(_)) => Err(ClientConfigError::SecretOnPublicClient),
+            (ClientAuthMethod::None, None) => Ok(None),
+            (_, None) => Err(SecretError::Missing("client_secret").into()),
+            (_, Some(secret)) if secret.is_empty() => {
+                Err(SecretError::Invalid("the secret is empty".to_owned()).into())
+            }
+            (_, Some(secret)) => Ok(Some(secret)),
+        }
+    }
+
+    /// The client's metadata: the code and refresh grants, and client_credentials for a
+    /// confidential client.
+    pub fn metadata(&self) -> Result<ClientMetadata, ClientConfigError> {
+        let method = self.auth_method()?;
+        Ok(ClientMetadata {
+            redirect_uris: self.redirect_uris.clone(),
+            grant_types: GrantTypes {
+                authorization_code: true,
+                refresh_token: true,
+                client_credentials: method != ClientAuthMethod::None,
+                device_code: false,
+            },
+            client_name: self.client_name.clone(),
+            logo_uri: None,
+            client_uri: None,
+            policy_uri: None,
+            tos_uri: None,
+            jwks_uri: None,
+            jwks: None,
+            id_token_signed_response_alg: None,
+            userinfo_signed_response_alg: None,
+            token_endpoint_auth_method: method,
+            token_endpoint_auth_signing_alg: None,
+            initiate_login_uri: None,
+            application_type: None,
+            contacts: Vec::new(),
+        })
+    }
+}
+
+/// Checks every client; duplicated ids are reported too.
+pub(crate) fn validate(clients: &[ClientConfig], problems: &mut Problems) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, client) in clients.iter().enumerate() {
+        let path = format!("clients[{index}]");
+        match client.id() {
+            Ok(id) if !seen.insert(id) => {
+                problems.push(format!("{path}.client_id"), "the same client_id is used twice");
+            }
+            Ok(_) => {}
+            Err(error) => problems.push(format!("{path}.client_id"), error.to_string()),
+        }
+        if let Err(error) = client.auth_method() {
+            problems.push(format!("{path}.client_auth_method"), error.to_string());
+            continue;
+        }
+        match client.load_secret() {
+            Ok(_) => {}
+            Err(ClientConfigError::Secret(error)) => error.report(problems, &path, "client_secret"),
+            Err(error) => problems.push(format!("{path}.client_secret"), error.to_string()),
+        }
+    }
+}
+
+/// Replaces inline secrets with a placeholder.
+pub(crate) fn redact(clients: &mut [ClientConfig]) {
+    for client in clients {
+        if client.client_secret.is_some() {
+            client.client_secret = Some(REDACTED.to_owned());
+        }
+    }
+}
+
+/// Writes every static client into the database (created or replaced under its id), its
+/// secret encrypted with `encrypter`. Returns how many were written.
+#[tracing::instrument(name = "config.clients.sync", skip_all, err)]
+pub async fn sync_static_clients(
+    db: &Database,
+    clock: &dyn Clock,
+    rng: &RngSource,
+    encrypter: &Encrypter,
+    clients: &[ClientConfig],
+) -> Result<usize, SyncError> {
+    let mut rng = rng.fork();
+    let mut prepared = Vec::with_capacity(clients.len());
+    for (index, client) in clients.iter().enumerate() {
+        let config_error = |source| SyncError::Config { index, source };
+        let id = client.id().map_err(config_error)?;
+        let secret = client.load_secret().map_err(config_error)?;
+        let metadata = client.metadata().map_err(config_error)?;
+        let encrypted = secret.map(|secret| encrypter.encrypt(&mut rng, secret.as_bytes()));
+        prepared.push((id, encrypted, metadata));
+    }
+    let mut tx = db.begin_write().await?;
+    for (id, encrypted, metadata) in prepared {
+        clients::upsert_static_client(&mut tx, clock, id, encrypted, metadata).await?;
+    }
+    tx.commit().await.map_err(StorageError::from)?;
+    tracing::info!(count = clients.len(), "static clients synced");
+    Ok(clients.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MockClock;
+    use crate::config::EncryptionKey;
+    use crate::storage::testing::test_on_both_backends;
+
+    const ID: &str = "01J00000000000000000SYNAPS";
+
+    fn client(method: &str, secret: Option<&str>) -> ClientConfig {
+        ClientConfig {
+            client_id: ID.to_owned(),
+            client_auth_method: method.to_owned(),
+            client_name: Some("Service".to_owned()),
+            client_secret: secret.map(str::to_owned),
+            client_secret_file: None,
+            redirect_uris: vec!["https://app.example.com/cb".parse().unwrap()],
+        }
+    }
+
+    fn problems(clients: &[ClientConfig]) -> Vec<String> {
+        let mut problems = Problems::default();
+        validate(clients, &mut problems);
+        problems.0.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn upstream_key_names_parse() {
+        let yaml = "client_id: 01J00000000000000000SYNAPS\n\
+                    client_auth_method: client_secret_basic\n\
+                    client_secret: hunter2\n\
+                    redirect_uris: [\"https://app.example.com/cb\"]\n";
+        let parsed: ClientConfig = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(parsed.auth_method().unwrap(), ClientAuthMethod::ClientSecretBasic);
+        assert_eq!(parsed.load_secret().unwrap().as_deref(), Some("hunter2"));
+        assert!(serde_yaml::from_str::<ClientConfig>("client_id: x\nclient_auth_method: none\nbogus: 1").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        assert!(problems(&[client("client_secret_post", Some("s"))]).is_empty());
+        assert!(problems(&[client("none", None)]).is_empty());
+        let mut bad_id = client("none", None);
+        bad_id.client_id = "nope".to_owned();
+        assert_eq!(problems(&[bad_id]), ["clients[0].client_id: client_id \"nope\" is not a ULID"]);
+        assert_eq!(
+            problems(&[client("none", Some("s"))]),
+            ["clients[0].client_secret: a client with client_auth_method none may not have a secret"]
+        );
+        assert_eq!(
+            problems(&[client("client_secret_basic", None)]),
+            ["clients[0].client_secret: set `client_secret` or `client_secret_file`"]
+        );
+        assert_eq!(problems(&[client("private_key_jwt", None)]).len(), 1);
+        assert_eq!(
+            problems(&[client("none", None), client("none", None)]),
+            ["clients[1].client_id: the same client_id is used twice"]
+        );
+    }
+
+    #[test]
+    fn redaction_hides_inline_secrets() {
+        let mut clients = [client("client_secret_basic", Some("hunter2"))];
+        redact(&mut clients);
+        assert_eq!(clients[0].client_secret.as_deref(), Some(REDACTED));
+    }
+
+    async fn sync_creates_then_replaces_static_clients(db: Database) {
+        crate::storage::migrate(&db).await.unwrap();
+        let clock = MockClock::default();
+        let rng = RngSource::seeded(1);
+        let encrypter = Encrypter::derive(&EncryptionKey([3; 32]), "secrets-at-rest");
+        let mut config = client("client_secret_basic", Some("first"));
+        let written = sync_static_clients(&db, &clock, &rng, &encrypter, &[config.clone()])
+            .await
+            .unwrap();
+        assert_eq!(written, 1);
+        config.client_secret = Some("second".to_owned());
+        config.client_name = Some("Renamed".to_owned());
+        sync_static_clients(&db, &clock, &rng, &encrypter, &[config])
+            .await
+            .unwrap();
+
+        let mut conn = db.pool().acquire().await.unwrap();
+        let stored = clients::find_client(&mut conn, Ulid::from_string(ID).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.is_static);
+        assert_eq!(stored.metadata.client_name.as_deref(), Some("Renamed"));
+        assert!(stored.metadata.grant_types.client_credentials);
+        let secret = encrypter
+            .decrypt(stored.encrypted_client_secret.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(secret, b"second");
+    }
+
+    test_on_both_backends!(sync_creates_then_replaces_static_clients);
+}

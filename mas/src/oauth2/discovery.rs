@@ -1,0 +1,183 @@
+//! `GET /.well-known/openid-configuration` (mas-protocol §7) and `GET /.well-known/webfinger`
+//! (§2). Every URL comes from the [`UrlBuilder`] (the public base), never from the request's
+//! `Host`: Synapse fetches this document over loopback and republishes it to clients
+//! (synapse-contract §2.2), so `issuer` and `account_management_uri` must be the public ones.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::error::OAuthError;
+use crate::routes;
+
+/// The MSC4191 account-management actions we advertise (the deprecated `org.matrix.session_*`
+/// names included, as upstream does).
+const ACCOUNT_MANAGEMENT_ACTIONS: [&str; 8] = [
+    "org.matrix.profile",
+    "org.matrix.devices_list",
+    "org.matrix.device_view",
+    "org.matrix.device_delete",
+    "org.matrix.cross_signing_reset",
+    "org.matrix.sessions_list",
+    "org.matrix.session_view",
+    "org.matrix.session_end",
+];
+
+/// The client authentication methods the token, revocation and introspection endpoints
+/// accept. Upstream also lists `client_secret_jwt` and `private_key_jwt`; we do not implement
+/// client assertions, so we do not advertise them (nor their signing algorithms).
+pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+
+/// The provider metadata (OpenID Connect Discovery 1.0, RFC 8414, MSC4191 additions).
+#[derive(Debug, Serialize)]
+pub struct ProviderMetadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    registration_endpoint: String,
+    introspection_endpoint: String,
+    revocation_endpoint: String,
+    userinfo_endpoint: String,
+    scopes_supported: [&'static str; 2],
+    response_types_supported: [&'static str; 3],
+    response_modes_supported: [&'static str; 3],
+    grant_types_supported: [&'static str; 3],
+    token_endpoint_auth_methods_supported: [&'static str; 3],
+    revocation_endpoint_auth_methods_supported: [&'static str; 3],
+    introspection_endpoint_auth_methods_supported: [&'static str; 3],
+    code_challenge_methods_supported: [&'static str; 2],
+    subject_types_supported: [&'static str; 1],
+    id_token_signing_alg_values_supported: Vec<&'static str>,
+    userinfo_signing_alg_values_supported: Vec<&'static str>,
+    display_values_supported: [&'static str; 1],
+    claim_types_supported: [&'static str; 1],
+    claims_supported: [&'static str; 9],
+    claims_parameter_supported: bool,
+    request_parameter_supported: bool,
+    request_uri_parameter_supported: bool,
+    prompt_values_supported: Vec<&'static str>,
+    account_management_uri: String,
+    account_management_actions_supported: [&'static str; 8],
+}
+
+impl ProviderMetadata {
+    /// The document for this deployment.
+    pub fn new(state: &AppState) -> Self {
+        let url = |path: &str| state.urls.absolute(path).to_string();
+        let algorithms: Vec<&'static str> = state
+            .keystore
+            .algorithms()
+            .into_iter()
+            .map(|alg| alg.as_str())
+            .collect();
+        let mut prompts = vec!["login"];
+        if state.site.account.password_registration_enabled && state.passwords.is_some() {
+            prompts.push("create");
+        }
+        Self {
+            issuer: state.site.issuer.clone(),
+            authorization_endpoint: url(routes::AUTHORIZE),
+            token_endpoint: url(routes::OAUTH2_TOKEN),
+            jwks_uri: url(routes::OAUTH2_KEYS),
+            registration_endpoint: url(routes::OAUTH2_REGISTRATION),
+            introspection_endpoint: url(routes::OAUTH2_INTROSPECT),
+            revocation_endpoint: url(routes::OAUTH2_REVOKE),
+            userinfo_endpoint: url(routes::OAUTH2_USERINFO),
+            scopes_supported: ["openid", "email"],
+            response_types_supported: ["code", "id_token", "code id_token"],
+            response_modes_supported: ["form_post", "query", "fragment"],
+            grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+            token_endpoint_auth_methods_supported: AUTH_METHODS,
+            revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+            introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+            code_challenge_methods_supported: ["plain", "S256"],
+            subject_types_supported: ["public"],
+            id_token_signing_alg_values_supported: algorithms.clone(),
+            userinfo_signing_alg_values_supported: algorithms,
+            display_values_supported: ["page"],
+            claim_types_supported: ["normal"],
+            claims_supported: [
+                "iss",
+                "sub",
+                "aud",
+                "iat",
+                "exp",
+                "nonce",
+                "auth_time",
+                "at_hash",
+                "c_hash",
+            ],
+            claims_parameter_supported: false,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
+            prompt_values_supported: prompts,
+            // No query string: Synapse appends `?action=…` to it (synapse-contract §2.2).
+            account_management_uri: url(routes::ACCOUNT),
+            account_management_actions_supported: ACCOUNT_MANAGEMENT_ACTIONS,
+        }
+    }
+}
+
+/// `GET /.well-known/openid-configuration`.
+#[tracing::instrument(name = "handlers.oauth2.discovery.get", skip_all)]
+pub async fn get(State(state): State<AppState>) -> Json<ProviderMetadata> {
+    Json(ProviderMetadata::new(&state))
+}
+
+/// The WebFinger relation that asks for the OpenID Connect issuer.
+const ISSUER_REL: &str = "http://openid.net/specs/connect/1.0/issuer";
+
+/// The WebFinger query (RFC 7033 §4.1). `rel` may be repeated in general; we only need to
+/// know whether the issuer relation was asked for, so a single value is read.
+#[derive(Debug, Deserialize)]
+pub struct WebFingerQuery {
+    resource: Option<String>,
+    rel: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct WebFingerLink {
+    rel: &'static str,
+    href: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WebFingerResponse {
+    subject: String,
+    links: Vec<WebFingerLink>,
+}
+
+/// `GET /.well-known/webfinger?resource=…&rel=…`: the issuer link when the issuer relation is
+/// asked for (or no `rel` at all), as a JRD.
+#[tracing::instrument(name = "handlers.oauth2.webfinger.get", skip_all)]
+pub async fn webfinger(
+    State(state): State<AppState>,
+    query: Result<Query<WebFingerQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return OAuthError::invalid_request("malformed query").into_response();
+    };
+    let Some(subject) = query.resource.filter(|resource| !resource.is_empty()) else {
+        return OAuthError::invalid_request("missing parameter `resource`").into_response();
+    };
+    let mut links = Vec::new();
+    if query.rel.as_deref().is_none_or(|rel| rel == ISSUER_REL) {
+        links.push(WebFingerLink {
+            rel: ISSUER_REL,
+            href: state.site.issuer.clone(),
+        });
+    }
+    let mut response = (StatusCode::OK, Json(WebFingerResponse { subject, links })).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jrd+json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests;

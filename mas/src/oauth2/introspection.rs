@@ -1,0 +1,231 @@
+//! `POST /oauth2/introspect` (RFC 7662; mas-protocol §12, synapse-contract §2.1): Synapse asks
+//! about a client's token on every request it has not cached. This is the hot path: one
+//! indexed query (token hash → token → session → user), a constant-time comparison of the
+//! caller's secret, and a write only on a token's first use (`first_used_at`, which the
+//! refresh-token replay rule needs).
+//!
+//! Callers authenticate with `Authorization: Bearer <matrix.secret>` (Synapse), or as a
+//! confidential client (the legacy MSC3861 setup). Any well-formed request about a token that
+//! is not valid (unknown, malformed, revoked, expired, finished session, locked or deactivated
+//! user, wrong `token_type_hint`) gets **200 `{"active": false}`**: a 4xx would make Synapse
+//! answer 503 instead of logging the client out.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use crate::app::AppState;
+use crate::crypto::{TokenKind, constant_time_eq, sha256_hex};
+use crate::error::OAuthError;
+use crate::extract::bearer::Bearer;
+use crate::extract::client_auth::ClientAuthorization;
+use crate::model::{Scope, Session, User};
+use crate::storage::{StorageError, access_tokens, introspection};
+
+/// The answer (RFC 7662 §2.2). Absent fields are omitted; times are Unix seconds.
+#[derive(Debug, Default, Serialize)]
+pub struct IntrospectionResponse {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<Scope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    /// A JSON integer: Synapse refuses `300.0` and `"300"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<String>,
+}
+
+impl IntrospectionResponse {
+    const INACTIVE: Self = Self {
+        active: false,
+        scope: None,
+        client_id: None,
+        username: None,
+        token_type: None,
+        exp: None,
+        expires_in: None,
+        iat: None,
+        nbf: None,
+        sub: None,
+        jti: None,
+        device_id: None,
+    };
+
+    /// The common fields of an active OAuth token of `session`.
+    fn active(session: &Session, user: Option<&User>, created_at: i64) -> Self {
+        Self {
+            active: true,
+            scope: Some(session.scope.normalize_for_introspection()),
+            client_id: Some(session.client_id.to_string()),
+            username: user.map(|user| user.username.clone()),
+            sub: user.map(User::sub),
+            iat: Some(created_at / 1000),
+            nbf: Some(created_at / 1000),
+            ..Self::INACTIVE
+        }
+    }
+}
+
+/// Why introspection failed: only the caller's authentication or a broken request.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The bearer secret is not `matrix.secret`.
+    #[error("the bearer token is not the homeserver's secret")]
+    BadSecret,
+    /// No authentication at all.
+    #[error("client authentication required")]
+    Unauthenticated,
+    /// A public client may not introspect.
+    #[error("public clients may not introspect tokens")]
+    PublicClient,
+}
+
+impl From<RouteError> for OAuthError {
+    fn from(error: RouteError) -> Self {
+        let code = match error {
+            RouteError::Unauthenticated => "invalid_client",
+            RouteError::BadSecret | RouteError::PublicClient => "access_denied",
+        };
+        Self::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+    }
+}
+
+/// `POST /oauth2/introspect`.
+#[tracing::instrument(name = "handlers.oauth2.introspection.post", skip_all)]
+pub async fn post(
+    State(state): State<AppState>,
+    Bearer(bearer): Bearer,
+    request: ClientAuthorization,
+) -> Result<Response, OAuthError> {
+    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    match (&bearer, &request.credentials) {
+        (Some(secret), _) => {
+            if !constant_time_eq(secret.as_bytes(), state.site.matrix_secret.as_bytes()) {
+                return Err(RouteError::BadSecret.into());
+            }
+        }
+        (None, Some(credentials)) => {
+            let client = credentials
+                .authenticate(&mut conn, &state.encrypter)
+                .await?;
+            if client.is_public() {
+                return Err(RouteError::PublicClient.into());
+            }
+        }
+        (None, None) => return Err(RouteError::Unauthenticated.into()),
+    }
+    let token = request.form.require("token")?;
+    let hint = request.form.get("token_type_hint");
+    let now = state.clock.now_unix_ms();
+    let answer = introspect(&mut conn, state.clock.as_ref(), token, hint, now)
+        .await
+        .map_err(OAuthError::internal)?;
+    Ok(Json(answer).into_response())
+}
+
+/// Looks `token` up and decides whether it is active at `now`.
+///
+/// `X-MAS-Supports-Device-Id: 1` (Synapse sends it) only changes the answer for
+/// compatibility tokens, whose device goes in a separate `device_id` field (mas-protocol §12);
+/// an OAuth session's device is always in its scope, in both forms. The compat layer will read
+/// the header in [`post`] when it issues tokens.
+pub async fn introspect(
+    conn: &mut AnyConnection,
+    clock: &dyn crate::clock::Clock,
+    token: &str,
+    hint: Option<&str>,
+    now: i64,
+) -> Result<IntrospectionResponse, StorageError> {
+    let Some(kind) = TokenKind::from_token(token) else {
+        return Ok(IntrospectionResponse::INACTIVE);
+    };
+    let kind_hint = match kind {
+        TokenKind::AccessToken
+        | TokenKind::CompatAccessToken
+        | TokenKind::PersonalAccessToken => "access_token",
+        TokenKind::RefreshToken | TokenKind::CompatRefreshToken => "refresh_token",
+    };
+    if hint.is_some_and(|hint| hint != kind_hint) {
+        return Ok(IntrospectionResponse::INACTIVE);
+    }
+    let hash = sha256_hex(token);
+    match kind {
+        TokenKind::AccessToken => {
+            let Some(found) =
+                introspection::lookup_access_token_for_introspection(conn, &hash).await?
+            else {
+                return Ok(IntrospectionResponse::INACTIVE);
+            };
+            let token = &found.token;
+            if !token.is_valid(now) || !is_live(&found.session, found.user.as_ref()) {
+                return Ok(IntrospectionResponse::INACTIVE);
+            }
+            if token.first_used_at.is_none() {
+                access_tokens::mark_access_token_first_used(conn, clock, token.id).await?;
+            }
+            let mut answer =
+                IntrospectionResponse::active(&found.session, found.user.as_ref(), token.created_at);
+            answer.token_type = Some("access_token");
+            answer.jti = Some(token.id.to_string());
+            if let Some(expires_at) = token.expires_at {
+                answer.exp = Some(expires_at / 1000);
+                answer.expires_in = Some((expires_at - now).max(0) / 1000);
+            }
+            Ok(answer)
+        }
+        TokenKind::RefreshToken => {
+            let Some(found) =
+                introspection::lookup_refresh_token_for_introspection(conn, &hash).await?
+            else {
+                return Ok(IntrospectionResponse::INACTIVE);
+            };
+            if !found.token.is_valid() || !is_live(&found.session, found.user.as_ref()) {
+                return Ok(IntrospectionResponse::INACTIVE);
+            }
+            let mut answer = IntrospectionResponse::active(
+                &found.session,
+                found.user.as_ref(),
+                found.token.created_at,
+            );
+            answer.token_type = Some("refresh_token");
+            answer.jti = Some(found.token.id.to_string());
+            Ok(answer)
+        }
+        // Compatibility and personal tokens are not issued yet, so none of them is ours.
+        TokenKind::CompatAccessToken
+        | TokenKind::CompatRefreshToken
+        | TokenKind::PersonalAccessToken => Ok(IntrospectionResponse::INACTIVE),
+    }
+}
+
+/// The session is not finished and its user (if it has one) is neither locked nor
+/// deactivated. Synapse checks neither on this path, so this is the only guard.
+fn is_live(session: &Session, user: Option<&User>) -> bool {
+    session.is_active()
+        && match session.user_id {
+            Some(_) => user.is_some_and(User::is_valid),
+            None => true,
+        }
+}
+
+#[cfg(test)]
+mod tests;

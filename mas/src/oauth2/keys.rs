@@ -1,0 +1,14 @@
+//! `GET /oauth2/keys.json` (mas-protocol §2): the public halves of the signing keys, with
+//! their stable `kid`s, for checking ID tokens and signed userinfo.
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::app::AppState;
+use crate::crypto::Jwks;
+
+/// `GET /oauth2/keys.json`.
+#[tracing::instrument(name = "handlers.oauth2.keys.get", skip_all)]
+pub async fn get(State(state): State<AppState>) -> Json<Jwks> {
+    Json(state.keystore.jwks())
+}

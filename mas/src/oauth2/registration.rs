@@ -1,0 +1,355 @@
+//! `POST /oauth2/registration`: dynamic client registration (RFC 7591, OpenID Connect Dynamic
+//! Client Registration; mas-protocol §2.7, §17.7 for the MSC2966 rules in
+//! [`rules`]). The JSON body is normalized into [`ClientMetadata`], checked, and stored; the
+//! answer is **201** with the `client_id` and the normalized metadata.
+//!
+//! Secret-based clients get a fresh 20-character secret (stored encrypted). Public clients
+//! (`none`) with identical metadata are deduplicated: the SHA-256 of their normalized
+//! metadata is unique in the database, and a second identical registration gets the first
+//! `client_id` back. Unknown members and localized variants (`client_name#fr`) are accepted
+//! and ignored (RFC 7591 §2). JWT client authentication is not supported, so
+//! `client_secret_jwt` and `private_key_jwt` are refused.
+
+pub mod rules;
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use self::rules::RegistrationError;
+use crate::app::AppState;
+use crate::crypto::{random, sha256_hex};
+use crate::error::OAuthError;
+use crate::extract::client_auth::{has_content_type, read_body};
+use crate::model::{ApplicationType, Client, ClientAuthMethod, ClientMetadata, GrantTypes};
+use crate::storage::{StorageError, clients};
+
+/// The grant type names of RFC 7591 §2 we know.
+const AUTHORIZATION_CODE: &str = "authorization_code";
+const REFRESH_TOKEN: &str = "refresh_token";
+const CLIENT_CREDENTIALS: &str = "client_credentials";
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const IMPLICIT: &str = "implicit";
+
+/// The registration request: the members we read; everything else is ignored.
+#[derive(Debug, Deserialize)]
+struct RegistrationRequest {
+    redirect_uris: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+    application_type: Option<String>,
+    client_name: Option<String>,
+    client_uri: Option<String>,
+    logo_uri: Option<String>,
+    policy_uri: Option<String>,
+    tos_uri: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    token_endpoint_auth_signing_alg: Option<String>,
+    jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
+    id_token_signed_response_alg: Option<String>,
+    userinfo_signed_response_alg: Option<String>,
+    initiate_login_uri: Option<String>,
+    contacts: Option<Vec<String>>,
+}
+
+/// The answer (RFC 7591 §3.2.1): credentials and the normalized metadata.
+#[derive(Debug, Serialize)]
+struct RegistrationResponse {
+    client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    client_id_issued_at: i64,
+    /// 0: the secret does not expire (required whenever a secret is issued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_expires_at: Option<i64>,
+    #[serde(flatten)]
+    metadata: BTreeMap<&'static str, serde_json::Value>,
+}
+
+/// `POST /oauth2/registration`.
+#[tracing::instrument(name = "handlers.oauth2.registration.post", skip_all)]
+pub async fn post(State(state): State<AppState>, request: Request) -> Result<Response, OAuthError> {
+    if !has_content_type(request.headers(), "application/json") {
+        return Err(OAuthError::invalid_request("the body must be application/json"));
+    }
+    let body = read_body(request, &state).await?;
+    let request: RegistrationRequest = serde_json::from_slice(&body).map_err(|error| {
+        RegistrationError::Metadata(format!("malformed registration: {error}"))
+    })?;
+    let metadata = normalize(request, &state)?;
+    rules::validate(&metadata)?;
+
+    let mut rng = state.rng.fork();
+    let clock = state.clock.as_ref();
+    let public = metadata.token_endpoint_auth_method == ClientAuthMethod::None;
+    let digest = public.then(|| metadata_digest(&metadata));
+    let secret = (!public).then(|| random::client_secret(&mut rng));
+    let encrypted = secret
+        .as_ref()
+        .map(|secret| state.encrypter.encrypt(&mut rng, secret.as_bytes()));
+
+    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let existing = match &digest {
+        Some(digest) => clients::find_client_by_metadata_digest(&mut conn, digest)
+            .await
+            .map_err(OAuthError::internal)?,
+        None => None,
+    };
+    let client = match existing {
+        Some(client) => client,
+        None => {
+            let added = clients::add_client(
+                &mut conn,
+                clock,
+                &mut rng,
+                encrypted,
+                metadata,
+                digest.clone(),
+            )
+            .await;
+            match (added, &digest) {
+                (Ok(client), _) => {
+                    tracing::info!(oauth2_client.id = %client.id, "client registered");
+                    client
+                }
+                // Registered by a concurrent request a moment ago.
+                (Err(StorageError::DuplicateClientMetadata), Some(digest)) => {
+                    clients::find_client_by_metadata_digest(&mut conn, digest)
+                        .await
+                        .map_err(OAuthError::internal)?
+                        .ok_or_else(|| OAuthError::internal("deduplicated client vanished"))?
+                }
+                (Err(error), _) => return Err(OAuthError::internal(error)),
+            }
+        }
+    };
+    let mut response = (StatusCode::CREATED, Json(response(&client, secret))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Applies the defaults of RFC 7591 §2 and turns the request into [`ClientMetadata`],
+/// refusing values we do not support.
+fn normalize(
+    request: RegistrationRequest,
+    state: &AppState,
+) -> Result<ClientMetadata, RegistrationError> {
+    let metadata_error = |message: String| RegistrationError::Metadata(message);
+    let auth_method = match request.token_endpoint_auth_method.as_deref() {
+        None => ClientAuthMethod::ClientSecretBasic,
+        Some(name) => name
+            .parse()
+            .map_err(|_| metadata_error(format!("unknown token_endpoint_auth_method {name:?}")))?,
+    };
+    if matches!(
+        auth_method,
+        ClientAuthMethod::ClientSecretJwt | ClientAuthMethod::PrivateKeyJwt
+    ) {
+        return Err(metadata_error(format!(
+            "token_endpoint_auth_method {auth_method} is not supported"
+        )));
+    }
+    let application_type = match request.application_type.as_deref() {
+        None => ApplicationType::Web,
+        Some(name) => name
+            .parse()
+            .map_err(|_| metadata_error(format!("unknown application_type {name:?}")))?,
+    };
+
+    let mut grant_types = GrantTypes::default();
+    let mut implicit = false;
+    let names = request
+        .grant_types
+        .unwrap_or_else(|| vec![AUTHORIZATION_CODE.to_owned()]);
+    for name in &names {
+        match name.as_str() {
+            AUTHORIZATION_CODE => grant_types.authorization_code = true,
+            REFRESH_TOKEN => grant_types.refresh_token = true,
+            CLIENT_CREDENTIALS => grant_types.client_credentials = true,
+            IMPLICIT => implicit = true,
+            // The device-code grant is not enabled here: dropped silently (mas-protocol §17.7).
+            DEVICE_CODE => {}
+            other => return Err(metadata_error(format!("unsupported grant type {other:?}"))),
+        }
+    }
+    let response_types = request
+        .response_types
+        .unwrap_or_else(|| vec!["code".to_owned()]);
+    for response_type in &response_types {
+        let mut parts: Vec<&str> = response_type.split(' ').filter(|p| !p.is_empty()).collect();
+        parts.sort_unstable();
+        match parts.as_slice() {
+            ["code"] | ["code", "id_token"] if grant_types.authorization_code => {}
+            ["id_token"] if implicit => {}
+            ["code"] | ["code", "id_token"] | ["id_token"] => {
+                return Err(metadata_error(format!(
+                    "response type {response_type:?} needs its grant type"
+                )));
+            }
+            _ => {
+                return Err(metadata_error(format!(
+                    "unsupported response type {response_type:?}"
+                )));
+            }
+        }
+    }
+
+    let redirect_uris = request
+        .redirect_uris
+        .unwrap_or_default()
+        .iter()
+        .map(|uri| {
+            Url::parse(uri)
+                .map_err(|_| RegistrationError::RedirectUri(format!("{uri:?} is not a URL")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if (grant_types.authorization_code || implicit) && redirect_uris.is_empty() {
+        return Err(RegistrationError::RedirectUri(
+            "at least one redirect URI is required".to_owned(),
+        ));
+    }
+    if grant_types.client_credentials && auth_method == ClientAuthMethod::None {
+        return Err(metadata_error(
+            "client_credentials needs a confidential client".to_owned(),
+        ));
+    }
+    if request.jwks.is_some() && request.jwks_uri.is_some() {
+        return Err(metadata_error(
+            "jwks and jwks_uri are mutually exclusive".to_owned(),
+        ));
+    }
+    let signable: Vec<&str> = (state.keystore.algorithms().into_iter())
+        .map(|alg| alg.as_str())
+        .collect();
+    for (name, alg) in [
+        ("id_token_signed_response_alg", &request.id_token_signed_response_alg),
+        ("userinfo_signed_response_alg", &request.userinfo_signed_response_alg),
+    ] {
+        if let Some(alg) = alg {
+            if !signable.contains(&alg.as_str()) {
+                return Err(metadata_error(format!("{name} {alg:?} is not supported")));
+            }
+        }
+    }
+    if request.token_endpoint_auth_signing_alg.as_deref() == Some("none") {
+        return Err(metadata_error(
+            "token_endpoint_auth_signing_alg may not be none".to_owned(),
+        ));
+    }
+
+    let url = |name: &'static str, value: Option<String>| -> Result<Option<Url>, RegistrationError> {
+        value
+            .map(|value| {
+                Url::parse(&value)
+                    .map_err(|_| metadata_error(format!("{name} {value:?} is not a URL")))
+            })
+            .transpose()
+    };
+    Ok(ClientMetadata {
+        redirect_uris,
+        grant_types,
+        client_name: request.client_name,
+        logo_uri: url("logo_uri", request.logo_uri)?,
+        client_uri: url("client_uri", request.client_uri)?,
+        policy_uri: url("policy_uri", request.policy_uri)?,
+        tos_uri: url("tos_uri", request.tos_uri)?,
+        jwks_uri: url("jwks_uri", request.jwks_uri)?,
+        jwks: request.jwks,
+        id_token_signed_response_alg: request.id_token_signed_response_alg,
+        userinfo_signed_response_alg: request.userinfo_signed_response_alg,
+        token_endpoint_auth_method: auth_method,
+        token_endpoint_auth_signing_alg: request.token_endpoint_auth_signing_alg,
+        initiate_login_uri: url("initiate_login_uri", request.initiate_login_uri)?,
+        application_type: Some(application_type),
+        contacts: request.contacts.unwrap_or_default(),
+    })
+}
+
+/// The metadata as registration JSON, members sorted by name (what is echoed back, and what
+/// the deduplication digest is computed over).
+fn metadata_json(metadata: &ClientMetadata) -> BTreeMap<&'static str, serde_json::Value> {
+    use serde_json::Value;
+    let mut map = BTreeMap::new();
+    let grant_types = metadata.grant_types;
+    let names: Vec<&str> = [
+        (grant_types.authorization_code, AUTHORIZATION_CODE),
+        (grant_types.refresh_token, REFRESH_TOKEN),
+        (grant_types.client_credentials, CLIENT_CREDENTIALS),
+        (grant_types.device_code, DEVICE_CODE),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    map.insert("grant_types", Value::from(names));
+    let response_types: Vec<&str> = if grant_types.authorization_code {
+        vec!["code"]
+    } else {
+        Vec::new()
+    };
+    map.insert("response_types", Value::from(response_types));
+    let uris: Vec<&str> = metadata.redirect_uris.iter().map(Url::as_str).collect();
+    map.insert("redirect_uris", Value::from(uris));
+    map.insert(
+        "token_endpoint_auth_method",
+        Value::from(metadata.token_endpoint_auth_method.as_str()),
+    );
+    let application_type = metadata.application_type.unwrap_or(ApplicationType::Web);
+    map.insert("application_type", Value::from(application_type.as_str()));
+    if !metadata.contacts.is_empty() {
+        map.insert("contacts", Value::from(metadata.contacts.clone()));
+    }
+    let texts = [
+        ("client_name", metadata.client_name.as_deref()),
+        ("id_token_signed_response_alg", metadata.id_token_signed_response_alg.as_deref()),
+        ("userinfo_signed_response_alg", metadata.userinfo_signed_response_alg.as_deref()),
+        (
+            "token_endpoint_auth_signing_alg",
+            metadata.token_endpoint_auth_signing_alg.as_deref(),
+        ),
+        ("client_uri", metadata.client_uri.as_ref().map(Url::as_str)),
+        ("logo_uri", metadata.logo_uri.as_ref().map(Url::as_str)),
+        ("policy_uri", metadata.policy_uri.as_ref().map(Url::as_str)),
+        ("tos_uri", metadata.tos_uri.as_ref().map(Url::as_str)),
+        ("jwks_uri", metadata.jwks_uri.as_ref().map(Url::as_str)),
+        (
+            "initiate_login_uri",
+            metadata.initiate_login_uri.as_ref().map(Url::as_str),
+        ),
+    ];
+    for (name, value) in texts {
+        if let Some(value) = value {
+            map.insert(name, Value::from(value));
+        }
+    }
+    if let Some(jwks) = &metadata.jwks {
+        map.insert("jwks", jwks.clone());
+    }
+    map
+}
+
+/// SHA-256 (hex) of the sorted, normalized registration JSON: equal for equal metadata.
+fn metadata_digest(metadata: &ClientMetadata) -> String {
+    let canonical = serde_json::to_string(&metadata_json(metadata)).unwrap_or_default();
+    sha256_hex(&canonical)
+}
+
+fn response(client: &Client, secret: Option<String>) -> RegistrationResponse {
+    RegistrationResponse {
+        client_id: client.id.to_string(),
+        client_secret_expires_at: secret.as_ref().map(|_| 0),
+        client_secret: secret,
+        client_id_issued_at: client.created_at / 1000,
+        metadata: metadata_json(&client.metadata),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,321 @@
+//! The `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636; mas-protocol §2.3–§2.4):
+//!
+//! - the code is found by its hash, must belong to this client, be fulfilled and not older
+//!   than 10 minutes after consent, and works once. A second exchange is `invalid_grant`, and
+//!   if it comes more than 20 s after the first, the session the first one created is ended
+//!   (the code is presumed stolen);
+//! - PKCE: `S256` is required for public clients; `plain` only for confidential ones;
+//! - the browser session that consented must still be active and its user usable;
+//! - the OAuth session is created here. With a device scope, the device is upserted in
+//!   Synapse **before** anything is stored (provisioning the user first if Synapse does not
+//!   know it); if that fails the answer is 503 `temporarily_unavailable` and nothing is
+//!   created;
+//! - an ID token (RS256 unless the client asked otherwise) comes with `openid`.
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use super::{TokenPair, TokenResponse, invalid_grant};
+use crate::app::AppState;
+use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
+use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
+use crate::error::OAuthError;
+use crate::extract::client_auth::FormParams;
+use crate::homeserver::{HomeserverConnection, ProvisionRequest};
+use crate::model::{Client, CodeChallenge, CodeChallengeMethod, GrantStage, NewSession};
+use crate::oauth2::SessionEnder;
+use crate::storage::{browser_sessions, grants, oauth2_sessions};
+
+/// A second exchange later than this after the first ends the first one's session.
+pub const REPLAY_GRACE_MS: i64 = 20_000;
+
+/// Exchanges a code for tokens.
+pub(super) async fn grant(
+    state: &AppState,
+    client: &Client,
+    form: &FormParams,
+    user_agent: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let code = form.require("code")?;
+    let now = state.clock.now_unix_ms();
+    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let grant = grants::find_authorization_grant_by_code(&mut conn, &sha256_hex(code))
+        .await
+        .map_err(OAuthError::internal)?
+        .ok_or_else(|| invalid_grant("unknown authorization code"))?;
+    if grant.request.client_id != client.id {
+        return Err(invalid_grant("the code was issued to another client"));
+    }
+    match grant.stage() {
+        GrantStage::Fulfilled => {}
+        GrantStage::Exchanged => {
+            drop(conn);
+            if let (Some(exchanged_at), Some(session_id)) = (grant.exchanged_at, grant.session_id)
+            {
+                if now - exchanged_at > REPLAY_GRACE_MS {
+                    tracing::warn!(
+                        grant.id = %grant.id,
+                        oauth2_session.id = %session_id,
+                        "authorization code replayed; ending the session it created"
+                    );
+                    SessionEnder::from_state(state)
+                        .end(session_id)
+                        .await
+                        .map_err(OAuthError::internal)?;
+                }
+            }
+            return Err(invalid_grant("the code was already used"));
+        }
+        GrantStage::Pending | GrantStage::Cancelled => {
+            return Err(invalid_grant("the code is not valid"));
+        }
+    }
+    if grant.code_expired(now) {
+        return Err(invalid_grant("the code has expired"));
+    }
+    if let Some(redirect_uri) = form.get("redirect_uri") {
+        if Url::parse(redirect_uri).ok().as_ref() != Some(&grant.request.redirect_uri) {
+            return Err(invalid_grant("redirect_uri does not match the authorization request"));
+        }
+    }
+    verify_pkce(
+        client.is_public(),
+        grant.request.code_challenge.as_ref(),
+        form.get("code_verifier"),
+    )?;
+
+    let user_session_id = grant
+        .user_session_id
+        .ok_or_else(|| invalid_grant("the code is not valid"))?;
+    let browser = browser_sessions::find_active_browser_session(&mut conn, user_session_id)
+        .await
+        .map_err(OAuthError::internal)?
+        .ok_or_else(|| invalid_grant("the browser session that approved the request has ended"))?;
+    if !browser.user.is_valid() {
+        return Err(invalid_grant("the account is locked or deactivated"));
+    }
+    let auth_time = browser_sessions::last_authentication(&mut conn, browser.id)
+        .await
+        .map_err(OAuthError::internal)?
+        .map_or(browser.created_at, |authentication| authentication.created_at);
+    drop(conn);
+
+    let scope = grant.request.scope.clone();
+    let user = browser.user;
+    if let Some(device_id) = scope.device_id() {
+        ensure_device(
+            state.homeserver.as_ref(),
+            &user.username,
+            device_id,
+            client.metadata.client_name.as_deref(),
+        )
+        .await?;
+    }
+
+    let mut rng = state.rng.fork();
+    let ttl = state.site.access_token_ttl;
+    let pair = TokenPair::generate(&mut rng, client.metadata.grant_types.refresh_token);
+    let id_token = if scope.has_openid() {
+        let alg = match client.metadata.id_token_signed_response_alg.as_deref() {
+            Some(alg) => alg.parse().map_err(OAuthError::internal)?,
+            None => JwsAlgorithm::Rs256,
+        };
+        let claims = IdTokenClaims {
+            iss: state.site.issuer.clone(),
+            sub: user.sub(),
+            aud: client.id.to_string(),
+            iat: now / 1000,
+            exp: now / 1000 + ID_TOKEN_TTL_SECS,
+            nonce: grant.request.nonce.clone(),
+            auth_time: Some(auth_time / 1000),
+            at_hash: Some(oidc_hash(alg, pair.access_token())),
+            c_hash: None,
+        };
+        let signed = state
+            .keystore
+            .sign_id_token(&mut rng, alg, &claims)
+            .map_err(OAuthError::internal)?;
+        Some(signed)
+    } else {
+        None
+    };
+
+    let clock = state.clock.as_ref();
+    let mut tx = state.db.begin_write().await.map_err(OAuthError::internal)?;
+    let new = NewSession {
+        client_id: client.id,
+        user_id: Some(user.id),
+        user_session_id: Some(browser.id),
+        scope: scope.clone(),
+        user_agent: user_agent.map(str::to_owned),
+        human_name: None,
+    };
+    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new)
+        .await
+        .map_err(OAuthError::internal)?;
+    // Conditional: of two concurrent exchanges exactly one gets here with `true`.
+    if !grants::exchange_authorization_grant(&mut tx, clock, grant.id, session.id)
+        .await
+        .map_err(OAuthError::internal)?
+    {
+        return Err(invalid_grant("the code was already used"));
+    }
+    pair.store(&mut tx, clock, &mut rng, session.id, ttl)
+        .await
+        .map_err(OAuthError::internal)?;
+    tx.commit().await.map_err(OAuthError::internal)?;
+    tracing::info!(
+        oauth2_session.id = %session.id,
+        user.id = %user.id,
+        "authorization code exchanged"
+    );
+
+    let mut response = TokenResponse::new(pair, ttl, &scope);
+    response.id_token = id_token;
+    Ok(response)
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.
+fn is_valid_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// Checks the PKCE verifier against the grant's challenge (RFC 7636 §4.6) and our rule that
+/// public clients must use `S256` (mas-protocol §17.5 allows `plain` for confidential ones).
+pub(crate) fn verify_pkce(
+    public_client: bool,
+    challenge: Option<&CodeChallenge>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    match (challenge, verifier) {
+        (None, None) if public_client => Err(invalid_grant("PKCE is required for public clients")),
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(OAuthError::invalid_request(
+            "code_verifier given, but the authorization request had no code_challenge",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_request("missing parameter `code_verifier`")),
+        (Some(challenge), Some(verifier)) => {
+            if !is_valid_verifier(verifier) {
+                return Err(OAuthError::invalid_request("malformed code_verifier"));
+            }
+            let matches = match challenge.method {
+                CodeChallengeMethod::S256 => {
+                    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+                        == challenge.challenge
+                }
+                CodeChallengeMethod::Plain if public_client => {
+                    return Err(invalid_grant("public clients must use the S256 PKCE method"));
+                }
+                CodeChallengeMethod::Plain => verifier == challenge.challenge,
+            };
+            if matches {
+                Ok(())
+            } else {
+                Err(invalid_grant("PKCE verification failed"))
+            }
+        }
+    }
+}
+
+/// Makes sure the device exists in Synapse before the token is handed out. Synapse answers
+/// 404 for a user it does not know: the user is provisioned, then the upsert is tried once
+/// more. Any remaining failure is 503 `temporarily_unavailable`.
+pub(crate) async fn ensure_device(
+    homeserver: &dyn HomeserverConnection,
+    localpart: &str,
+    device_id: &str,
+    display_name: Option<&str>,
+) -> Result<(), OAuthError> {
+    let unavailable = |error: &(dyn std::error::Error + 'static)| {
+        tracing::warn!(
+            user.username = localpart,
+            device.id = device_id,
+            error,
+            "cannot create the device in the homeserver"
+        );
+        OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the homeserver is not available; try again later",
+        )
+    };
+    match homeserver
+        .upsert_device(localpart, device_id, display_name)
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(error) if error.is_not_found() => {}
+        Err(error) => return Err(unavailable(&error)),
+    }
+    homeserver
+        .provision_user(&ProvisionRequest::new(localpart))
+        .await
+        .map_err(|error| unavailable(&error))?;
+    homeserver
+        .upsert_device(localpart, device_id, display_name)
+        .await
+        .map_err(|error| unavailable(&error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    /// RFC 7636 appendix B.
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn challenge(method: CodeChallengeMethod, value: &str) -> CodeChallenge {
+        CodeChallenge {
+            challenge: value.to_owned(),
+            method,
+        }
+    }
+
+    #[test]
+    fn s256_matches_the_rfc_example() {
+        let c = challenge(CodeChallengeMethod::S256, CHALLENGE);
+        assert!(verify_pkce(true, Some(&c), Some(VERIFIER)).is_ok());
+        let other = format!("{}x", &VERIFIER[..VERIFIER.len() - 1]);
+        assert_eq!(
+            verify_pkce(true, Some(&c), Some(&other)).unwrap_err().error,
+            "invalid_grant"
+        );
+    }
+
+    #[test]
+    fn public_clients_need_s256() {
+        assert_eq!(verify_pkce(true, None, None).unwrap_err().error, "invalid_grant");
+        let plain = challenge(CodeChallengeMethod::Plain, VERIFIER);
+        assert_eq!(
+            verify_pkce(true, Some(&plain), Some(VERIFIER)).unwrap_err().error,
+            "invalid_grant"
+        );
+        assert!(verify_pkce(false, Some(&plain), Some(VERIFIER)).is_ok());
+        assert!(verify_pkce(false, None, None).is_ok());
+    }
+
+    #[test]
+    fn a_verifier_without_challenge_or_the_reverse_is_a_bad_request() {
+        let c = challenge(CodeChallengeMethod::S256, CHALLENGE);
+        assert_eq!(
+            verify_pkce(false, None, Some(VERIFIER)).unwrap_err().error,
+            "invalid_request"
+        );
+        assert_eq!(
+            verify_pkce(true, Some(&c), None).unwrap_err().error,
+            "invalid_request"
+        );
+        assert_eq!(
+            verify_pkce(true, Some(&c), Some("short")).unwrap_err().error,
+            "invalid_request"
+        );
+    }
+}

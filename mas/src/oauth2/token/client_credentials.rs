@@ -1,0 +1,70 @@
+//! The `client_credentials` grant (RFC 6749 §4.4; mas-protocol §8, §11): a confidential
+//! client gets an access token for itself, in a session without a user, and no refresh
+//! token. Matrix scopes need a user and an interactive grant, so they are refused here, as is
+//! `urn:mas:admin` (no `policy.data.admin_clients` yet).
+
+use axum::http::StatusCode;
+
+use super::{TokenPair, TokenResponse};
+use crate::app::AppState;
+use crate::error::OAuthError;
+use crate::extract::client_auth::FormParams;
+use crate::model::scope::MAS_ADMIN;
+use crate::model::{Client, NewSession, Scope};
+use crate::storage::oauth2_sessions;
+
+/// Whether a client_credentials session may carry `token` (mas-protocol §8).
+fn allowed_without_user(token: &str) -> bool {
+    !(token.starts_with("urn:matrix:") || token.starts_with("urn:synapse:") || token == MAS_ADMIN)
+}
+
+/// Issues a token to the client itself.
+pub(super) async fn grant(
+    state: &AppState,
+    client: &Client,
+    form: &FormParams,
+    user_agent: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    if client.is_public() {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "public clients may not use client_credentials",
+        ));
+    }
+    let invalid_scope = |description: &'static str| {
+        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    };
+    let scope: Scope = form
+        .get("scope")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| invalid_scope("malformed scope"))?;
+    if !scope.iter().all(|token| allowed_without_user(token.as_str())) {
+        return Err(invalid_scope(
+            "this scope needs a user; it cannot be granted to a client alone",
+        ));
+    }
+
+    let clock = state.clock.as_ref();
+    let mut rng = state.rng.fork();
+    let ttl = state.site.access_token_ttl;
+    let pair = TokenPair::generate(&mut rng, false);
+    let mut tx = state.db.begin_write().await.map_err(OAuthError::internal)?;
+    let new = NewSession {
+        client_id: client.id,
+        user_id: None,
+        user_session_id: None,
+        scope: scope.clone(),
+        user_agent: user_agent.map(str::to_owned),
+        human_name: None,
+    };
+    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new)
+        .await
+        .map_err(OAuthError::internal)?;
+    pair.store(&mut tx, clock, &mut rng, session.id, ttl)
+        .await
+        .map_err(OAuthError::internal)?;
+    tx.commit().await.map_err(OAuthError::internal)?;
+    Ok(TokenResponse::new(pair, ttl, &scope))
+}

@@ -1,0 +1,154 @@
+//! The `refresh_token` grant (RFC 6749 §6; mas-protocol §11). Refresh tokens rotate on every
+//! use: the presented token is consumed and linked to its successor, a new access and refresh
+//! pair is issued, and the old access token is revoked.
+//!
+//! Lost responses: when an **already consumed** token comes back while its successor is still
+//! unused and the successor's access token was never introspected (`first_used_at` is NULL),
+//! the client most likely never received the answer. The successor pair is revoked and a
+//! fresh pair issued. If the successor was used, the answer is `invalid_grant`.
+
+use super::{TokenPair, TokenResponse, invalid_grant};
+use crate::app::AppState;
+use crate::crypto::{TokenKind, sha256_hex};
+use crate::error::OAuthError;
+use crate::extract::client_auth::FormParams;
+use crate::model::{Client, RefreshToken};
+use crate::storage::{access_tokens, introspection, refresh_tokens};
+
+/// Exchanges a refresh token for a new pair.
+pub(super) async fn grant(
+    state: &AppState,
+    client: &Client,
+    form: &FormParams,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = form.require("refresh_token")?;
+    if TokenKind::from_token(presented) != Some(TokenKind::RefreshToken) {
+        return Err(invalid_grant("invalid refresh token"));
+    }
+    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let found =
+        introspection::lookup_refresh_token_for_introspection(&mut conn, &sha256_hex(presented))
+            .await
+            .map_err(OAuthError::internal)?
+            .ok_or_else(|| invalid_grant("invalid refresh token"))?;
+    if found.session.client_id != client.id {
+        return Err(invalid_grant("the refresh token was issued to another client"));
+    }
+    if !found.session.is_active() {
+        return Err(invalid_grant("the session has ended"));
+    }
+    let user_ok = match found.session.user_id {
+        Some(_) => found.user.as_ref().is_some_and(|user| user.is_valid()),
+        None => true,
+    };
+    if !user_ok {
+        return Err(invalid_grant("the account is locked or deactivated"));
+    }
+    if found.token.revoked_at.is_some() {
+        return Err(invalid_grant("the refresh token was revoked"));
+    }
+    // For a consumed token: the unused successor to replace (rule 2 of §11).
+    let replaced = match found.token.consumed_at {
+        None => None,
+        Some(_) => Some(replaceable_successor(&mut conn, &found.token).await?),
+    };
+    drop(conn);
+
+    let clock = state.clock.as_ref();
+    let mut rng = state.rng.fork();
+    let ttl = state.site.access_token_ttl;
+    let pair = TokenPair::generate(&mut rng, true);
+    let mut tx = state.db.begin_write().await.map_err(OAuthError::internal)?;
+    let stored = pair
+        .store(&mut tx, clock, &mut rng, found.session.id, ttl)
+        .await
+        .map_err(OAuthError::internal)?;
+    let new_refresh_id = stored
+        .as_ref()
+        .map(|refresh| refresh.id)
+        .ok_or_else(|| OAuthError::internal("a refresh token was not stored"))?;
+    // Both updates are conditional, so of two concurrent refreshes exactly one wins.
+    let (won, to_revoke) = match &replaced {
+        None => {
+            let won = refresh_tokens::consume_refresh_token(
+                &mut tx,
+                clock,
+                found.token.id,
+                new_refresh_id,
+            )
+            .await
+            .map_err(OAuthError::internal)?;
+            (won, found.token.access_token_id)
+        }
+        Some(successor) => {
+            // Claiming the successor is the conditional step: it fails if the client used
+            // it in the meantime. Then the presented token points at the new pair, and the
+            // successor is revoked.
+            let won = refresh_tokens::consume_refresh_token(
+                &mut tx,
+                clock,
+                successor.id,
+                new_refresh_id,
+            )
+            .await
+            .map_err(OAuthError::internal)?;
+            if won {
+                refresh_tokens::replace_refresh_token_successor(
+                    &mut tx,
+                    found.token.id,
+                    successor.id,
+                    new_refresh_id,
+                )
+                .await
+                .map_err(OAuthError::internal)?;
+                refresh_tokens::revoke_refresh_token(&mut tx, clock, successor.id)
+                    .await
+                    .map_err(OAuthError::internal)?;
+            }
+            (won, successor.access_token_id)
+        }
+    };
+    if !won {
+        return Err(invalid_grant("the refresh token was already used"));
+    }
+    if let Some(access_token_id) = to_revoke {
+        access_tokens::revoke_access_token(&mut tx, clock, access_token_id)
+            .await
+            .map_err(OAuthError::internal)?;
+    }
+    tx.commit().await.map_err(OAuthError::internal)?;
+    if replaced.is_some() {
+        tracing::info!(
+            oauth2_session.id = %found.session.id,
+            "refresh token reused before its successor was used; reissued"
+        );
+    }
+    Ok(TokenResponse::new(pair, ttl, &found.session.scope))
+}
+
+/// The successor of the consumed `token` when the lost-response rule applies: it is neither
+/// consumed nor revoked, and its access token was never used (or is gone). Otherwise
+/// `invalid_grant`.
+async fn replaceable_successor(
+    conn: &mut sqlx::AnyConnection,
+    token: &RefreshToken,
+) -> Result<RefreshToken, OAuthError> {
+    let used = || invalid_grant("the refresh token was already used");
+    let next_id = token.next_refresh_token_id.ok_or_else(used)?;
+    let next = refresh_tokens::find_refresh_token(conn, next_id)
+        .await
+        .map_err(OAuthError::internal)?
+        .ok_or_else(used)?;
+    if !next.is_valid() {
+        return Err(used());
+    }
+    if let Some(access_token_id) = next.access_token_id {
+        let access = access_tokens::find_access_token(conn, access_token_id)
+            .await
+            .map_err(OAuthError::internal)?;
+        if access.is_some_and(|access| access.first_used_at.is_some()) {
+            return Err(used());
+        }
+    }
+    Ok(next)
+}
