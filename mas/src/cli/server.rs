@@ -27,6 +27,15 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
         RngSource::from_entropy(),
         Arc::new(homeserver),
     )?;
+    // Static clients from `clients` are written into the database at every start.
+    crate::config::sync_static_clients(
+        &db,
+        state.clock.as_ref(),
+        &state.rng,
+        &state.encrypter,
+        &config.clients,
+    )
+    .await?;
     let _template_reloads = state.templates.reload_on_sighup()?;
     let mut listeners = Vec::new();
     for (index, listener) in config.http.listeners.iter().enumerate() {
