@@ -4,6 +4,7 @@
 
 mod config;
 mod database;
+mod manage;
 mod server;
 
 use std::io::Write as _;
@@ -50,17 +51,24 @@ pub enum Command {
         #[command(subcommand)]
         command: config::Command,
     },
+    /// Administer users: register, passwords, locking, emails, sessions.
+    Manage {
+        /// What to do.
+        #[command(subcommand)]
+        command: manage::Command,
+    },
 }
 
 /// Entry point of the binary: parses arguments, sets up logging, runs the command and turns
 /// an error into one line on standard error and exit status 1.
 pub fn main() -> ExitCode {
     let options = Options::parse();
-    let target = match options.command {
-        Command::Config { .. } => LogTarget::Stderr,
-        Command::Server | Command::Database { .. } => LogTarget::Stdout,
-    };
-    telemetry::init(target);
+    match options.command {
+        Command::Config { .. } => telemetry::init(LogTarget::Stderr),
+        Command::Server | Command::Database { .. } => telemetry::init(LogTarget::Stdout),
+        // Its output is its result; logs only when asked for with RUST_LOG.
+        Command::Manage { .. } => telemetry::init_with_default(LogTarget::Stderr, "off"),
+    }
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,6 +96,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         Command::Server => server::run(&files).await,
         Command::Database { command } => database::run(command, &files).await,
         Command::Config { command } => config::run(command, &files),
+        Command::Manage { command } => manage::run(command, &files).await,
     }
 }
 

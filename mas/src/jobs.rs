@@ -1,19 +1,31 @@
 //! Background jobs (mas-protocol §13.2): the typed payloads of the durable queue
-//! (`storage::jobs`), [`queue`] to add one inside the caller's transaction, and [`JobWaker`],
-//! the in-process nudge that tells the worker a job was committed. Queue a job in the same
-//! transaction as the change that needs it; after the commit, call [`JobWaker::wake`].
+//! (`storage::jobs`), [`queue`] to add one inside the caller's transaction, [`JobWaker`],
+//! the in-process nudge that tells the worker a job was committed, and the worker itself
+//! ([`worker`]) with the handlers of each queue.
+//!
+//! Usage: queue a job in the same transaction as the change that needs it; after the commit,
+//! call [`JobWaker::wake`] (`state.jobs.wake()`).
 
-use std::sync::Arc;
+mod handlers;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedMutexGuard};
 use ulid::Ulid;
 
+pub use self::handlers::device_set;
+pub use self::worker::{Outcome, RunReport, run_job_now};
+use crate::app::AppState;
 use crate::clock::Clock;
-use crate::storage::StorageError;
+use crate::homeserver::HomeserverConnection;
+use crate::rng::RngSource;
 use crate::storage::jobs::enqueue_job;
+use crate::storage::{Database, StorageError};
 
 /// The queue names, as upstream MAS spells them.
 pub mod queues {
@@ -25,6 +37,8 @@ pub mod queues {
     pub const DELETE_DEVICE: &str = "delete-device";
     /// Deactivate a user in the homeserver (`delete_user`).
     pub const DEACTIVATE_USER: &str = "deactivate-user";
+    /// Reactivate a user in the homeserver (`reactivate_user`).
+    pub const REACTIVATE_USER: &str = "reactivate-user";
 }
 
 /// A job with its arguments. The queue name picks the variant; the payload is the JSON of the
@@ -35,6 +49,15 @@ pub enum Job {
     ProvisionUser {
         /// The MAS user id.
         user_id: Ulid,
+    },
+    /// [`Job::ProvisionUser`] that also sets the profile display name (MAS does not store
+    /// display names; `manage register-user --display-name`). Same queue, `set_display_name`
+    /// in the payload.
+    ProvisionUserWithDisplayName {
+        /// The MAS user id.
+        user_id: Ulid,
+        /// The display name to set.
+        display_name: String,
     },
     /// Make the homeserver's devices match the user's active sessions.
     SyncDevices {
@@ -55,12 +78,25 @@ pub enum Job {
         /// Ask Synapse to erase the user's messages too (GDPR erasure).
         hs_erase: bool,
     },
+    /// Undo a deactivation in the homeserver (`reactivate_user`).
+    ReactivateUser {
+        /// The MAS user id.
+        user_id: Ulid,
+    },
 }
 
 /// The JSON shape of the user-only payloads.
 #[derive(Serialize, Deserialize)]
 struct UserPayload {
     user_id: String,
+}
+
+/// `provision-user`: upstream's key for the display name is `set_display_name`.
+#[derive(Serialize, Deserialize)]
+struct ProvisionPayload {
+    user_id: String,
+    #[serde(default)]
+    set_display_name: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,10 +132,13 @@ impl Job {
     /// The queue this job goes to.
     pub fn queue_name(&self) -> &'static str {
         match self {
-            Self::ProvisionUser { .. } => queues::PROVISION_USER,
+            Self::ProvisionUser { .. } | Self::ProvisionUserWithDisplayName { .. } => {
+                queues::PROVISION_USER
+            }
             Self::SyncDevices { .. } => queues::SYNC_DEVICES,
             Self::DeleteDevice { .. } => queues::DELETE_DEVICE,
             Self::DeactivateUser { .. } => queues::DEACTIVATE_USER,
+            Self::ReactivateUser { .. } => queues::REACTIVATE_USER,
         }
     }
 
@@ -107,18 +146,29 @@ impl Job {
     pub fn user_id(&self) -> Ulid {
         match self {
             Self::ProvisionUser { user_id }
+            | Self::ProvisionUserWithDisplayName { user_id, .. }
             | Self::SyncDevices { user_id }
             | Self::DeleteDevice { user_id, .. }
-            | Self::DeactivateUser { user_id, .. } => *user_id,
+            | Self::DeactivateUser { user_id, .. }
+            | Self::ReactivateUser { user_id } => *user_id,
         }
     }
 
     /// The stored payload.
     pub fn payload(&self) -> serde_json::Value {
         match self {
-            Self::ProvisionUser { user_id } | Self::SyncDevices { user_id } => {
+            Self::ProvisionUser { user_id }
+            | Self::SyncDevices { user_id }
+            | Self::ReactivateUser { user_id } => {
                 serde_json::json!({ "user_id": user_id.to_string() })
             }
+            Self::ProvisionUserWithDisplayName {
+                user_id,
+                display_name,
+            } => serde_json::json!({
+                "user_id": user_id.to_string(),
+                "set_display_name": display_name,
+            }),
             Self::DeleteDevice { user_id, device_id } => {
                 serde_json::json!({ "user_id": user_id.to_string(), "device_id": device_id })
             }
@@ -135,9 +185,14 @@ impl Job {
     ) -> Result<Self, PayloadError> {
         match queue_name {
             queues::PROVISION_USER => {
-                let p: UserPayload = decode(queues::PROVISION_USER, payload)?;
-                Ok(Self::ProvisionUser {
-                    user_id: parse_ulid(queues::PROVISION_USER, &p.user_id)?,
+                let p: ProvisionPayload = decode(queues::PROVISION_USER, payload)?;
+                let user_id = parse_ulid(queues::PROVISION_USER, &p.user_id)?;
+                Ok(match p.set_display_name {
+                    None => Self::ProvisionUser { user_id },
+                    Some(display_name) => Self::ProvisionUserWithDisplayName {
+                        user_id,
+                        display_name,
+                    },
                 })
             }
             queues::SYNC_DEVICES => {
@@ -158,6 +213,12 @@ impl Job {
                 Ok(Self::DeactivateUser {
                     user_id: parse_ulid(queues::DEACTIVATE_USER, &p.user_id)?,
                     hs_erase: p.hs_erase,
+                })
+            }
+            queues::REACTIVATE_USER => {
+                let p: UserPayload = decode(queues::REACTIVATE_USER, payload)?;
+                Ok(Self::ReactivateUser {
+                    user_id: parse_ulid(queues::REACTIVATE_USER, &p.user_id)?,
                 })
             }
             other => Err(PayloadError::UnknownQueue(other.to_owned())),
@@ -194,11 +255,20 @@ pub async fn queue(
     Ok(())
 }
 
-/// Wakes the in-process worker after a commit that queued a job (cheap to clone; waking with
-/// no worker running is harmless: the worker polls the queue when it starts).
+/// The process's handle on its job system: wakes the in-process worker after a commit that
+/// queued a job, and holds the per-user locks of device syncs. Cheap to clone (clones share
+/// the state); waking with no worker running is harmless: the worker polls the queue when it
+/// starts and every [`worker::IDLE_POLL`].
 #[derive(Debug, Clone, Default)]
 pub struct JobWaker {
-    notify: Arc<Notify>,
+    inner: Arc<WakerInner>,
+}
+
+#[derive(Debug, Default)]
+struct WakerInner {
+    notify: Notify,
+    /// One async mutex per user with a device sync in progress (dropped when unused).
+    user_locks: Mutex<HashMap<Ulid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl JobWaker {
@@ -210,12 +280,54 @@ impl JobWaker {
     /// Tells the worker to look at the queue now. A wake-up while the worker is busy is kept
     /// and seen the next time it would sleep.
     pub fn wake(&self) {
-        self.notify.notify_one();
+        self.inner.notify.notify_one();
     }
 
     /// Waits for a [`wake`](Self::wake) (the worker's side).
     pub async fn woken(&self) {
-        self.notify.notified().await;
+        self.inner.notify.notified().await;
+    }
+
+    /// Holds the user's device lock until the guard is dropped: what reads a user's sessions
+    /// to change the homeserver's devices takes it, so two such changes cannot interleave.
+    pub async fn lock_user(&self, user_id: Ulid) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = (self.inner.user_locks)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Forget the locks nobody holds or waits for (only the map's reference is left).
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            Arc::clone(locks.entry(user_id).or_default())
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// What running jobs needs: the parts of [`AppState`] the handlers use. The server builds it
+/// from its state; the `manage` CLI from its configuration.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// The database.
+    pub db: Database,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+    /// The injected randomness.
+    pub rng: RngSource,
+    /// The homeserver the jobs call.
+    pub homeserver: Arc<dyn HomeserverConnection>,
+    /// Wake-ups and per-user locks, shared with the rest of the process.
+    pub jobs: JobWaker,
+}
+
+impl From<&AppState> for JobContext {
+    fn from(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: Arc::clone(&state.clock),
+            rng: state.rng.clone(),
+            homeserver: Arc::clone(&state.homeserver),
+            jobs: state.jobs.clone(),
+        }
     }
 }
 
@@ -237,6 +349,11 @@ mod tests {
                 user_id,
                 hs_erase: true,
             },
+            Job::ProvisionUserWithDisplayName {
+                user_id,
+                display_name: "Alice".to_owned(),
+            },
+            Job::ReactivateUser { user_id },
         ];
         for job in jobs {
             let back = Job::from_stored(job.queue_name(), &job.payload()).unwrap();

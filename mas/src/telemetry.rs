@@ -18,11 +18,16 @@ pub enum LogTarget {
 
 /// Installs the global subscriber. Does nothing if one is already installed (tests).
 pub fn init(target: LogTarget) {
+    init_with_default(target, "info");
+}
+
+/// [`init`] with another filter than `info` when `RUST_LOG` is unset or invalid.
+pub fn init_with_default(target: LogTarget, default: &str) {
     let (filter, bad_filter) = match std::env::var("RUST_LOG") {
-        Err(_) => (EnvFilter::new("info"), None),
+        Err(_) => (EnvFilter::new(default), None),
         Ok(value) => match EnvFilter::try_new(&value) {
             Ok(filter) => (filter, None),
-            Err(error) => (EnvFilter::new("info"), Some(error)),
+            Err(error) => (EnvFilter::new(default), Some(error)),
         },
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

@@ -170,6 +170,28 @@ pub async fn claim_next_job(
     Ok(job)
 }
 
+/// Claims one particular `available` job (due or not) and marks it `running`: how the
+/// `manage` CLI runs the job it just queued. `None` when it is no longer available (the
+/// server's worker got it first, or it does not exist).
+#[tracing::instrument(name = "db.queue_jobs.claim_one", skip_all, fields(job.id = %id), err)]
+pub async fn claim_job(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    id: Ulid,
+) -> Result<Option<Job>, StorageError> {
+    let row: Option<JobRow> = sqlx::query_as(concat!(
+        "UPDATE queue_jobs SET status = 'running', started_at = $2 \
+         WHERE queue_job_id = $1 AND status = 'available' \
+         RETURNING ",
+        job_columns!()
+    ))
+    .bind(id.to_string())
+    .bind(clock.now_unix_ms())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Job::try_from).transpose()
+}
+
 /// When the next `available` job is due, if any (how long the worker may sleep).
 #[tracing::instrument(name = "db.queue_jobs.next_due", skip_all, err)]
 pub async fn next_job_due_at(conn: &mut AnyConnection) -> Result<Option<i64>, StorageError> {
@@ -226,11 +248,28 @@ pub async fn recover_lost_jobs(
     rng: &mut (impl RngCore + ?Sized),
     retry_at: i64,
 ) -> Result<Vec<Job>, StorageError> {
+    recover_stale_jobs(conn, clock, rng, i64::MAX, retry_at).await
+}
+
+/// [`recover_lost_jobs`] for the jobs claimed before `started_before` only (Unix ms): a job
+/// running far longer than any job can means its process died (a `manage` command killed
+/// mid-job, while the server kept running).
+#[tracing::instrument(name = "db.queue_jobs.recover_stale", skip_all, err)]
+pub async fn recover_stale_jobs(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    rng: &mut (impl RngCore + ?Sized),
+    started_before: i64,
+    retry_at: i64,
+) -> Result<Vec<Job>, StorageError> {
     let running = list_jobs(conn, JobStatus::Running, i64::MAX).await?;
-    let mut retries = Vec::with_capacity(running.len());
-    for job in running {
+    let stale = running
+        .into_iter()
+        .filter(|job| job.started_at.is_none_or(|at| at < started_before));
+    let mut retries = Vec::new();
+    for job in stale {
         let reason = "the process stopped while the job was running";
-        let retry = end_attempt(
+        let ended = end_attempt(
             conn,
             clock,
             rng,
@@ -239,8 +278,13 @@ pub async fn recover_lost_jobs(
             reason,
             Some(retry_at),
         )
-        .await?;
-        retries.extend(retry);
+        .await;
+        match ended {
+            Ok(retry) => retries.extend(retry),
+            // It finished between the listing and now: not lost after all.
+            Err(StorageError::JobNotRunning(_)) => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok(retries)
 }

@@ -243,3 +243,70 @@ test_on_both_backends!(
     enqueue_rolls_back_with_the_callers_transaction,
     racing_claims_give_the_job_to_one_worker,
 );
+
+async fn one_job_is_claimed_by_id_even_before_it_is_due(db: Database) {
+    let mut t = migrated(db).await;
+    let now = t.clock.now_unix_ms();
+    let other = enqueue_job(&mut t.conn, &t.clock, &mut t.rng, "q", &json!(1))
+        .await
+        .unwrap();
+    let later = schedule_job(
+        &mut t.conn,
+        &t.clock,
+        &mut t.rng,
+        "q",
+        &json!(2),
+        now + 60_000,
+    )
+    .await
+    .unwrap();
+    let claimed = claim_job(&mut t.conn, &t.clock, later.id).await.unwrap();
+    assert_eq!(
+        claimed.map(|job| (job.id, job.status)),
+        Some((later.id, JobStatus::Running))
+    );
+    assert_eq!(
+        claim_job(&mut t.conn, &t.clock, later.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        claim_job(&mut t.conn, &t.clock, Ulid::nil()).await.unwrap(),
+        None
+    );
+    // The other job was left alone.
+    assert_eq!(claim(&mut t).await, Some(other.id));
+}
+
+async fn only_jobs_running_since_before_the_cutoff_are_recovered(db: Database) {
+    let mut t = migrated(db).await;
+    let old = enqueue_job(&mut t.conn, &t.clock, &mut t.rng, "q", &json!(1))
+        .await
+        .unwrap();
+    claim_job(&mut t.conn, &t.clock, old.id)
+        .await
+        .unwrap()
+        .unwrap();
+    t.clock.advance(Duration::from_secs(600));
+    let cutoff = t.clock.now_unix_ms();
+    let fresh = enqueue_job(&mut t.conn, &t.clock, &mut t.rng, "q", &json!(2))
+        .await
+        .unwrap();
+    claim_job(&mut t.conn, &t.clock, fresh.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let retries = recover_stale_jobs(&mut t.conn, &t.clock, &mut t.rng, cutoff, cutoff)
+        .await
+        .unwrap();
+    assert_eq!(retries.len(), 1);
+    assert_eq!(retries[0].payload, json!(1));
+    let old = find_job(&mut t.conn, old.id).await.unwrap().unwrap();
+    assert_eq!(old.status, JobStatus::Lost);
+    let fresh = find_job(&mut t.conn, fresh.id).await.unwrap().unwrap();
+    assert_eq!(fresh.status, JobStatus::Running);
+}
+
+test_on_both_backends!(
+    one_job_is_claimed_by_id_even_before_it_is_due,
+    only_jobs_running_since_before_the_cutoff_are_recovered,
+);

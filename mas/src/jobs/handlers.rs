@@ -1,0 +1,205 @@
+//! What each queue does (mas-protocol §13.2). A handler makes the homeserver calls for one
+//! job and returns the jobs to queue after it (queued together with its completion); it
+//! never panics and says whether a failure is worth retrying.
+
+use std::collections::BTreeSet;
+
+use sqlx::AnyConnection;
+use ulid::Ulid;
+
+use super::{Job, JobContext};
+use crate::homeserver::{FieldAction, HomeserverError, ProvisionRequest};
+use crate::model::User;
+use crate::storage::{StorageError, browser_sessions, emails, oauth2_sessions, users};
+use crate::telemetry::ErrorChain;
+
+/// Why a job did not succeed, and how to treat it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum JobError {
+    /// May succeed later (homeserver down or overloaded, database error): retried with
+    /// backoff for as long as it takes.
+    Transient(String),
+    /// Unexpected answer (a 4xx other than the expected ones): retried a few times, in case
+    /// an operator fixes the cause (a wrong secret), then given up.
+    Failed(String),
+    /// Can never succeed (bad payload, the user no longer exists): not retried.
+    Permanent(String),
+}
+
+impl JobError {
+    /// The reason stored with the failed attempt.
+    pub(super) fn reason(&self) -> &str {
+        match self {
+            Self::Transient(reason) | Self::Failed(reason) | Self::Permanent(reason) => reason,
+        }
+    }
+}
+
+impl From<HomeserverError> for JobError {
+    fn from(error: HomeserverError) -> Self {
+        let reason = ErrorChain(&error).to_string();
+        if error.is_transient() {
+            Self::Transient(reason)
+        } else {
+            Self::Failed(reason)
+        }
+    }
+}
+
+impl From<StorageError> for JobError {
+    fn from(error: StorageError) -> Self {
+        Self::Transient(ErrorChain(&error).to_string())
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(error: sqlx::Error) -> Self {
+        StorageError::from(error).into()
+    }
+}
+
+/// Runs `job`; on success, the jobs to queue next.
+pub(super) async fn run(ctx: &JobContext, job: &Job) -> Result<Vec<Job>, JobError> {
+    match job {
+        Job::ProvisionUser { user_id } => provision_user(ctx, *user_id, None).await,
+        Job::ProvisionUserWithDisplayName {
+            user_id,
+            display_name,
+        } => provision_user(ctx, *user_id, Some(display_name)).await,
+        Job::SyncDevices { user_id } => sync_devices(ctx, *user_id).await,
+        Job::DeleteDevice { user_id, device_id } => delete_device(ctx, *user_id, device_id).await,
+        Job::DeactivateUser { user_id, hs_erase } => {
+            deactivate_user(ctx, *user_id, *hs_erase).await
+        }
+        Job::ReactivateUser { user_id } => reactivate_user(ctx, *user_id).await,
+    }
+}
+
+/// The user, or a permanent failure: a job about a user that is gone cannot succeed.
+async fn user(conn: &mut AnyConnection, user_id: Ulid) -> Result<User, JobError> {
+    users::find_user(conn, user_id)
+        .await?
+        .ok_or_else(|| JobError::Permanent(format!("no user with id {user_id}")))
+}
+
+/// `provision-user`: the user with its verified emails, locked flag and (when given) display
+/// name; then a device sync.
+async fn provision_user(
+    ctx: &JobContext,
+    user_id: Ulid,
+    display_name: Option<&str>,
+) -> Result<Vec<Job>, JobError> {
+    let mut conn = ctx.db.pool().acquire().await?;
+    let user = user(&mut conn, user_id).await?;
+    let verified: Vec<String> = emails::list_emails(&mut conn, user_id)
+        .await?
+        .into_iter()
+        .filter(|email| email.confirmed_at.is_some())
+        .map(|email| email.email)
+        .collect();
+    drop(conn);
+    let request = ProvisionRequest {
+        display_name: display_name.map_or(FieldAction::Keep, |name| FieldAction::Set(name.into())),
+        emails: FieldAction::Set(verified),
+        locked: Some(user.locked_at.is_some()),
+        ..ProvisionRequest::new(user.username)
+    };
+    ctx.homeserver.provision_user(&request).await?;
+    Ok(vec![Job::SyncDevices { user_id }])
+}
+
+/// The devices the homeserver should have for the user: one per active session that has a
+/// device. Only OAuth 2.0 sessions (their device scopes) exist today.
+///
+/// Extension point: when compat sessions (`compat_sessions.device_id`) and personal sessions
+/// arrive, add their active sessions' devices here; nothing else in the sync changes.
+pub async fn device_set(
+    conn: &mut AnyConnection,
+    user_id: Ulid,
+) -> Result<BTreeSet<String>, StorageError> {
+    let sessions = oauth2_sessions::list_active_oauth2_sessions(conn, user_id).await?;
+    Ok(sessions
+        .iter()
+        .flat_map(|session| session.scope.device_ids())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// `sync-devices`: under the user's lock (so two syncs cannot interleave reading the sessions
+/// and writing the homeserver), reads the device set and sends it.
+async fn sync_devices(ctx: &JobContext, user_id: Ulid) -> Result<Vec<Job>, JobError> {
+    let _guard = ctx.jobs.lock_user(user_id).await;
+    let mut conn = ctx.db.pool().acquire().await?;
+    let user = user(&mut conn, user_id).await?;
+    let devices = device_set(&mut conn, user_id).await?;
+    drop(conn);
+    ctx.homeserver
+        .sync_devices(&user.username, &devices)
+        .await?;
+    Ok(Vec::new())
+}
+
+/// `delete-device`: deletes the device unless an active session holds it again (a client
+/// that logged in anew with the same device ID). A user the homeserver does not know has no
+/// devices: done.
+async fn delete_device(
+    ctx: &JobContext,
+    user_id: Ulid,
+    device_id: &str,
+) -> Result<Vec<Job>, JobError> {
+    let _guard = ctx.jobs.lock_user(user_id).await;
+    let mut conn = ctx.db.pool().acquire().await?;
+    let user = user(&mut conn, user_id).await?;
+    if device_set(&mut conn, user_id).await?.contains(device_id) {
+        tracing::info!(user.id = %user_id, device_id, "device in use again; not deleted");
+        return Ok(Vec::new());
+    }
+    drop(conn);
+    match ctx
+        .homeserver
+        .delete_device(&user.username, device_id)
+        .await
+    {
+        Err(error) if error.is_not_found() => Ok(Vec::new()),
+        result => result.map(|()| Vec::new()).map_err(JobError::from),
+    }
+}
+
+/// `deactivate-user`: queued in the transaction that marked the user deactivated. Ends what
+/// is left of its sessions and removes its emails (idempotent), then `delete_user`. Does
+/// nothing if the user was reactivated since.
+async fn deactivate_user(
+    ctx: &JobContext,
+    user_id: Ulid,
+    erase: bool,
+) -> Result<Vec<Job>, JobError> {
+    let mut tx = ctx.db.begin_write().await?;
+    let user = user(&mut tx, user_id).await?;
+    if user.deactivated_at.is_none() {
+        tracing::info!(user.id = %user_id, "user reactivated since; not deactivated");
+        return Ok(Vec::new());
+    }
+    let clock = ctx.clock.as_ref();
+    oauth2_sessions::finish_all_oauth2_sessions(&mut tx, clock, user_id).await?;
+    browser_sessions::finish_all_browser_sessions(&mut tx, clock, user_id).await?;
+    emails::remove_all_emails(&mut tx, user_id).await?;
+    tx.commit().await?;
+    match ctx.homeserver.delete_user(&user.username, erase).await {
+        Err(error) if error.is_not_found() => Ok(Vec::new()),
+        result => result.map(|()| Vec::new()).map_err(JobError::from),
+    }
+}
+
+/// `reactivate-user`: `reactivate_user`, then a provisioning pass (locked flag, emails).
+/// Does nothing if the user was deactivated again since.
+async fn reactivate_user(ctx: &JobContext, user_id: Ulid) -> Result<Vec<Job>, JobError> {
+    let mut conn = ctx.db.pool().acquire().await?;
+    let user = user(&mut conn, user_id).await?;
+    drop(conn);
+    if user.deactivated_at.is_some() {
+        tracing::info!(user.id = %user_id, "user deactivated again since; not reactivated");
+        return Ok(Vec::new());
+    }
+    ctx.homeserver.reactivate_user(&user.username).await?;
+    Ok(vec![Job::ProvisionUser { user_id }])
+}
