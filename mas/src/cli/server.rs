@@ -1,5 +1,5 @@
 //! `mas-cli server`: checks the configuration and the database, then serves every listener
-//! until SIGTERM or SIGINT.
+//! until SIGTERM or SIGINT, with the job worker running beside them.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,9 +9,13 @@ use camino::Utf8PathBuf;
 use crate::app::{self, AppState};
 use crate::clock::SystemClock;
 use crate::homeserver::SynapseConnection;
+use crate::jobs::{self, JobContext};
 use crate::lifecycle::{self, BoundListener, StopSignals};
 use crate::rng::RngSource;
 use crate::storage::{self, Database};
+
+/// How long a stopping server waits for the job in progress.
+const WORKER_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(12);
 
 pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
     let mut signals = StopSignals::install()?;
@@ -58,11 +62,21 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
         }
     }
 
-    lifecycle::serve(listeners, async {
+    // The job worker runs beside the listeners and stops with them.
+    let stop_worker = tokio_util::sync::CancellationToken::new();
+    let worker = jobs::worker::spawn(JobContext::from(&state), stop_worker.clone());
+    let served = lifecycle::serve(listeners, async {
         let name = signals.recv().await;
         tracing::info!(signal = name, "stopping");
     })
-    .await?;
+    .await;
+    stop_worker.cancel();
+    // A job in progress ends within the homeserver call timeout; a job cut short is
+    // recovered at the next start.
+    if tokio::time::timeout(WORKER_STOP_TIMEOUT, worker).await.is_err() {
+        tracing::warn!("the job worker did not stop in time; its job will be retried");
+    }
+    served?;
     db.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
