@@ -81,13 +81,16 @@ export function conformanceSuite(backend) {
 
     /** A test with a Recorder; failures carry the HTTP exchanges and dump the appliance. */
     let dumped = false;
+    // One record for the suite (clients registered in one test make requests in later ones);
+    // a failing test shows the exchanges made since it started.
+    const rec = new Recorder();
     const check = (name, fn, timeout = 120000) =>
       test(name, { timeout }, async () => {
-        const rec = new Recorder();
+        const since = rec.mark();
         try {
           await fn(rec);
         } catch (err) {
-          rec.annotate(err);
+          rec.annotate(err, since);
           // The appliance's output once (the first failure); later failures add only their own.
           if (!dumped) h.dump(err);
           dumped = true;
@@ -230,7 +233,13 @@ export function conformanceSuite(backend) {
       // With this the library also verifies the ID token's signature with the keys from jwks_uri
       // (otherwise it checks only the claims).
       oidc.enableNonRepudiationChecks(config);
+      const mark = rec.mark();
       const { tokens, request, callbackUrl, consent } = await flow(rec, 'openid');
+      const jwksUri = config.serverMetadata().jwks_uri;
+      assert.ok(
+        rec.entries.slice(mark).some((e) => e.url === jwksUri && e.status === 200) || rec.entries.some((e) => e.url === jwksUri && e.status === 200),
+        'the library fetched the JWKS to verify the ID token',
+      );
       assert.equal(callbackUrl.searchParams.get('state'), request.state);
       assert.match(callbackUrl.searchParams.get('code') ?? '', /^[A-Za-z0-9]{32}$/, `code: ${callbackUrl}`);
       assert.match(consent.text, /alice/, 'the consent page names the signed-in user');
@@ -413,12 +422,17 @@ export function conformanceSuite(backend) {
           execute: [oidc.allowInsecureRequests],
           [oidc.customFetch]: rec.fetch,
         });
-        const err = await expectOAuthError('refresh with a wrong client secret', () => oidc.refreshTokenGrant(wrong, refreshed.refresh_token));
-        assert.equal(oauthErrorOf(err), 'invalid_client');
-        assert.equal(statusOf(err), 401);
+        await expectOAuthError('refresh with a wrong client secret', () => oidc.refreshTokenGrant(wrong, refreshed.refresh_token));
+        // RFC 6749 §5.2: 401, a challenge for the scheme the client used, error invalid_client.
+        const refused = rec.entries.findLast((e) => e.url.endsWith('/oauth2/token'));
+        assert.equal(refused.status, 401, refused.responseBody);
+        assert.match(refused.responseHeaders['www-authenticate'] ?? '', /^Basic\b/i, 'a Basic challenge');
+        assert.equal(JSON.parse(refused.responseBody).error, 'invalid_client', refused.responseBody);
+        // The failed attempt did not consume the refresh token.
 
-        await oidc.tokenRevocation(basic, refreshed.refresh_token);
-        assert.equal((await introspect(app, rec, refreshed.access_token)).active, false, 'revoked by the confidential client');
+        const still = await oidc.refreshTokenGrant(basic, refreshed.refresh_token);
+        await oidc.tokenRevocation(basic, still.refresh_token);
+        assert.equal((await introspect(app, rec, still.access_token)).active, false, 'revoked by the confidential client');
       } finally {
         await browser.context.unroute(`https://${host}/**`);
       }

@@ -94,9 +94,15 @@ export class Recorder {
     }
   }
 
-  /** The last `n` exchanges as text, bearer tokens shortened. */
-  text(n = 12) {
+  /** A position in the record: `annotate(err, mark)` shows only what came after it. */
+  mark() {
+    return this.entries.length;
+  }
+
+  /** The last `n` exchanges after `since` as text, bearer tokens shortened. */
+  text(n = 12, since = 0) {
     return this.entries
+      .slice(since)
       .slice(-n)
       .map((e) => {
         const lines = [`[${e.at}] ${e.method} ${e.url}`];
@@ -117,12 +123,12 @@ export class Recorder {
       .join('\n');
   }
 
-  /** Adds the recorded exchanges to `err`'s message (once) and returns it. */
-  annotate(err) {
+  /** Adds the exchanges recorded after `since` to `err`'s message (once) and returns it. */
+  annotate(err, since = 0) {
     if (err && typeof err === 'object' && !err.recorded) {
       err.recorded = true;
       const extra = err.error ? ` [error=${err.error}${err.error_description ? `: ${err.error_description}` : ''}; status=${err.status}]` : '';
-      err.message = `${err.message}${extra}\n--- last HTTP exchanges:\n${this.text()}`;
+      err.message = `${err.message}${extra}\n--- last HTTP exchanges:\n${this.text(12, since)}`;
     }
     return err;
   }
