@@ -6,6 +6,7 @@
 // tests run one after the other and each does its own code flow, so one failure does not hide the
 // others. oauth-conformance.<backend>.test.mjs run it once per backend.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
@@ -258,6 +259,11 @@ export function conformanceSuite(backend) {
       assert.equal(claims.nonce, request.nonce);
       assert.ok(claims.sub, 'sub');
       assert.ok(claims.exp > claims.iat, 'exp after iat');
+      if (claims.at_hash !== undefined) {
+        // OIDC Core §3.1.3.6: the left half of the SHA-256 of the access token.
+        const digest = crypto.createHash('sha256').update(tokens.access_token).digest();
+        assert.equal(claims.at_hash, digest.subarray(0, 16).toString('base64url'), 'at_hash');
+      }
       const header = JSON.parse(Buffer.from(tokens.id_token.split('.')[0], 'base64url').toString());
       assert.equal(header.alg, 'RS256', 'ID tokens are RS256 by default');
 
@@ -294,6 +300,40 @@ export function conformanceSuite(backend) {
         oidc.authorizationCodeGrant(config, url, { pkceCodeVerifier: oidc.randomPKCECodeVerifier(), expectedState: req.state, expectedNonce: req.nonce }),
       );
       assert.equal(oauthErrorOf(err), 'invalid_grant');
+    });
+
+    check('the pages: a wrong password is refused on the sign-in page; Cancel on the consent page sends access_denied', async (rec) => {
+      const config = await native(rec);
+      const user = await ensureAlice();
+      // A browser of its own: not signed in yet.
+      const fresh = await Browser.launch(`${backend}-pages`);
+      try {
+        const req = await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: 'openid' });
+        const since = callback.received.length;
+        await fresh.step('sign in with a wrong password', async (page) => {
+          await page.goto(String(req.url));
+          await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+          await page.getByLabel('Username').fill(user.username);
+          await page.getByLabel('Password').fill(`${user.password}-wrong`);
+          await page.getByRole('button', { name: 'Continue', exact: true }).click();
+          await page.getByRole('alert').waitFor();
+          assert.ok(await page.getByRole('heading', { name: 'Sign in' }).isVisible(), 'still on the sign-in page');
+        });
+        await fresh.step('sign in with the right password, then cancel', async (page) => {
+          await page.getByLabel('Username').fill(user.username);
+          await page.getByLabel('Password').fill(user.password);
+          await page.getByRole('button', { name: 'Continue', exact: true }).click();
+          await page.getByRole('heading', { name: /wants to access your account/ }).waitFor();
+          await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+          await callback.next(since);
+        });
+        const url = callback.received[since];
+        assert.equal(url.searchParams.get('error'), 'access_denied', String(url));
+        assert.equal(url.searchParams.get('state'), req.state, String(url));
+        assert.ok(!url.searchParams.has('code'), String(url));
+      } finally {
+        await fresh.close();
+      }
     });
 
     check('userinfo: the ID token\'s sub and the username; a bad token is refused with 401', async (rec) => {
