@@ -185,11 +185,9 @@ fn resource_router(resource: &Resource) -> Option<Router<AppState>> {
         Resource::Health {} => Some(crate::health::router()),
         Resource::Discovery {} => Some(crate::oauth2::discovery_router()),
         Resource::OAuth {} => Some(crate::oauth2::api_router()),
-        Resource::Human {}
-        | Resource::Compat {}
-        | Resource::Assets { .. }
-        | Resource::Prometheus {}
-        | Resource::AdminApi {} => None,
+        Resource::Human {} => Some(crate::views::router()),
+        Resource::Assets { path } => Some(crate::views::assets::router(path)),
+        Resource::Compat {} | Resource::Prometheus {} | Resource::AdminApi {} => None,
     }
 }
 

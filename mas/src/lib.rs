@@ -21,3 +21,4 @@ pub mod routes;
 pub mod storage;
 pub mod telemetry;
 pub mod templates;
+pub mod views;

@@ -7,9 +7,12 @@
 //! permissive CORS layer and a 64 KiB body limit) and owns [`SessionEnder`], the one way to end
 //! an OAuth session so that its Synapse device goes with it.
 
+pub mod authorize;
+pub mod consent;
 pub mod discovery;
 pub mod introspection;
 pub mod keys;
+pub mod policy;
 pub mod registration;
 pub mod revoke;
 pub mod token;

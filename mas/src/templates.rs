@@ -17,8 +17,9 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 pub use self::context::{
-    ClientView, ConsentContext, ErrorContext, FormError, IndexContext, LoginContext,
-    PostAuthAction, ProviderLink, ScopeView, UserView, describe_scopes, device_id_of,
+    ClientView, ConsentContext, ErrorContext, FormError, FormPostContext, FormPostParam,
+    IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView, UserView, describe_scopes,
+    device_id_of,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -50,6 +51,7 @@ mod page {
     pub(super) const CONSENT: &str = "pages/consent.html";
     pub(super) const ERROR: &str = "pages/error.html";
     pub(super) const INDEX: &str = "pages/index.html";
+    pub(super) const FORM_POST: &str = "pages/form_post.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -123,6 +125,11 @@ impl Templates {
     pub fn render_index(&self, context: &IndexContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::INDEX, context)
     }
+
+    /// The `form_post` authorization response (a form posting to the client).
+    pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::FORM_POST, context)
+    }
 }
 
 fn render(
@@ -161,6 +168,7 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
     render(&environment, page::CONSENT, &ConsentContext::sample())?;
     render(&environment, page::ERROR, &ErrorContext::sample())?;
     render(&environment, page::INDEX, &IndexContext::sample())?;
+    render(&environment, page::FORM_POST, &FormPostContext::sample())?;
     Ok(environment)
 }
 

@@ -5,6 +5,7 @@
 
 mod consent;
 mod error;
+mod form_post;
 mod index;
 mod login;
 
@@ -14,6 +15,7 @@ pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,
 };
 pub use self::error::ErrorContext;
+pub use self::form_post::{FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
 

@@ -312,3 +312,23 @@ fn write_samples_when_asked() {
         std::fs::write(dir.join(format!("{name}.html")), html).unwrap();
     }
 }
+
+#[test]
+fn form_post_page_posts_the_response_to_the_client_with_a_visible_button() {
+    let html = readable(
+        &templates()
+            .render_form_post(&FormPostContext::sample())
+            .unwrap(),
+    );
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains(r#"<form method="post" action="https://app.example.com/callback">"#));
+    assert!(html.contains(r#"<input type="hidden" name="state" value="xyz">"#));
+    assert!(html.contains(r#"<button type="submit""#), "{html}");
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("<noscript"));
+    assert!(
+        !html.contains(r#"name="csrf""#),
+        "the form goes to the client"
+    );
+    assert!(!has_event_handler(&html));
+}

@@ -1,0 +1,325 @@
+//! `GET/POST /consent/{grant_id}` (mas-protocol §2.5, policy §8): the signed-in user sees who
+//! asks for what and approves or denies. Consent is asked every time.
+//!
+//! POST (CSRF first) evaluates the scope policy, fulfils the grant and sends the client its
+//! `code` (32 alphanumerics; only its SHA-256 is stored) and/or `id_token`, with `state`, in
+//! the grant's response mode. "Deny" cancels the grant and sends `access_denied`. A policy
+//! violation is a page, never a redirect: the user can only go back to the application.
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sqlx::AnyConnection;
+use ulid::Ulid;
+
+use super::authorize::{Callback, client_display_name, prompt_has};
+use super::policy;
+use crate::app::AppState;
+use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
+use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, random, sha256_hex};
+use crate::error::HtmlError;
+use crate::extract::CookieJar;
+use crate::extract::session::load_session;
+use crate::model::{AuthorizationGrant, BrowserSession, Client, GrantStage};
+use crate::storage::{StorageError, browser_sessions, clients, grants};
+use crate::templates::{ClientView, ConsentContext, describe_scopes, device_id_of};
+use crate::views::{PostAuthAction, bad_form, csrf_failed, login_url};
+
+/// The consent form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConsentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// Whether `session` must log in again before consenting to `grant`: the grant asked for
+/// `prompt=login` and the session's last authentication is older than the grant.
+pub(crate) async fn needs_fresh_login(
+    conn: &mut AnyConnection,
+    session: &BrowserSession,
+    grant: &AuthorizationGrant,
+) -> Result<bool, StorageError> {
+    if !prompt_has(grant.request.prompt.as_deref(), "login") {
+        return Ok(false);
+    }
+    let last = browser_sessions::last_authentication(conn, session.id).await?;
+    Ok(last.is_none_or(|auth| auth.created_at < grant.created_at))
+}
+
+fn not_found() -> HtmlError {
+    HtmlError::new(
+        StatusCode::NOT_FOUND,
+        "Request not found",
+        "This sign-in request does not exist. Go back to the application and try again.",
+    )
+}
+
+fn not_pending() -> HtmlError {
+    HtmlError::bad_request(
+        "Request already handled",
+        "This sign-in request was already approved or cancelled. Go back to the application \
+         and start again.",
+    )
+}
+
+fn policy_violation(violations: &[policy::Violation]) -> HtmlError {
+    let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    for violation in violations {
+        tracing::info!(
+            policy.violation = violation.code(),
+            "authorization grant refused by policy"
+        );
+    }
+    HtmlError::new(
+        StatusCode::FORBIDDEN,
+        "This request is not allowed",
+        format!(
+            "The application asked for access that cannot be given to your account. {} Go \
+             back to the application.",
+            reasons.join(" ")
+        ),
+    )
+}
+
+/// Where a grant's response goes.
+fn callback(grant: &AuthorizationGrant, client: &Client) -> Callback {
+    Callback {
+        redirect_uri: grant.request.redirect_uri.clone(),
+        mode: grant.request.response_mode,
+        state: grant.request.state.clone(),
+        client_name: client_display_name(client),
+    }
+}
+
+/// What both methods need: a pending grant, its client and a browser session that may
+/// consent; or the response to give instead (a redirect to the login page).
+enum Loaded {
+    Ready(Box<Ready>),
+    Login(Response),
+}
+
+struct Ready {
+    grant: AuthorizationGrant,
+    client: Client,
+    session: BrowserSession,
+}
+
+async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loaded, HtmlError> {
+    let id: Ulid = grant_id.parse().map_err(|_| not_found())?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let grant = grants::find_authorization_grant(&mut conn, id)
+        .await
+        .map_err(HtmlError::internal)?
+        .ok_or_else(not_found)?;
+    if grant.stage() != GrantStage::Pending {
+        return Err(not_pending());
+    }
+    let login = || {
+        let action = PostAuthAction::ContinueAuthorizationGrant { id };
+        let url = login_url(
+            &state.urls,
+            Some(&action),
+            grant.request.login_hint.as_deref(),
+        );
+        Loaded::Login(Redirect::to(&url).into_response())
+    };
+    let Some(session) = load_session(&mut conn, jar)
+        .await
+        .map_err(HtmlError::internal)?
+    else {
+        return Ok(login());
+    };
+    if needs_fresh_login(&mut conn, &session, &grant)
+        .await
+        .map_err(HtmlError::internal)?
+    {
+        return Ok(login());
+    }
+    let client = clients::find_client(&mut conn, grant.request.client_id)
+        .await
+        .map_err(HtmlError::internal)?
+        .ok_or_else(not_found)?;
+    Ok(Loaded::Ready(Box::new(Ready {
+        grant,
+        client,
+        session,
+    })))
+}
+
+/// `GET /consent/{grant_id}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    mut jar: CookieJar,
+    Path(grant_id): Path<String>,
+) -> Result<Response, HtmlError> {
+    let Ready {
+        grant,
+        client,
+        session,
+    } = match load(&state, &jar, &grant_id).await? {
+        Loaded::Login(response) => return Ok(response),
+        Loaded::Ready(ready) => *ready,
+    };
+    policy::authorization_grant(&session.user, &grant.request.scope)
+        .map_err(|violations| policy_violation(&violations))?;
+    let user = crate::views::user_view(&state, &session.user).await;
+    let scope = grant.request.scope.to_string();
+    let metadata = &client.metadata;
+    let mut rng = state.rng.fork();
+    let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
+    let context = ConsentContext {
+        prefix: state.urls.prefix().to_owned(),
+        csrf_token: csrf.form_value().to_owned(),
+        form_action: state.urls.relative(&crate::routes::consent(grant.id)),
+        client: ClientView {
+            client_id: client.id.to_string(),
+            name: client_display_name(&client),
+            logo_uri: metadata.logo_uri.as_ref().map(ToString::to_string),
+            client_uri: metadata.client_uri.as_ref().map(ToString::to_string),
+            tos_uri: metadata.tos_uri.as_ref().map(ToString::to_string),
+            policy_uri: metadata.policy_uri.as_ref().map(ToString::to_string),
+        },
+        scopes: describe_scopes(&scope),
+        device_id: device_id_of(&scope),
+        user,
+    };
+    let html = state
+        .templates
+        .render_consent(&context)
+        .map_err(HtmlError::internal)?;
+    Ok((jar, Html(html)).into_response())
+}
+
+/// `POST /consent/{grant_id}`.
+pub(crate) async fn post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(grant_id): Path<String>,
+    form: Result<Form<ConsentForm>, FormRejection>,
+) -> Result<Response, HtmlError> {
+    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
+    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
+        .map_err(csrf_failed)?;
+    let Ready {
+        grant,
+        client,
+        session,
+    } = match load(&state, &jar, &grant_id).await? {
+        Loaded::Login(response) => return Ok(response),
+        Loaded::Ready(ready) => *ready,
+    };
+    let prefix = state.urls.prefix();
+    let callback = callback(&grant, &client);
+    match form.action.as_str() {
+        "approve" => {}
+        "deny" => {
+            let mut conn = state
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(HtmlError::internal)?;
+            grants::cancel_authorization_grant(&mut conn, state.clock.as_ref(), grant.id)
+                .await
+                .map_err(HtmlError::internal)?;
+            tracing::info!(grant.id = %grant.id, "authorization grant denied by the user");
+            return callback.error(
+                &state.templates,
+                prefix,
+                "access_denied",
+                "the user denied the request",
+            );
+        }
+        _ => {
+            return Err(HtmlError::bad_request(
+                "Invalid form",
+                "Choose Continue or Cancel.",
+            ));
+        }
+    }
+    policy::authorization_grant(&session.user, &grant.request.scope)
+        .map_err(|violations| policy_violation(&violations))?;
+    let params = fulfil(&state, &grant, &client, &session).await?;
+    callback.respond(&state.templates, prefix, params)
+}
+
+/// Marks the grant fulfilled by `session` and makes the response parameters: the code (its
+/// hash stored) and the ID token, as the response type asks.
+async fn fulfil(
+    state: &AppState,
+    grant: &AuthorizationGrant,
+    client: &Client,
+    session: &BrowserSession,
+) -> Result<Vec<(&'static str, String)>, HtmlError> {
+    let clock = state.clock.as_ref();
+    let mut rng = state.rng.fork();
+    let code = grant
+        .request
+        .response_type_code
+        .then(|| random::authorization_code(&mut rng));
+    let code_sha256 = code.as_deref().map(sha256_hex);
+    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    let fulfilled = grants::fulfill_authorization_grant(
+        &mut tx,
+        clock,
+        grant.id,
+        session.id,
+        code_sha256.as_deref(),
+    )
+    .await
+    .map_err(HtmlError::internal)?;
+    if !fulfilled {
+        return Err(not_pending());
+    }
+    let mut params = Vec::new();
+    if grant.request.response_type_id_token {
+        let auth_time = browser_sessions::last_authentication(&mut tx, session.id)
+            .await
+            .map_err(HtmlError::internal)?
+            .map(|auth| auth.created_at / 1000);
+        let alg = client
+            .metadata
+            .id_token_signed_response_alg
+            .as_deref()
+            .map_or(Ok(JwsAlgorithm::Rs256), str::parse)
+            .map_err(HtmlError::internal)?;
+        let iat = clock.now_unix_ms() / 1000;
+        let claims = IdTokenClaims {
+            iss: state.site.issuer.clone(),
+            sub: session.user.sub(),
+            aud: client.id.to_string(),
+            iat,
+            exp: iat + ID_TOKEN_TTL_SECS,
+            nonce: grant.request.nonce.clone(),
+            auth_time,
+            at_hash: None,
+            c_hash: code.as_deref().map(|code| oidc_hash(alg, code)),
+        };
+        let id_token = state
+            .keystore
+            .sign_id_token(&mut rng, alg, &claims)
+            .map_err(HtmlError::internal)?;
+        params.push(("id_token", id_token));
+    }
+    tx.commit().await.map_err(HtmlError::internal)?;
+    tracing::info!(
+        grant.id = %grant.id,
+        user_session.id = %session.id,
+        user.id = %session.user.id,
+        "authorization grant fulfilled"
+    );
+    if let Some(code) = code {
+        params.insert(0, ("code", code));
+    }
+    Ok(params)
+}

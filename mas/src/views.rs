@@ -1,0 +1,175 @@
+//! The pages for people (mas-protocol §4): the index, login and logout, plus the route group
+//! of the `human` resource, which also carries `/authorize` and the consent page from
+//! `oauth2`. Static files (`assets` resource) are served by [`assets`].
+//!
+//! Every form POST checks its CSRF token first (§17.2); a bad or missing one is a 403 page.
+//! Pages answer errors as [`HtmlError`]s, rendered by the human group's layer, which also sets
+//! `X-Frame-Options: DENY`.
+
+pub(crate) mod assets;
+mod index;
+mod login;
+mod logout;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Deserialize;
+use ulid::Ulid;
+
+use crate::app::AppState;
+use crate::error::HtmlError;
+use crate::extract::CsrfError;
+use crate::oauth2::{authorize, consent};
+use crate::routes::{self, UrlBuilder};
+use crate::templates::PostAuthAction as PostAuthActionView;
+
+pub(crate) use self::index::user_view;
+
+/// The largest form body a page reads (login, consent and logout forms are tiny).
+pub const FORM_BODY_LIMIT: usize = 16 * 1024;
+
+/// The `human` resource: pages, `/authorize` and consent.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(routes::INDEX, get(index::get))
+        .route(routes::LOGIN, get(login::get).post(login::post))
+        .route(routes::LOGOUT, axum::routing::post(logout::post))
+        .route(routes::AUTHORIZE, get(authorize::get))
+        .route(routes::CONSENT, get(consent::get).post(consent::post))
+        .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+}
+
+/// What to do after logging in (the `kind` and `id` of the login query). Only the kinds this
+/// server implements are kept; others are dropped and the login ends on the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PostAuthAction {
+    /// Back to the consent page of an authorization grant.
+    ContinueAuthorizationGrant {
+        /// The grant.
+        id: Ulid,
+    },
+}
+
+impl PostAuthAction {
+    const CONTINUE_AUTHORIZATION_GRANT: &'static str = "continue_authorization_grant";
+
+    /// From the `kind` and `id` query or form fields.
+    pub(crate) fn from_fields(kind: Option<&str>, id: Option<&str>) -> Option<Self> {
+        let id = id?.parse().ok()?;
+        match kind? {
+            Self::CONTINUE_AUTHORIZATION_GRANT => Some(Self::ContinueAuthorizationGrant { id }),
+            _ => None,
+        }
+    }
+
+    /// The `kind` and `id` fields.
+    pub(crate) fn fields(&self) -> (&'static str, String) {
+        match self {
+            Self::ContinueAuthorizationGrant { id } => {
+                (Self::CONTINUE_AUTHORIZATION_GRANT, id.to_string())
+            }
+        }
+    }
+
+    /// The hidden fields of the login form.
+    pub(crate) fn view(&self) -> PostAuthActionView {
+        let (kind, id) = self.fields();
+        PostAuthActionView {
+            kind: kind.to_owned(),
+            id,
+        }
+    }
+
+    /// Where the browser goes once logged in.
+    pub(crate) fn destination(action: Option<&Self>, urls: &UrlBuilder) -> String {
+        match action {
+            Some(Self::ContinueAuthorizationGrant { id }) => urls.relative(&routes::consent(*id)),
+            None => urls.relative(routes::INDEX),
+        }
+    }
+}
+
+/// The login page with a post-auth action and a username to fill in.
+pub(crate) fn login_url(
+    urls: &UrlBuilder,
+    action: Option<&PostAuthAction>,
+    login_hint: Option<&str>,
+) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(action) = action {
+        let (kind, id) = action.fields();
+        query.append_pair("kind", kind);
+        query.append_pair("id", &id);
+    }
+    if let Some(hint) = login_hint {
+        query.append_pair("login_hint", hint);
+    }
+    let query = query.finish();
+    let path = urls.relative(routes::LOGIN);
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// The localpart a person typed or a client hinted: `alice`, `@alice:server` or
+/// `mxid:@alice:server` (upstream's `login_hint` form) for this server; anything else as is.
+pub(crate) fn localpart_of<'a>(input: &'a str, server_name: &str) -> &'a str {
+    let input = input.trim();
+    let mxid = input.strip_prefix("mxid:").unwrap_or(input);
+    mxid.strip_prefix('@')
+        .and_then(|rest| rest.split_once(':'))
+        .filter(|(_, server)| *server == server_name)
+        .map_or(input, |(localpart, _)| localpart)
+}
+
+/// A form field set: what every page POST carries.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    /// The CSRF token.
+    #[serde(default)]
+    pub(crate) csrf: String,
+}
+
+/// The page for a refused CSRF check.
+pub(crate) fn csrf_failed(error: CsrfError) -> HtmlError {
+    tracing::info!(reason = %error, "form refused: CSRF check failed");
+    HtmlError::new(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The page you sent was too old or did not come from this site. Go back, reload the \
+         page and try again. This site needs cookies to be enabled.",
+    )
+}
+
+/// The page for a form body that could not be read.
+pub(crate) fn bad_form(rejection: &axum::extract::rejection::FormRejection) -> HtmlError {
+    let status = rejection.status();
+    let status = if status.is_client_error() {
+        status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    HtmlError::new(
+        status,
+        "Invalid form",
+        "The form could not be read. Go back, reload the page and try again.",
+    )
+}
+
+/// The page for a query string that could not be read.
+pub(crate) fn bad_query(_rejection: &axum::extract::rejection::QueryRejection) -> HtmlError {
+    HtmlError::bad_request(
+        "Invalid link",
+        "The address of this page is malformed. Go back and try again.",
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests;

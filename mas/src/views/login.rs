@@ -1,0 +1,357 @@
+//! `GET/POST /login` (mas-protocol §4, §14, §17.1): the username/password form. The query (and
+//! the form's hidden fields) carry the post-auth action.
+//!
+//! POST order: CSRF; rate limits per IP and then per account, before any password is looked
+//! at; the password (hash upgraded on success); then the account state, so that whether an
+//! account is locked is only told to someone who knows its password. A success starts a
+//! browser session (or re-authenticates the current one of the same user), records the
+//! authentication (the ID token's `auth_time`) and continues the post-auth action.
+
+use axum::Form;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::{PostAuthAction, bad_form, bad_query, csrf_failed, localpart_of};
+use crate::app::AppState;
+use crate::crypto::PasswordError;
+use crate::error::HtmlError;
+use crate::extract::CookieJar;
+use crate::extract::client_ip::ClientIp;
+use crate::extract::session::load_session;
+use crate::model::{AuthenticationMethod, BrowserSession};
+use crate::oauth2::consent::needs_fresh_login;
+use crate::ratelimit::RateLimited;
+use crate::routes;
+use crate::storage::{browser_sessions, grants, passwords, users};
+use crate::templates::{FormError, LoginContext};
+
+/// The login query.
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginQuery {
+    kind: Option<String>,
+    id: Option<String>,
+    login_hint: Option<String>,
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    kind: Option<String>,
+    id: Option<String>,
+}
+
+/// What went wrong with an attempt, shown on the re-rendered form.
+struct Refusal {
+    status: StatusCode,
+    errors: Vec<FormError>,
+}
+
+impl Refusal {
+    fn form(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            errors: vec![FormError::form(message)],
+        }
+    }
+
+    fn invalid_credentials() -> Self {
+        Self::form(StatusCode::FORBIDDEN, "Invalid username or password.")
+    }
+
+    fn rate_limited(limited: RateLimited) -> Self {
+        let seconds = limited.retry_after.as_secs().max(1);
+        Self::form(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many sign-in attempts. Wait {seconds} seconds and try again."),
+        )
+    }
+}
+
+/// Renders the login page.
+fn render(
+    state: &AppState,
+    mut jar: CookieJar,
+    action: Option<&PostAuthAction>,
+    username: String,
+    refusal: Option<Refusal>,
+) -> Result<Response, HtmlError> {
+    let mut rng = state.rng.fork();
+    let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
+    let (status, errors) = refusal.map_or((StatusCode::OK, Vec::new()), |r| (r.status, r.errors));
+    let context = LoginContext {
+        prefix: state.urls.prefix().to_owned(),
+        csrf_token: csrf.form_value().to_owned(),
+        form_action: state.urls.relative(routes::LOGIN),
+        password_enabled: state.passwords.is_some(),
+        username,
+        errors,
+        providers: Vec::new(),
+        post_auth_action: action.map(PostAuthAction::view),
+    };
+    let html = state
+        .templates
+        .render_login(&context)
+        .map_err(HtmlError::internal)?;
+    Ok((status, jar, Html(html)).into_response())
+}
+
+/// Whether `session` must log in again before `action` (a grant with `prompt=login` that is
+/// newer than the session's last authentication).
+async fn must_reauthenticate(
+    state: &AppState,
+    session: &BrowserSession,
+    action: Option<&PostAuthAction>,
+) -> Result<bool, HtmlError> {
+    let Some(PostAuthAction::ContinueAuthorizationGrant { id }) = action else {
+        return Ok(false);
+    };
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let Some(grant) = grants::find_authorization_grant(&mut conn, *id)
+        .await
+        .map_err(HtmlError::internal)?
+    else {
+        return Ok(false);
+    };
+    needs_fresh_login(&mut conn, session, &grant)
+        .await
+        .map_err(HtmlError::internal)
+}
+
+/// `GET /login`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Result<Response, HtmlError> {
+    let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
+    let action = PostAuthAction::from_fields(query.kind.as_deref(), query.id.as_deref());
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let session = load_session(&mut conn, &jar)
+        .await
+        .map_err(HtmlError::internal)?;
+    drop(conn);
+    let mut username = query
+        .login_hint
+        .as_deref()
+        .map(|hint| localpart_of(hint, &state.site.server_name).to_owned())
+        .unwrap_or_default();
+    if let Some(session) = session {
+        if !must_reauthenticate(&state, &session, action.as_ref()).await? {
+            let destination = PostAuthAction::destination(action.as_ref(), &state.urls);
+            return Ok(Redirect::to(&destination).into_response());
+        }
+        username = session.user.username;
+    }
+    render(&state, jar, action.as_ref(), username, None)
+}
+
+/// `POST /login`.
+pub(super) async fn post(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    headers: axum::http::HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, HtmlError> {
+    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
+    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
+        .map_err(csrf_failed)?;
+    let action = PostAuthAction::from_fields(form.kind.as_deref(), form.id.as_deref());
+    let username = localpart_of(&form.username, &state.site.server_name).to_owned();
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    match attempt(&state, ip, &username, &form.password).await? {
+        Err(refusal) => render(&state, jar, action.as_ref(), username, Some(refusal)),
+        Ok(success) => finish_login(&state, jar, action, success, user_agent, ip).await,
+    }
+}
+
+/// A checked password.
+struct Success {
+    user: crate::model::User,
+    password_id: ulid::Ulid,
+    upgrade: Option<(u16, String)>,
+}
+
+/// The checks of a login attempt, in order; `Ok(Err(_))` is a refusal to show on the form.
+async fn attempt(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    username: &str,
+    password: &str,
+) -> Result<Result<Success, Refusal>, HtmlError> {
+    let Some(manager) = state.passwords.as_deref() else {
+        return Ok(Err(Refusal::form(
+            StatusCode::FORBIDDEN,
+            "Signing in with a password is not enabled on this server.",
+        )));
+    };
+    let mut missing = Vec::new();
+    if username.is_empty() {
+        missing.push(FormError::field("username", "Enter your username."));
+    }
+    if password.is_empty() {
+        missing.push(FormError::field("password", "Enter your password."));
+    }
+    if !missing.is_empty() {
+        return Ok(Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            errors: missing,
+        }));
+    }
+    let now = state.clock.now_unix_ms();
+    if let Err(limited) = state.limiter.check_password_ip(ip, now) {
+        tracing::info!(client.ip = ?ip, "login refused: too many attempts from this address");
+        return Ok(Err(Refusal::rate_limited(limited)));
+    }
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let Some(user) = users::find_user_by_username(&mut conn, username)
+        .await
+        .map_err(HtmlError::internal)?
+    else {
+        return Ok(Err(Refusal::invalid_credentials()));
+    };
+    if let Err(limited) = state.limiter.check_password_account(user.id, now) {
+        tracing::info!(user.id = %user.id, "login refused: too many attempts on this account");
+        return Ok(Err(Refusal::rate_limited(limited)));
+    }
+    let Some(stored) = passwords::active_password(&mut conn, user.id)
+        .await
+        .map_err(HtmlError::internal)?
+    else {
+        return Ok(Err(Refusal::invalid_credentials()));
+    };
+    drop(conn);
+    let mut rng = state.rng.fork();
+    let verified = manager
+        .verify_and_upgrade(&mut rng, stored.version, &stored.hashed_password, password)
+        .await;
+    let upgrade = match verified {
+        Ok(upgrade) => upgrade,
+        Err(PasswordError::Mismatch) => {
+            tracing::info!(user.id = %user.id, "login refused: wrong password");
+            return Ok(Err(Refusal::invalid_credentials()));
+        }
+        Err(error) => return Err(HtmlError::internal(error)),
+    };
+    if user.deactivated_at.is_some() {
+        return Ok(Err(Refusal::form(
+            StatusCode::FORBIDDEN,
+            "This account has been deactivated.",
+        )));
+    }
+    if user.locked_at.is_some() {
+        return Ok(Err(Refusal::form(
+            StatusCode::FORBIDDEN,
+            "This account is locked. Contact the administrator of this server.",
+        )));
+    }
+    if user.is_guest {
+        return Ok(Err(Refusal::form(
+            StatusCode::FORBIDDEN,
+            "Guest accounts cannot sign in here.",
+        )));
+    }
+    Ok(Ok(Success {
+        user,
+        password_id: stored.id,
+        upgrade,
+    }))
+}
+
+/// Stores the upgraded hash, starts (or re-authenticates) the browser session, records the
+/// authentication, sets the cookie and continues.
+async fn finish_login(
+    state: &AppState,
+    mut jar: CookieJar,
+    action: Option<PostAuthAction>,
+    success: Success,
+    user_agent: Option<String>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Response, HtmlError> {
+    let Success {
+        user,
+        mut password_id,
+        upgrade,
+    } = success;
+    let clock = state.clock.as_ref();
+    let mut rng = state.rng.fork();
+    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    if let Some((version, hash)) = upgrade {
+        let new = passwords::add_password(
+            &mut tx,
+            clock,
+            &mut rng,
+            user.id,
+            &hash,
+            version,
+            Some(password_id),
+        )
+        .await
+        .map_err(HtmlError::internal)?;
+        tracing::info!(user.id = %user.id, password.version = version, "password hash upgraded");
+        password_id = new.id;
+    }
+    let current = load_session(&mut tx, &jar)
+        .await
+        .map_err(HtmlError::internal)?;
+    let session = match current {
+        Some(session) if session.user.id == user.id => session,
+        _ => {
+            let ip = ip.map(|ip| ip.to_string());
+            browser_sessions::start_browser_session(
+                &mut tx,
+                clock,
+                &mut rng,
+                &user,
+                user_agent.as_deref(),
+                ip.as_deref(),
+            )
+            .await
+            .map_err(HtmlError::internal)?
+        }
+    };
+    browser_sessions::record_authentication(
+        &mut tx,
+        clock,
+        &mut rng,
+        session.id,
+        AuthenticationMethod::Password {
+            user_password_id: password_id,
+        },
+    )
+    .await
+    .map_err(HtmlError::internal)?;
+    tx.commit().await.map_err(HtmlError::internal)?;
+    tracing::info!(user.id = %user.id, user_session.id = %session.id, "logged in");
+    jar.set_session(&mut rng, session.id)
+        .map_err(HtmlError::internal)?;
+    let destination = PostAuthAction::destination(action.as_ref(), &state.urls);
+    Ok((jar, Redirect::to(&destination)).into_response())
+}

@@ -1,0 +1,43 @@
+//! `POST /logout` (mas-protocol §4): ends the browser session (CSRF-protected) and goes back to
+//! the index. The OAuth sessions started from it live on (as upstream): logging out of the
+//! web pages does not sign the user's apps out.
+
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{CsrfForm, bad_form, csrf_failed};
+use crate::app::AppState;
+use crate::error::HtmlError;
+use crate::extract::CookieJar;
+use crate::routes;
+use crate::storage::browser_sessions;
+
+/// `POST /logout`.
+pub(super) async fn post(
+    State(state): State<AppState>,
+    mut jar: CookieJar,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, HtmlError> {
+    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
+    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
+        .map_err(csrf_failed)?;
+    if let Some(id) = jar.session_id() {
+        let mut conn = state
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(HtmlError::internal)?;
+        let finished =
+            browser_sessions::finish_browser_session(&mut conn, state.clock.as_ref(), id)
+                .await
+                .map_err(HtmlError::internal)?;
+        if finished {
+            tracing::info!(user_session.id = %id, "browser session ended");
+        }
+    }
+    jar.clear_session();
+    Ok((jar, Redirect::to(&state.urls.relative(routes::INDEX))).into_response())
+}
