@@ -5,6 +5,10 @@
 // rotation and the lost-response rule, userinfo, and revocation. One appliance per backend; its
 // tests run one after the other and each does its own code flow, so one failure does not hide the
 // others. oauth-conformance.<backend>.test.mjs run it once per backend.
+//
+// Password attempts: MAS allows a burst of 3 per client IP, then one per 20 s (mas-protocol §17.1),
+// and every browser here is 127.0.0.1. This suite makes exactly 3 (alice in the shared browser, a wrong and a right password in the pages test); a
+// test that signs in once more must reuse a signed-in browser or wait.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -302,11 +306,15 @@ export function conformanceSuite(backend) {
       assert.equal(oauthErrorOf(err), 'invalid_grant');
     });
 
-    check('the pages: a wrong password is refused on the sign-in page; Cancel on the consent page sends access_denied', async (rec) => {
+    check('the pages, without JavaScript: a wrong password is refused on the sign-in page; Cancel on the consent page sends access_denied; DENY framing, HttpOnly SameSite=Lax cookies under /auth/', async (rec) => {
       const config = await native(rec);
       const user = await ensureAlice();
-      // A browser of its own: not signed in yet.
-      const fresh = await Browser.launch(`${backend}-pages`);
+      // A browser of its own (not signed in yet), with JavaScript off: the pages need none.
+      const fresh = await Browser.launch(`${backend}-pages`, { javaScriptEnabled: false });
+      const pages = [];
+      fresh.context.on('response', (res) => {
+        if (res.request().resourceType() === 'document' && res.url().startsWith(`${app.origin}/auth/`)) pages.push(res);
+      });
       try {
         const req = await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: 'openid' });
         const since = callback.received.length;
@@ -327,6 +335,19 @@ export function conformanceSuite(backend) {
           await page.getByRole('button', { name: 'Cancel', exact: true }).click();
           await callback.next(since);
         });
+        for (const res of pages) {
+          if (res.status() >= 300 && res.status() < 400) continue;
+          assert.equal((res.headers()['x-frame-options'] ?? '').toUpperCase(), 'DENY', `X-Frame-Options of ${res.url()} (${res.status()})`);
+        }
+        assert.ok(pages.length >= 3, `pages seen: ${pages.map((r) => r.url()).join(' ')}`);
+        const cookies = await fresh.context.cookies(`${app.origin}/auth/`);
+        assert.ok(cookies.length > 0, 'the sign-in set cookies');
+        for (const c of cookies) {
+          assert.equal(c.httpOnly, true, `cookie ${c.name} must be HttpOnly`);
+          assert.equal(c.sameSite, 'Lax', `cookie ${c.name} must be SameSite=Lax`);
+          assert.equal(c.path, '/auth/', `cookie ${c.name} path`);
+          assert.equal(c.secure, false, `cookie ${c.name}: Secure only on https origins`);
+        }
         const url = callback.received[since];
         assert.equal(url.searchParams.get('error'), 'access_denied', String(url));
         assert.equal(url.searchParams.get('state'), req.state, String(url));

@@ -39,7 +39,8 @@ export function browserSkipReason() {
  * session, one cookie jar. `close()` ends it.
  */
 export class Browser {
-  static async launch(label = 'browser') {
+  /** `options`: `javaScriptEnabled` (default true). */
+  static async launch(label = 'browser', { javaScriptEnabled = true } = {}) {
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'appliance-e2e-chromium-'));
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: chromiumPath,
@@ -47,6 +48,7 @@ export class Browser {
       args: CHROMIUM_ARGS,
       timeout: 60000,
       viewport: { width: 412, height: 915 }, // a phone: the pages must work there
+      javaScriptEnabled,
     });
     context.setDefaultTimeout(20000);
     context.setDefaultNavigationTimeout(30000);
