@@ -179,7 +179,9 @@ export function matrixSuite(backend) {
         assert.equal(again.json().user_id, `@alice:${serverName}`);
 
         // Revoke (RFC 7009, public client: client_id in the body): 200, and Synapse refuses the
-        // token on the very next request, and the earlier one of the same device too.
+        // token on the very next request, and the earlier one of the same device too. That one
+        // is still in Synapse's 2-minute cache as active (whoami above), so only the deletion of
+        // the device can make it fail now.
         await oidc.tokenRevocation(config, refreshed.access_token, { token_type_hint: 'access_token' });
         assertMatrixError(await whoami(app, rec, refreshed.access_token), 401, 'M_UNKNOWN_TOKEN', 'whoami right after revoke');
         assertMatrixError(await whoami(app, rec, tokens.access_token), 401, 'M_UNKNOWN_TOKEN', 'whoami with the pre-refresh token after revoke');
