@@ -169,7 +169,12 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
         }
     }
     let routes = match listener.path_prefix() {
-        Some(prefix) => Router::new().nest(prefix, routes),
+        // `nest_service`, unlike `nest`, also routes `{prefix}/` (the public base itself: the
+        // index page) to the group's `/`.
+        Some(prefix) => Router::new().nest_service(
+            prefix,
+            routes.fallback(not_found).with_state(state.clone()),
+        ),
         None => routes,
     };
     routes

@@ -219,6 +219,8 @@ mod pages {
                 .await
                 .unwrap();
 
+        // The new row must be newer (same-millisecond rows are ordered by their random id).
+        app.clock.advance(Duration::from_secs(1));
         let mut browser = Browser::new(router.clone());
         browser.login("alice", "correct horse").await;
         let active = passwords::active_password(&mut conn, user.id)
