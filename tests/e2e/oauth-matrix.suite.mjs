@@ -138,6 +138,40 @@ export function matrixSuite(backend) {
       return { tokens, deviceId, scope, consent };
     }
 
+    /**
+     * Opens an authorization URL in a signed-in browser and approves whatever consent page comes
+     * up, without ever typing a password; asserts that the client gets no code (an error page, a
+     * sign-in page, or an error redirect to the client are all fine).
+     */
+    async function assertNoCode(browser, req, what) {
+      const since = callback.received.length;
+      const outcome = await browser.step(what, async (page) => {
+        // Whatever comes first: the consent page, an error page, the sign-in page, or the
+        // client's callback page (an error redirect); each has a top heading.
+        await page.goto(String(req.url));
+        await page.locator('h1').first().waitFor();
+        const consent = page.getByRole('heading', { name: /wants to access your account/ });
+        if (await consent.isVisible()) {
+          await page.getByRole('button', { name: 'Continue', exact: true }).click();
+          await page.waitForLoadState();
+          await page.locator('h1').first().waitFor();
+        }
+        return {
+          callback: callback.received.length > since ? callback.received[since] : null,
+          url: page.url(),
+          text: (await page.locator('body').innerText()).replace(/\s+/g, ' '),
+        };
+      });
+      if (outcome.callback) {
+        assert.ok(!outcome.callback.searchParams.has('code'), `${what}: the client got a code: ${outcome.callback}`);
+        assert.ok(outcome.callback.searchParams.get('error'), `${what}: no error in ${outcome.callback}`);
+      } else {
+        assert.doesNotMatch(outcome.text, /wants to access your account/, `${what}: still on a consent page that could be approved (${outcome.url})`);
+        assert.ok(!outcome.url.startsWith(callback.redirectUri), outcome.url);
+      }
+      return outcome;
+    }
+
     for (const spelling of ['unstable', 'stable']) {
       check(`${spelling} scopes: whoami is alice on the client's device; refresh works; after revoke whoami fails at once`, async (rec) => {
         const config = await registerElementX(rec);
@@ -223,35 +257,10 @@ export function matrixSuite(backend) {
       // the consent step or before; an error page or an error redirect are both fine).
       const { api, device } = matrixScopes('stable', randomAlnum(10));
       const req = await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: `${api} ${device} ${ADMIN_SCOPE}` });
-      const since = callback.received.length;
-      const outcome = await aliceBrowser.step('alice asks for the admin scope', async (page) => {
-        // Whatever comes first: the consent page, an error page, or the client's callback page
-        // (an error redirect); each has a top heading.
-        await page.goto(String(req.url));
-        await page.locator('h1').first().waitFor();
-        const consent = page.getByRole('heading', { name: /wants to access your account/ });
-        if (await consent.isVisible()) {
-          // A consent page may be shown; approving it must still not produce a code.
-          await page.getByRole('button', { name: 'Continue', exact: true }).click();
-          await page.waitForLoadState();
-          await page.locator('h1').first().waitFor();
-        }
-        return {
-          callback: callback.received.length > since ? callback.received[since] : null,
-          url: page.url(),
-          text: (await page.locator('body').innerText()).replace(/\s+/g, ' '),
-        };
-      });
-      if (outcome.callback) {
-        assert.ok(!outcome.callback.searchParams.has('code'), `alice got a code for the admin scope: ${outcome.callback}`);
-        assert.ok(outcome.callback.searchParams.get('error'), `no error in ${outcome.callback}`);
-      } else {
-        assert.doesNotMatch(outcome.text, /wants to access your account/, `still on a consent page that could be approved (${outcome.url})`);
-        assert.ok(!outcome.url.startsWith(callback.redirectUri), outcome.url);
-      }
+      await assertNoCode(aliceBrowser, req, 'alice asks for the admin scope');
     });
 
-    check('a user locked with `manage lock-user` loses their token at once (401) and cannot refresh it', async (rec) => {
+    check('a user locked with `manage lock-user` loses their token at once (401), cannot refresh it, and her browser session gets no new code', async (rec) => {
       const carol = await registerUser(app, 'carol');
       const config = await registerElementX(rec);
       const carolBrowser = await Browser.launch(`${backend}-carol`);
@@ -270,6 +279,9 @@ export function matrixSuite(backend) {
       assert.equal((await introspect(app, rec, tokens.access_token)).active, false, 'MAS answers inactive for a locked user');
       const err = await expectOAuthError('refresh of a locked user', () => oidc.refreshTokenGrant(config, tokens.refresh_token));
       assert.ok(['invalid_grant', 'access_denied'].includes(err.error), `refresh of a locked user: ${err.error}: ${err.message}`);
+      // Her browser session does not get her a new token either.
+      const { api, device } = matrixScopes('unstable', randomAlnum(10));
+      await assertNoCode(carolBrowser, await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: `${api} ${device}` }), 'carol, locked, asks again');
       // alice is not affected.
       const { tokens: aliceTokens } = await matrixSignIn(rec, { config, browser: aliceBrowser, user: alice });
       assert.equal((await whoami(app, rec, aliceTokens.access_token)).status, 200);
