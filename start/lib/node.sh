@@ -9,7 +9,7 @@ node_ensure() {
   fi
   local major
   major=$(node -p 'process.versions.node.split(".")[0]')
-  [ "$major" -ge 18 ] || start_die "Node.js $major is too old for the end-to-end suite (need 18 or newer)"
+  [ "$major" -ge 20 ] || start_die "Node.js $major is too old for the end-to-end suite (need 20 or newer)"
 }
 
 # node_ensure_packages DIR: installs DIR/node_modules from DIR/package-lock.json when stale.
