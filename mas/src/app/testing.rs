@@ -2,11 +2,6 @@
 //! a [`MockClock`], a seeded RNG, fixed signing keys, the repository's templates and a
 //! [`MockHomeserver`] that records calls. Endpoint tests drive it through `oneshot`.
 
-#![expect(
-    dead_code,
-    reason = "helpers for the endpoint tests; remove once all are used"
-)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

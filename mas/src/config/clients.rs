@@ -85,7 +85,8 @@ pub enum SyncError {
 impl ClientConfig {
     /// The client id.
     pub fn id(&self) -> Result<Ulid, ClientConfigError> {
-        Ulid::from_string(&self.client_id).map_err(|_| ClientConfigError::ClientId(self.client_id.clone()))
+        Ulid::from_string(&self.client_id)
+            .map_err(|_| ClientConfigError::ClientId(self.client_id.clone()))
     }
 
     /// The authentication method.
@@ -96,7 +97,9 @@ impl ClientConfig {
                 | ClientAuthMethod::ClientSecretBasic
                 | ClientAuthMethod::ClientSecretPost),
             ) => Ok(method),
-            _ => Err(ClientConfigError::AuthMethod(self.client_auth_method.clone())),
+            _ => Err(ClientConfigError::AuthMethod(
+                self.client_auth_method.clone(),
+            )),
         }
     }
 
@@ -155,7 +158,10 @@ pub(crate) fn validate(clients: &[ClientConfig], problems: &mut Problems) {
         let path = format!("clients[{index}]");
         match client.id() {
             Ok(id) if !seen.insert(id) => {
-                problems.push(format!("{path}.client_id"), "the same client_id is used twice");
+                problems.push(
+                    format!("{path}.client_id"),
+                    "the same client_id is used twice",
+                );
             }
             Ok(_) => {}
             Err(error) => problems.push(format!("{path}.client_id"), error.to_string()),
@@ -243,9 +249,17 @@ mod tests {
                     client_secret: hunter2\n\
                     redirect_uris: [\"https://app.example.com/cb\"]\n";
         let parsed: ClientConfig = serde_yaml::from_str(yaml).unwrap();
-        assert_eq!(parsed.auth_method().unwrap(), ClientAuthMethod::ClientSecretBasic);
+        assert_eq!(
+            parsed.auth_method().unwrap(),
+            ClientAuthMethod::ClientSecretBasic
+        );
         assert_eq!(parsed.load_secret().unwrap().as_deref(), Some("hunter2"));
-        assert!(serde_yaml::from_str::<ClientConfig>("client_id: x\nclient_auth_method: none\nbogus: 1").is_err());
+        assert!(
+            serde_yaml::from_str::<ClientConfig>(
+                "client_id: x\nclient_auth_method: none\nbogus: 1"
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -254,10 +268,15 @@ mod tests {
         assert!(problems(&[client("none", None)]).is_empty());
         let mut bad_id = client("none", None);
         bad_id.client_id = "nope".to_owned();
-        assert_eq!(problems(&[bad_id]), ["clients[0].client_id: client_id \"nope\" is not a ULID"]);
+        assert_eq!(
+            problems(&[bad_id]),
+            ["clients[0].client_id: client_id \"nope\" is not a ULID"]
+        );
         assert_eq!(
             problems(&[client("none", Some("s"))]),
-            ["clients[0].client_secret: a client with client_auth_method none may not have a secret"]
+            [
+                "clients[0].client_secret: a client with client_auth_method none may not have a secret"
+            ]
         );
         assert_eq!(
             problems(&[client("client_secret_basic", None)]),

@@ -115,17 +115,19 @@ pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<Bytes, OAuthError> {
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            OAuthError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "the request body is too large",
-            )
-        } else {
-            OAuthError::invalid_request("the request body could not be read")
-        }
-    })
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                OAuthError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    "the request body is too large",
+                )
+            } else {
+                OAuthError::invalid_request("the request body could not be read")
+            }
+        })
 }
 
 /// Reads a form body: the content type must be `application/x-www-form-urlencoded`.
@@ -198,7 +200,11 @@ impl From<ClientAuthError> for OAuthError {
     fn from(error: ClientAuthError) -> Self {
         match error {
             ClientAuthError::Internal(error) => OAuthError::internal(error),
-            other => OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", other.to_string()),
+            other => OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                other.to_string(),
+            ),
         }
     }
 }
@@ -403,10 +409,7 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let encoded = STANDARD.encode("my%20client:s%3Acret+x");
         let basic = basic_credentials(&headers(&format!("Basic {encoded}"))).unwrap();
-        assert_eq!(
-            basic,
-            Some(("my client".to_owned(), "s:cret x".to_owned()))
-        );
+        assert_eq!(basic, Some(("my client".to_owned(), "s:cret x".to_owned())));
         assert_eq!(basic_credentials(&headers("Bearer x")).unwrap(), None);
         assert!(basic_credentials(&headers("Basic !!!")).is_err());
         let no_colon = STANDARD.encode("nocolon");
@@ -432,9 +435,6 @@ mod tests {
             credentials(None, &none).unwrap().unwrap().method(),
             ClientAuthMethod::None
         );
-        assert_eq!(
-            credentials(None, &FormParams::default()).unwrap(),
-            None
-        );
+        assert_eq!(credentials(None, &FormParams::default()).unwrap(), None);
     }
 }

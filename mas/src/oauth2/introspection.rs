@@ -116,7 +116,12 @@ pub async fn post(
     Bearer(bearer): Bearer,
     request: ClientAuthorization,
 ) -> Result<Response, OAuthError> {
-    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(OAuthError::internal)?;
     match (&bearer, &request.credentials) {
         (Some(secret), _) => {
             if !constant_time_eq(secret.as_bytes(), state.site.matrix_secret.as_bytes()) {
@@ -159,9 +164,9 @@ pub async fn introspect(
         return Ok(IntrospectionResponse::INACTIVE);
     };
     let kind_hint = match kind {
-        TokenKind::AccessToken
-        | TokenKind::CompatAccessToken
-        | TokenKind::PersonalAccessToken => "access_token",
+        TokenKind::AccessToken | TokenKind::CompatAccessToken | TokenKind::PersonalAccessToken => {
+            "access_token"
+        }
         TokenKind::RefreshToken | TokenKind::CompatRefreshToken => "refresh_token",
     };
     if hint.is_some_and(|hint| hint != kind_hint) {
@@ -182,8 +187,11 @@ pub async fn introspect(
             if token.first_used_at.is_none() {
                 access_tokens::mark_access_token_first_used(conn, clock, token.id).await?;
             }
-            let mut answer =
-                IntrospectionResponse::active(&found.session, found.user.as_ref(), token.created_at);
+            let mut answer = IntrospectionResponse::active(
+                &found.session,
+                found.user.as_ref(),
+                token.created_at,
+            );
             answer.token_type = Some("access_token");
             answer.jti = Some(token.id.to_string());
             if let Some(expires_at) = token.expires_at {

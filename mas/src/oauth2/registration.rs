@@ -76,12 +76,13 @@ struct RegistrationResponse {
 #[tracing::instrument(name = "handlers.oauth2.registration.post", skip_all)]
 pub async fn post(State(state): State<AppState>, request: Request) -> Result<Response, OAuthError> {
     if !has_content_type(request.headers(), "application/json") {
-        return Err(OAuthError::invalid_request("the body must be application/json"));
+        return Err(OAuthError::invalid_request(
+            "the body must be application/json",
+        ));
     }
     let body = read_body(request, &state).await?;
-    let request: RegistrationRequest = serde_json::from_slice(&body).map_err(|error| {
-        RegistrationError::Metadata(format!("malformed registration: {error}"))
-    })?;
+    let request: RegistrationRequest = serde_json::from_slice(&body)
+        .map_err(|error| RegistrationError::Metadata(format!("malformed registration: {error}")))?;
     let metadata = normalize(request, &state)?;
     rules::validate(&metadata)?;
 
@@ -94,7 +95,12 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Result<Res
         .as_ref()
         .map(|secret| state.encrypter.encrypt(&mut rng, secret.as_bytes()));
 
-    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(OAuthError::internal)?;
     let existing = match &digest {
         Some(digest) => clients::find_client_by_metadata_digest(&mut conn, digest)
             .await
@@ -230,13 +236,19 @@ fn normalize(
         .map(|alg| alg.as_str())
         .collect();
     for (name, alg) in [
-        ("id_token_signed_response_alg", &request.id_token_signed_response_alg),
-        ("userinfo_signed_response_alg", &request.userinfo_signed_response_alg),
+        (
+            "id_token_signed_response_alg",
+            &request.id_token_signed_response_alg,
+        ),
+        (
+            "userinfo_signed_response_alg",
+            &request.userinfo_signed_response_alg,
+        ),
     ] {
-        if let Some(alg) = alg {
-            if !signable.contains(&alg.as_str()) {
-                return Err(metadata_error(format!("{name} {alg:?} is not supported")));
-            }
+        if let Some(alg) = alg
+            && !signable.contains(&alg.as_str())
+        {
+            return Err(metadata_error(format!("{name} {alg:?} is not supported")));
         }
     }
     if request.token_endpoint_auth_signing_alg.as_deref() == Some("none") {
@@ -245,14 +257,15 @@ fn normalize(
         ));
     }
 
-    let url = |name: &'static str, value: Option<String>| -> Result<Option<Url>, RegistrationError> {
-        value
-            .map(|value| {
-                Url::parse(&value)
-                    .map_err(|_| metadata_error(format!("{name} {value:?} is not a URL")))
-            })
-            .transpose()
-    };
+    let url =
+        |name: &'static str, value: Option<String>| -> Result<Option<Url>, RegistrationError> {
+            value
+                .map(|value| {
+                    Url::parse(&value)
+                        .map_err(|_| metadata_error(format!("{name} {value:?} is not a URL")))
+                })
+                .transpose()
+        };
     Ok(ClientMetadata {
         redirect_uris,
         grant_types,
@@ -308,8 +321,14 @@ fn metadata_json(metadata: &ClientMetadata) -> BTreeMap<&'static str, serde_json
     }
     let texts = [
         ("client_name", metadata.client_name.as_deref()),
-        ("id_token_signed_response_alg", metadata.id_token_signed_response_alg.as_deref()),
-        ("userinfo_signed_response_alg", metadata.userinfo_signed_response_alg.as_deref()),
+        (
+            "id_token_signed_response_alg",
+            metadata.id_token_signed_response_alg.as_deref(),
+        ),
+        (
+            "userinfo_signed_response_alg",
+            metadata.userinfo_signed_response_alg.as_deref(),
+        ),
         (
             "token_endpoint_auth_signing_alg",
             metadata.token_endpoint_auth_signing_alg.as_deref(),

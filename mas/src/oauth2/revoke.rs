@@ -58,7 +58,12 @@ pub async fn post(
         None | Some("access_token" | "refresh_token") => {}
         Some(_) => return Err(RouteError::UnsupportedTokenType.into()),
     }
-    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(OAuthError::internal)?;
     let client = credentials
         .authenticate(&mut conn, &state.encrypter)
         .await?;

@@ -122,8 +122,15 @@ async fn handle(
         }
     };
     let client = {
-        let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
-        credentials.authenticate(&mut conn, &state.encrypter).await?
+        let mut conn = state
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(OAuthError::internal)?;
+        credentials
+            .authenticate(&mut conn, &state.encrypter)
+            .await?
     };
     tracing::Span::current().record("oauth2_client.id", tracing::field::display(client.id));
     let allowed = client.metadata.grant_types;

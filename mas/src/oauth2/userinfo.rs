@@ -66,9 +66,10 @@ impl IntoResponse for RouteError {
             ),
         };
         let mut response = OAuthError::new(status, code, description).into_response();
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
         response
     }
 }
@@ -145,7 +146,10 @@ async fn userinfo(
         .sign(&mut state.rng.fork(), alg, &signed)
         .map_err(|error| RouteError::Internal(error.into()))?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwt"),
+        )],
         jwt,
     )
         .into_response())

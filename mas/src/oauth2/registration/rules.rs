@@ -42,7 +42,9 @@ pub fn validate(metadata: &ClientMetadata) -> Result<(), RegistrationError> {
     let Some(client_uri) = &metadata.client_uri else {
         return metadata_error("client_uri is required");
     };
-    let Some(client_host) = client_uri.host_str().filter(|_| client_uri.scheme() == "https")
+    let Some(client_host) = client_uri
+        .host_str()
+        .filter(|_| client_uri.scheme() == "https")
     else {
         return metadata_error("client_uri must be an https URL");
     };
@@ -256,10 +258,7 @@ mod tests {
 
     #[test]
     fn web_clients_redirect_to_https_on_their_host() {
-        assert_eq!(
-            validate(&metadata(false, "https://example.com/cb")),
-            Ok(())
-        );
+        assert_eq!(validate(&metadata(false, "https://example.com/cb")), Ok(()));
         assert_eq!(
             validate(&metadata(false, "https://app.example.com/cb")),
             Ok(())
@@ -314,7 +313,10 @@ mod tests {
             "https://com/logo.png",
         ] {
             m.logo_uri = Some(url(bad));
-            assert!(matches!(validate(&m), Err(RegistrationError::Metadata(_))), "{bad}");
+            assert!(
+                matches!(validate(&m), Err(RegistrationError::Metadata(_))),
+                "{bad}"
+            );
         }
     }
 

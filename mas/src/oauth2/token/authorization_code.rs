@@ -20,8 +20,8 @@ use url::Url;
 
 use super::{TokenPair, TokenResponse, invalid_grant};
 use crate::app::AppState;
-use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
 use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
+use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::FormParams;
 use crate::homeserver::{HomeserverConnection, ProvisionRequest};
@@ -41,7 +41,12 @@ pub(super) async fn grant(
 ) -> Result<TokenResponse, OAuthError> {
     let code = form.require("code")?;
     let now = state.clock.now_unix_ms();
-    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(OAuthError::internal)?;
     let grant = grants::find_authorization_grant_by_code(&mut conn, &sha256_hex(code))
         .await
         .map_err(OAuthError::internal)?
@@ -54,18 +59,17 @@ pub(super) async fn grant(
         GrantStage::Exchanged => {
             drop(conn);
             if let (Some(exchanged_at), Some(session_id)) = (grant.exchanged_at, grant.session_id)
+                && now - exchanged_at > REPLAY_GRACE_MS
             {
-                if now - exchanged_at > REPLAY_GRACE_MS {
-                    tracing::warn!(
-                        grant.id = %grant.id,
-                        oauth2_session.id = %session_id,
-                        "authorization code replayed; ending the session it created"
-                    );
-                    SessionEnder::from_state(state)
-                        .end(session_id)
-                        .await
-                        .map_err(OAuthError::internal)?;
-                }
+                tracing::warn!(
+                    grant.id = %grant.id,
+                    oauth2_session.id = %session_id,
+                    "authorization code replayed; ending the session it created"
+                );
+                SessionEnder::from_state(state)
+                    .end(session_id)
+                    .await
+                    .map_err(OAuthError::internal)?;
             }
             return Err(invalid_grant("the code was already used"));
         }
@@ -76,10 +80,12 @@ pub(super) async fn grant(
     if grant.code_expired(now) {
         return Err(invalid_grant("the code has expired"));
     }
-    if let Some(redirect_uri) = form.get("redirect_uri") {
-        if Url::parse(redirect_uri).ok().as_ref() != Some(&grant.request.redirect_uri) {
-            return Err(invalid_grant("redirect_uri does not match the authorization request"));
-        }
+    if let Some(redirect_uri) = form.get("redirect_uri")
+        && Url::parse(redirect_uri).ok().as_ref() != Some(&grant.request.redirect_uri)
+    {
+        return Err(invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     verify_pkce(
         client.is_public(),
@@ -100,7 +106,9 @@ pub(super) async fn grant(
     let auth_time = browser_sessions::last_authentication(&mut conn, browser.id)
         .await
         .map_err(OAuthError::internal)?
-        .map_or(browser.created_at, |authentication| authentication.created_at);
+        .map_or(browser.created_at, |authentication| {
+            authentication.created_at
+        });
     drop(conn);
 
     let scope = grant.request.scope.clone();
@@ -194,12 +202,14 @@ pub(crate) fn verify_pkce(
     verifier: Option<&str>,
 ) -> Result<(), OAuthError> {
     match (challenge, verifier) {
-        (None, None) if public_client => Err(invalid_grant("PKCE is required for public clients")),
+        (None, _) if public_client => Err(invalid_grant("PKCE is required for public clients")),
         (None, None) => Ok(()),
         (None, Some(_)) => Err(OAuthError::invalid_request(
             "code_verifier given, but the authorization request had no code_challenge",
         )),
-        (Some(_), None) => Err(OAuthError::invalid_request("missing parameter `code_verifier`")),
+        (Some(_), None) => Err(OAuthError::invalid_request(
+            "missing parameter `code_verifier`",
+        )),
         (Some(challenge), Some(verifier)) => {
             if !is_valid_verifier(verifier) {
                 return Err(OAuthError::invalid_request("malformed code_verifier"));
@@ -210,7 +220,9 @@ pub(crate) fn verify_pkce(
                         == challenge.challenge
                 }
                 CodeChallengeMethod::Plain if public_client => {
-                    return Err(invalid_grant("public clients must use the S256 PKCE method"));
+                    return Err(invalid_grant(
+                        "public clients must use the S256 PKCE method",
+                    ));
                 }
                 CodeChallengeMethod::Plain => verifier == challenge.challenge,
             };
@@ -292,10 +304,15 @@ mod tests {
 
     #[test]
     fn public_clients_need_s256() {
-        assert_eq!(verify_pkce(true, None, None).unwrap_err().error, "invalid_grant");
+        assert_eq!(
+            verify_pkce(true, None, None).unwrap_err().error,
+            "invalid_grant"
+        );
         let plain = challenge(CodeChallengeMethod::Plain, VERIFIER);
         assert_eq!(
-            verify_pkce(true, Some(&plain), Some(VERIFIER)).unwrap_err().error,
+            verify_pkce(true, Some(&plain), Some(VERIFIER))
+                .unwrap_err()
+                .error,
             "invalid_grant"
         );
         assert!(verify_pkce(false, Some(&plain), Some(VERIFIER)).is_ok());
@@ -314,7 +331,9 @@ mod tests {
             "invalid_request"
         );
         assert_eq!(
-            verify_pkce(true, Some(&c), Some("short")).unwrap_err().error,
+            verify_pkce(true, Some(&c), Some("short"))
+                .unwrap_err()
+                .error,
             "invalid_request"
         );
     }

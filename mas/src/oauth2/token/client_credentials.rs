@@ -40,7 +40,10 @@ pub(super) async fn grant(
         .unwrap_or_default()
         .parse()
         .map_err(|_| invalid_scope("malformed scope"))?;
-    if !scope.iter().all(|token| allowed_without_user(token.as_str())) {
+    if !scope
+        .iter()
+        .all(|token| allowed_without_user(token.as_str()))
+    {
         return Err(invalid_scope(
             "this scope needs a user; it cannot be granted to a client alone",
         ));

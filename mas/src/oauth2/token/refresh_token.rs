@@ -25,14 +25,21 @@ pub(super) async fn grant(
     if TokenKind::from_token(presented) != Some(TokenKind::RefreshToken) {
         return Err(invalid_grant("invalid refresh token"));
     }
-    let mut conn = state.db.pool().acquire().await.map_err(OAuthError::internal)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(OAuthError::internal)?;
     let found =
         introspection::lookup_refresh_token_for_introspection(&mut conn, &sha256_hex(presented))
             .await
             .map_err(OAuthError::internal)?
             .ok_or_else(|| invalid_grant("invalid refresh token"))?;
     if found.session.client_id != client.id {
-        return Err(invalid_grant("the refresh token was issued to another client"));
+        return Err(invalid_grant(
+            "the refresh token was issued to another client",
+        ));
     }
     if !found.session.is_active() {
         return Err(invalid_grant("the session has ended"));
@@ -84,14 +91,10 @@ pub(super) async fn grant(
             // Claiming the successor is the conditional step: it fails if the client used
             // it in the meantime. Then the presented token points at the new pair, and the
             // successor is revoked.
-            let won = refresh_tokens::consume_refresh_token(
-                &mut tx,
-                clock,
-                successor.id,
-                new_refresh_id,
-            )
-            .await
-            .map_err(OAuthError::internal)?;
+            let won =
+                refresh_tokens::consume_refresh_token(&mut tx, clock, successor.id, new_refresh_id)
+                    .await
+                    .map_err(OAuthError::internal)?;
             if won {
                 refresh_tokens::replace_refresh_token_successor(
                     &mut tx,
