@@ -364,7 +364,47 @@ mod pages {
         }
     }
 
+    async fn malformed_or_huge_requests_get_pages_not_server_errors(db: Database) {
+        let app = TestApp::new(db).await;
+        let mut browser = app.browser();
+        browser.get("/auth/login").await;
+        let big = "a".repeat(100 * 1024);
+        let response = browser.post("/auth/login", &[("username", &big)]).await;
+        response.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(response.text().contains("<!DOCTYPE html>"));
+        let send = |body: &'static [u8], content_type: &'static str| {
+            axum::http::Request::post("/auth/login")
+                .header("content-type", content_type)
+                .body(axum::body::Body::from(body))
+                .unwrap()
+        };
+        for (body, content_type) in [
+            (
+                b"username=\xff\xfe&password=%ff".as_slice(),
+                "application/x-www-form-urlencoded",
+            ),
+            (b"{}".as_slice(), "application/json"),
+            (
+                b"csrf=a&csrf=b".as_slice(),
+                "application/x-www-form-urlencoded",
+            ),
+        ] {
+            let response = browser.send(send(body, content_type)).await;
+            assert!(response.status.is_client_error(), "{response:?}");
+        }
+        for path in [
+            "/auth/authorize?client_id=%ff%fe",
+            "/auth/authorize?%zz",
+            "/auth/consent/%ff",
+            "/auth/login?id=%ff&kind=%00",
+        ] {
+            let response = browser.get(path).await;
+            assert!(!response.status.is_server_error(), "{path}: {response:?}");
+        }
+    }
+
     test_on_both_backends!(
+        malformed_or_huge_requests_get_pages_not_server_errors,
         login_page_has_a_csrf_token_the_hint_and_no_framing,
         wrong_or_missing_credentials_are_refused_on_the_form,
         locked_and_deactivated_users_are_told_so_after_the_right_password,

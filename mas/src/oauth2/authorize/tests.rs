@@ -348,7 +348,8 @@ async fn other_request_errors_go_back_to_the_client(db: Database) {
     let app = TestApp::new(db).await;
     let client = app.native_test_client().await;
     let good = code_request(&client, "openid");
-    let cases: [(&[(&'static str, Option<&str>)], &str); 7] = [
+    type Changes<'a> = &'a [(&'static str, Option<&'a str>)];
+    let cases: [(Changes<'_>, &str); 7] = [
         (&[("scope", Some("bad\\scope"))], "invalid_scope"),
         (&[("request", Some("eyJ..."))], "request_not_supported"),
         (
