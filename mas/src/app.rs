@@ -171,10 +171,9 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
     let routes = match listener.path_prefix() {
         // `nest_service`, unlike `nest`, also routes `{prefix}/` (the public base itself: the
         // index page) to the group's `/`.
-        Some(prefix) => Router::new().nest_service(
-            prefix,
-            routes.fallback(not_found).with_state(state.clone()),
-        ),
+        Some(prefix) => {
+            Router::new().nest_service(prefix, routes.fallback(not_found).with_state(state.clone()))
+        }
         None => routes,
     };
     routes
