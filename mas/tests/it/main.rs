@@ -5,4 +5,6 @@
 #[cfg(test)]
 mod cli;
 #[cfg(test)]
+mod manage;
+#[cfg(test)]
 mod synapse;

@@ -20,12 +20,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use url::Url;
 
-const SECRET: &str = "test-shared-secret-1234";
-const SERVER_NAME: &str = "localhost";
+pub(crate) const SECRET: &str = "test-shared-secret-1234";
+pub(crate) const SERVER_NAME: &str = "localhost";
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The venv's Python (`APPLIANCE_SYNAPSE_PYTHON` overrides), `None` when it is missing.
-fn synapse_python() -> Option<PathBuf> {
+pub(crate) fn synapse_python() -> Option<PathBuf> {
     let python = std::env::var_os("APPLIANCE_SYNAPSE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
@@ -41,7 +41,7 @@ fn free_port() -> u16 {
 }
 
 /// A running Synapse; SIGTERM (then SIGKILL) when dropped.
-struct Synapse {
+pub(crate) struct Synapse {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -51,7 +51,7 @@ struct Synapse {
 impl Synapse {
     /// Starts Synapse per synapse-contract §1.3 in a temporary directory and waits for
     /// `/health`.
-    async fn start(python: &Path) -> Self {
+    pub(crate) async fn start(python: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path();
         let port = free_port();
@@ -129,7 +129,7 @@ matrix_authentication_service:
         format!("{}{}", read(&self.log), read(&stderr))
     }
 
-    fn endpoint(&self) -> Url {
+    pub(crate) fn endpoint(&self) -> Url {
         Url::parse(&format!("http://127.0.0.1:{}/", self.port)).unwrap()
     }
 }
