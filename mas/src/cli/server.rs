@@ -73,7 +73,10 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
     stop_worker.cancel();
     // A job in progress ends within the homeserver call timeout; a job cut short is
     // recovered at the next start.
-    if tokio::time::timeout(WORKER_STOP_TIMEOUT, worker).await.is_err() {
+    if tokio::time::timeout(WORKER_STOP_TIMEOUT, worker)
+        .await
+        .is_err()
+    {
         tracing::warn!("the job worker did not stop in time; its job will be retried");
     }
     served?;
