@@ -553,3 +553,32 @@ async fn queue_stores_the_job_for_the_worker(db: Database) {
 }
 
 test_on_both_backends!(queue_stores_the_job_for_the_worker);
+
+/// What an endpoint does: queue in its transaction, commit, `state.jobs.wake()`; the
+/// server's worker (built from the same state) runs the job at once.
+async fn a_job_queued_by_a_request_handler_runs_on_the_wake_up(db: Database) {
+    let app = crate::app::testing::TestApp::new(db).await;
+    let state = &app.state;
+    let shutdown = CancellationToken::new();
+    let worker = worker::spawn(JobContext::from(state), shutdown.clone());
+    // Let the worker reach its idle sleep (30 s) first, so only the wake-up can start the job.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut rng = state.rng.fork();
+    let mut tx = state.db.begin_write().await.unwrap();
+    let alice = users::add_user(&mut tx, state.clock.as_ref(), &mut rng, "alice")
+        .await
+        .unwrap();
+    let job = Job::ProvisionUser { user_id: alice.id };
+    queue(&mut tx, state.clock.as_ref(), &mut rng, &job)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    state.jobs.wake();
+
+    wait_for_user(&app.homeserver, "alice").await;
+    shutdown.cancel();
+    worker.await.unwrap();
+}
+
+test_on_both_backends!(a_job_queued_by_a_request_handler_runs_on_the_wake_up);
