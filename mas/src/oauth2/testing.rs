@@ -16,6 +16,7 @@ use crate::model::{
     ResponseMode, User,
 };
 use crate::routes;
+use crate::storage::testing::fixtures::native_client_metadata;
 use crate::storage::{browser_sessions, clients, grants, passwords, users};
 
 /// The redirect URI of the native test client.
@@ -96,29 +97,8 @@ impl ApiApp {
 
     /// A public native client (Element X) with the code and refresh grants.
     pub(crate) async fn public_client(&self) -> Client {
-        let metadata = ClientMetadata {
-            redirect_uris: vec![REDIRECT_URI.parse().unwrap()],
-            grant_types: GrantTypes {
-                authorization_code: true,
-                refresh_token: true,
-                ..GrantTypes::default()
-            },
-            client_name: Some("Element X".to_owned()),
-            logo_uri: None,
-            client_uri: Some("https://element.io/".parse().unwrap()),
-            policy_uri: None,
-            tos_uri: None,
-            jwks_uri: None,
-            jwks: None,
-            id_token_signed_response_alg: None,
-            userinfo_signed_response_alg: None,
-            token_endpoint_auth_method: ClientAuthMethod::None,
-            token_endpoint_auth_signing_alg: None,
-            initiate_login_uri: None,
-            application_type: Some(ApplicationType::Native),
-            contacts: Vec::new(),
-        };
-        self.add_client(metadata, None).await
+        // The storage fixture's native client redirects to REDIRECT_URI.
+        self.add_client(native_client_metadata(), None).await
     }
 
     /// A confidential web client authenticating with `method` and `secret`, registered for

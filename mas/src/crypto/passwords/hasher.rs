@@ -13,7 +13,7 @@ use super::PasswordError;
 use crate::config::HashingAlgorithm;
 
 /// Argon2id memory cost in KiB. With [`ARGON2_ITERATIONS`] and one lane this costs about
-/// 25–30 ms per hash on the 2-core reference machine (see `argon2_cost_on_this_machine`);
+/// 25–30 ms per hash on the 2-core reference machine (`cargo bench -p mas --bench passwords`);
 /// it is the `argon2` crate's default and OWASP's first recommended configuration.
 pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 /// Argon2id passes over memory.

@@ -1,5 +1,3 @@
-use std::time::Instant;
-
 use super::*;
 
 const SALT: [u8; 16] = *b"0123456789abcdef";
@@ -151,36 +149,4 @@ fn malformed_hashes_are_errors_not_mismatches() {
 fn debug_output_hides_the_pepper() {
     let debug = format!("{:?}", argon2(Some("sekrit")));
     assert!(!debug.contains("sekrit"), "{debug}");
-}
-
-/// Prints the cost of one Argon2id hash with our parameters and a few alternatives; run
-/// with `cargo nextest run -p mas argon2_cost --run-ignored only --no-capture`. The argon2
-/// and blake2 crates are built with `opt-level = 3` even in dev, so this is the release cost.
-#[test]
-#[ignore = "timing printout, not a check"]
-fn argon2_cost_on_this_machine() {
-    let ours = (ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES);
-    for (m, t, p) in [
-        ours,
-        (19 * 1024, 3, 1),
-        (12 * 1024, 3, 1),
-        (46 * 1024, 1, 1),
-    ] {
-        let params = Params::new(m, t, p, None).unwrap();
-        let argon2 =
-            Argon2::new_with_secret(b"pepper", Algorithm::Argon2id, Version::V0x13, params)
-                .unwrap();
-        let salt = SaltString::encode_b64(&SALT).unwrap();
-        argon2.hash_password(b"warm up", &salt).unwrap();
-        let rounds: u32 = 20;
-        let start = Instant::now();
-        for _ in 0..rounds {
-            argon2
-                .hash_password(b"correct horse battery staple", &salt)
-                .unwrap();
-        }
-        let per_hash = start.elapsed() / rounds;
-        let marker = if (m, t, p) == ours { " (ours)" } else { "" };
-        println!("argon2id m={m} KiB t={t} p={p}: {per_hash:?} per hash{marker}");
-    }
 }
