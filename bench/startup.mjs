@@ -18,12 +18,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Appliance } from '../tests/lib/appliance.mjs';
-import { repoRoot, synapsePython } from '../tests/lib/config.mjs';
-import { sleep } from '../tests/lib/http.mjs';
-import { createDatabase, dropDatabase } from '../tests/lib/pg.mjs';
-import { appliancePorts } from '../tests/lib/ports.mjs';
-import { rssKb } from '../tests/lib/procs.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -37,6 +31,7 @@ const REQUESTS = Number(opts.requests);
 const backend = opts.backend;
 if (!['sqlite', 'postgres'].includes(backend)) throw new Error('--backend is sqlite or postgres');
 
+const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 if (!process.env.APPLIANCE_BIN) {
   // The release build when it is complete (the supervisor runs mas-cli from its own directory).
   const release = path.join(repoRoot, 'target', 'release');
@@ -44,6 +39,14 @@ if (!process.env.APPLIANCE_BIN) {
   process.env.APPLIANCE_BIN = path.join(complete ? release : path.join(repoRoot, 'target', 'debug'), 'appliance');
 }
 const bin = process.env.APPLIANCE_BIN;
+// Imported only now: the harness reads APPLIANCE_BIN when it is first loaded (static imports
+// would be evaluated before the lines above).
+const { Appliance } = await import('../tests/lib/appliance.mjs');
+const { synapsePython } = await import('../tests/lib/config.mjs');
+const { sleep } = await import('../tests/lib/http.mjs');
+const { createDatabase, dropDatabase } = await import('../tests/lib/pg.mjs');
+const { appliancePorts } = await import('../tests/lib/ports.mjs');
+const { rssKb } = await import('../tests/lib/procs.mjs');
 
 const cleanups = [];
 process.on('exit', () => {
