@@ -107,3 +107,24 @@ e2eTest('sqlite: started as root with APPLIANCE_USER, files are owned by that us
   assert.match(fs.readFileSync(path.join(dataDir, 'run', 'homeserver.yaml'), 'utf8'), /max_upload_size: 10M/);
   assert.equal(uidOf(process.pid), 0, 'the test itself is still root');
 });
+
+e2eTest('sqlite: SIGHUP re-renders the configs from the overrides and keeps both children running', {}, async (h) => {
+  const app = await h.appliance('sqlite');
+  app.start();
+  await app.waitHealthy();
+  const children = () => childrenOf(app.pid).map((p) => p.pid).sort();
+  const before = children();
+  assert.equal(before.length, 2, 'Synapse and MAS run under the supervisor');
+  const rendered = path.join(app.runDir, 'homeserver.yaml');
+  assert.doesNotMatch(fs.readFileSync(rendered, 'utf8'), /max_upload_size: 7M/);
+
+  fs.writeFileSync(path.join(app.dataDir, 'config', 'homeserver.yaml'), 'max_upload_size: 7M\n');
+  process.kill(app.pid, 'SIGHUP');
+  await until('the re-rendered homeserver.yaml', () => /max_upload_size: 7M/.test(fs.readFileSync(rendered, 'utf8')));
+  await sleep(1000);
+  assert.deepEqual(children(), before, 'SIGHUP restarted nobody: the same Synapse and MAS processes');
+  assert.equal(await app.waitHealthy(5000) >= 0, true);
+  const logged = app.logText();
+  assert.match(logged, /SIGHUP: re-rendering configs/);
+  assert.doesNotMatch(logged, /exited unexpectedly/);
+});
