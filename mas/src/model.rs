@@ -5,6 +5,7 @@
 
 mod browser_session;
 mod client;
+mod compat;
 mod compat_sso_login;
 mod grant;
 mod job;
@@ -15,6 +16,7 @@ mod user;
 
 pub use self::browser_session::{Authentication, AuthenticationMethod, BrowserSession};
 pub use self::client::{ApplicationType, Client, ClientAuthMethod, ClientMetadata, GrantTypes};
+pub use self::compat::{CompatAccessToken, CompatRefreshToken, CompatSession};
 pub use self::compat_sso_login::{COMPAT_LOGIN_TOKEN_LIFETIME_MS, CompatSsoLogin};
 pub use self::grant::{
     AUTHORIZATION_CODE_LIFETIME_MS, AuthorizationGrant, CodeChallenge, CodeChallengeMethod,

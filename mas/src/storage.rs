@@ -21,6 +21,7 @@
 pub mod access_tokens;
 pub mod browser_sessions;
 pub mod clients;
+pub mod compat;
 pub mod compat_sso_logins;
 mod connect;
 pub mod emails;
