@@ -191,7 +191,8 @@ fn resource_router(resource: &Resource) -> Option<Router<AppState>> {
         Resource::OAuth {} => Some(crate::oauth2::api_router()),
         Resource::Human {} => Some(crate::views::router()),
         Resource::Assets { path } => Some(crate::views::assets::router(path)),
-        Resource::Compat {} | Resource::Prometheus {} | Resource::AdminApi {} => None,
+        Resource::Compat {} => Some(crate::compat::router()),
+        Resource::Prometheus {} | Resource::AdminApi {} => None,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod compat;
 pub mod config;
 pub mod crypto;
 pub mod error;

@@ -31,6 +31,24 @@ pub fn consent(grant_id: ulid::Ulid) -> String {
 
 // --- end of the human pages ---
 
+// --- Legacy Matrix SSO login (compat-sso) ---
+
+/// `GET /_matrix/client/{v}/login/sso/redirect`: starts a legacy SSO login (mas-protocol §3).
+pub const COMPAT_SSO_REDIRECT: &str = "/_matrix/client/{version}/login/sso/redirect";
+/// The same with a trailing slash.
+pub const COMPAT_SSO_REDIRECT_SLASH: &str = "/_matrix/client/{version}/login/sso/redirect/";
+/// The same with an identity provider id (ignored).
+pub const COMPAT_SSO_REDIRECT_IDP: &str = "/_matrix/client/{version}/login/sso/redirect/{idp}";
+/// `GET/POST /complete-compat-sso/{id}`: the "continue to the application" page.
+pub const COMPLETE_COMPAT_SSO: &str = "/complete-compat-sso/{id}";
+
+/// The "continue to the application" page of one legacy SSO login.
+pub fn complete_compat_sso(id: ulid::Ulid) -> String {
+    format!("/complete-compat-sso/{id}")
+}
+
+// --- end of the legacy Matrix SSO login ---
+
 // --- OAuth 2.0 API and discovery (oauth-api) ---
 
 /// `GET /.well-known/openid-configuration`: provider metadata (mas-protocol §7).

@@ -17,9 +17,9 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 pub use self::context::{
-    ClientView, ConsentContext, ErrorContext, FormError, FormPostContext, FormPostParam,
-    IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView, UserView, describe_scopes,
-    device_id_of,
+    ClientView, CompatSsoContext, ConsentContext, ErrorContext, FormError, FormPostContext,
+    FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView, UserView,
+    describe_scopes, device_id_of,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -52,6 +52,7 @@ mod page {
     pub(super) const ERROR: &str = "pages/error.html";
     pub(super) const INDEX: &str = "pages/index.html";
     pub(super) const FORM_POST: &str = "pages/form_post.html";
+    pub(super) const COMPAT_SSO: &str = "pages/compat_sso.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -126,6 +127,11 @@ impl Templates {
         render(&self.current.load(), page::INDEX, context)
     }
 
+    /// The "continue to the application" page of a legacy SSO login.
+    pub fn render_compat_sso(&self, context: &CompatSsoContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::COMPAT_SSO, context)
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -169,6 +175,7 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
     render(&environment, page::ERROR, &ErrorContext::sample())?;
     render(&environment, page::INDEX, &IndexContext::sample())?;
     render(&environment, page::FORM_POST, &FormPostContext::sample())?;
+    render(&environment, page::COMPAT_SSO, &CompatSsoContext::sample())?;
     Ok(environment)
 }
 

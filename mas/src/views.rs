@@ -38,6 +38,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::LOGOUT, axum::routing::post(logout::post))
         .route(routes::AUTHORIZE, get(authorize::get))
         .route(routes::CONSENT, get(consent::get).post(consent::post))
+        .route(
+            routes::COMPLETE_COMPAT_SSO,
+            get(crate::compat::sso::complete::get).post(crate::compat::sso::complete::post),
+        )
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
 }
 
@@ -50,16 +54,23 @@ pub(crate) enum PostAuthAction {
         /// The grant.
         id: Ulid,
     },
+    /// Back to the "continue to the application" page of a legacy SSO login.
+    ContinueCompatSsoLogin {
+        /// The `compat_sso_logins` row.
+        id: Ulid,
+    },
 }
 
 impl PostAuthAction {
     const CONTINUE_AUTHORIZATION_GRANT: &'static str = "continue_authorization_grant";
+    const CONTINUE_COMPAT_SSO_LOGIN: &'static str = "continue_compat_sso_login";
 
     /// From the `kind` and `id` query or form fields.
     pub(crate) fn from_fields(kind: Option<&str>, id: Option<&str>) -> Option<Self> {
         let id = id?.parse().ok()?;
         match kind? {
             Self::CONTINUE_AUTHORIZATION_GRANT => Some(Self::ContinueAuthorizationGrant { id }),
+            Self::CONTINUE_COMPAT_SSO_LOGIN => Some(Self::ContinueCompatSsoLogin { id }),
             _ => None,
         }
     }
@@ -69,6 +80,9 @@ impl PostAuthAction {
         match self {
             Self::ContinueAuthorizationGrant { id } => {
                 (Self::CONTINUE_AUTHORIZATION_GRANT, id.to_string())
+            }
+            Self::ContinueCompatSsoLogin { id } => {
+                (Self::CONTINUE_COMPAT_SSO_LOGIN, id.to_string())
             }
         }
     }
@@ -86,6 +100,9 @@ impl PostAuthAction {
     pub(crate) fn destination(action: Option<&Self>, urls: &UrlBuilder) -> String {
         match action {
             Some(Self::ContinueAuthorizationGrant { id }) => urls.relative(&routes::consent(*id)),
+            Some(Self::ContinueCompatSsoLogin { id }) => {
+                urls.relative(&routes::complete_compat_sso(*id))
+            }
             None => urls.relative(routes::INDEX),
         }
     }

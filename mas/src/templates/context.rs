@@ -3,6 +3,7 @@
 //! public prefix (`/auth`, for assets), form actions and links built by the handler from
 //! `routes.rs`, and the CSRF token of the forms (mas-protocol §17.2).
 
+mod compat_sso;
 mod consent;
 mod error;
 mod form_post;
@@ -11,6 +12,7 @@ mod login;
 
 use serde::{Serialize, Serializer};
 
+pub use self::compat_sso::CompatSsoContext;
 pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,
 };

@@ -32,6 +32,10 @@ fn index(templates: &Templates, context: &IndexContext) -> String {
     readable(&templates.render_index(context).unwrap())
 }
 
+fn compat_sso(templates: &Templates, context: &CompatSsoContext) -> String {
+    readable(&templates.render_compat_sso(context).unwrap())
+}
+
 /// Every sample, rendered, with its name.
 fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
     vec![
@@ -39,6 +43,10 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
         ("consent", consent(templates, &ConsentContext::sample())),
         ("error", error(templates, &ErrorContext::sample())),
         ("index", index(templates, &IndexContext::sample())),
+        (
+            "compat_sso",
+            compat_sso(templates, &CompatSsoContext::sample()),
+        ),
     ]
 }
 
@@ -77,7 +85,10 @@ fn every_form_carries_the_csrf_token() {
         assert_eq!(html.matches(r#"method="post""#).count(), count, "{name}");
         forms += count;
     }
-    assert_eq!(forms, 4, "login, consent approve and deny, logout");
+    assert_eq!(
+        forms, 5,
+        "login, consent approve and deny, logout, compat SSO continue"
+    );
 }
 
 #[test]

@@ -1,0 +1,136 @@
+//! Legacy Matrix SSO login (mas-protocol §3): `GET /_matrix/client/{v}/login/sso/redirect`
+//! stores a pending [`CompatSsoLogin`](crate::model::CompatSsoLogin) and sends the browser to
+//! the "continue to the application" page ([`complete`]); once the user continues, the client
+//! gets a one-time `loginToken` that it trades through `m.login.token` within 30 s
+//! ([`take_login_token`], called by the `/login` handler, which creates the compat session).
+
+pub(crate) mod complete;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use sqlx::AnyConnection;
+use ulid::Ulid;
+use url::Url;
+
+use crate::app::AppState;
+use crate::clock::Clock;
+use crate::crypto::sha256_hex;
+use crate::error::MatrixError;
+use crate::routes;
+use crate::storage::{StorageError, compat_sso_logins};
+
+/// The SSO redirect routes (for the `compat` resource's router).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(routes::COMPAT_SSO_REDIRECT, get(redirect))
+        .route(routes::COMPAT_SSO_REDIRECT_SLASH, get(redirect))
+        .route(routes::COMPAT_SSO_REDIRECT_IDP, get(redirect))
+}
+
+/// Trades a `loginToken` (the `token` of an `m.login.token` login): `Some((user_id,
+/// user_session_id))` once, within 30 s of the user's "Continue"; `None` for an unknown,
+/// expired or already used token. Call it in the login's transaction, so that a failed login
+/// leaves the token unused. Link the compat session the caller creates with
+/// [`compat_sso_logins::link_compat_session`] if wanted (the login id is not returned here;
+/// use [`compat_sso_logins::exchange_login_token`] directly for it).
+pub async fn take_login_token(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    token: &str,
+) -> Result<Option<(Ulid, Ulid)>, StorageError> {
+    let exchanged =
+        compat_sso_logins::exchange_login_token(conn, clock, &sha256_hex(token)).await?;
+    Ok(exchanged.map(|login| (login.user_id, login.user_session_id)))
+}
+
+/// What the client asks for after the login (`action` or `org.matrix.msc3824.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SsoAction {
+    Login,
+    Register,
+}
+
+impl SsoAction {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "login" => Some(Self::Login),
+            "register" => Some(Self::Register),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Register => "register",
+        }
+    }
+}
+
+/// `redirectUrl` as the spec allows it: an absolute URL without userinfo, with a host when
+/// it is http(s) (custom schemes of mobile apps are fine).
+fn valid_redirect_url(value: &str) -> Option<Url> {
+    let url = Url::parse(value).ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    Some(url)
+}
+
+fn bad_param(errcode: &'static str, message: &'static str) -> MatrixError {
+    MatrixError::new(StatusCode::BAD_REQUEST, errcode, message)
+}
+
+/// `GET /_matrix/client/{v}/login/sso/redirect[/{idp}]` (the `idp` is ignored: there are no
+/// upstream providers to choose from).
+async fn redirect(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, MatrixError> {
+    let mut redirect_url = None;
+    let mut action = None;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "redirectUrl" if redirect_url.is_none() => redirect_url = Some(value.into_owned()),
+            "action" | "org.matrix.msc3824.action" if action.is_none() => {
+                action = SsoAction::parse(&value);
+            }
+            _ => {}
+        }
+    }
+    let redirect_url =
+        redirect_url.ok_or_else(|| bad_param("M_MISSING_PARAM", "Missing redirectUrl"))?;
+    let redirect_url = valid_redirect_url(&redirect_url)
+        .ok_or_else(|| bad_param("M_INVALID_PARAM", "Invalid redirectUrl"))?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(MatrixError::internal)?;
+    let mut rng = state.rng.fork();
+    let login = compat_sso_logins::add_compat_sso_login(
+        &mut conn,
+        state.clock.as_ref(),
+        &mut rng,
+        redirect_url,
+    )
+    .await
+    .map_err(MatrixError::internal)?;
+    let mut destination = state.urls.absolute(&routes::complete_compat_sso(login.id));
+    if let Some(action) = action {
+        destination
+            .query_pairs_mut()
+            .append_pair("action", action.as_str());
+    }
+    Ok(Redirect::to(destination.as_str()).into_response())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! `GET/POST /complete-compat-sso/{id}` (a `human` route, mas-protocol §3): without a browser
+//! session, off to the login page with `kind=continue_compat_sso_login`; with one, a
+//! "continue to the application" page. Its POST (CSRF first) fulfils the login with a fresh
+//! 32-alphanumeric token (only its SHA-256 is stored) and sends the browser to the client's
+//! `redirectUrl` with `loginToken` added to the query.
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use ulid::Ulid;
+
+use crate::app::AppState;
+use crate::crypto::{random, sha256_hex};
+use crate::error::HtmlError;
+use crate::extract::CookieJar;
+use crate::extract::session::load_session;
+use crate::model::{BrowserSession, CompatSsoLogin};
+use crate::routes;
+use crate::storage::compat_sso_logins;
+use crate::templates::CompatSsoContext;
+use crate::views::{CsrfForm, PostAuthAction, bad_form, csrf_failed, login_url};
+
+fn not_found() -> HtmlError {
+    HtmlError::new(
+        StatusCode::NOT_FOUND,
+        "Request not found",
+        "This sign-in request does not exist. Go back to the application and try again.",
+    )
+}
+
+fn not_pending() -> HtmlError {
+    HtmlError::bad_request(
+        "Request already handled",
+        "This sign-in request was already completed. Go back to the application and start \
+         again.",
+    )
+}
+
+/// A pending login and the browser session to fulfil it in, or the login page to go to.
+enum Loaded {
+    Ready(CompatSsoLogin, Box<BrowserSession>),
+    Login(Response),
+}
+
+async fn load(state: &AppState, jar: &CookieJar, id: &str) -> Result<Loaded, HtmlError> {
+    let id: Ulid = id.parse().map_err(|_| not_found())?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let login = compat_sso_logins::find_compat_sso_login(&mut conn, id)
+        .await
+        .map_err(HtmlError::internal)?
+        .ok_or_else(not_found)?;
+    if !login.is_pending() {
+        return Err(not_pending());
+    }
+    let Some(session) = load_session(&mut conn, jar)
+        .await
+        .map_err(HtmlError::internal)?
+    else {
+        // `action=register` also lands on the login page: this server has no registration.
+        let action = PostAuthAction::ContinueCompatSsoLogin { id };
+        let url = login_url(&state.urls, Some(&action), None);
+        return Ok(Loaded::Login(Redirect::to(&url).into_response()));
+    };
+    Ok(Loaded::Ready(login, Box::new(session)))
+}
+
+/// The host of `redirectUrl`, or its scheme when it has none (`im.fluffychat:`).
+fn redirect_host(login: &CompatSsoLogin) -> String {
+    login.redirect_uri.host_str().map_or_else(
+        || format!("{}:", login.redirect_uri.scheme()),
+        str::to_owned,
+    )
+}
+
+/// `GET /complete-compat-sso/{id}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    mut jar: CookieJar,
+    Path(id): Path<String>,
+) -> Result<Response, HtmlError> {
+    let (login, session) = match load(&state, &jar, &id).await? {
+        Loaded::Login(response) => return Ok(response),
+        Loaded::Ready(login, session) => (login, session),
+    };
+    let user = crate::views::user_view(&state, &session.user).await;
+    let mut rng = state.rng.fork();
+    let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
+    let context = CompatSsoContext {
+        prefix: state.urls.prefix().to_owned(),
+        csrf_token: csrf.form_value().to_owned(),
+        form_action: state.urls.relative(&routes::complete_compat_sso(login.id)),
+        user,
+        redirect_host: redirect_host(&login),
+        redirect_uri: login.redirect_uri.to_string(),
+    };
+    let html = state
+        .templates
+        .render_compat_sso(&context)
+        .map_err(HtmlError::internal)?;
+    Ok((jar, Html(html)).into_response())
+}
+
+/// `POST /complete-compat-sso/{id}`.
+pub(crate) async fn post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, HtmlError> {
+    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
+    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
+        .map_err(csrf_failed)?;
+    let (login, session) = match load(&state, &jar, &id).await? {
+        Loaded::Login(response) => return Ok(response),
+        Loaded::Ready(login, session) => (login, session),
+    };
+    let token = random::login_token(&mut state.rng.fork());
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let fulfilled = compat_sso_logins::fulfill_compat_sso_login(
+        &mut conn,
+        state.clock.as_ref(),
+        login.id,
+        session.id,
+        &sha256_hex(&token),
+    )
+    .await
+    .map_err(HtmlError::internal)?;
+    if !fulfilled {
+        return Err(not_pending());
+    }
+    tracing::info!(compat_sso_login.id = %login.id, user.id = %session.user.id, "compat SSO login fulfilled");
+    let mut destination = login.redirect_uri;
+    destination
+        .query_pairs_mut()
+        .append_pair("loginToken", &token);
+    Ok(Redirect::to(destination.as_str()).into_response())
+}
