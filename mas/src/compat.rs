@@ -1,14 +1,23 @@
 //! The Matrix compat layer (mas-protocol §3): the legacy client-server login API that Synapse
 //! stops serving when MAS is on. The router rewrites `/_matrix/client/{v}/(login|logout|refresh)`
-//! to `/auth/…`, so these routes live under the listener prefix.
+//! to `/auth/…`, so these routes live under the listener prefix. Sessions and tokens are in
+//! `storage::compat`; errors are Matrix JSON ([`MatrixError`](crate::error::MatrixError)).
 
+mod login;
 pub mod sso;
 
 use axum::Router;
+use axum::routing::get;
 
 use crate::app::AppState;
+use crate::routes;
 
 /// The routes of the `compat` resource.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().merge(sso::router())
+    Router::new()
+        .route(routes::COMPAT_LOGIN, get(login::get).post(login::post))
+        .merge(sso::router())
 }
+
+#[cfg(test)]
+mod tests;

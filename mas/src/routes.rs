@@ -49,6 +49,19 @@ pub fn complete_compat_sso(id: ulid::Ulid) -> String {
 
 // --- end of the legacy Matrix SSO login ---
 
+// --- Matrix compat layer (compat-api) ---
+
+/// `GET/POST /_matrix/client/{v}/login`: legacy login (mas-protocol §3).
+pub const COMPAT_LOGIN: &str = "/_matrix/client/{version}/login";
+/// `POST /_matrix/client/{v}/logout`: ends the compat session of the bearer token.
+pub const COMPAT_LOGOUT: &str = "/_matrix/client/{version}/logout";
+/// `POST /_matrix/client/{v}/logout/all`: ends every compat session of the user.
+pub const COMPAT_LOGOUT_ALL: &str = "/_matrix/client/{version}/logout/all";
+/// `POST /_matrix/client/{v}/refresh`: rotates a compat refresh token.
+pub const COMPAT_REFRESH: &str = "/_matrix/client/{version}/refresh";
+
+// --- end of the Matrix compat layer ---
+
 // --- OAuth 2.0 API and discovery (oauth-api) ---
 
 /// `GET /.well-known/openid-configuration`: provider metadata (mas-protocol §7).

@@ -1,0 +1,418 @@
+//! `GET/POST /_matrix/client/{v}/login` (mas-protocol §3): the login flows, and a password or
+//! SSO-token login that starts a compat session with its device upserted in Synapse before
+//! the answer.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use ulid::Ulid;
+
+use crate::app::AppState;
+use crate::crypto::passwords::PasswordError;
+use crate::crypto::{TokenKind, random, sha256_hex};
+use crate::error::MatrixError;
+use crate::extract::client_ip::ClientIp;
+use crate::jobs::{self, Job};
+use crate::model::User;
+use crate::ratelimit::RateLimited;
+use crate::storage::compat::{self as store, NewCompatSession};
+use crate::storage::{passwords, users};
+use crate::views::localpart_of;
+
+/// Synapse accepts device ids of 1 to 255 characters.
+const MAX_DEVICE_ID_LENGTH: usize = 255;
+
+/// `GET …/login`: the supported flows, in upstream's order.
+pub(super) async fn get(State(state): State<AppState>) -> Json<Value> {
+    let mut flows = Vec::new();
+    if state.passwords.is_some() {
+        flows.push(json!({ "type": "m.login.password" }));
+    }
+    flows.push(json!({
+        "type": "m.login.sso",
+        "identity_providers": [],
+        "oauth_aware_preferred": true,
+        "org.matrix.msc3824.delegated_oidc_compatibility": true,
+    }));
+    flows.push(json!({ "type": "m.login.token" }));
+    Json(json!({ "flows": flows }))
+}
+
+/// The body of `POST …/login`.
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    identifier: Option<Identifier>,
+    /// The legacy top-level user field; wins over `identifier`.
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    device_id: Option<String>,
+    #[serde(default)]
+    initial_device_display_name: Option<String>,
+    #[serde(default)]
+    refresh_token: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Identifier {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+fn forbidden(message: &'static str) -> MatrixError {
+    MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
+}
+
+fn invalid_credentials() -> MatrixError {
+    forbidden("Invalid username or password")
+}
+
+fn bad_json(message: impl Into<std::borrow::Cow<'static, str>>) -> MatrixError {
+    MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", message)
+}
+
+/// `M_LIMIT_EXCEEDED` with `retry_after_ms`.
+pub(super) fn limit_exceeded(limited: RateLimited) -> MatrixError {
+    let ms = u64::try_from(limited.retry_after.as_millis()).unwrap_or(u64::MAX);
+    MatrixError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "M_LIMIT_EXCEEDED",
+        "Too many login attempts; try again later",
+    )
+    .with("retry_after_ms", ms)
+}
+
+/// Parses a JSON body: not JSON → `M_NOT_JSON`, the wrong shape → `M_BAD_JSON`.
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, MatrixError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| {
+        MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_NOT_JSON",
+            "The request body is not JSON",
+        )
+    })?;
+    serde_json::from_value(value).map_err(|error| bad_json(format!("Invalid request: {error}")))
+}
+
+/// Who logs in, once the credentials were checked.
+struct Authenticated {
+    user: User,
+    user_session_id: Option<Ulid>,
+    /// A newer password hash to store (version, hash) and the one it replaces.
+    upgrade: Option<(u16, String, Ulid)>,
+}
+
+/// `POST …/login`.
+pub(super) async fn post(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, MatrixError> {
+    let request: LoginRequest = parse_body(&body)?;
+    let device_id = match request.device_id.as_deref() {
+        Some(id) if id.is_empty() || id.len() > MAX_DEVICE_ID_LENGTH => {
+            return Err(bad_json("device_id must be 1 to 255 characters"));
+        }
+        Some(id) => id.to_owned(),
+        None => random::compat_device_id(&mut state.rng.fork()),
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+
+    // The password is checked before the write transaction starts (hashing is slow); the SSO
+    // token is taken inside it, so a failed login leaves it unused.
+    let (mut tx, authenticated) = match request.kind.as_str() {
+        "m.login.password" => {
+            let authenticated = password_login(&state, ip, &request).await?;
+            let tx = state
+                .db
+                .begin_write()
+                .await
+                .map_err(MatrixError::internal)?;
+            (tx, authenticated)
+        }
+        "m.login.token" => {
+            let Some(token) = request.token.as_deref() else {
+                return Err(bad_json("Missing token"));
+            };
+            let mut tx = state
+                .db
+                .begin_write()
+                .await
+                .map_err(MatrixError::internal)?;
+            let taken = super::sso::take_login_token(&mut tx, state.clock.as_ref(), token)
+                .await
+                .map_err(MatrixError::internal)?;
+            let Some((user_id, user_session_id)) = taken else {
+                return Err(forbidden("invalid login token"));
+            };
+            let user = users::find_user(&mut tx, user_id)
+                .await
+                .map_err(MatrixError::internal)?
+                .ok_or_else(|| forbidden("invalid login token"))?;
+            let authenticated = Authenticated {
+                user,
+                user_session_id: Some(user_session_id),
+                upgrade: None,
+            };
+            (tx, authenticated)
+        }
+        "m.login.application_service" => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_APPSERVICE_LOGIN_UNSUPPORTED",
+                "Application service login is not supported by this server",
+            ));
+        }
+        _ => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                "Invalid login type",
+            ));
+        }
+    };
+    check_account(&authenticated.user)?;
+    let user = &authenticated.user;
+
+    let clock = state.clock.as_ref();
+    let mut rng = state.rng.fork();
+    if let Some((version, hash, old)) = &authenticated.upgrade {
+        passwords::add_password(
+            &mut tx,
+            clock,
+            &mut rng,
+            user.id,
+            hash,
+            *version,
+            Some(*old),
+        )
+        .await
+        .map_err(MatrixError::internal)?;
+        tracing::info!(user.id = %user.id, password.version = version, "password hash upgraded");
+    }
+    // Replace device: the sessions that hold this device end (the device itself stays).
+    for old in store::find_active_compat_sessions_by_device(&mut tx, user.id, &device_id)
+        .await
+        .map_err(MatrixError::internal)?
+    {
+        store::finish_compat_session(&mut tx, clock, old.id)
+            .await
+            .map_err(MatrixError::internal)?;
+        tracing::info!(compat_session.id = %old.id, "compat session replaced by a new login");
+    }
+    let session = store::add_compat_session(
+        &mut tx,
+        clock,
+        &mut rng,
+        NewCompatSession {
+            user_id: user.id,
+            device_id: &device_id,
+            user_session_id: authenticated.user_session_id,
+            is_synapse_admin: false,
+            user_agent,
+            human_name: request.initial_device_display_name.as_deref(),
+        },
+    )
+    .await
+    .map_err(MatrixError::internal)?;
+    let ttl = request.refresh_token.then_some(state.site.compat_token_ttl);
+    let access_token = TokenKind::CompatAccessToken.generate(&mut rng);
+    let access = store::add_compat_access_token(
+        &mut tx,
+        clock,
+        &mut rng,
+        session.id,
+        &sha256_hex(&access_token),
+        ttl,
+    )
+    .await
+    .map_err(MatrixError::internal)?;
+    let refresh_token = if request.refresh_token {
+        let token = TokenKind::CompatRefreshToken.generate(&mut rng);
+        store::add_compat_refresh_token(
+            &mut tx,
+            clock,
+            &mut rng,
+            session.id,
+            access.id,
+            &sha256_hex(&token),
+        )
+        .await
+        .map_err(MatrixError::internal)?;
+        Some(token)
+    } else {
+        None
+    };
+    tx.commit().await.map_err(MatrixError::internal)?;
+
+    // The device must exist in Synapse before the token is handed out.
+    if crate::oauth2::token::authorization_code::ensure_device(
+        state.homeserver.as_ref(),
+        &user.username,
+        &device_id,
+        request.initial_device_display_name.as_deref(),
+    )
+    .await
+    .is_err()
+    {
+        let mut tx = state
+            .db
+            .begin_write()
+            .await
+            .map_err(MatrixError::internal)?;
+        store::finish_compat_session(&mut tx, clock, session.id)
+            .await
+            .map_err(MatrixError::internal)?;
+        jobs::queue(
+            &mut tx,
+            clock,
+            &mut rng,
+            &Job::SyncDevices { user_id: user.id },
+        )
+        .await
+        .map_err(MatrixError::internal)?;
+        tx.commit().await.map_err(MatrixError::internal)?;
+        state.jobs.wake();
+        return Err(MatrixError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "M_UNKNOWN",
+            "The homeserver is not available; try again later",
+        ));
+    }
+    tracing::info!(user.id = %user.id, compat_session.id = %session.id, "compat login");
+
+    let mut response = json!({
+        "access_token": access_token,
+        "device_id": device_id,
+        "user_id": format!("@{}:{}", user.username, state.site.server_name),
+        "home_server": state.site.server_name,
+    });
+    if let Some(refresh_token) = refresh_token {
+        let expires_in_ms =
+            u64::try_from(state.site.compat_token_ttl.as_millis()).unwrap_or(u64::MAX);
+        response["refresh_token"] = json!(refresh_token);
+        response["expires_in_ms"] = json!(expires_in_ms);
+    }
+    Ok(Json(response))
+}
+
+/// Deactivated → `M_USER_DEACTIVATED`, locked → `M_USER_LOCKED`, guest → `M_FORBIDDEN`.
+fn check_account(user: &User) -> Result<(), MatrixError> {
+    if user.deactivated_at.is_some() {
+        return Err(MatrixError::new(
+            StatusCode::FORBIDDEN,
+            "M_USER_DEACTIVATED",
+            "This account has been deactivated",
+        ));
+    }
+    if user.locked_at.is_some() {
+        return Err(MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_USER_LOCKED",
+            "This account has been locked",
+        )
+        .with("soft_logout", false));
+    }
+    if user.is_guest {
+        return Err(forbidden("Guest accounts cannot log in here"));
+    }
+    Ok(())
+}
+
+/// `m.login.password`: the user from `user` or an `m.id.user` identifier, rate limits per
+/// address then per account before the hash is checked.
+async fn password_login(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    request: &LoginRequest,
+) -> Result<Authenticated, MatrixError> {
+    let Some(manager) = state.passwords.as_deref() else {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            "Invalid login type",
+        ));
+    };
+    let username = match (&request.user, &request.identifier) {
+        (Some(user), _) => user.as_str(),
+        (None, Some(identifier)) if identifier.kind == "m.id.user" => identifier
+            .user
+            .as_deref()
+            .ok_or_else(|| bad_json("The identifier has no user"))?,
+        (None, Some(_)) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                "Unsupported identifier type",
+            ));
+        }
+        (None, None) => return Err(bad_json("Missing identifier")),
+    };
+    let Some(password) = request.password.as_deref() else {
+        return Err(bad_json("Missing password"));
+    };
+    let username = localpart_of(username, &state.site.server_name);
+
+    let now = state.clock.now_unix_ms();
+    state
+        .limiter
+        .check_password_ip(ip, now)
+        .map_err(limit_exceeded)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(MatrixError::internal)?;
+    let Some(user) = users::find_user_by_username(&mut conn, username)
+        .await
+        .map_err(MatrixError::internal)?
+    else {
+        return Err(invalid_credentials());
+    };
+    state
+        .limiter
+        .check_password_account(user.id, now)
+        .map_err(limit_exceeded)?;
+    let Some(stored) = passwords::active_password(&mut conn, user.id)
+        .await
+        .map_err(MatrixError::internal)?
+    else {
+        return Err(invalid_credentials());
+    };
+    drop(conn);
+    let mut rng = state.rng.fork();
+    let upgrade = match manager
+        .verify_and_upgrade(&mut rng, stored.version, &stored.hashed_password, password)
+        .await
+    {
+        Ok(upgrade) => upgrade,
+        Err(PasswordError::Mismatch) => {
+            tracing::info!(user.id = %user.id, "compat login refused: wrong password");
+            return Err(invalid_credentials());
+        }
+        Err(error) => return Err(MatrixError::internal(error)),
+    };
+    Ok(Authenticated {
+        user,
+        user_session_id: None,
+        upgrade: upgrade.map(|(version, hash)| (version, hash, stored.id)),
+    })
+}
