@@ -188,6 +188,50 @@ async fn login_token_expires_after_thirty_seconds(db: Database) {
     );
 }
 
+/// Logs alice in through the SSO pages; returns the `loginToken` handed to the client.
+async fn login_token_for_alice(app: &TestApp) -> String {
+    let page = start(app, "", "https://client.example.com/cb").await;
+    let mut browser = app.browser();
+    browser.login("alice", "correct horse").await;
+    let continue_page = browser.get(&page).await;
+    continue_page.assert_status(StatusCode::OK);
+    let csrf = csrf_of(&continue_page.text());
+    let target = location(&browser.post(&page, &[("csrf", &csrf)]).await);
+    url_params(&target, false)["loginToken"].clone()
+}
+
+async fn login_token_logs_the_client_in_once_with_a_compat_session(db: Database) {
+    let app = TestApp::new(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    let token = login_token_for_alice(&app).await;
+    let body = serde_json::json!({ "type": "m.login.token", "token": token });
+    let response = app.post_json("/auth/_matrix/client/v3/login", &body).await;
+    response.assert_status(StatusCode::OK);
+    let answer = response.json();
+    assert_eq!(answer["user_id"], "@alice:example.com");
+    let access_token = answer["access_token"].as_str().unwrap();
+    assert!(access_token.starts_with("mct_"), "{answer}");
+    let device_id = answer["device_id"].as_str().unwrap();
+    assert!(app.homeserver.devices("alice").contains(device_id));
+
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let stored = crate::storage::compat::find_compat_access_token_by_sha256(
+        &mut conn,
+        &sha256_hex(access_token),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let session = crate::storage::compat::find_compat_session(&mut conn, stored.session_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(session.user_session_id.is_some(), "{session:?}");
+
+    let again = app.post_json("/auth/_matrix/client/v3/login", &body).await;
+    matrix_error(&again, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+}
+
 async fn unknown_logins_are_not_found(db: Database) {
     let app = TestApp::new(db).await;
     let mut browser = app.browser();
@@ -205,4 +249,5 @@ test_on_both_backends!(
     sso_login_goes_through_login_and_continue_to_a_one_time_token,
     login_token_expires_after_thirty_seconds,
     unknown_logins_are_not_found,
+    login_token_logs_the_client_in_once_with_a_compat_session,
 );
