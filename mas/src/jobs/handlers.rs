@@ -109,20 +109,23 @@ async fn provision_user(
 }
 
 /// The devices the homeserver should have for the user: one per active session that has a
-/// device. Only OAuth 2.0 sessions (their device scopes) exist today.
+/// device: OAuth 2.0 sessions (their device scopes) and compat sessions (`device_id`).
 ///
-/// Extension point: when compat sessions (`compat_sessions.device_id`) and personal sessions
-/// arrive, add their active sessions' devices here; nothing else in the sync changes.
+/// Extension point: when personal sessions arrive, add their active sessions' devices here;
+/// nothing else in the sync changes.
 pub async fn device_set(
     conn: &mut AnyConnection,
     user_id: Ulid,
 ) -> Result<BTreeSet<String>, StorageError> {
     let sessions = oauth2_sessions::list_active_oauth2_sessions(conn, user_id).await?;
-    Ok(sessions
+    let mut devices: BTreeSet<String> = sessions
         .iter()
         .flat_map(|session| session.scope.device_ids())
         .map(str::to_owned)
-        .collect())
+        .collect();
+    let compat = crate::storage::compat::list_active_compat_sessions(conn, user_id).await?;
+    devices.extend(compat.into_iter().map(|session| session.device_id));
+    Ok(devices)
 }
 
 /// `sync-devices`: under the user's lock (so two syncs cannot interleave reading the sessions

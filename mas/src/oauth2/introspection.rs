@@ -22,8 +22,8 @@ use crate::crypto::{TokenKind, constant_time_eq, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::bearer::Bearer;
 use crate::extract::client_auth::ClientAuthorization;
-use crate::model::{Scope, Session, User};
-use crate::storage::{StorageError, access_tokens, introspection};
+use crate::model::{CompatSession, Scope, Session, User};
+use crate::storage::{StorageError, access_tokens, compat, introspection};
 
 /// The answer (RFC 7662 §2.2). Absent fields are omitted; times are Unix seconds.
 #[derive(Debug, Default, Serialize)]
@@ -113,6 +113,7 @@ impl From<RouteError> for OAuthError {
 #[tracing::instrument(name = "handlers.oauth2.introspection.post", skip_all)]
 pub async fn post(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Bearer(bearer): Bearer,
     request: ClientAuthorization,
 ) -> Result<Response, OAuthError> {
@@ -141,9 +142,19 @@ pub async fn post(
     let token = request.form.require("token")?;
     let hint = request.form.get("token_type_hint");
     let now = state.clock.now_unix_ms();
-    let answer = introspect(&mut conn, state.clock.as_ref(), token, hint, now)
-        .await
-        .map_err(OAuthError::internal)?;
+    let supports_device_id = headers
+        .get("x-mas-supports-device-id")
+        .is_some_and(|value| value.as_bytes() == b"1");
+    let answer = introspect(
+        &mut conn,
+        state.clock.as_ref(),
+        token,
+        hint,
+        now,
+        supports_device_id,
+    )
+    .await
+    .map_err(OAuthError::internal)?;
     Ok(Json(answer).into_response())
 }
 
@@ -151,14 +162,15 @@ pub async fn post(
 ///
 /// `X-MAS-Supports-Device-Id: 1` (Synapse sends it) only changes the answer for
 /// compatibility tokens, whose device goes in a separate `device_id` field (mas-protocol §12);
-/// an OAuth session's device is always in its scope, in both forms. The compat layer will read
-/// the header in [`post`] when it issues tokens.
+/// an OAuth session's device is always in its scope, in both forms. `supports_device_id` is
+/// whether the caller sent it.
 pub async fn introspect(
     conn: &mut AnyConnection,
     clock: &dyn crate::clock::Clock,
     token: &str,
     hint: Option<&str>,
     now: i64,
+    supports_device_id: bool,
 ) -> Result<IntrospectionResponse, StorageError> {
     let Some(kind) = TokenKind::from_token(token) else {
         return Ok(IntrospectionResponse::INACTIVE);
@@ -218,10 +230,96 @@ pub async fn introspect(
             answer.jti = Some(found.token.id.to_string());
             Ok(answer)
         }
-        // Compatibility and personal tokens are not issued yet, so none of them is ours.
-        TokenKind::CompatAccessToken
-        | TokenKind::CompatRefreshToken
-        | TokenKind::PersonalAccessToken => Ok(IntrospectionResponse::INACTIVE),
+        TokenKind::CompatAccessToken => {
+            let Some(found) = compat::lookup_compat_access_token(conn, &hash).await? else {
+                return Ok(IntrospectionResponse::INACTIVE);
+            };
+            let token = &found.token;
+            if !token.is_valid(now) || !found.session.is_active() || !found.user.is_valid() {
+                return Ok(IntrospectionResponse::INACTIVE);
+            }
+            if token.first_used_at.is_none() {
+                compat::mark_compat_access_token_first_used(conn, clock, token.id).await?;
+            }
+            let mut answer = compat_active(
+                &found.session,
+                &found.user,
+                token.created_at,
+                supports_device_id,
+            );
+            answer.token_type = Some("access_token");
+            if let Some(expires_at) = token.expires_at {
+                answer.exp = Some(expires_at / 1000);
+                answer.expires_in = Some((expires_at - now).max(0) / 1000);
+            }
+            Ok(answer)
+        }
+        TokenKind::CompatRefreshToken => {
+            let Some(found) = compat::lookup_compat_refresh_token(conn, &hash).await? else {
+                return Ok(IntrospectionResponse::INACTIVE);
+            };
+            if !found.token.is_valid() || !found.session.is_active() || !found.user.is_valid() {
+                return Ok(IntrospectionResponse::INACTIVE);
+            }
+            let mut answer = compat_active(
+                &found.session,
+                &found.user,
+                found.token.created_at,
+                supports_device_id,
+            );
+            answer.token_type = Some("refresh_token");
+            Ok(answer)
+        }
+        // Personal access tokens are not issued yet, so none of them is ours.
+        TokenKind::PersonalAccessToken => Ok(IntrospectionResponse::INACTIVE),
+    }
+}
+
+/// The answer for an active compat token (mas-protocol §12): client `legacy`, both API scope
+/// forms, the device in both scope forms unless the caller takes a separate `device_id`
+/// field, and the Synapse admin scope for admin sessions.
+fn compat_active(
+    session: &CompatSession,
+    user: &User,
+    created_at: i64,
+    supports_device_id: bool,
+) -> IntrospectionResponse {
+    use crate::model::scope::{
+        API_STABLE, API_UNSTABLE, DEVICE_STABLE_PREFIX, DEVICE_UNSTABLE_PREFIX, SYNAPSE_ADMIN,
+    };
+    let mut tokens = vec![API_STABLE.to_owned(), API_UNSTABLE.to_owned()];
+    let mut device_id = None;
+    if supports_device_id {
+        device_id = Some(session.device_id.clone());
+    } else {
+        tokens.push(format!("{DEVICE_STABLE_PREFIX}{}", session.device_id));
+        tokens.push(format!("{DEVICE_UNSTABLE_PREFIX}{}", session.device_id));
+    }
+    if session.is_synapse_admin {
+        tokens.push(SYNAPSE_ADMIN.to_owned());
+    }
+    // A device id that cannot be a scope token (a space, a quote) only travels in `device_id`.
+    let scope = tokens
+        .join(" ")
+        .parse::<Scope>()
+        .or_else(|_| {
+            let mut plain = vec![API_STABLE, API_UNSTABLE];
+            if session.is_synapse_admin {
+                plain.push(SYNAPSE_ADMIN);
+            }
+            plain.join(" ").parse::<Scope>()
+        })
+        .ok();
+    IntrospectionResponse {
+        active: true,
+        scope,
+        client_id: Some("legacy".to_owned()),
+        username: Some(user.username.clone()),
+        sub: Some(user.sub()),
+        iat: Some(created_at / 1000),
+        nbf: Some(created_at / 1000),
+        device_id,
+        ..IntrospectionResponse::INACTIVE
     }
 }
 
