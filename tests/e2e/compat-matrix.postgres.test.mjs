@@ -1,0 +1,4 @@
+// The legacy-login suite with matrix-js-sdk (compat-matrix.suite.mjs) on PostgreSQL.
+import { compatMatrixSuite } from './compat-matrix.suite.mjs';
+
+compatMatrixSuite('postgres');
