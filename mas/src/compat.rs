@@ -4,10 +4,12 @@
 //! `storage::compat`; errors are Matrix JSON ([`MatrixError`](crate::error::MatrixError)).
 
 mod login;
+mod logout;
+mod refresh;
 pub mod sso;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::routes;
@@ -16,6 +18,9 @@ use crate::routes;
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(routes::COMPAT_LOGIN, get(login::get).post(login::post))
+        .route(routes::COMPAT_LOGOUT, post(logout::logout))
+        .route(routes::COMPAT_LOGOUT_ALL, post(logout::logout_all))
+        .route(routes::COMPAT_REFRESH, post(refresh::post))
         .merge(sso::router())
 }
 

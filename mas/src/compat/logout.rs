@@ -1,0 +1,165 @@
+//! `POST /_matrix/client/{v}/logout` and `…/logout/all` (mas-protocol §3): end compat
+//! sessions (never OAuth ones), delete their devices in Synapse at once (so the token stops
+//! working despite Synapse's introspection cache) and queue a device sync for the user.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::crypto::{TokenKind, sha256_hex};
+use crate::error::MatrixError;
+use crate::extract::bearer::Bearer;
+use crate::jobs::{self, Job};
+use crate::model::{CompatSession, User};
+use crate::storage::compat;
+
+/// `M_UNKNOWN_TOKEN` (401, not a soft logout).
+pub(super) fn unknown_token() -> MatrixError {
+    MatrixError::new(
+        StatusCode::UNAUTHORIZED,
+        "M_UNKNOWN_TOKEN",
+        "Invalid access token passed.",
+    )
+    .with("soft_logout", false)
+}
+
+/// The live compat session of the request's bearer token: no token → `M_MISSING_TOKEN`,
+/// anything else than an active compat access token → `M_UNKNOWN_TOKEN`.
+async fn authenticate(
+    state: &AppState,
+    bearer: Option<&str>,
+) -> Result<(CompatSession, User), MatrixError> {
+    let Some(token) = bearer else {
+        return Err(MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_MISSING_TOKEN",
+            "Missing access token",
+        ));
+    };
+    if TokenKind::from_token(token) != Some(TokenKind::CompatAccessToken) {
+        return Err(unknown_token());
+    }
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(MatrixError::internal)?;
+    let found = compat::lookup_compat_access_token(&mut conn, &sha256_hex(token))
+        .await
+        .map_err(MatrixError::internal)?
+        .ok_or_else(unknown_token)?;
+    let now = state.clock.now_unix_ms();
+    if !found.token.is_valid(now) || !found.session.is_active() || !found.user.is_valid() {
+        return Err(unknown_token());
+    }
+    Ok((found.session, found.user))
+}
+
+/// Finishes `sessions` of `user`, queues a device sync, then deletes in Synapse each device
+/// no active session holds any more (a failure there is left to the queued sync).
+async fn end_sessions(
+    state: &AppState,
+    user: &User,
+    sessions: &[CompatSession],
+) -> Result<(), MatrixError> {
+    let clock = state.clock.as_ref();
+    let mut rng = state.rng.fork();
+    let mut tx = state
+        .db
+        .begin_write()
+        .await
+        .map_err(MatrixError::internal)?;
+    for session in sessions {
+        compat::finish_compat_session(&mut tx, clock, session.id)
+            .await
+            .map_err(MatrixError::internal)?;
+    }
+    jobs::queue(
+        &mut tx,
+        clock,
+        &mut rng,
+        &Job::SyncDevices { user_id: user.id },
+    )
+    .await
+    .map_err(MatrixError::internal)?;
+    let remaining = jobs::device_set(&mut tx, user.id)
+        .await
+        .map_err(MatrixError::internal)?;
+    tx.commit().await.map_err(MatrixError::internal)?;
+    for session in sessions {
+        if remaining.contains(&session.device_id) {
+            continue;
+        }
+        if let Err(error) = state
+            .homeserver
+            .delete_device(&user.username, &session.device_id)
+            .await
+        {
+            tracing::warn!(
+                user.id = %user.id,
+                device.id = %session.device_id,
+                error = &error as &dyn std::error::Error,
+                "deleting the device failed; the queued device sync will retry"
+            );
+        }
+    }
+    state.jobs.wake();
+    Ok(())
+}
+
+/// `POST …/logout`.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    Bearer(bearer): Bearer,
+) -> Result<Json<Value>, MatrixError> {
+    let (session, user) = authenticate(&state, bearer.as_deref()).await?;
+    end_sessions(&state, &user, std::slice::from_ref(&session)).await?;
+    tracing::info!(user.id = %user.id, compat_session.id = %session.id, "compat logout");
+    Ok(Json(json!({})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LogoutAllRequest {
+    #[serde(rename = "io.element.only_compat_is_fine", default)]
+    only_compat_is_fine: bool,
+}
+
+/// `POST …/logout/all`: only with `io.element.only_compat_is_fine: true`, since OAuth
+/// sessions are not ended here.
+pub(super) async fn logout_all(
+    State(state): State<AppState>,
+    Bearer(bearer): Bearer,
+    body: Bytes,
+) -> Result<Json<Value>, MatrixError> {
+    let (_, user) = authenticate(&state, bearer.as_deref()).await?;
+    let request: LogoutAllRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutAllRequest::default()
+    } else {
+        super::login::parse_body(&body)?
+    };
+    if !request.only_compat_is_fine {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNRECOGNIZED",
+            "Logging out of all sessions is not supported by this deployment",
+        ));
+    }
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(MatrixError::internal)?;
+    let sessions = compat::list_active_compat_sessions(&mut conn, user.id)
+        .await
+        .map_err(MatrixError::internal)?;
+    drop(conn);
+    end_sessions(&state, &user, &sessions).await?;
+    tracing::info!(user.id = %user.id, sessions = sessions.len(), "compat logout of all sessions");
+    Ok(Json(json!({})))
+}
