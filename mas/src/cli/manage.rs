@@ -7,6 +7,7 @@
 //! and `mas-cli server` retries them. Output: one line saying what was done, one saying what
 //! happened in the homeserver.
 
+mod compat_token;
 mod email;
 mod lock;
 mod password;
@@ -51,6 +52,8 @@ pub enum Command {
     VerifyEmail(email::Args),
     /// End all sessions of a user (and delete its devices in the homeserver).
     KillSessions(sessions::Args),
+    /// Issue a non-expiring compatibility access token (optionally with Synapse admin rights).
+    IssueCompatibilityToken(compat_token::Args),
 }
 
 /// What every verb works with.
@@ -113,6 +116,7 @@ impl Manage {
             Command::AddEmail(args) => email::add(self, args).await,
             Command::VerifyEmail(args) => email::verify(self, args).await,
             Command::KillSessions(args) => sessions::kill(self, args).await,
+            Command::IssueCompatibilityToken(args) => compat_token::run(self, args).await,
         }
     }
 
