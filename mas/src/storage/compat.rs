@@ -183,6 +183,22 @@ pub async fn find_active_compat_sessions_by_device(
     rows.into_iter().map(CompatSession::try_from).collect()
 }
 
+/// Finishes every active compatibility session of `user_id` (revoking their tokens) and
+/// returns how many were active.
+pub async fn finish_all_compat_sessions(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    user_id: Ulid,
+) -> Result<u64, StorageError> {
+    let mut finished = 0;
+    for session in list_active_compat_sessions(conn, user_id).await? {
+        if finish_compat_session(conn, clock, session.id).await? {
+            finished += 1;
+        }
+    }
+    Ok(finished)
+}
+
 /// Finishes the session and revokes its unrevoked tokens. `false` if it was already finished
 /// or does not exist.
 #[tracing::instrument(name = "db.compat_sessions.finish", skip_all, fields(compat_session.id = %id), err)]

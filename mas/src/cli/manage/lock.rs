@@ -7,7 +7,7 @@
 
 use super::{Manage, queue};
 use crate::jobs::Job;
-use crate::storage::{browser_sessions, emails, oauth2_sessions, users};
+use crate::storage::{browser_sessions, compat, emails, oauth2_sessions, users};
 
 /// Arguments of `lock-user`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +36,7 @@ pub(super) async fn lock(manage: &Manage, args: LockArgs) -> anyhow::Result<Vec<
     users::lock_user(&mut tx, clock, user.id).await?;
     let oauth = oauth2_sessions::finish_all_oauth2_sessions(&mut tx, clock, user.id).await?;
     let browser = browser_sessions::finish_all_browser_sessions(&mut tx, clock, user.id).await?;
+    let compat = compat::finish_all_compat_sessions(&mut tx, clock, user.id).await?;
     let jobs = if args.deactivate {
         users::deactivate_user(&mut tx, clock, user.id).await?;
         emails::remove_all_emails(&mut tx, user.id).await?;
@@ -59,11 +60,12 @@ pub(super) async fn lock(manage: &Manage, args: LockArgs) -> anyhow::Result<Vec<
         (false, false) => "Locked",
         (false, true) => "Locked (already locked)",
     };
-    let ended = oauth + browser;
+    let ended = oauth + browser + compat;
     let first = format!(
-        "{verb} {} ({mxid}) and ended {ended} {} ({oauth} OAuth, {browser} browser).",
+        "{verb} {} ({mxid}) and ended {ended} {} ({oauth} OAuth, {}{browser} browser).",
         user.username,
         if ended == 1 { "session" } else { "sessions" },
+        compat_part(compat),
     );
     let done = if args.deactivate {
         format!("Deactivated {mxid} in the homeserver.")
@@ -105,4 +107,13 @@ pub(super) async fn unlock(manage: &Manage, args: UnlockArgs) -> anyhow::Result<
         format!("Unlocked {mxid} in the homeserver.")
     };
     Ok(vec![first, manage.run_jobs(&[job], &done).await?])
+}
+
+/// `N compatibility, ` for the session breakdown, or nothing when there were none.
+pub(super) fn compat_part(compat: u64) -> String {
+    if compat == 0 {
+        String::new()
+    } else {
+        format!("{compat} compatibility, ")
+    }
 }

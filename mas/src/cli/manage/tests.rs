@@ -355,6 +355,35 @@ async fn lock_user_ends_sessions_and_deletes_devices(db: Database) {
     );
 }
 
+async fn lock_user_also_ends_compatibility_sessions(db: Database) {
+    let h = harness(db).await;
+    let alice = h.alice_with_sessions().await;
+    h.ok(&[
+        "issue-compatibility-token",
+        "alice",
+        "--device-id",
+        "COMPATDEV01",
+    ])
+    .await;
+    assert!(h.hs.user("alice").unwrap().devices.contains_key("COMPATDEV01"));
+    let lines = h.ok(&["lock-user", "alice"]).await;
+    assert_eq!(
+        lines[0],
+        "Locked alice (@alice:example.com) and ended 3 sessions (1 OAuth, 1 compatibility, 1 browser)."
+    );
+    assert!(
+        h.hs.user("alice").unwrap().devices.is_empty(),
+        "the compat device is gone too"
+    );
+    let mut conn = h.conn().await;
+    assert!(
+        crate::storage::compat::list_active_compat_sessions(&mut conn, alice.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn deactivation_deletes_the_user_in_the_homeserver_and_reactivation_undoes_it(db: Database) {
     let h = harness(db).await;
     let alice = h.alice_with_sessions().await;
@@ -513,6 +542,7 @@ test_on_both_backends!(
     register_user_leaves_the_job_queued_when_the_homeserver_is_down,
     set_password_replaces_the_active_password,
     lock_user_ends_sessions_and_deletes_devices,
+    lock_user_also_ends_compatibility_sessions,
     deactivation_deletes_the_user_in_the_homeserver_and_reactivation_undoes_it,
     emails_are_added_verified_and_reach_the_homeserver,
     kill_sessions_ends_everything_or_only_counts_on_a_dry_run,
