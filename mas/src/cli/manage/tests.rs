@@ -365,7 +365,12 @@ async fn lock_user_also_ends_compatibility_sessions(db: Database) {
         "COMPATDEV01",
     ])
     .await;
-    assert!(h.hs.user("alice").unwrap().devices.contains_key("COMPATDEV01"));
+    assert!(
+        h.hs.user("alice")
+            .unwrap()
+            .devices
+            .contains_key("COMPATDEV01")
+    );
     let lines = h.ok(&["lock-user", "alice"]).await;
     assert_eq!(
         lines[0],
