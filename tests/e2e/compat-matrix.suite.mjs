@@ -19,7 +19,7 @@ import {
   passwordLogin,
   roomConversation,
 } from '../lib/matrix.mjs';
-import { Recorder, introspect, randomAlnum, registerUser, serverNameOf } from '../lib/oidc.mjs';
+import { Recorder, introspect, randomAlnum, registerUser, serverNameOf, recordedTest } from '../lib/oidc.mjs';
 
 /** Asserts a Matrix error from matrix-js-sdk: HTTP status and errcode. */
 function assertMatrixError(err, status, errcode, what) {
@@ -57,20 +57,8 @@ export function compatMatrixSuite(backend) {
 
     after(() => h.cleanup(), { timeout: 60000 });
 
-    let dumped = false;
     const rec = new Recorder();
-    const check = (name, fn, timeout = 120000) =>
-      test(name, { timeout }, async () => {
-        const since = rec.mark();
-        try {
-          await fn(rec);
-        } catch (err) {
-          rec.annotate(err, since);
-          if (!dumped) h.dump(err);
-          dumped = true;
-          throw err;
-        }
-      });
+    const check = recordedTest(h, rec);
 
     /** A signed-in client of `login` (remembered for cleanup). */
     const clientOf = (login) => {

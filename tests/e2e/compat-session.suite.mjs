@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Harness } from '../lib/harness.mjs';
 import { expectMatrixError, matrixClient, passwordLogin } from '../lib/matrix.mjs';
-import { Recorder, introspect, randomAlnum, registerUser, serverNameOf, whoami } from '../lib/oidc.mjs';
+import { Recorder, introspect, randomAlnum, registerUser, serverNameOf, whoami, recordedTest } from '../lib/oidc.mjs';
 
 /** Asserts a Matrix error from matrix-js-sdk: HTTP status and errcode. */
 function assertMatrixError(err, status, errcode, what) {
@@ -53,20 +53,8 @@ export function compatSessionSuite(backend) {
 
     after(() => h.cleanup(), { timeout: 60000 });
 
-    let dumped = false;
     const rec = new Recorder();
-    const check = (name, fn, timeout = 120000) =>
-      test(name, { timeout }, async () => {
-        const since = rec.mark();
-        try {
-          await fn(rec);
-        } catch (err) {
-          rec.annotate(err, since);
-          if (!dumped) h.dump(err);
-          dumped = true;
-          throw err;
-        }
-      });
+    const check = recordedTest(h, rec);
 
     check('refresh rotates: a new mct_/mcr_ pair for the same device; the consumed refresh token is M_UNKNOWN_TOKEN', async (rec) => {
       const deviceId = `E2E${randomAlnum(8)}`;

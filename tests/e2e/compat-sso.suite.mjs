@@ -15,7 +15,7 @@ import { skipReason } from '../lib/config.mjs';
 import { Harness } from '../lib/harness.mjs';
 import { sleep } from '../lib/http.mjs';
 import { baseUrlOf, expectMatrixError, matrixClient, tokenLogin } from '../lib/matrix.mjs';
-import { LoopbackCallback, Recorder, introspect, registerUser, serverNameOf, whoami } from '../lib/oidc.mjs';
+import { LoopbackCallback, Recorder, introspect, registerUser, serverNameOf, whoami, recordedTest } from '../lib/oidc.mjs';
 
 /** Declares the legacy SSO tests on `backend`. */
 export function compatSsoSuite(backend) {
@@ -47,20 +47,8 @@ export function compatSsoSuite(backend) {
 
     after(() => h.cleanup(), { timeout: 60000 });
 
-    let dumped = false;
     const rec = new Recorder();
-    const check = (name, fn, timeout = 120000) =>
-      test(name, { timeout }, async () => {
-        const since = rec.mark();
-        try {
-          await fn(rec);
-        } catch (err) {
-          rec.annotate(err, since);
-          if (!dumped) h.dump(err);
-          dumped = true;
-          throw err;
-        }
-      });
+    const check = recordedTest(h, rec);
 
     /**
      * One legacy SSO round in `browser`: the client's redirect URL (with a query of its own that

@@ -28,6 +28,7 @@ import {
   registerClient,
   registerUser,
   signInAndConsent,
+  recordedTest,
 } from '../lib/oidc.mjs';
 
 /** `mat_` / `mar_` + 30 alphanumerics + `_` + 6-character checksum (mas-protocol §10.1). */
@@ -85,23 +86,10 @@ export function conformanceSuite(backend) {
     after(() => h.cleanup(), { timeout: 60000 });
 
     /** A test with a Recorder; failures carry the HTTP exchanges and dump the appliance. */
-    let dumped = false;
     // One record for the suite (clients registered in one test make requests in later ones);
     // a failing test shows the exchanges made since it started.
     const rec = new Recorder();
-    const check = (name, fn, timeout = 120000) =>
-      test(name, { timeout }, async () => {
-        const since = rec.mark();
-        try {
-          await fn(rec);
-        } catch (err) {
-          rec.annotate(err, since);
-          // The appliance's output once (the first failure); later failures add only their own.
-          if (!dumped) h.dump(err);
-          dumped = true;
-          throw err;
-        }
-      });
+    const check = recordedTest(h, rec);
 
     /** Creates alice once (not in `before`: the tests that need no user run without her). */
     async function ensureAlice() {

@@ -32,6 +32,7 @@ import {
   registerUser,
   serverNameOf,
   whoami,
+  recordedTest,
 } from '../lib/oidc.mjs';
 
 const ADMIN_SCOPE = 'urn:synapse:admin:*';
@@ -95,23 +96,10 @@ export function matrixSuite(backend) {
 
     after(() => h.cleanup(), { timeout: 60000 });
 
-    let dumped = false;
     // One record for the suite (clients registered in one test make requests in later ones);
     // a failing test shows the exchanges made since it started.
     const rec = new Recorder();
-    const check = (name, fn, timeout = 120000) =>
-      test(name, { timeout }, async () => {
-        const since = rec.mark();
-        try {
-          await fn(rec);
-        } catch (err) {
-          rec.annotate(err, since);
-          // The appliance's output once (the first failure); later failures add only their own.
-          if (!dumped) h.dump(err);
-          dumped = true;
-          throw err;
-        }
-      });
+    const check = recordedTest(h, rec);
 
     /** Element X's registration (the same metadata every time: deduplicated to one client). */
     async function registerElementX(rec) {

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import * as oidc from 'openid-client';
+import { test } from 'node:test';
 import { request } from './http.mjs';
 
 export { oidc };
@@ -380,4 +381,26 @@ export async function expectOAuthError(what, fn) {
     return err;
   }
   throw new Error(`${what}: expected an error, but it succeeded`);
+}
+
+/**
+ * A `test(name, fn, timeout)` for the tests of a suite sharing one appliance (harness `h`) and
+ * one `Recorder`: a failing test gets the HTTP exchanges it made added to its error, and the
+ * appliance's output is dumped once, at the first failure (later ones add only their own).
+ * `fn` receives the recorder.
+ */
+export function recordedTest(h, rec) {
+  let dumped = false;
+  return (name, fn, timeout = 120000) =>
+    test(name, { timeout }, async () => {
+      const since = rec.mark();
+      try {
+        await fn(rec);
+      } catch (err) {
+        rec.annotate(err, since);
+        if (!dumped) h.dump(err);
+        dumped = true;
+        throw err;
+      }
+    });
 }
