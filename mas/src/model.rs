@@ -12,6 +12,7 @@ mod job;
 pub mod scope;
 mod session;
 mod token;
+mod upstream;
 mod user;
 
 pub use self::browser_session::{Authentication, AuthenticationMethod, BrowserSession};
@@ -26,6 +27,7 @@ pub use self::job::{Job, JobStatus, retry_delay};
 pub use self::scope::{Scope, ScopeToken};
 pub use self::session::{NewSession, Session};
 pub use self::token::{AccessToken, RefreshToken};
+pub use self::upstream::{UpstreamCompletion, UpstreamLink, UpstreamSession};
 pub use self::user::{Password, User, UserEmail, normalize_email};
 
 /// A stored or received keyword that is not one of the known values.

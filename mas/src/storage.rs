@@ -35,6 +35,8 @@ pub mod refresh_tokens;
 mod rows;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod upstream_links;
+pub mod upstream_sessions;
 pub mod users;
 
 use std::sync::Arc;
@@ -112,6 +114,10 @@ pub enum StorageError {
     /// 30 random alphanumerics; generate a new one).
     #[error("a token with the same hash already exists")]
     TokenCollision,
+    /// `upstream_oauth_links_provider_subject_unique`: the provider's subject is linked
+    /// already (load that link with `upstream_links::find_upstream_link_by_subject`).
+    #[error("this upstream account is already linked")]
+    UpstreamLinkExists,
     /// A job was completed or failed that is not `running`.
     #[error("job {0} is not running")]
     JobNotRunning(ulid::Ulid),
