@@ -2,7 +2,9 @@
 //! are rendered with minijinja in strict-undefined mode, then layered:
 //! appliance defaults < operator overrides in `<data>/config/` < keys the appliance owns.
 //! An override of an owned key, or of a key Synapse refuses next to MAS, is dropped with a log
-//! line. The results are written atomically, mode 0600, into the run dir.
+//! line. MAS's upstream providers are a list with a rule of their own (see `providers`): the
+//! platform's comes first, the operator's are appended. The results are written atomically,
+//! mode 0600, into the run dir (the platform provider's client secret is inline in mas.yaml).
 
 use std::io;
 use std::path::Path;
@@ -15,9 +17,11 @@ use crate::paths::Layout;
 
 mod context;
 mod layers;
+mod providers;
 
 pub use context::Context;
 pub use layers::{Ignored, deep_merge};
+pub use providers::CLOUDRON_PROVIDER_ID;
 
 const HOMESERVER_TEMPLATE: &str = include_str!("../../templates/config/homeserver.yaml");
 const SYNAPSE_LOG_TEMPLATE: &str = include_str!("../../templates/config/synapse-log.yaml");
@@ -112,16 +116,22 @@ pub fn render(env: &Env, layout: &Layout, server_name: &str) -> Result<Rendered,
         "homeserver.yaml",
         &render_template("homeserver.yaml", HOMESERVER_TEMPLATE, &ctx)?,
         &layout.overrides_dir().join("homeserver.yaml"),
-        SYNAPSE_OWNED,
-        SYNAPSE_FORBIDDEN,
+        &Rules {
+            owned: SYNAPSE_OWNED,
+            forbidden: SYNAPSE_FORBIDDEN,
+            upstream_providers: false,
+        },
         &mut ignored,
     )?;
     let mas = layered(
         "mas.yaml",
         &render_template("mas.yaml", MAS_TEMPLATE, &ctx)?,
         &layout.overrides_dir().join("mas.yaml"),
-        MAS_OWNED,
-        &[],
+        &Rules {
+            owned: MAS_OWNED,
+            forbidden: &[],
+            upstream_providers: true,
+        },
         &mut ignored,
     )?;
     let synapse_log = render_template("synapse-log.yaml", SYNAPSE_LOG_TEMPLATE, &ctx)?;
@@ -163,23 +173,45 @@ fn render_template(name: &'static str, source: &str, ctx: &Context) -> Result<St
         .map_err(err)
 }
 
+/// How one file's overrides are layered.
+struct Rules {
+    /// Keys the appliance owns (restored from the defaults).
+    owned: &'static [&'static str],
+    /// Keys dropped from the overrides.
+    forbidden: &'static [&'static str],
+    /// Whether `upstream_oauth2.providers` is appended to instead of replaced (mas.yaml).
+    upstream_providers: bool,
+}
+
 /// Applies the override file (if any) over `rendered`, then restores owned keys and drops
 /// forbidden ones.
 fn layered(
     name: &'static str,
     rendered: &str,
     override_path: &Path,
-    owned: &[&str],
-    forbidden: &[&str],
+    rules: &Rules,
     ignored: &mut Vec<Ignored>,
 ) -> Result<String, RenderError> {
     let base: Value = serde_yaml::from_str(rendered)
         .map_err(|source| RenderError::TemplateYaml { name, source })?;
     let overrides = read_overrides(override_path)?;
-    let Some(overrides) = overrides else {
+    let Some(mut overrides) = overrides else {
         return Ok(rendered.to_owned());
     };
-    let (merged, mut dropped) = layers::apply(&base, &overrides, owned, forbidden);
+    let operator_providers = if rules.upstream_providers {
+        providers::take_operator_providers(&mut overrides).map_err(|message| {
+            RenderError::Override {
+                path: override_path.display().to_string(),
+                message,
+            }
+        })?
+    } else {
+        Vec::new()
+    };
+    let (mut merged, mut dropped) = layers::apply(&base, &overrides, rules.owned, rules.forbidden);
+    if rules.upstream_providers {
+        dropped.extend(providers::append(&mut merged, &base, operator_providers));
+    }
     for d in &mut dropped {
         d.file = override_path.display().to_string();
     }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::env::{Database, Env};
+use crate::env::{Database, Env, Oidc};
 use crate::paths::{Layout, share_dir};
 
 /// Template context for `templates/config/*`.
@@ -27,6 +27,8 @@ pub struct Context {
     pub database: DatabaseContext,
     pub turn: Option<TurnContext>,
     pub mail: Option<MailContext>,
+    /// The platform's OIDC provider, rendered as MAS's first upstream provider.
+    pub oidc: Option<OidcContext>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +61,48 @@ pub struct MailContext {
     pub password: Option<String>,
     /// `"Display Name" <from@example.com>`, or the bare address.
     pub from_header: String,
+}
+
+/// The platform's OIDC provider (`CLOUDRON_OIDC_*`), as `upstream_oauth2.providers[0]`.
+#[derive(Serialize)]
+pub struct OidcContext {
+    /// Always [`CLOUDRON_PROVIDER_ID`](super::CLOUDRON_PROVIDER_ID).
+    pub id: &'static str,
+    pub issuer: String,
+    pub human_name: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Explicit endpoints: they override discovered ones, and stand in when discovery fails.
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+}
+
+impl std::fmt::Debug for OidcContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcContext")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcContext {
+    fn new(oidc: &Oidc) -> Self {
+        OidcContext {
+            id: super::CLOUDRON_PROVIDER_ID,
+            issuer: oidc.issuer.clone(),
+            human_name: oidc.provider_name.clone(),
+            client_id: oidc.client_id.clone(),
+            client_secret: oidc.client_secret.clone(),
+            authorization_endpoint: oidc.auth_endpoint.clone(),
+            token_endpoint: oidc.token_endpoint.clone(),
+            userinfo_endpoint: oidc.profile_endpoint.clone(),
+            jwks_uri: oidc.keys_endpoint.clone(),
+        }
+    }
 }
 
 impl Context {
@@ -128,6 +172,7 @@ impl Context {
             database,
             turn,
             mail,
+            oidc: env.oidc.as_ref().map(OidcContext::new),
         }
     }
 }

@@ -260,3 +260,318 @@ fn deep_merge_replaces_scalars_and_lists_and_merges_maps() {
     deep_merge(&mut base, &yaml("a: {c: [3], e: 2}\nd: null\n"));
     assert_eq!(base, yaml("a: {b: 1, c: [3], e: 2}\nd: null\n"));
 }
+
+const OIDC: &[(&str, &str)] = &[
+    ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+    ("CLOUDRON_OIDC_ISSUER", "https://my.example.com"),
+    ("CLOUDRON_OIDC_CLIENT_ID", "cid-123"),
+    ("CLOUDRON_OIDC_CLIENT_SECRET", "s3cr\"et: {x}"),
+    ("CLOUDRON_OIDC_PROVIDER_NAME", "Example \"Cloud\""),
+];
+
+fn with(base: &[(&'static str, &'static str)], more: &[(&'static str, &'static str)]) -> Env {
+    let all: Vec<(&str, &str)> = base.iter().chain(more).copied().collect();
+    env(&all)
+}
+
+fn providers(mas: &Value) -> Vec<Value> {
+    mas["upstream_oauth2"]["providers"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn platform_oidc_renders_the_cloudron_provider_and_turns_passwords_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = render(&env(OIDC), &layout(tmp.path()), "example.com").unwrap();
+    let mas = yaml(&r.mas);
+    assert_eq!(at(&mas, "passwords.enabled"), false, "SSO-only by default");
+    assert_eq!(
+        mas["upstream_oauth2"],
+        yaml(
+            r#"
+providers:
+  - id: 01J00000000000000000PR0V1D
+    issuer: https://my.example.com
+    human_name: Example "Cloud"
+    client_id: cid-123
+    client_secret: 's3cr"et: {x}'
+    token_endpoint_auth_method: client_secret_basic
+    id_token_signed_response_alg: RS256
+    scope: openid profile email
+    discovery_mode: oidc
+    pkce_method: auto
+    fetch_userinfo: true
+    claims_imports:
+      subject: {template: "{{ user.sub }}"}
+      skip_confirmation: true
+      localpart:
+        action: require
+        template: "{{ user.preferred_username }}"
+        on_conflict: fail
+      displayname: {action: force, template: "{{ user.name }}"}
+      email: {action: force, template: "{{ user.email }}"}
+"#
+        ),
+        "{}",
+        r.mas
+    );
+    assert!(r.ignored.is_empty());
+}
+
+#[test]
+fn platform_oidc_explicit_endpoints_are_rendered_when_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = with(
+        OIDC,
+        &[
+            (
+                "CLOUDRON_OIDC_AUTH_ENDPOINT",
+                "https://my.example.com/openid/auth",
+            ),
+            (
+                "CLOUDRON_OIDC_TOKEN_ENDPOINT",
+                "https://my.example.com/openid/token",
+            ),
+            (
+                "CLOUDRON_OIDC_KEYS_ENDPOINT",
+                "https://my.example.com/openid/jwks",
+            ),
+            (
+                "CLOUDRON_OIDC_PROFILE_ENDPOINT",
+                "https://my.example.com/openid/me",
+            ),
+            (
+                "CLOUDRON_OIDC_DISCOVERY_URL",
+                "https://my.example.com/.well-known/openid-configuration",
+            ),
+        ],
+    );
+    let mas = yaml(
+        &render(&env, &layout(tmp.path()), "example.com")
+            .unwrap()
+            .mas,
+    );
+    let p = &providers(&mas)[0];
+    assert_eq!(
+        p["authorization_endpoint"],
+        "https://my.example.com/openid/auth"
+    );
+    assert_eq!(p["token_endpoint"], "https://my.example.com/openid/token");
+    assert_eq!(p["jwks_uri"], "https://my.example.com/openid/jwks");
+    assert_eq!(p["userinfo_endpoint"], "https://my.example.com/openid/me");
+    assert_eq!(p["discovery_mode"], "oidc", "discovery stays strict");
+    assert!(
+        p.get("discovery_url").is_none(),
+        "MAS discovers from the issuer; the discovery URL is not a provider key"
+    );
+}
+
+#[test]
+fn platform_oidc_without_optional_variables_has_no_endpoints_and_a_default_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = env(&[
+        ("CLOUDRON_OIDC_ISSUER", "http://127.0.0.1:4000"),
+        ("CLOUDRON_OIDC_CLIENT_ID", "c"),
+        ("CLOUDRON_OIDC_CLIENT_SECRET", "s"),
+    ]);
+    let mas = yaml(&render(&env, &layout(tmp.path()), "localhost").unwrap().mas);
+    let p = &providers(&mas)[0];
+    for key in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+    ] {
+        assert!(p.get(key).is_none(), "{key} rendered without its variable");
+    }
+    assert_eq!(p["human_name"], "Single sign-on");
+    assert_eq!(p["issuer"], "http://127.0.0.1:4000");
+}
+
+#[test]
+fn password_login_follows_appliance_password_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let enabled = |env: &Env| {
+        at(
+            &yaml(&render(env, &layout, "localhost").unwrap().mas),
+            "passwords.enabled",
+        )
+    };
+    assert_eq!(
+        enabled(&with(OIDC, &[("APPLIANCE_PASSWORD_LOGIN", "true")])),
+        true
+    );
+    assert_eq!(
+        enabled(&with(OIDC, &[("APPLIANCE_PASSWORD_LOGIN", "false")])),
+        false
+    );
+    assert_eq!(enabled(&env(&[])), true, "no platform OIDC: passwords on");
+    assert_eq!(enabled(&env(&[("APPLIANCE_PASSWORD_LOGIN", "0")])), false);
+    let plain = yaml(&render(&env(&[]), &layout, "localhost").unwrap().mas);
+    assert!(
+        plain.get("upstream_oauth2").is_none(),
+        "no provider without the variables"
+    );
+}
+
+const OPERATOR_PROVIDERS: &str = "\
+upstream_oauth2:
+  providers:
+    - id: 01HOPERATOR0000000000000001
+      issuer: https://accounts.example.org
+      client_id: op
+      client_secret: op-secret
+      scope: openid
+    - id: 01J00000000000000000PR0V1D
+      issuer: https://evil.example
+      client_id: evil
+    - id: 01HOPERATOR0000000000000002
+      issuer: https://gitlab.example.org
+      client_id: gl
+passwords: {enabled: true}
+account: {password_registration_enabled: true}
+";
+
+#[test]
+fn operator_providers_are_appended_after_the_platform_one_and_its_id_is_reserved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    std::fs::create_dir_all(layout.overrides_dir()).unwrap();
+    std::fs::write(layout.overrides_dir().join("mas.yaml"), OPERATOR_PROVIDERS).unwrap();
+    let r = render(&env(OIDC), &layout, "example.com").unwrap();
+    let mas = yaml(&r.mas);
+    let ids: Vec<Value> = providers(&mas).iter().map(|p| p["id"].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            "01J00000000000000000PR0V1D",
+            "01HOPERATOR0000000000000001",
+            "01HOPERATOR0000000000000002"
+        ]
+    );
+    let ours = &providers(&mas)[0];
+    assert_eq!(
+        ours["issuer"], "https://my.example.com",
+        "ours is not replaced"
+    );
+    assert_eq!(ours["client_id"], "cid-123");
+    assert_eq!(providers(&mas)[1]["client_secret"], "op-secret");
+    assert_eq!(
+        at(&mas, "passwords.enabled"),
+        false,
+        "passwords.enabled stays the appliance's"
+    );
+    assert_eq!(at(&mas, "account.password_registration_enabled"), true);
+    let mut keys: Vec<&str> = r.ignored.iter().map(|i| i.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "passwords.enabled",
+            "upstream_oauth2.providers.1 (id 01J00000000000000000PR0V1D)"
+        ]
+    );
+    assert!(
+        r.ignored
+            .iter()
+            .all(|i| i.file.ends_with("config/mas.yaml"))
+    );
+}
+
+#[test]
+fn operator_providers_alone_without_platform_oidc_keep_the_reserved_id_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    std::fs::create_dir_all(layout.overrides_dir()).unwrap();
+    std::fs::write(layout.overrides_dir().join("mas.yaml"), OPERATOR_PROVIDERS).unwrap();
+    let r = render(&env(&[]), &layout, "localhost").unwrap();
+    let mas = yaml(&r.mas);
+    let ids: Vec<Value> = providers(&mas).iter().map(|p| p["id"].clone()).collect();
+    assert_eq!(
+        ids,
+        ["01HOPERATOR0000000000000001", "01HOPERATOR0000000000000002"]
+    );
+    assert!(
+        r.ignored
+            .iter()
+            .any(|i| i.key.contains("01J00000000000000000PR0V1D"))
+    );
+}
+
+#[test]
+fn operator_override_without_providers_keeps_the_platform_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    std::fs::create_dir_all(layout.overrides_dir()).unwrap();
+    for text in [
+        "account: {password_registration_enabled: true}\n",
+        "upstream_oauth2: {providers: []}\n",
+        "upstream_oauth2: {providers: null}\n",
+    ] {
+        std::fs::write(layout.overrides_dir().join("mas.yaml"), text).unwrap();
+        let mas = yaml(&render(&env(OIDC), &layout, "example.com").unwrap().mas);
+        let ids: Vec<Value> = providers(&mas).iter().map(|p| p["id"].clone()).collect();
+        assert_eq!(ids, ["01J00000000000000000PR0V1D"], "{text}");
+    }
+    std::fs::write(
+        layout.overrides_dir().join("mas.yaml"),
+        "upstream_oauth2: {providers: []}\n",
+    )
+    .unwrap();
+    let mas = yaml(&render(&env(&[]), &layout, "localhost").unwrap().mas);
+    assert!(
+        mas.get("upstream_oauth2").is_none(),
+        "an empty operator list adds no empty section: {mas:?}"
+    );
+}
+
+#[test]
+fn operator_providers_that_are_not_a_list_name_the_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    std::fs::create_dir_all(layout.overrides_dir()).unwrap();
+    for (text, expected) in [
+        (
+            "upstream_oauth2: {providers: {id: x}}\n",
+            "upstream_oauth2.providers must be a list",
+        ),
+        (
+            "upstream_oauth2: [a]\n",
+            "upstream_oauth2 must be a mapping",
+        ),
+    ] {
+        std::fs::write(layout.overrides_dir().join("mas.yaml"), text).unwrap();
+        let err = render(&env(OIDC), &layout, "localhost")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config/mas.yaml: ") && err.contains(expected),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn the_client_secret_is_only_in_the_private_mas_yaml() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let r = render(&env(OIDC), &layout, "example.com").unwrap();
+    assert!(r.mas.contains("s3cr"));
+    assert!(!r.homeserver.contains("s3cr") && !r.synapse_log.contains("s3cr"));
+    write(&layout, &r).unwrap();
+    let mode = std::fs::metadata(layout.mas_yaml())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let ctx = Context::new(&env(OIDC), &layout, "example.com");
+    assert!(
+        !format!("{ctx:?}").contains("s3cr"),
+        "Debug hides the secret"
+    );
+}
