@@ -26,6 +26,7 @@ use crate::rng::RngSource;
 use crate::routes::UrlBuilder;
 use crate::storage::Database;
 use crate::templates::Templates;
+use crate::upstream::UpstreamProviders;
 
 /// What handlers share; every field is a cheap handle. Handlers extract only the parts they
 /// use (`State<Database>`, `State<Arc<Keystore>>`, ...).
@@ -57,6 +58,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Settings handlers need, taken from the validated config.
     pub site: Arc<SiteConfig>,
+    /// The upstream OpenID providers (`upstream_oauth2.providers`, enabled ones).
+    pub upstream: UpstreamProviders,
 }
 
 /// The parts of the configuration that handlers read, in runtime form.
@@ -91,6 +94,8 @@ pub enum StateError {
     Passwords(crate::crypto::passwords::PasswordConfigError),
     #[error("{0}")]
     Templates(crate::templates::TemplateError),
+    #[error("{0}")]
+    Upstream(crate::upstream::UpstreamSetupError),
 }
 
 impl AppState {
@@ -134,6 +139,8 @@ impl AppState {
             account: config.account.clone(),
             trusted_proxies: TrustedProxies::from_config(&config.http.trusted_proxies),
         };
+        let upstream = UpstreamProviders::from_config(&config.upstream_oauth2, clock.clone())
+            .map_err(StateError::Upstream)?;
         Ok(Self {
             db,
             clock,
@@ -148,6 +155,7 @@ impl AppState {
             jobs: JobWaker::new(),
             limiter: RateLimiter::default(),
             site: Arc::new(site),
+            upstream,
         })
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! This module only describes and checks; turning a section into a runtime object (a pool,
 //! loaded keys) is a method on that section or lives in the module that owns the object.
-//! Sections still to come: `clients`, `upstream_oauth2`, `branding`.
+//! Sections still to come: `branding`.
 
 mod account;
 pub mod clients;
@@ -19,6 +19,7 @@ mod passwords;
 mod secret;
 mod secrets;
 mod templates;
+pub mod upstream;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,7 @@ pub use self::passwords::{HashingAlgorithm, HashingScheme, PasswordsConfig};
 pub use self::secret::SecretError;
 pub use self::secrets::{EncryptionKey, KeyConfig, KeyLoadError, LoadedKey, SecretsConfig};
 pub use self::templates::TemplatesConfig;
+pub use self::upstream::{ProviderConfig, UpstreamOAuth2Config};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +66,9 @@ pub struct RootConfig {
     /// OAuth 2.0 clients declared here instead of registered dynamically.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientConfig>,
+    /// Upstream OpenID Connect providers people log in with.
+    #[serde(skip_serializing_if = "UpstreamOAuth2Config::is_empty")]
+    pub upstream_oauth2: UpstreamOAuth2Config,
 }
 
 impl RootConfig {
@@ -79,6 +84,7 @@ impl RootConfig {
         self.email.validate(&mut problems);
         self.experimental.validate(&mut problems);
         clients::validate(&self.clients, &mut problems);
+        upstream::validate(&self.upstream_oauth2, &mut problems);
         problems.0
     }
 
@@ -92,6 +98,7 @@ impl RootConfig {
         config.passwords.redact();
         config.email.redact();
         clients::redact(&mut config.clients);
+        upstream::redact(&mut config.upstream_oauth2);
         config
     }
 }

@@ -22,4 +22,5 @@ pub mod routes;
 pub mod storage;
 pub mod telemetry;
 pub mod templates;
+pub mod upstream;
 pub mod views;

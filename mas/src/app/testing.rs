@@ -102,6 +102,7 @@ impl TestApp {
                     "127.0.0.0/8".to_owned(),
                 ]),
             }),
+            upstream: crate::upstream::UpstreamProviders::empty(),
         };
         let router = build_router(state.clone(), &appliance_listener());
         Self {

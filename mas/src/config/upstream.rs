@@ -1,0 +1,578 @@
+//! `upstream_oauth2`: upstream OpenID Connect providers people log in with (mas-protocol §16.1,
+//! upstream key names so upstream's documentation carries over). Providers live in the
+//! configuration only; `crate::upstream::UpstreamProviders` turns them into runtime objects.
+//!
+//! ```yaml
+//! upstream_oauth2:
+//!   providers:
+//!     - id: 01J00000000000000000PR0V1D       # a ULID; part of the callback URL
+//!       issuer: "https://my.example.com"
+//!       human_name: "Example"
+//!       client_id: "…"
+//!       client_secret_file: /path/to/secret   # or client_secret: "…"
+//!       scope: "openid profile email"
+//!       fetch_userinfo: true
+//!       claims_imports:
+//!         localpart: { action: require, template: "{{ user.preferred_username }}" }
+//!         displayname: { action: force }
+//!         email: { action: force }
+//!         skip_confirmation: true
+//! ```
+//!
+//! What we do not support is refused by [`validate`] with a message, not ignored:
+//! `client_secret_jwt`, `private_key_jwt` and `sign_in_with_apple` client authentication,
+//! signed userinfo, back-channel logout actions other than `do_nothing`, and registration
+//! tokens for upstream registrations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+use url::Url;
+
+use super::{Problems, REDACTED, SecretError, secret};
+
+/// The `upstream_oauth2` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamOAuth2Config {
+    /// The providers, in the order the login page shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderConfig>,
+}
+
+impl UpstreamOAuth2Config {
+    /// Whether there is nothing configured (the section is left out of dumps then).
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+}
+
+/// One upstream OpenID Connect provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The provider's id: a ULID, part of the callback URL
+    /// (`<public_base>upstream/callback/<id>`), which is registered at the provider.
+    pub id: String,
+    /// Whether people may log in with it (default true). A disabled provider is kept in the
+    /// file but offered nowhere and refused at the callback.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Synapse's `auth_provider` for this provider (`oidc` or `oidc-<idp_id>`), used by syn2mas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse_idp_id: Option<String>,
+    /// The issuer: discovery is fetched from `<issuer>/.well-known/openid-configuration`, and
+    /// ID tokens must carry it as `iss` (one trailing-slash difference is tolerated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The name on the login button (default: the issuer's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human_name: Option<String>,
+    /// A brand for the button's icon: apple, google, facebook, github, gitlab, twitter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_name: Option<String>,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret at the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// File holding the client secret (surrounding whitespace is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<Utf8PathBuf>,
+    /// How we authenticate at the token endpoint (default `client_secret_basic`).
+    #[serde(default)]
+    pub token_endpoint_auth_method: TokenAuthMethod,
+    /// Signing algorithm for JWT client authentication (not supported; must be unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The algorithm ID tokens are signed with: `RS256` (default) or `ES256`.
+    #[serde(default = "default_id_token_alg")]
+    pub id_token_signed_response_alg: String,
+    /// Signed userinfo answers (not supported; must be unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<String>,
+    /// The scope asked for; must contain `openid` (default `openid`).
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// How endpoints are found: `oidc` (default: discovery, strictly checked), `insecure`
+    /// (discovery, unchecked) or `disabled` (only the endpoints given here).
+    #[serde(default)]
+    pub discovery_mode: DiscoveryMode,
+    /// PKCE: `auto` (default: S256 when discovery lists it), `always`, `never`.
+    #[serde(default)]
+    pub pkce_method: PkceMethod,
+    /// Whether to fetch the userinfo endpoint after the token exchange (default false); its
+    /// claims override the ID token's.
+    #[serde(default)]
+    pub fetch_userinfo: bool,
+    /// Overrides the discovered authorization endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<Url>,
+    /// Overrides the discovered token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<Url>,
+    /// Overrides the discovered userinfo endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<Url>,
+    /// Overrides the discovered JWKS location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<Url>,
+    /// How the provider sends the answer back: `query` or `form_post`; unset sends no
+    /// `response_mode` (the provider's default, `query` for the code flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_mode: Option<ResponseMode>,
+    /// Extra authorization parameters; values are minijinja templates, empty results are
+    /// dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub additional_authorization_parameters: BTreeMap<String, String>,
+    /// Pass the login page's `login_hint` on to the provider (default false).
+    #[serde(default)]
+    pub forward_login_hint: bool,
+    /// What a back-channel logout does; only `do_nothing` (the default) is supported.
+    #[serde(default)]
+    pub on_backchannel_logout: BackchannelLogout,
+    /// Registration tokens for upstream registrations (not supported; must be false).
+    #[serde(default)]
+    pub registration_token_required: bool,
+    /// How claims become the local account's attributes.
+    #[serde(default)]
+    pub claims_imports: ClaimsImportsConfig,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_id_token_alg() -> String {
+    "RS256".to_owned()
+}
+
+fn default_scope() -> String {
+    "openid".to_owned()
+}
+
+/// Client authentication at the provider's token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// A public client: `client_id` in the form, no secret.
+    None,
+    /// HTTP Basic with the id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form.
+    ClientSecretPost,
+    /// Not supported.
+    ClientSecretJwt,
+    /// Not supported.
+    PrivateKeyJwt,
+    /// Not supported.
+    SignInWithApple,
+}
+
+impl TokenAuthMethod {
+    /// The upstream name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::SignInWithApple => "sign_in_with_apple",
+        }
+    }
+
+    /// Whether we implement it.
+    pub fn is_supported(self) -> bool {
+        matches!(
+            self,
+            Self::None | Self::ClientSecretBasic | Self::ClientSecretPost
+        )
+    }
+}
+
+/// How endpoints are found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoveryMode {
+    /// Discovery with strict checks (issuer, https, required endpoints).
+    #[default]
+    Oidc,
+    /// Discovery without the checks.
+    Insecure,
+    /// No discovery: the explicit endpoints only.
+    Disabled,
+}
+
+/// When to use PKCE (RFC 7636).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PkceMethod {
+    /// S256 when discovery lists it in `code_challenge_methods_supported`.
+    #[default]
+    Auto,
+    /// Always S256.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The `response_mode` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// A GET with the answer in the query.
+    Query,
+    /// A POST of an HTML form (the callback's POST route).
+    FormPost,
+}
+
+impl ResponseMode {
+    /// The protocol value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::FormPost => "form_post",
+        }
+    }
+}
+
+/// What a back-channel logout from the provider does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackchannelLogout {
+    /// Nothing (the only supported value).
+    #[default]
+    DoNothing,
+    /// Not supported.
+    LogoutBrowserOnly,
+    /// Not supported.
+    LogoutAll,
+}
+
+/// `claims_imports`: templates over the provider's claims and what to do with the results.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClaimsImportsConfig {
+    /// The stable key of the link to a local user.
+    pub subject: SubjectImportConfig,
+    /// Skip the confirmation page; only allowed when `localpart.action` is `require` and no
+    /// attribute is `suggest`.
+    pub skip_confirmation: bool,
+    /// The Matrix username.
+    pub localpart: LocalpartImportConfig,
+    /// The display name.
+    pub displayname: AttributeImportConfig,
+    /// The email address (imported only when the provider says `email_verified: true`).
+    pub email: AttributeImportConfig,
+    /// A display-only label of the upstream account.
+    pub account_name: AccountNameImportConfig,
+}
+
+/// `claims_imports.subject`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubjectImportConfig {
+    /// Default `{{ user.sub }}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// `claims_imports.localpart`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalpartImportConfig {
+    /// What to do with the result (default `ignore`).
+    pub action: ImportAction,
+    /// Default `{{ user.preferred_username }}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// When a local user already has this localpart: `fail` (default), `add`, `replace`, `set`.
+    pub on_conflict: OnConflict,
+}
+
+/// `claims_imports.displayname` and `claims_imports.email`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttributeImportConfig {
+    /// What to do with the result (default `ignore`).
+    pub action: ImportAction,
+    /// Default `{{ user.name }}` (display name) or `{{ user.email }}` (email).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// `claims_imports.account_name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountNameImportConfig {
+    /// No default: without a template there is no label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// What to do with an imported attribute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportAction {
+    /// Not imported.
+    #[default]
+    Ignore,
+    /// Pre-filled; the person may change it.
+    Suggest,
+    /// Imported when present.
+    Force,
+    /// Imported; the login fails when it is missing.
+    Require,
+}
+
+/// What to do when the localpart belongs to an existing local user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Refuse the login.
+    #[default]
+    Fail,
+    /// Link to that user even if it has a link for this provider.
+    Add,
+    /// Replace that user's link for this provider.
+    Replace,
+    /// Link only if that user has no link for this provider.
+    Set,
+}
+
+/// Why a provider's client secret cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderSecretError {
+    /// A public client (`none`) has a secret.
+    #[error("a provider with token_endpoint_auth_method none may not have a client secret")]
+    SecretOnPublicClient,
+    /// Missing, unreadable or empty.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl ProviderConfig {
+    /// The id as a ULID.
+    pub fn ulid(&self) -> Option<Ulid> {
+        Ulid::from_string(&self.id).ok()
+    }
+
+    /// The client secret: required for the `client_secret_*` methods, refused for `none`.
+    pub fn load_client_secret(&self) -> Result<Option<String>, ProviderSecretError> {
+        let secret = secret::read_optional(
+            "client_secret",
+            self.client_secret.as_deref(),
+            self.client_secret_file.as_deref(),
+        )?;
+        match (self.token_endpoint_auth_method, secret) {
+            (TokenAuthMethod::None, Some(_)) => Err(ProviderSecretError::SecretOnPublicClient),
+            (TokenAuthMethod::None, None) => Ok(None),
+            (_, None) => Err(SecretError::Missing("client_secret").into()),
+            (_, Some(secret)) if secret.is_empty() => {
+                Err(SecretError::Invalid("the client secret is empty".to_owned()).into())
+            }
+            (_, Some(secret)) => Ok(Some(secret)),
+        }
+    }
+
+    /// Checks this provider, reporting under `path` (`upstream_oauth2.providers[0]`).
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        if self.ulid().is_none() {
+            problems.push(format!("{path}.id"), format!("{:?} is not a ULID", self.id));
+        }
+        match self.issuer.as_deref().map(Url::parse) {
+            None => problems.push(
+                format!("{path}.issuer"),
+                "required (ID tokens are checked against it)",
+            ),
+            Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            Some(_) => problems.push(format!("{path}.issuer"), "must be an http(s) URL"),
+        }
+        if self.client_id.is_empty() {
+            problems.push(format!("{path}.client_id"), "must not be empty");
+        }
+        if self.token_endpoint_auth_method.is_supported() {
+            match self.load_client_secret() {
+                Ok(_) => {}
+                Err(ProviderSecretError::Secret(error)) => {
+                    error.report(problems, path, "client_secret");
+                }
+                Err(error) => problems.push(format!("{path}.client_secret"), error.to_string()),
+            }
+        } else {
+            problems.push(
+                format!("{path}.token_endpoint_auth_method"),
+                format!(
+                    "{} is not supported (use client_secret_basic, client_secret_post or none)",
+                    self.token_endpoint_auth_method.as_str()
+                ),
+            );
+        }
+        self.validate_unsupported(path, problems);
+        if !matches!(
+            self.id_token_signed_response_alg.as_str(),
+            "RS256" | "ES256"
+        ) {
+            problems.push(
+                format!("{path}.id_token_signed_response_alg"),
+                format!(
+                    "{:?} is not supported (RS256 or ES256)",
+                    self.id_token_signed_response_alg
+                ),
+            );
+        }
+        if !self.scope.split(' ').any(|scope| scope == "openid") {
+            problems.push(format!("{path}.scope"), "must contain openid");
+        }
+        self.validate_endpoints(path, problems);
+        for (name, template) in &self.additional_authorization_parameters {
+            check_template(
+                problems,
+                &format!("{path}.additional_authorization_parameters.{name}"),
+                Some(template),
+            );
+        }
+        self.claims_imports
+            .validate(&format!("{path}.claims_imports"), problems);
+    }
+
+    fn validate_unsupported(&self, path: &str, problems: &mut Problems) {
+        if self.token_endpoint_auth_signing_alg.is_some() {
+            problems.push(
+                format!("{path}.token_endpoint_auth_signing_alg"),
+                "not supported (JWT client authentication is not implemented)",
+            );
+        }
+        if self.userinfo_signed_response_alg.is_some() {
+            problems.push(
+                format!("{path}.userinfo_signed_response_alg"),
+                "not supported (userinfo must be plain JSON)",
+            );
+        }
+        if self.on_backchannel_logout != BackchannelLogout::DoNothing {
+            problems.push(
+                format!("{path}.on_backchannel_logout"),
+                "not supported (only do_nothing)",
+            );
+        }
+        if self.registration_token_required {
+            problems.push(
+                format!("{path}.registration_token_required"),
+                "not supported (must be false)",
+            );
+        }
+    }
+
+    fn validate_endpoints(&self, path: &str, problems: &mut Problems) {
+        let endpoints = [
+            ("authorization_endpoint", &self.authorization_endpoint),
+            ("token_endpoint", &self.token_endpoint),
+            ("userinfo_endpoint", &self.userinfo_endpoint),
+            ("jwks_uri", &self.jwks_uri),
+        ];
+        for (name, url) in endpoints {
+            match url {
+                Some(url) if !matches!(url.scheme(), "http" | "https") => {
+                    problems.push(format!("{path}.{name}"), "must be an http(s) URL");
+                }
+                None if self.discovery_mode == DiscoveryMode::Disabled
+                    && (name != "userinfo_endpoint" || self.fetch_userinfo) =>
+                {
+                    problems.push(
+                        format!("{path}.{name}"),
+                        "required when discovery_mode is disabled",
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl ClaimsImportsConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        check_template(
+            problems,
+            &format!("{path}.subject.template"),
+            self.subject.template.as_deref(),
+        );
+        check_template(
+            problems,
+            &format!("{path}.localpart.template"),
+            self.localpart.template.as_deref(),
+        );
+        check_template(
+            problems,
+            &format!("{path}.displayname.template"),
+            self.displayname.template.as_deref(),
+        );
+        check_template(
+            problems,
+            &format!("{path}.email.template"),
+            self.email.template.as_deref(),
+        );
+        check_template(
+            problems,
+            &format!("{path}.account_name.template"),
+            self.account_name.template.as_deref(),
+        );
+        if self.skip_confirmation {
+            if self.localpart.action != ImportAction::Require {
+                problems.push(
+                    format!("{path}.skip_confirmation"),
+                    "needs localpart.action: require",
+                );
+            }
+            let suggests = [
+                ("localpart", self.localpart.action),
+                ("displayname", self.displayname.action),
+                ("email", self.email.action),
+            ]
+            .into_iter()
+            .filter(|(_, action)| *action == ImportAction::Suggest);
+            for (name, _) in suggests {
+                problems.push(
+                    format!("{path}.{name}.action"),
+                    "suggest needs the confirmation page (skip_confirmation is true)",
+                );
+            }
+        }
+    }
+}
+
+/// Reports a template that does not compile.
+fn check_template(problems: &mut Problems, path: &str, template: Option<&str>) {
+    if let Some(template) = template
+        && let Err(error) = minijinja::Environment::new().template_from_str(template)
+    {
+        problems.push(path, format!("invalid template: {error}"));
+    }
+}
+
+/// Checks every provider; duplicated ids are reported too.
+pub(crate) fn validate(config: &UpstreamOAuth2Config, problems: &mut Problems) {
+    let mut seen = BTreeSet::new();
+    for (index, provider) in config.providers.iter().enumerate() {
+        let path = format!("upstream_oauth2.providers[{index}]");
+        if !seen.insert(provider.id.as_str()) {
+            problems.push(format!("{path}.id"), "the same id is used twice");
+        }
+        provider.validate(&path, problems);
+    }
+}
+
+/// Replaces inline secrets with a placeholder.
+pub(crate) fn redact(config: &mut UpstreamOAuth2Config) {
+    for provider in &mut config.providers {
+        if provider.client_secret.is_some() {
+            provider.client_secret = Some(REDACTED.to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

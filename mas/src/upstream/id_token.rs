@@ -1,0 +1,194 @@
+//! ID token validation (OpenID Connect Core §3.1.3.7): the signature against the provider's
+//! JWKS (cached; refetched once, at most once a minute, when a token names an unknown `kid`),
+//! the configured algorithm, `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` with a 30 s leeway on the
+//! injected clock, `nonce`, and `at_hash` when present.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::discovery::{Endpoints, same_issuer};
+use super::fetch::{self, FetchError};
+use super::{DiscoveryError, IdTokenError, Provider, UpstreamError};
+use crate::crypto::jwk::unb64;
+use crate::crypto::{Jwks, JwtError, jwt, oidc_hash};
+
+/// Clock skew tolerated on `exp`, `nbf`.
+const LEEWAY_SECS: i64 = 30;
+/// The JWKS is refetched for an unknown `kid` at most this often.
+const JWKS_REFETCH_INTERVAL_MS: i64 = 60 * 1000;
+
+/// The provider's keys and when they were fetched.
+#[derive(Debug, Default)]
+pub(super) struct JwksCache {
+    jwks: Option<Arc<Jwks>>,
+    fetched_at_ms: i64,
+}
+
+/// The JOSE header fields we read.
+#[derive(Debug, Deserialize)]
+struct Header {
+    alg: String,
+}
+
+impl Provider {
+    /// Validates `id_token` and returns its claims.
+    pub(super) async fn validate_id_token(
+        &self,
+        endpoints: &Endpoints,
+        id_token: &str,
+        access_token: &str,
+        nonce: &str,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let header = id_token.split('.').next().unwrap_or_default();
+        let header: Header = unb64(header)
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(IdTokenError::Malformed)?;
+        if header.alg != self.id_token_alg.as_str() {
+            return Err(IdTokenError::Algorithm {
+                expected: self.id_token_alg.as_str(),
+                found: header.alg,
+            }
+            .into());
+        }
+        let claims = self.verify_signature(endpoints, id_token).await?;
+        self.check_claims(&claims, access_token, nonce)?;
+        Ok(claims)
+    }
+
+    /// Checks the signature, refetching the JWKS once for an unknown key.
+    async fn verify_signature(
+        &self,
+        endpoints: &Endpoints,
+        id_token: &str,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let jwks = self.jwks(endpoints, None).await?;
+        match jwt::verify(&jwks, id_token) {
+            Err(JwtError::UnknownKey) => {}
+            other => return other.map_err(|error| signature_error(&error).into()),
+        }
+        let fresh = self.jwks(endpoints, Some(&jwks)).await?;
+        if Arc::ptr_eq(&fresh, &jwks) {
+            // Refetched too recently: refuse rather than hammer the provider.
+            return Err(IdTokenError::UnknownKey.into());
+        }
+        jwt::verify(&fresh, id_token).map_err(|error| signature_error(&error).into())
+    }
+
+    /// The cached JWKS, fetched when there is none. With `stale` (the set that lacked a key),
+    /// refetches unless that happened less than a minute ago (then the cached set is returned).
+    async fn jwks(
+        &self,
+        endpoints: &Endpoints,
+        stale: Option<&Arc<Jwks>>,
+    ) -> Result<Arc<Jwks>, UpstreamError> {
+        let mut cache = self.jwks.lock().await;
+        let now = self.clock.now_unix_ms();
+        if let Some(jwks) = &cache.jwks {
+            let refetch = stale.is_some_and(|stale| {
+                Arc::ptr_eq(stale, jwks)
+                    && now.saturating_sub(cache.fetched_at_ms) >= JWKS_REFETCH_INTERVAL_MS
+            });
+            if !refetch {
+                return Ok(jwks.clone());
+            }
+        }
+        let jwks: Jwks = match fetch::get_json(&self.http, "jwks", &endpoints.jwks_uri).await {
+            Ok(jwks) => jwks,
+            Err(FetchError::Unreachable(error)) => return Err(error),
+            Err(FetchError::Status(status)) => {
+                return Err(DiscoveryError::Status {
+                    what: "jwks",
+                    status,
+                }
+                .into());
+            }
+            Err(FetchError::Json(message)) => {
+                return Err(DiscoveryError::Json {
+                    what: "jwks",
+                    message,
+                }
+                .into());
+            }
+        };
+        tracing::debug!(provider = %self.id, keys = jwks.keys.len(), "fetched the provider's JWKS");
+        let jwks = Arc::new(jwks);
+        cache.jwks = Some(jwks.clone());
+        cache.fetched_at_ms = now;
+        Ok(jwks)
+    }
+
+    /// The claim checks after the signature.
+    fn check_claims(
+        &self,
+        claims: &Map<String, Value>,
+        access_token: &str,
+        nonce: &str,
+    ) -> Result<(), IdTokenError> {
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !same_issuer(&self.issuer, iss) {
+            return Err(IdTokenError::Issuer {
+                expected: self.issuer.clone(),
+                found: iss.to_owned(),
+            });
+        }
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(aud)) => vec![aud.as_str()],
+            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if !audiences.contains(&self.client_id.as_str()) {
+            return Err(IdTokenError::Audience);
+        }
+        let azp = claims.get("azp").and_then(Value::as_str);
+        if (audiences.len() > 1 || azp.is_some()) && azp != Some(self.client_id.as_str()) {
+            return Err(IdTokenError::AuthorizedParty);
+        }
+        let now = self.clock.now_unix_ms() / 1000;
+        let exp = claims.get("exp").and_then(Value::as_i64);
+        if exp.is_none_or(|exp| now >= exp.saturating_add(LEEWAY_SECS)) {
+            return Err(IdTokenError::Expired);
+        }
+        if claims.get("iat").and_then(Value::as_i64).is_none() {
+            return Err(IdTokenError::MissingIssuedAt);
+        }
+        if let Some(nbf) = claims.get("nbf")
+            && nbf
+                .as_i64()
+                .is_none_or(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+        {
+            return Err(IdTokenError::NotYetValid);
+        }
+        let token_nonce = claims.get("nonce").and_then(Value::as_str);
+        if token_nonce.is_none_or(|token_nonce| {
+            !crate::crypto::constant_time_eq(token_nonce.as_bytes(), nonce.as_bytes())
+        }) {
+            return Err(IdTokenError::Nonce);
+        }
+        if let Some(at_hash) = claims.get("at_hash")
+            && at_hash.as_str() != Some(oidc_hash(self.id_token_alg, access_token).as_str())
+        {
+            return Err(IdTokenError::AccessTokenHash);
+        }
+        if claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(IdTokenError::MissingSubject);
+        }
+        Ok(())
+    }
+}
+
+fn signature_error(error: &JwtError) -> IdTokenError {
+    match error {
+        JwtError::UnknownKey => IdTokenError::UnknownKey,
+        JwtError::BadSignature => IdTokenError::Signature,
+        _ => IdTokenError::Malformed,
+    }
+}

@@ -1,0 +1,1 @@
+//! In-process fake OpenID provider for tests (filled in below).
