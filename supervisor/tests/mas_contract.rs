@@ -59,3 +59,79 @@ fn rendered_mas_config_loads_on_postgres_with_mail_and_sso_env() {
     let config = load_and_validate(&yaml);
     assert_eq!(config.matrix.homeserver, "example.com");
 }
+
+#[test]
+fn rendered_mas_config_with_the_platform_provider_loads_and_validates() {
+    let vars = [
+        ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+        ("CLOUDRON_OIDC_ISSUER", "https://my.example.com"),
+        ("CLOUDRON_OIDC_CLIENT_ID", "cid"),
+        ("CLOUDRON_OIDC_CLIENT_SECRET", "csecret"),
+        ("CLOUDRON_OIDC_PROVIDER_NAME", "Example Cloud"),
+        (
+            "CLOUDRON_OIDC_AUTH_ENDPOINT",
+            "https://my.example.com/openid/auth",
+        ),
+        (
+            "CLOUDRON_OIDC_TOKEN_ENDPOINT",
+            "https://my.example.com/openid/token",
+        ),
+        (
+            "CLOUDRON_OIDC_KEYS_ENDPOINT",
+            "https://my.example.com/openid/jwks",
+        ),
+        (
+            "CLOUDRON_OIDC_PROFILE_ENDPOINT",
+            "https://my.example.com/openid/me",
+        ),
+    ];
+    let (_tmp, yaml) = render_for(&vars);
+    let config = load_and_validate(&yaml);
+    let providers = &config.upstream_oauth2.providers;
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].id, supervisor::render::CLOUDRON_PROVIDER_ID);
+    assert_eq!(providers[0].client_id, "cid");
+    assert!(!config.passwords.enabled, "SSO-only by default");
+}
+
+#[test]
+fn rendered_mas_config_with_operator_providers_after_the_platform_one_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("config")).unwrap();
+    std::fs::write(
+        data.join("config/mas.yaml"),
+        "upstream_oauth2:\n  providers:\n    - id: 01HQW90Z35CMXFJWQPHC3BGZGQ\n      issuer: https://accounts.example.org\n      client_id: op\n      client_secret: op-secret\n      scope: openid\n",
+    )
+    .unwrap();
+    let map: BTreeMap<String, String> = [
+        ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+        ("CLOUDRON_OIDC_ISSUER", "https://my.example.com"),
+        ("CLOUDRON_OIDC_CLIENT_ID", "cid"),
+        ("CLOUDRON_OIDC_CLIENT_SECRET", "csecret"),
+        ("APPLIANCE_PASSWORD_LOGIN", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let env = Env::parse(&map, Path::new("/")).unwrap();
+    let layout = Layout::new(&data, &tmp.path().join("run"));
+    let pin = state::check(&layout, &env).unwrap();
+    secrets::ensure_secrets(&layout, &mut rand::rngs::OsRng).unwrap();
+    let rendered = render::render(&env, &layout, pin.server_name()).unwrap();
+    let config = load_and_validate(&rendered.mas);
+    let ids: Vec<&str> = config
+        .upstream_oauth2
+        .providers
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            supervisor::render::CLOUDRON_PROVIDER_ID,
+            "01HQW90Z35CMXFJWQPHC3BGZGQ"
+        ]
+    );
+    assert!(config.passwords.enabled);
+}
