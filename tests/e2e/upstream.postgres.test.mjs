@@ -1,0 +1,4 @@
+// The platform-SSO suite (upstream.suite.mjs) on PostgreSQL.
+import { upstreamSuite } from './upstream.suite.mjs';
+
+upstreamSuite('postgres');

@@ -1,0 +1,466 @@
+// Platform SSO (issue 5): the platform's OIDC provider as MAS's upstream provider, end to end.
+// A real provider (npm oidc-provider, tests/lib/idp.mjs) on loopback plays the platform; the
+// appliance starts with the CLOUDRON_OIDC_* variables pointing at it (issuer, client, secret,
+// name and the explicit endpoints, as the platform sets them), with real Synapse, and people sign
+// in in headless Chromium:
+//
+// - SSO-only (the default with the platform provider): MAS's login page sends the browser
+//   straight to the provider (code flow, state, nonce, PKCE S256, client_secret_basic, the
+//   callback ORIGIN/auth/upstream/callback/01J00000000000000000PR0V1D); compat GET /login offers
+//   no m.login.password and refuses one with 400 M_UNKNOWN;
+// - an Element-X-style authorization (code + PKCE + the Matrix device scope) completed by signing
+//   in at the provider: whoami is @<preferred_username>:<server_name>; the display name and the
+//   verified email are imported (Synapse's profile and 3pid APIs); a second sign-in from another
+//   browser maps to the same user (by subject) and creates no other;
+// - legacy m.login.sso through the provider → m.login.token → whoami;
+// - refused, each with its page and status, and with nothing created (no MAS user, no upstream
+//   link, no Synapse account): an ID token with a wrong nonce, signed by another key, with a wrong
+//   issuer, a wrong audience, expired; the provider down when MAS redeems the code; a localpart
+//   taken by a local user made first with `manage register-user` (409); plus a missing required
+//   claim, a cancelled sign-in and a replayed callback;
+// - with APPLIANCE_PASSWORD_LOGIN=true both are offered (the login form and the provider's
+//   button, m.login.password and m.login.sso); an appliance whose provider cannot be reached
+//   starts, and its login page ends on the "provider unreachable" page (502), not a 500.
+//
+// upstream.<backend>.test.mjs run it once per backend.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe } from 'node:test';
+import { Browser, browserSkipReason, reEscape } from '../lib/browser.mjs';
+import { skipReason, synapsePython } from '../lib/config.mjs';
+import { Harness } from '../lib/harness.mjs';
+import { request, waitFor } from '../lib/http.mjs';
+import { PLATFORM_PROVIDER_ID, TestIdp } from '../lib/idp.mjs';
+import { baseUrlOf, expectMatrixError, matrixClient, passwordLogin, tokenLogin } from '../lib/matrix.mjs';
+import {
+  LoopbackCallback,
+  Recorder,
+  authorizationRequest,
+  manage,
+  matrixScopes,
+  oidc,
+  randomAlnum,
+  recordedTest,
+  registerClient,
+  registerUser,
+  serverNameOf,
+  whoami,
+} from '../lib/oidc.mjs';
+import { queryDatabase } from '../lib/pg.mjs';
+
+const CALLBACK_PATH = `/auth/upstream/callback/${PLATFORM_PROVIDER_ID}`;
+
+/** What Element X sends when it registers (with a loopback redirect). */
+function elementXMetadata(redirectUri) {
+  return {
+    client_name: 'Element X (e2e)',
+    client_uri: 'https://element-e2e.example.org/',
+    application_type: 'native',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  };
+}
+
+/**
+ * Rows from MAS's database (SQLite file in the data dir, or schema `mas` of the appliance's
+ * PostgreSQL database). `sql` uses $1-style placeholders.
+ */
+async function masRows(app, sql, params = []) {
+  if (app.backend === 'postgres') {
+    return (await queryDatabase(app.dbName, sql.replace(/\b(FROM|JOIN)\s+(\w+)/gi, '$1 mas.$2'), params)).map((r) => Object.values(r));
+  }
+  const db = path.join(app.dataDir, 'mas', 'mas.db');
+  const script = 'import json,sqlite3,sys\nc=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)\nprint(json.dumps([list(r) for r in c.execute(sys.argv[2],sys.argv[3:])]))';
+  const out = execFileSync(synapsePython, ['-c', script, db, sql.replace(/\$(\d+)/g, '?$1'), ...params.map(String)], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+/** What exists for `username` / upstream `subject`: MAS users, links, and the Synapse account. */
+async function traces(app, username, subject = username) {
+  const users = await masRows(app, 'SELECT user_id FROM users WHERE username = $1', [username]);
+  const links = await masRows(app, 'SELECT upstream_oauth_link_id, user_id FROM upstream_oauth_links WHERE upstream_oauth_provider_id = $1 AND subject = $2', [PLATFORM_PROVIDER_ID, subject]);
+  const synapse = await app.masApi('GET', `query_user?localpart=${encodeURIComponent(username)}`);
+  return { users: users.length, links: links.length, linkedUsers: links.filter((l) => l[1]).length, synapse: synapse.status };
+}
+
+/** Declares the platform-SSO tests on `backend`. */
+export function upstreamSuite(backend) {
+  const skip = skipReason(backend) || browserSkipReason();
+  describe(`${backend}: platform SSO through a real OIDC provider (Chromium, real Synapse)`, { skip }, () => {
+    const h = new Harness(`${backend}: upstream`);
+    let app;
+    let idp;
+    let serverName;
+    let callback;
+    let elementX;
+
+    before(async () => {
+      try {
+        app = await h.appliance(backend);
+        idp = await TestIdp.start(app.origin, { name: 'Test Cloud' });
+        h.defer(() => idp.stop());
+        h.watch({ name: 'test OIDC provider', dataDir: '-', logText: (n) => idp.logText(n) });
+        Object.assign(app.extraEnv, await idp.env());
+        app.start();
+        await app.waitHealthy();
+        serverName = serverNameOf(app);
+        callback = await LoopbackCallback.start();
+        h.defer(() => callback.close());
+      } catch (err) {
+        h.dump(err);
+        throw err;
+      }
+    }, { timeout: 180000 });
+
+    after(() => h.cleanup(), { timeout: 60000 });
+
+    const rec = new Recorder();
+    const check = recordedTest(h, rec);
+
+    /** A fresh browser (no MAS session, no provider session), closed at cleanup. */
+    async function freshBrowser(label) {
+      const b = await Browser.launch(`${backend}-${label}`);
+      h.defer(() => b.close());
+      return b;
+    }
+
+    /** Signs `account` in on the provider's page (it must come up). */
+    async function signInAtProvider(browser, account) {
+      await browser.step(`sign in at the provider as ${account.username}`, async (page) => {
+        await page.getByRole('heading', { name: `Sign in to ${idp.name}` }).waitFor();
+        assert.ok(page.url().startsWith(idp.issuer), `the provider's page is on the provider: ${page.url()}`);
+        await page.getByLabel('Username').fill(account.username);
+        await page.getByLabel('Password').fill(account.password);
+        await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      });
+    }
+
+    /**
+     * Element X's sign-in: registration, authorization with PKCE and the Matrix scopes (no
+     * openid), the provider's page when `account` is given (else the browser must already be
+     * signed in to MAS), MAS's consent page, the code redeemed. Returns { tokens, deviceId }.
+     */
+    async function elementXSignIn(rec, browser, account) {
+      const config = await registerClient(app, rec, elementXMetadata(callback.redirectUri));
+      elementX ??= config.clientMetadata().client_id;
+      const deviceId = randomAlnum(10);
+      const { api, device } = matrixScopes('stable', deviceId);
+      const req = await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: `${api} ${device}` });
+      const since = callback.received.length;
+      await browser.step('open the authorization URL', (page) => page.goto(String(req.url)));
+      if (account) await signInAtProvider(browser, account);
+      await browser.step('approve on MAS\'s consent page', async (page) => {
+        await page.getByRole('heading', { name: /wants to access your account/ }).waitFor();
+        assert.ok(!page.url().includes('/upstream/link/'), `no confirmation page with skip_confirmation: ${page.url()}`);
+        const text = (await page.locator('body').innerText()).replace(/\s+/g, ' ');
+        assert.ok(text.includes(deviceId), `the consent page shows the device ID ${deviceId}`);
+        await page.getByRole('button', { name: 'Continue', exact: true }).click();
+        await callback.next(since);
+      });
+      const callbackUrl = await callback.next(since);
+      assert.ok(!callbackUrl.searchParams.has('error'), `error at the client's callback: ${callbackUrl}`);
+      const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: req.verifier, expectedState: req.state });
+      return { tokens, deviceId, config };
+    }
+
+    /**
+     * A sign-in that MAS must refuse: a fresh browser opens MAS's login page (SSO-only: straight
+     * to the provider), signs `account` in there, and the callback must answer `status` with a
+     * page matching `text`. `beforeCallback(route)` runs when the browser is about to call back.
+     * Returns { status, text }.
+     */
+    async function refusedSignIn(label, account, { status, text, beforeCallback }) {
+      const browser = await freshBrowser(label);
+      const page = await browser.page();
+      if (beforeCallback) {
+        await page.route(`**${CALLBACK_PATH}**`, async (route) => {
+          await beforeCallback();
+          await route.continue();
+        });
+      }
+      const answered = page.waitForResponse((r) => r.url().includes(CALLBACK_PATH) && r.request().isNavigationRequest(), { timeout: 60000 });
+      await browser.step('open MAS\'s login page', (p) => p.goto(`${app.origin}/auth/login`));
+      await signInAtProvider(browser, account);
+      const res = await browser.step('MAS answers the callback', () => answered);
+      const outcome = await browser.step(`the ${status} page`, async (p) => {
+        await p.waitForLoadState();
+        const body = (await p.locator('body').innerText()).replace(/\s+/g, ' ');
+        assert.equal(res.status(), status, `the callback's status (page: ${body.slice(0, 500)})`);
+        assert.match(body, text);
+        assert.doesNotMatch(body, /internal server error/i);
+        return { status: res.status(), text: body };
+      });
+      return outcome;
+    }
+
+    /** Asserts nothing exists for `username`. */
+    async function assertNothingCreated(username, what) {
+      const t = await traces(app, username);
+      assert.deepEqual(t, { users: 0, links: 0, linkedUsers: 0, synapse: 404 }, `${what}: nothing may be created for ${username}`);
+    }
+
+    check('SSO-only: MAS\'s login page redirects straight to the provider with code, state, nonce, PKCE S256 and the exact callback', async (rec) => {
+      const login = await rec.send(app.url('/auth/login'));
+      assert.equal(login.status, 302, `GET /auth/login: ${login.status} ${login.body.slice(0, 300)}`);
+      const to = new URL(login.headers.location, app.origin);
+      assert.equal(to.pathname, `/auth/upstream/authorize/${PLATFORM_PROVIDER_ID}`);
+      const authorize = await rec.send(to.href.replace(app.origin, baseUrlOf(app)));
+      assert.ok([302, 303].includes(authorize.status), `authorize: ${authorize.status} ${authorize.body.slice(0, 300)}`);
+      const at = new URL(authorize.headers.location);
+      assert.equal(`${at.origin}${at.pathname}`, `${idp.issuer}/auth`);
+      const q = Object.fromEntries(at.searchParams);
+      assert.equal(q.response_type, 'code');
+      assert.equal(q.client_id, idp.clientId);
+      assert.equal(q.redirect_uri, `${app.origin}${CALLBACK_PATH}`);
+      assert.deepEqual(q.scope.split(' ').sort(), ['email', 'openid', 'profile']);
+      assert.equal(q.code_challenge_method, 'S256');
+      assert.ok(q.state && q.nonce && q.code_challenge, JSON.stringify(q));
+      const cookies = [authorize.headers['set-cookie'] ?? []].flat().join('\n');
+      assert.match(cookies, /upstream-oauth2-sessions=/, 'the browser is bound with the sessions cookie');
+      assert.match(cookies, /HttpOnly/i);
+      assert.match(cookies, /SameSite=Lax/i);
+    });
+
+    check('SSO-only: compat GET /login lists m.login.sso and m.login.token, no m.login.password; POST m.login.password is 400 M_UNKNOWN', async (rec) => {
+      const flows = (await matrixClient(app, rec).loginFlows()).flows.map((f) => f.type);
+      assert.ok(flows.includes('m.login.sso') && flows.includes('m.login.token'), JSON.stringify(flows));
+      assert.ok(!flows.includes('m.login.password'), `m.login.password offered in SSO-only mode: ${JSON.stringify(flows)}`);
+      const err = await expectMatrixError('m.login.password in SSO-only mode', () => passwordLogin(app, rec, { username: 'nobody', password: 'whatever-123' }));
+      assert.equal(err.httpStatus, 400, `${err.httpStatus} ${err.errcode} ${err.message}`);
+      assert.equal(err.errcode, 'M_UNKNOWN', err.message);
+    });
+
+    let alice;
+    let aliceUserId;
+
+    check('Element X: authorization (code + PKCE + device scope) completed at the provider → whoami is @<preferred_username>:<server_name>; profile and verified email imported', async (rec) => {
+      alice = idp.addAccount({ username: 'alice', name: 'Alice Liddell', email: 'alice@wonderland.example' });
+      const browser = await freshBrowser('alice');
+      const before = idp.tokenRequests.length;
+      const { tokens, deviceId } = await elementXSignIn(rec, browser, alice);
+      const me = await whoami(app, rec, tokens.access_token);
+      assert.equal(me.status, 200, `whoami: ${me.body}`);
+      assert.deepEqual(me.json().user_id, `@alice:${serverName}`);
+      assert.equal(me.json().device_id, deviceId);
+
+      // What MAS did at the provider: PKCE, client_secret_basic, the exact redirect URI, userinfo.
+      const auth = idp.authorizations.at(-1);
+      assert.equal(auth.code_challenge_method, 'S256');
+      assert.equal(auth.redirect_uri, `${app.origin}${CALLBACK_PATH}`);
+      const tokenReq = idp.tokenRequests.slice(before).at(-1);
+      assert.deepEqual(
+        { status: tokenReq.status, basic: tokenReq.basic, inBody: tokenReq.clientSecretInBody, verifier: tokenReq.codeVerifier, redirect: tokenReq.redirectUri },
+        { status: 200, basic: true, inBody: false, verifier: true, redirect: `${app.origin}${CALLBACK_PATH}` },
+      );
+      assert.ok(idp.userinfoRequests.some((u) => u.bearer), 'userinfo fetched (fetch_userinfo: true)');
+
+      // One user, one link, the email stored as verified in MAS.
+      const t = await traces(app, 'alice');
+      assert.deepEqual(t, { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+      [[aliceUserId]] = await masRows(app, 'SELECT user_id FROM users WHERE username = $1', ['alice']);
+      const emails = await masRows(app, 'SELECT email FROM user_emails WHERE user_id = $1', [aliceUserId]);
+      assert.deepEqual(emails.map((e) => e[0]), ['alice@wonderland.example']);
+
+      // Synapse's profile and 3pid APIs show the imported display name and email (provisioning
+      // is a job: wait for it).
+      const mxid = `@alice:${serverName}`;
+      const auth2 = { headers: { authorization: `Bearer ${tokens.access_token}` } };
+      const profile = await waitFor('the display name in Synapse', async () => {
+        const r = await rec.send(app.url(`/_matrix/client/v3/profile/${encodeURIComponent(mxid)}`), auth2);
+        return r.status === 200 && r.json().displayname === 'Alice Liddell' && r.json();
+      });
+      assert.equal(profile.displayname, 'Alice Liddell');
+      const threepids = await waitFor('the email in Synapse', async () => {
+        const r = await rec.send(app.url('/_matrix/client/v3/account/3pid'), auth2);
+        return r.status === 200 && r.json().threepids?.length && r.json().threepids;
+      });
+      assert.deepEqual(threepids.map((t) => [t.medium, t.address]), [['email', 'alice@wonderland.example']]);
+    });
+
+    check('a second sign-in from another browser maps to the same user by subject, and creates no other', async (rec) => {
+      assert.ok(alice, 'needs the first sign-in');
+      const usersBefore = (await masRows(app, 'SELECT user_id FROM users')).length;
+      const browser = await freshBrowser('alice-2');
+      const { tokens, deviceId } = await elementXSignIn(rec, browser, alice);
+      const me = await whoami(app, rec, tokens.access_token);
+      assert.equal(me.status, 200, me.body);
+      assert.equal(me.json().user_id, `@alice:${serverName}`);
+      assert.equal(me.json().device_id, deviceId);
+      assert.equal((await masRows(app, 'SELECT user_id FROM users')).length, usersBefore, 'no new user');
+      assert.deepEqual(await traces(app, 'alice'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+      const [[userId]] = await masRows(app, 'SELECT user_id FROM upstream_oauth_links WHERE subject = $1', ['alice']);
+      assert.equal(userId, aliceUserId);
+    });
+
+    check('legacy m.login.sso through the provider → continue page → loginToken → m.login.token → whoami', async (rec) => {
+      const bob = idp.addAccount({ username: 'bob', name: 'Bob Builder' });
+      const browser = await freshBrowser('bob');
+      const redirectUrl = `${callback.redirectUri}?client_state=legacy`;
+      const since = callback.received.length;
+      const upstreamCallback = (await browser.page()).waitForResponse((r) => r.url().includes(CALLBACK_PATH), { timeout: 60000 });
+      await browser.step('open the client\'s SSO redirect URL', (page) => page.goto(matrixClient(app, rec).getSsoLoginUrl(redirectUrl, 'sso')));
+      await signInAtProvider(browser, bob);
+      await browser.step('continue to the application', async (page) => {
+        await page.waitForURL(/\/auth\/complete-compat-sso\//);
+        await page.getByRole('button', { name: 'Continue', exact: true }).click();
+        await callback.next(since);
+      });
+      const back = await callback.next(since);
+      assert.equal(back.searchParams.get('client_state'), 'legacy');
+      const loginToken = back.searchParams.get('loginToken');
+      assert.ok(loginToken, `no loginToken in ${back}`);
+      const login = await tokenLogin(app, rec, loginToken);
+      assert.equal(login.user_id, `@bob:${serverName}`);
+      const me = await matrixClient(app, rec, login).whoami();
+      assert.equal(me.user_id, `@bob:${serverName}`);
+      assert.equal(me.device_id, login.device_id);
+
+      // The provider's answer replayed in the same browser: its session is used up.
+      const used = (await upstreamCallback).url();
+      const replay = await browser.step('replay the provider\'s callback', (page) => page.goto(used));
+      assert.equal(replay.status(), 400, `a replayed callback: ${replay.status()}`);
+    });
+
+    check('legacy /login/sso/redirect/<provider id> goes straight to the provider', async (rec) => {
+      const res = await rec.send(app.url(`/_matrix/client/v3/login/sso/redirect/${PLATFORM_PROVIDER_ID}?redirectUrl=${encodeURIComponent(callback.redirectUri)}`));
+      assert.ok([302, 303, 307].includes(res.status), `${res.status} ${res.body.slice(0, 300)}`);
+      // Straight to the provider, or to MAS's authorize route for it (one more hop, no page).
+      let to = new URL(res.headers.location, app.origin);
+      for (let hops = 0; hops < 4 && to.origin !== idp.issuer; hops++) {
+        const next = await rec.send(to.href.replace(app.origin, baseUrlOf(app)));
+        assert.ok([302, 303, 307].includes(next.status), `${to}: ${next.status} ${next.body.slice(0, 300)}`);
+        to = new URL(next.headers.location, app.origin);
+      }
+      assert.equal(`${to.origin}${to.pathname}`, `${idp.issuer}/auth`);
+    });
+
+    // --- refused sign-ins: each with its page, nothing created ------------------------------
+
+    const badIdTokens = [
+      ['wrong-nonce', 'a wrong nonce'],
+      ['other-key', 'a signature by another key'],
+      ['wrong-iss', 'a wrong issuer'],
+      ['wrong-aud', 'a wrong audience'],
+      ['expired', 'an expired token'],
+    ];
+    for (const [mode, what] of badIdTokens) {
+      check(`an ID token with ${what} is refused (400, "could not verify"); nothing created`, async () => {
+        const username = `bad-${mode}`.replace(/[^a-z0-9]/g, '');
+        const account = idp.addAccount({ username });
+        const before = idp.tampered;
+        idp.tamper(mode);
+        try {
+          await refusedSignIn(username, account, { status: 400, text: new RegExp(`could not verify.*${reEscape(idp.name)}`, 'i') });
+        } finally {
+          idp.tamper(null);
+        }
+        assert.equal(idp.tampered, before + 1, 'MAS redeemed the code and got the rewritten ID token');
+        await assertNothingCreated(username, what);
+      });
+    }
+
+    check('the provider down when MAS redeems the code: 502 "unreachable" page; nothing created; fine again once it is back', async () => {
+      const account = idp.addAccount({ username: 'downer' });
+      try {
+        await refusedSignIn('downer', account, {
+          status: 502,
+          text: new RegExp(`${reEscape(idp.name)}.*(unreachable|could not be reached|not reachable|cannot be reached)|(unreachable|could not be reached|cannot be reached).*${reEscape(idp.name)}`, 'i'),
+          beforeCallback: () => idp.stop(),
+        });
+      } finally {
+        await idp.restart();
+      }
+      await assertNothingCreated('downer', 'provider down');
+    });
+
+    check('a localpart taken by a local user (`manage register-user`) is refused (409, names the username); nothing linked or created', async () => {
+      // A local account without a password (SSO-only mode has none), as an admin would make it.
+      await manage(app, 'register-user', 'carol', '--yes');
+      const account = idp.addAccount({ username: 'carol', name: 'Carol from the platform' });
+      await refusedSignIn('carol', account, { status: 409, text: /carol/ });
+      const t = await traces(app, 'carol');
+      assert.deepEqual(t, { users: 1, links: 0, linkedUsers: 0, synapse: 200 }, 'only the local carol, not linked');
+    });
+
+    check('a missing required claim (no preferred_username) is refused (400, names the claim); nothing created', async () => {
+      const account = idp.addAccount({ username: 'noname', omit: ['preferred_username'] });
+      await refusedSignIn('noname', account, { status: 400, text: /localpart|preferred_username|username/i });
+      await assertNothingCreated('noname', 'missing claim');
+    });
+
+    check('cancelling at the provider (access_denied) ends on the "cancelled" page (400); nothing created', async () => {
+      idp.addAccount({ username: 'canceller' });
+      const browser = await freshBrowser('canceller');
+      const page = await browser.page();
+      const answered = page.waitForResponse((r) => r.url().includes(CALLBACK_PATH), { timeout: 60000 });
+      await browser.step('open MAS\'s login page', (p) => p.goto(`${app.origin}/auth/login`));
+      await browser.step('cancel at the provider', async (p) => {
+        await p.getByRole('heading', { name: `Sign in to ${idp.name}` }).waitFor();
+        await p.getByRole('button', { name: 'Cancel', exact: true }).click();
+      });
+      const res = await answered;
+      assert.equal(res.status(), 400);
+      assert.match(await page.locator('body').innerText(), /cancel/i);
+      await assertNothingCreated('canceller', 'cancelled');
+    });
+
+    check('an unknown state in a browser without the sessions cookie is refused (400)', async (rec) => {
+      const res = await rec.send(app.url(`${CALLBACK_PATH}?code=abc&state=${randomAlnum(16)}`));
+      assert.equal(res.status, 400, `${res.status} ${res.body.slice(0, 300)}`);
+      assert.match(res.headers['content-type'] ?? '', /text\/html/);
+    });
+
+    // --- other configurations (restarts of the same appliance) ------------------------------
+
+    check('APPLIANCE_PASSWORD_LOGIN=true: the login page has the form and the provider\'s button; compat offers both; both work', async (rec) => {
+      await app.stop();
+      app.extraEnv.APPLIANCE_PASSWORD_LOGIN = 'true';
+      app.start();
+      await app.waitHealthy();
+      const dave = await registerUser(app, 'dave');
+
+      const flows = (await matrixClient(app, rec).loginFlows()).flows.map((f) => f.type);
+      assert.ok(flows.includes('m.login.password') && flows.includes('m.login.sso'), JSON.stringify(flows));
+      const login = await passwordLogin(app, rec, dave);
+      assert.equal(login.user_id, `@dave:${serverName}`);
+
+      const browser = await freshBrowser('both');
+      await browser.step('the login page shows the form and the button', async (page) => {
+        const res = await page.goto(`${app.origin}/auth/login`);
+        assert.equal(res.status(), 200);
+        await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+        await page.getByLabel('Username').waitFor();
+        await page.getByLabel('Password').waitFor();
+        await page.getByRole('link', { name: new RegExp(reEscape(idp.name)) }).or(page.getByRole('button', { name: new RegExp(reEscape(idp.name)) })).first().click();
+      });
+      await signInAtProvider(browser, alice);
+      await browser.step('signed in to MAS as alice', async (page) => {
+        await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
+        const text = await page.locator('body').innerText();
+        assert.match(text, /alice/);
+      });
+    });
+
+    check('a provider that cannot be reached: MAS still starts; its login page ends on the "unreachable" page (502), no 500', async (rec) => {
+      await app.stop();
+      delete app.extraEnv.APPLIANCE_PASSWORD_LOGIN;
+      for (const k of Object.keys(app.extraEnv)) if (k.startsWith('CLOUDRON_OIDC_')) delete app.extraEnv[k];
+      Object.assign(app.extraEnv, await idp.env({ unreachable: true, explicitEndpoints: false }));
+      app.start();
+      await app.waitHealthy();
+      const login = await rec.send(app.url('/auth/login'));
+      assert.equal(login.status, 302, `${login.status} ${login.body.slice(0, 300)}`);
+      const to = new URL(login.headers.location, app.origin);
+      const res = await request(to.href.replace(app.origin, baseUrlOf(app)));
+      assert.equal(res.status, 502, `authorize with the provider unreachable: ${res.status} ${res.body.slice(0, 500)}`);
+      assert.match(res.headers['content-type'] ?? '', /text\/html/);
+      assert.match(res.body, new RegExp(reEscape(idp.name)));
+      const line = app.log.find((l) => /provider_unreachable|discovery/.test(l.line) && /WARN/i.test(l.line));
+      assert.ok(line, 'a warn line with the reason in the log');
+      assert.doesNotMatch(line.line, new RegExp(reEscape(idp.clientSecret)), 'never the client secret');
+    });
+  });
+}
