@@ -1,9 +1,11 @@
 //! The `mas-cli` command line, with upstream's verbs so its documentation and habits carry
-//! over: `server`, `database migrate`, `config check|dump|generate`. Errors are `anyhow` here
-//! (and only here): they end as one line, `error: ...`, and exit status 1.
+//! over: `server`, `database migrate`, `config check|dump|generate`, `manage`, `doctor`.
+//! Errors are `anyhow` here (and only here): they end as one line, `error: ...`, and exit
+//! status 1.
 
 mod config;
 mod database;
+mod doctor;
 mod manage;
 mod server;
 
@@ -57,6 +59,8 @@ pub enum Command {
         #[command(subcommand)]
         command: manage::Command,
     },
+    /// Check the configuration and mail; `--send-test-email ADDRESS` proves delivery.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Entry point of the binary: parses arguments, sets up logging, runs the command and turns
@@ -67,7 +71,9 @@ pub fn main() -> ExitCode {
         Command::Config { .. } => telemetry::init(LogTarget::Stderr),
         Command::Server | Command::Database { .. } => telemetry::init(LogTarget::Stdout),
         // Its output is its result; logs only when asked for with RUST_LOG.
-        Command::Manage { .. } => telemetry::init_with_default(LogTarget::Stderr, "off"),
+        Command::Manage { .. } | Command::Doctor(_) => {
+            telemetry::init_with_default(LogTarget::Stderr, "off");
+        }
     }
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -97,6 +103,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         Command::Database { command } => database::run(command, &files).await,
         Command::Config { command } => config::run(command, &files),
         Command::Manage { command } => manage::run(command, &files).await,
+        Command::Doctor(args) => doctor::run(args, &files).await,
     }
 }
 

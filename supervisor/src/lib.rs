@@ -2,11 +2,13 @@
 //!
 //! `env` parses the environment, `paths` knows the layout, `secrets` and `state` keep what must
 //! persist, `render` writes the configs, `database` checks PostgreSQL, `child` and `supervise`
-//! run Synapse and MAS, `router` fronts them on the public port.
+//! run Synapse and MAS, `router` fronts them on the public port, `doctor` checks a running
+//! appliance.
 
 pub mod bootstrap;
 pub mod child;
 pub mod database;
+pub mod doctor;
 pub mod env;
 pub mod fsutil;
 pub mod paths;

@@ -1,7 +1,7 @@
 //! `appliance`: the supervisor binary (DESIGN §2).
 //!
-//! `run` is the container's entry point; `render`, `check`, `health` and `mas -- ARGS` are
-//! tools for the admin and the image's health check.
+//! `run` is the container's entry point; `render`, `check`, `health`, `doctor` and
+//! `mas -- ARGS` are tools for the admin and the image's health check.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,6 +39,13 @@ enum Command {
     Check,
     /// Exit 0 when /healthz on the public port answers 200 (for HEALTHCHECK).
     Health,
+    /// Check a running appliance: delegation, public login paths, versions, database locale,
+    /// free disk, secrets. One line per check; exit 1 when one failed.
+    Doctor {
+        /// Also send one test email to ADDRESS through MAS's mail path and say where it went.
+        #[arg(long, value_name = "ADDRESS")]
+        send_test_email: Option<String>,
+    },
     /// Run `mas-cli` with the appliance's rendered config: `appliance mas -- manage ...`.
     Mas {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
         Command::Render => render(&env, &layout),
         Command::Check => check(&env, &layout),
         Command::Health => health(&env),
+        Command::Doctor { send_test_email } => doctor(&env, &layout, send_test_email.as_deref()),
         Command::Mas { args } => mas(&env, &layout, &args),
     }
 }
@@ -92,6 +100,12 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
         database = if matches!(env.database, supervisor::env::Database::Sqlite) { "sqlite" } else { "postgres" },
         "starting"
     );
+    if env.mail.is_none() {
+        tracing::info!(
+            "mail is off (no CLOUDRON_MAIL_* variables): email verification, password recovery \
+             and Synapse notifications are unavailable"
+        );
+    }
     let python = env.synapse_python.clone().unwrap_or_default();
     let (migrate, services) = bootstrap::children(env, layout, &python);
     let rerender_env = env.clone();
@@ -189,6 +203,60 @@ fn health(env: &Env) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => report([format!("unhealthy: {url}: {e}")]),
+    }
+}
+
+/// `appliance doctor`: the checks, then (when asked) `mas-cli doctor --send-test-email` with
+/// the rendered config.
+fn doctor(env: &Env, layout: &Layout, send_test_email: Option<&str>) -> ExitCode {
+    let (server_name, pin_problem) = match supervisor::state::check(layout, env) {
+        Ok(pin) => (pin.server_name().to_owned(), None),
+        Err(e) => (env.server_name.clone(), Some(e.to_string())),
+    };
+    let mut checks = block_on(supervisor::doctor::run(env, layout, &server_name));
+    if let Some(problem) = pin_problem {
+        checks.insert(
+            0,
+            supervisor::doctor::Check {
+                ok: false,
+                text: format!("server name: {problem}"),
+            },
+        );
+    }
+    let mut ok = checks.iter().all(|c| c.ok);
+    {
+        let mut out = std::io::stdout().lock();
+        for check in &checks {
+            let _ = writeln!(out, "{check}");
+        }
+        let _ = out.flush();
+    }
+    if let Some(address) = send_test_email {
+        if !layout.mas_yaml().exists() && render_quietly(env, layout) != ExitCode::SUCCESS {
+            return ExitCode::FAILURE;
+        }
+        let status = std::process::Command::new(mas_cli())
+            .arg("-c")
+            .arg(layout.mas_yaml())
+            .args(["doctor", "--send-test-email", address])
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(_) => ok = false,
+            Err(e) => {
+                ok = false;
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "❌ test email: cannot run {}: {e}",
+                    mas_cli().display()
+                );
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

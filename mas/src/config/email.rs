@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Problems, REDACTED};
+use crate::email::{MailError, Mailer, SmtpSettings};
 
 /// The `email` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +31,10 @@ pub struct EmailConfig {
     /// SMTP: password, with `username`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// SMTP with `tls` or `starttls`: accept any certificate and host name (our extension,
+    /// for a relay on an internal network with a self-signed certificate; default false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accept_invalid_certs: bool,
     /// sendmail: the command (default `sendmail`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
@@ -47,6 +52,7 @@ impl Default for EmailConfig {
             port: None,
             username: None,
             password: None,
+            accept_invalid_certs: false,
             command: None,
         }
     }
@@ -89,6 +95,7 @@ impl EmailConfig {
             ("port", self.port.is_some()),
             ("username", self.username.is_some()),
             ("password", self.password.is_some()),
+            ("accept_invalid_certs", self.accept_invalid_certs),
         ];
         if self.transport == EmailTransport::Smtp {
             if self.mode.is_none() {
@@ -109,6 +116,35 @@ impl EmailConfig {
         }
         if self.command.is_some() && self.transport != EmailTransport::Sendmail {
             problems.push("email.command", "only applies to transport sendmail");
+        }
+    }
+
+    /// The runtime mailer for this (validated) section.
+    pub fn build_mailer(&self) -> Result<Mailer, MailError> {
+        match self.transport {
+            EmailTransport::Blackhole => Mailer::blackhole(&self.from, &self.reply_to),
+            EmailTransport::Sendmail => Mailer::sendmail(
+                self.command.as_deref().unwrap_or("sendmail"),
+                &self.from,
+                &self.reply_to,
+            ),
+            EmailTransport::Smtp => {
+                let hostname = self.hostname.as_deref().ok_or_else(|| {
+                    MailError::Setup("email.hostname is required with transport smtp".to_owned())
+                })?;
+                let mode = self.mode.ok_or_else(|| {
+                    MailError::Setup("email.mode is required with transport smtp".to_owned())
+                })?;
+                let credentials = self.username.as_deref().zip(self.password.as_deref());
+                let settings = SmtpSettings {
+                    hostname,
+                    port: self.port,
+                    mode,
+                    credentials,
+                    accept_invalid_certs: self.accept_invalid_certs,
+                };
+                Mailer::smtp(&settings, &self.from, &self.reply_to)
+            }
         }
     }
 

@@ -54,9 +54,11 @@ pub struct TurnContext {
 #[derive(Debug, Serialize)]
 pub struct MailContext {
     pub server: String,
-    /// The SMTPS port when given (implicit TLS), else the plain SMTP port.
+    /// The plain SMTP port when given (the platform disables TLS on it), else the SMTPS port.
     pub port: u16,
     pub implicit_tls: bool,
+    /// MAS `email.mode`: `plain` or `tls`.
+    pub mode: &'static str,
     pub username: Option<String>,
     pub password: Option<String>,
     /// `"Display Name" <from@example.com>`, or the bare address.
@@ -135,9 +137,11 @@ impl Context {
             secret: t.secret.clone(),
         });
         let mail = env.mail.as_ref().map(|m| {
-            let (port, implicit_tls) = match (m.smtps_port, m.smtp_port) {
-                (Some(p), _) => (p, true),
-                (None, Some(p)) => (p, false),
+            // platform.md §5.2: the plain port has TLS disabled and is the relay's main door;
+            // SMTPS only when no plain port is given.
+            let (port, implicit_tls) = match (m.smtp_port, m.smtps_port) {
+                (Some(p), _) => (p, false),
+                (None, Some(p)) => (p, true),
                 (None, None) => (25, false),
             };
             let from_header = match &m.from_display_name {
@@ -148,6 +152,7 @@ impl Context {
                 server: m.server.clone(),
                 port,
                 implicit_tls,
+                mode: if implicit_tls { "tls" } else { "plain" },
                 username: m.username.clone(),
                 password: m.password.clone(),
                 from_header,

@@ -1,0 +1,457 @@
+//! `appliance doctor`: checks what an admin gets wrong, one line per check, `✅` or `❌` with
+//! what to do. Is the appliance running; is delegation served on the server name's domain
+//! (the exact JSON expected); do the login paths reach MAS through the public origin; which
+//! Synapse and MAS run; is the PostgreSQL database's collation `C`; is there free disk on the
+//! data dir; are the secrets present with the right modes.
+//!
+//! Every network check has a short timeout and they run concurrently, so the doctor never hangs.
+//! It reads only: nothing is created, rendered or fixed here. The test email is `mas-cli
+//! doctor --send-test-email`, which `main.rs` runs with the rendered config.
+
+pub(crate) mod http;
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::env::{Database, Env};
+use crate::paths::{Layout, SECRET_FILES, mas_cli};
+
+/// Timeout of each network check.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Below this much free space on the data dir, the disk check fails.
+pub const MIN_FREE_BYTES: u64 = 1 << 30;
+/// The Synapse version the image and the tests pin (start/lib/versions.sh).
+const VERSIONS_SH: &str = include_str!("../../start/lib/versions.sh");
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    pub text: String,
+}
+
+impl Check {
+    fn pass(text: impl Into<String>) -> Self {
+        Check {
+            ok: true,
+            text: text.into(),
+        }
+    }
+
+    fn fail(text: impl Into<String>) -> Self {
+        Check {
+            ok: false,
+            text: text.into(),
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.ok { "✅" } else { "❌" };
+        write!(f, "{mark} {}", self.text)
+    }
+}
+
+/// Runs every check; `server_name` is the pinned one (or the derived one before the first
+/// start).
+pub async fn run(env: &Env, layout: &Layout, server_name: &str) -> Vec<Check> {
+    let running = appliance_running(env).await;
+    let is_running = running.ok;
+    let origin = env.origin_str();
+    let (server, client, login, discovery, synapse, mas, database) = tokio::join!(
+        well_known_server(env, server_name),
+        well_known_client(env, server_name),
+        login_path(&origin),
+        mas_discovery(&origin),
+        synapse_version(env, is_running),
+        mas_version(env, is_running),
+        database(env),
+    );
+    vec![
+        running,
+        server,
+        client,
+        login,
+        discovery,
+        synapse,
+        mas,
+        database,
+        free_disk(&layout.data),
+        secrets(layout),
+    ]
+}
+
+async fn appliance_running(env: &Env) -> Check {
+    let url = format!("http://127.0.0.1:{}/healthz", env.http_port);
+    let Ok(parsed) = Url::parse(&url) else {
+        return Check::fail(format!("bad health URL {url}"));
+    };
+    match http::get(&parsed, TIMEOUT).await {
+        Ok(f) if f.status.is_success() => {
+            Check::pass(format!("the appliance is running and healthy ({url})"))
+        }
+        Ok(f) => Check::fail(format!(
+            "the appliance is running but not healthy: {url} answered {} {}; read its log \
+             (`appliance run` output, on Cloudron the app's log view)",
+            f.status.as_u16(),
+            String::from_utf8_lossy(&f.body).trim()
+        )),
+        Err(e) => Check::fail(format!(
+            "the appliance is not running: nothing healthy answers on {url} ({e}); start it \
+             (`appliance run`, on Cloudron restart the app); the checks below that need it fail too"
+        )),
+    }
+}
+
+/// The base URL of the server name's domain: the origin itself when they are the same host.
+fn server_name_base(env: &Env, server_name: &str) -> String {
+    let host = server_name.split(':').next().unwrap_or(server_name);
+    if env.origin.host_str() == Some(host) {
+        env.origin_str()
+    } else {
+        format!("https://{host}")
+    }
+}
+
+/// The `/.well-known/matrix/server` body the router serves (DESIGN §3).
+pub fn expected_server(origin: &Url) -> Value {
+    let host = origin.host_str().unwrap_or("localhost");
+    let port = origin.port_or_known_default().unwrap_or(443);
+    json!({ "m.server": format!("{host}:{port}") })
+}
+
+/// The `/.well-known/matrix/client` body the router serves (DESIGN §3).
+pub fn expected_client(origin: &Url) -> Value {
+    let base = origin.origin().ascii_serialization();
+    json!({
+        "m.homeserver": { "base_url": base },
+        "org.matrix.msc2965.authentication": {
+            "issuer": format!("{base}/auth/"),
+            "account": format!("{base}/auth/account/"),
+        },
+    })
+}
+
+async fn well_known_server(env: &Env, server_name: &str) -> Check {
+    let url = format!(
+        "{}/.well-known/matrix/server",
+        server_name_base(env, server_name)
+    );
+    let expected = expected_server(&env.origin);
+    let fix = format!(
+        "serve exactly {expected} at {url} (on Cloudron: Domains → the server name's domain → \
+         Well Known locations, Matrix server = {}; see POSTINSTALL.md)",
+        expected["m.server"].as_str().unwrap_or_default()
+    );
+    match fetch_json(&url).await {
+        Ok(body) if body.get("m.server") == expected.get("m.server") => Check::pass(format!(
+            "federation delegation: {url} names {}",
+            expected["m.server"]
+        )),
+        Ok(body) => Check::fail(format!(
+            "federation delegation: {url} answers {body}; {fix}"
+        )),
+        Err(e) => Check::fail(format!("federation delegation: {url}: {e}; {fix}")),
+    }
+}
+
+async fn well_known_client(env: &Env, server_name: &str) -> Check {
+    let url = format!(
+        "{}/.well-known/matrix/client",
+        server_name_base(env, server_name)
+    );
+    let expected = expected_client(&env.origin);
+    let fix = format!(
+        "serve exactly {expected} at {url}, with the header Access-Control-Allow-Origin: * \
+         (on Cloudron: Domains → Well Known locations; see POSTINSTALL.md)"
+    );
+    let same = |body: &Value, path: &[&str]| {
+        let get = |v: &Value| path.iter().try_fold(v, |v, k| v.get(k)).cloned();
+        let strip = |v: Option<Value>| {
+            v.and_then(|v| v.as_str().map(|s| s.trim_end_matches('/').to_owned()))
+        };
+        strip(get(body)).is_some() && strip(get(body)) == strip(get(&expected))
+    };
+    match fetch_json(&url).await {
+        Ok(body)
+            if same(&body, &["m.homeserver", "base_url"])
+                && same(&body, &["org.matrix.msc2965.authentication", "issuer"]) =>
+        {
+            Check::pass(format!(
+                "client discovery: {url} names {} and the issuer {}",
+                expected["m.homeserver"]["base_url"],
+                expected["org.matrix.msc2965.authentication"]["issuer"]
+            ))
+        }
+        Ok(body) => Check::fail(format!("client discovery: {url} answers {body}; {fix}")),
+        Err(e) => Check::fail(format!("client discovery: {url}: {e}; {fix}")),
+    }
+}
+
+async fn login_path(origin: &str) -> Check {
+    let url = format!("{origin}/_matrix/client/v3/login");
+    let fix = "the platform's reverse proxy must forward every path of the origin to the \
+               appliance's public port (APPLIANCE_HTTP_PORT, 8000)";
+    match fetch_json(&url).await {
+        Ok(body)
+            if body
+                .get("flows")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty()) =>
+        {
+            let flows: Vec<&str> = body["flows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.get("type").and_then(Value::as_str))
+                .collect();
+            Check::pass(format!(
+                "login through the origin: {url} offers {}",
+                flows.join(", ")
+            ))
+        }
+        Ok(body) => Check::fail(format!(
+            "login through the origin: {url} answers {body}; {fix}"
+        )),
+        Err(e) => Check::fail(format!("login through the origin: {url}: {e}; {fix}")),
+    }
+}
+
+async fn mas_discovery(origin: &str) -> Check {
+    let url = format!("{origin}/auth/.well-known/openid-configuration");
+    let issuer = format!("{origin}/auth/");
+    match fetch_json(&url).await {
+        Ok(body) if body.get("issuer").and_then(Value::as_str) == Some(issuer.as_str()) => {
+            Check::pass(format!(
+                "MAS through the origin: {url} names the issuer {issuer}"
+            ))
+        }
+        Ok(body) => Check::fail(format!(
+            "MAS through the origin: {url} names the issuer {} instead of {issuer}; \
+             CLOUDRON_APP_ORIGIN must be the public origin users see",
+            body.get("issuer").unwrap_or(&Value::Null)
+        )),
+        Err(e) => Check::fail(format!(
+            "MAS through the origin: {url}: {e}; forward /auth/ on the origin to the appliance"
+        )),
+    }
+}
+
+/// `GET url` expecting a 2xx JSON answer.
+async fn fetch_json(url: &str) -> Result<Value, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+    let fetched = http::get(&parsed, TIMEOUT).await?;
+    if !fetched.status.is_success() {
+        return Err(format!(
+            "HTTP {} from {}",
+            fetched.status.as_u16(),
+            fetched.url
+        ));
+    }
+    fetched
+        .json()
+        .ok_or_else(|| format!("{} did not answer JSON", fetched.url))
+}
+
+/// The pinned Synapse version, from `start/lib/versions.sh`.
+pub fn pinned_synapse_version() -> Option<&'static str> {
+    VERSIONS_SH
+        .lines()
+        .find_map(|l| l.strip_prefix("SYNAPSE_VERSION="))
+        .map(str::trim)
+}
+
+async fn synapse_version(env: &Env, running: bool) -> Check {
+    if !running {
+        return Check::fail("Synapse version: unknown, the appliance is not running");
+    }
+    let url = format!(
+        "http://127.0.0.1:{}/_matrix/federation/v1/version",
+        env.synapse_port
+    );
+    let found = fetch_json(&url).await.map(|body| {
+        body.pointer("/server/version")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    });
+    match (found, pinned_synapse_version()) {
+        (Ok(version), Some(pinned)) if version == pinned => {
+            Check::pass(format!("Synapse {version} is up (the pinned version)"))
+        }
+        (Ok(version), Some(pinned)) => Check::fail(format!(
+            "Synapse {version} is up, but this release pins {pinned}; rebuild the venv \
+             (start/lib/venv.sh) or the image"
+        )),
+        (Ok(version), None) => Check::pass(format!("Synapse {version} is up")),
+        (Err(e), _) => Check::fail(format!(
+            "Synapse does not answer on 127.0.0.1:{}: {e}; read the `synapse` lines of the log",
+            env.synapse_port
+        )),
+    }
+}
+
+async fn mas_version(env: &Env, running: bool) -> Check {
+    let ours = env!("CARGO_PKG_VERSION");
+    let binary = mas_cli();
+    let version = tokio::time::timeout(
+        TIMEOUT,
+        tokio::process::Command::new(&binary)
+            .arg("--version")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await;
+    let version = match version {
+        Ok(Ok(out)) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("?")
+            .to_owned(),
+        Ok(Ok(out)) => {
+            return Check::fail(format!(
+                "MAS: {} --version failed ({})",
+                binary.display(),
+                out.status
+            ));
+        }
+        Ok(Err(e)) => {
+            return Check::fail(format!(
+                "MAS: cannot run {}: {e}; install mas-cli next to appliance",
+                binary.display()
+            ));
+        }
+        Err(_) => return Check::fail(format!("MAS: {} --version hung", binary.display())),
+    };
+    if version != ours {
+        return Check::fail(format!(
+            "MAS {version} does not match appliance {ours}; install both binaries from one build"
+        ));
+    }
+    if !running {
+        return Check::fail(format!(
+            "MAS {version}: not running, the appliance is not running"
+        ));
+    }
+    let url = format!("http://127.0.0.1:{}/auth/health", env.mas_port);
+    match fetch_status(&url).await {
+        Ok(()) => Check::pass(format!("MAS {version} is up ({url})")),
+        Err(e) => Check::fail(format!(
+            "MAS {version} does not answer {url}: {e}; read the `mas` lines of the log"
+        )),
+    }
+}
+
+async fn fetch_status(url: &str) -> Result<(), String> {
+    let parsed = Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+    let fetched = http::get(&parsed, TIMEOUT).await?;
+    if fetched.status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", fetched.status.as_u16()))
+    }
+}
+
+async fn database(env: &Env) -> Check {
+    match &env.database {
+        Database::Sqlite => Check::pass(
+            "database: embedded SQLite in the data dir (no PostgreSQL variables; fine for \
+             small servers)",
+        ),
+        Database::Postgres(pg) => match crate::database::check(pg, Duration::from_secs(3)).await {
+            Ok(()) => Check::pass(format!(
+                "database: PostgreSQL {} at {} has collation and ctype C",
+                pg.database,
+                pg.address()
+            )),
+            Err(e) => Check::fail(format!("database: {e}")),
+        },
+    }
+}
+
+/// Free space for unprivileged users on the file system of `dir`.
+pub fn free_bytes(dir: &Path) -> Result<u64, String> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| e.to_string())?;
+    #[expect(
+        clippy::useless_conversion,
+        reason = "the field types differ between targets (u32 or u64)"
+    )]
+    let free = u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size()));
+    Ok(free)
+}
+
+fn free_disk(data: &Path) -> Check {
+    check_free(data, free_bytes(data))
+}
+
+fn check_free(data: &Path, free: Result<u64, String>) -> Check {
+    const MIB: u64 = 1 << 20;
+    match free {
+        Ok(free) if free >= MIN_FREE_BYTES => Check::pass(format!(
+            "disk: {} MiB free on {}",
+            free / MIB,
+            data.display()
+        )),
+        Ok(free) => Check::fail(format!(
+            "disk: only {} MiB free on {} (under 1 GiB); free space or grow the volume: \
+             Synapse's media store and database grow there",
+            free / MIB,
+            data.display()
+        )),
+        Err(e) => Check::fail(format!(
+            "disk: cannot read the free space of {}: {e}; does the data dir exist?",
+            data.display()
+        )),
+    }
+}
+
+/// The secrets dir is 0700 and each secret exists with mode 0600.
+pub fn secrets(layout: &Layout) -> Check {
+    let dir = layout.secrets_dir();
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    let Ok(dir_mode) = mode(&dir) else {
+        return Check::fail(format!(
+            "secrets: {} does not exist; the appliance creates it on its first start \
+             (if this server ran before, restore the data dir from a backup)",
+            dir.display()
+        ));
+    };
+    let mut problems = Vec::new();
+    if dir_mode != 0o700 {
+        problems.push(format!("chmod 700 {} (it is {dir_mode:o})", dir.display()));
+    }
+    let mut missing = Vec::new();
+    for name in SECRET_FILES {
+        let path = dir.join(name);
+        match mode(&path) {
+            Ok(0o600) => {}
+            Ok(m) => problems.push(format!("chmod 600 {} (it is {m:o})", path.display())),
+            Err(_) => missing.push(name),
+        }
+    }
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{} missing: the next start generates new ones, which changes the server's \
+             identity and signs everyone out; restore them from a backup if this server ran before",
+            missing.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Check::pass(format!(
+            "secrets: all {} present, files 0600 and {} 0700",
+            SECRET_FILES.len(),
+            dir.display()
+        ))
+    } else {
+        Check::fail(format!("secrets: {}", problems.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests;
