@@ -13,10 +13,10 @@ use tower::ServiceExt as _;
 
 use super::{AppState, SiteConfig, build_router};
 use crate::clock::MockClock;
-use crate::config::HashingAlgorithm;
 use crate::config::{
     AccountConfig, BindConfig, EncryptionKey, ListenerConfig, LoadedKey, Resource,
 };
+use crate::config::{HashingAlgorithm, UpstreamOAuth2Config};
 use crate::crypto::encrypter::Encrypter;
 use crate::crypto::keys::SigningKey;
 use crate::crypto::keystore::Keystore;
@@ -66,8 +66,17 @@ pub(crate) fn appliance_listener() -> ListenerConfig {
 impl TestApp {
     /// A test app over `db` (migrated here).
     pub(crate) async fn new(db: Database) -> Self {
+        Self::with_upstream(db, MockClock::default(), &UpstreamOAuth2Config::default()).await
+    }
+
+    /// A test app over `db` with the upstream providers of `upstream` on `clock` (share it
+    /// with a `crate::upstream::testing::FakeProvider`).
+    pub(crate) async fn with_upstream(
+        db: Database,
+        clock: MockClock,
+        upstream: &UpstreamOAuth2Config,
+    ) -> Self {
         crate::storage::migrate(&db).await.unwrap();
-        let clock = MockClock::default();
         let homeserver = Arc::new(MockHomeserver::new(SERVER_NAME));
         let key = EncryptionKey([7; 32]);
         let public_base: url::Url = PUBLIC_BASE.parse().unwrap();
@@ -102,7 +111,11 @@ impl TestApp {
                     "127.0.0.0/8".to_owned(),
                 ]),
             }),
-            upstream: crate::upstream::UpstreamProviders::empty(),
+            upstream: crate::upstream::UpstreamProviders::from_config(
+                upstream,
+                Arc::new(clock.clone()),
+            )
+            .unwrap(),
         };
         let router = build_router(state.clone(), &appliance_listener());
         Self {

@@ -299,3 +299,6 @@ pub fn import_claims(
         account_name,
     })
 }
+
+#[cfg(test)]
+mod tests;
