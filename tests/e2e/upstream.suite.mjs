@@ -169,19 +169,14 @@ export function upstreamSuite(backend) {
     /**
      * A sign-in that MAS must refuse: a fresh browser opens MAS's login page (SSO-only: straight
      * to the provider), signs `account` in there, and the callback must answer `status` with a
-     * page matching `text`. `beforeCallback(route)` runs when the browser is about to call back.
-     * Returns { status, text }.
+     * page matching `text`, and MAS must log its refusal with `reason`. Returns { status, text }.
      */
-    async function refusedSignIn(label, account, { status, text, beforeCallback }) {
+    async function refusedSignIn(label, account, { status, text, reason }) {
+      const logMark = app.log.length;
       const browser = await freshBrowser(label);
       const page = await browser.page();
-      if (beforeCallback) {
-        await page.route(`**${CALLBACK_PATH}**`, async (route) => {
-          await beforeCallback();
-          await route.continue();
-        });
-      }
       const answered = page.waitForResponse((r) => r.url().includes(CALLBACK_PATH) && r.request().isNavigationRequest(), { timeout: 60000 });
+      answered.catch(() => {}); // awaited below; a failure before then must not be unhandled
       await browser.step('open MAS\'s login page', (p) => p.goto(`${app.origin}/auth/login`));
       await signInAtProvider(browser, account);
       const res = await browser.step('MAS answers the callback', () => answered);
@@ -193,7 +188,21 @@ export function upstreamSuite(backend) {
         assert.doesNotMatch(body, /internal server error/i);
         return { status: res.status(), text: body };
       });
+      if (reason) outcome.logLine = await assertRefusalLogged(reason, logMark);
       return outcome;
+    }
+
+    /**
+     * Asserts that MAS logged its one `warn` line for a refusal with `reason` (after log index
+     * `since`), naming the provider and never carrying the client secret.
+     */
+    async function assertRefusalLogged(reason, since) {
+      const line = await waitFor(`a warn line "upstream login refused" with reason ${reason}`, () =>
+        app.log.slice(since).find((l) => /upstream login refused/.test(l.line) && l.line.includes(reason)), { timeoutMs: 5000 });
+      assert.match(line.line, /WARN/i, line.line);
+      assert.ok(line.line.includes(PLATFORM_PROVIDER_ID), `the line names the provider: ${line.line}`);
+      assert.ok(!line.line.includes(idp.clientSecret), 'never the client secret');
+      return line.line;
     }
 
     /** Asserts nothing exists for `username`. */
@@ -301,6 +310,7 @@ export function upstreamSuite(backend) {
       const redirectUrl = `${callback.redirectUri}?client_state=legacy`;
       const since = callback.received.length;
       const upstreamCallback = (await browser.page()).waitForResponse((r) => r.url().includes(CALLBACK_PATH), { timeout: 60000 });
+      upstreamCallback.catch(() => {});
       await browser.step('open the client\'s SSO redirect URL', (page) => page.goto(matrixClient(app, rec).getSsoLoginUrl(redirectUrl, 'sso')));
       await signInAtProvider(browser, bob);
       await browser.step('continue to the application', async (page) => {
@@ -353,7 +363,7 @@ export function upstreamSuite(backend) {
         const before = idp.tampered;
         idp.tamper(mode);
         try {
-          await refusedSignIn(username, account, { status: 400, text: new RegExp(`could not verify.*${reEscape(idp.name)}`, 'i') });
+          await refusedSignIn(username, account, { status: 400, text: new RegExp(`could not verify.*${reEscape(idp.name)}`, 'i'), reason: 'id_token_invalid' });
         } finally {
           idp.tamper(null);
         }
@@ -364,38 +374,54 @@ export function upstreamSuite(backend) {
 
     check('the provider down when MAS redeems the code: 502 "unreachable" page; nothing created; fine again once it is back', async () => {
       const account = idp.addAccount({ username: 'downer' });
+      const tokenRequests = idp.tokenRequests.length;
+      idp.goDownAfterSignIn();
       try {
         await refusedSignIn('downer', account, {
           status: 502,
-          text: new RegExp(`${reEscape(idp.name)}.*(unreachable|could not be reached|not reachable|cannot be reached)|(unreachable|could not be reached|cannot be reached).*${reEscape(idp.name)}`, 'i'),
-          beforeCallback: () => idp.stop(),
+          text: new RegExp(`could not reach ${reEscape(idp.name)}`, 'i'),
+          reason: 'provider_unreachable',
         });
+        assert.equal(idp.up, false, 'the provider went down after sending the browser back');
       } finally {
+        idp.downAfterSignIn = false;
         await idp.restart();
       }
+      assert.equal(idp.tokenRequests.length, tokenRequests, 'the code was never redeemed');
       await assertNothingCreated('downer', 'provider down');
+
+      // Back up: the same person signs in fine (MAS did not cache the failure).
+      const browser = await freshBrowser('downer-again');
+      await browser.step('open MAS\'s login page', (p) => p.goto(`${app.origin}/auth/login`));
+      await signInAtProvider(browser, account);
+      await browser.step('signed in to MAS', (p) => p.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/')));
+      assert.deepEqual(await traces(app, 'downer'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
     });
 
     check('a localpart taken by a local user (`manage register-user`) is refused (409, names the username); nothing linked or created', async () => {
       // A local account without a password (SSO-only mode has none), as an admin would make it.
       await manage(app, 'register-user', 'carol', '--yes');
       const account = idp.addAccount({ username: 'carol', name: 'Carol from the platform' });
-      await refusedSignIn('carol', account, { status: 409, text: /carol/ });
+      const { text } = await refusedSignIn('carol', account, { status: 409, text: /already taken/i, reason: 'localpart_conflict' });
+      assert.match(text, /"carol"|carol/, 'the page names the username');
+      assert.match(text, /administrator.*link/i, 'the page says the admin can link it');
       const t = await traces(app, 'carol');
       assert.deepEqual(t, { users: 1, links: 0, linkedUsers: 0, synapse: 200 }, 'only the local carol, not linked');
     });
 
     check('a missing required claim (no preferred_username) is refused (400, names the claim); nothing created', async () => {
       const account = idp.addAccount({ username: 'noname', omit: ['preferred_username'] });
-      await refusedSignIn('noname', account, { status: 400, text: /localpart|preferred_username|username/i });
+      await refusedSignIn('noname', account, { status: 400, text: /did not send your username/i, reason: 'missing_claim' });
       await assertNothingCreated('noname', 'missing claim');
     });
 
     check('cancelling at the provider (access_denied) ends on the "cancelled" page (400); nothing created', async () => {
       idp.addAccount({ username: 'canceller' });
+      const logMark = app.log.length;
       const browser = await freshBrowser('canceller');
       const page = await browser.page();
       const answered = page.waitForResponse((r) => r.url().includes(CALLBACK_PATH), { timeout: 60000 });
+      answered.catch(() => {});
       await browser.step('open MAS\'s login page', (p) => p.goto(`${app.origin}/auth/login`));
       await browser.step('cancel at the provider', async (p) => {
         await p.getByRole('heading', { name: `Sign in to ${idp.name}` }).waitFor();
@@ -403,7 +429,8 @@ export function upstreamSuite(backend) {
       });
       const res = await answered;
       assert.equal(res.status(), 400);
-      assert.match(await page.locator('body').innerText(), /cancel/i);
+      assert.match(await page.locator('body').innerText(), /cancelled/i);
+      await assertRefusalLogged('cancelled', logMark);
       await assertNothingCreated('canceller', 'cancelled');
     });
 
@@ -436,12 +463,14 @@ export function upstreamSuite(backend) {
         await page.getByLabel('Password').waitFor();
         await page.getByRole('link', { name: new RegExp(reEscape(idp.name)) }).or(page.getByRole('button', { name: new RegExp(reEscape(idp.name)) })).first().click();
       });
-      await signInAtProvider(browser, alice);
-      await browser.step('signed in to MAS as alice', async (page) => {
+      const erin = idp.addAccount({ username: 'erin', name: 'Erin Both' });
+      await signInAtProvider(browser, erin);
+      await browser.step('signed in to MAS as erin', async (page) => {
         await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
         const text = await page.locator('body').innerText();
-        assert.match(text, /alice/);
+        assert.match(text, /erin/i);
       });
+      assert.deepEqual(await traces(app, 'erin'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
     });
 
     check('a provider that cannot be reached: MAS still starts; its login page ends on the "unreachable" page (502), no 500', async (rec) => {
@@ -449,6 +478,7 @@ export function upstreamSuite(backend) {
       delete app.extraEnv.APPLIANCE_PASSWORD_LOGIN;
       for (const k of Object.keys(app.extraEnv)) if (k.startsWith('CLOUDRON_OIDC_')) delete app.extraEnv[k];
       Object.assign(app.extraEnv, await idp.env({ unreachable: true, explicitEndpoints: false }));
+      const logMark = app.log.length;
       app.start();
       await app.waitHealthy();
       const login = await rec.send(app.url('/auth/login'));
@@ -457,10 +487,8 @@ export function upstreamSuite(backend) {
       const res = await request(to.href.replace(app.origin, baseUrlOf(app)));
       assert.equal(res.status, 502, `authorize with the provider unreachable: ${res.status} ${res.body.slice(0, 500)}`);
       assert.match(res.headers['content-type'] ?? '', /text\/html/);
-      assert.match(res.body, new RegExp(reEscape(idp.name)));
-      const line = app.log.find((l) => /provider_unreachable|discovery/.test(l.line) && /WARN/i.test(l.line));
-      assert.ok(line, 'a warn line with the reason in the log');
-      assert.doesNotMatch(line.line, new RegExp(reEscape(idp.clientSecret)), 'never the client secret');
+      assert.match(res.body, new RegExp(`could not reach ${reEscape(idp.name)}`));
+      await assertRefusalLogged('provider_unreachable', logMark);
     });
   });
 }

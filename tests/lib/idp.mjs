@@ -15,7 +15,9 @@
 //   `unknown-kid`, `wrong-iss`, `wrong-aud`, `expired`), re-signed with the provider's own private
 //   key where the point is not the signature (so only the one claim is wrong);
 // - `stop()` / `restart()`: the provider goes down (connections refused) and comes back on the
-//   same port; `env({ unreachable: true })` points every variable at a closed port instead;
+//   same port; `goDownAfterSignIn()`: it goes down the moment it has sent the browser back to
+//   the relying party with a code (so redeeming that code finds it unreachable);
+//   `env({ unreachable: true })` points every variable at a closed port instead;
 // - `onTokenRequest`: called before the token endpoint answers (e.g. to stop the provider then).
 //
 // What the relying party did is recorded (`authorizations`, `tokenRequests`, `userinfoRequests`,
@@ -107,6 +109,7 @@ export class TestIdp {
     this.jwksRequests = 0;
     this.discoveryRequests = 0;
     this.onTokenRequest = null;
+    this.downAfterSignIn = false;
     /** What happened, for failure reports (no secrets: codes and tokens are not recorded). */
     this.log = [];
     this.server = http.createServer();
@@ -279,6 +282,10 @@ export class TestIdp {
       await hook(ctx);
     }
     await next();
+    if (this.downAfterSignIn && ctx.response.get('location')?.startsWith(`${this.redirectUri}?`)) {
+      this.downAfterSignIn = false;
+      this.goDownAfter(ctx);
+    }
     if (path === '/me') this.note(`${ctx.method} /me → ${ctx.status}`);
     if (path === '/token' && ctx.method === 'POST') {
       const entry = {
@@ -391,6 +398,23 @@ ${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
     for (const s of this.sockets) s.destroy();
     await closed;
     this.note('stopped');
+  }
+
+  /** The next redirect back to the relying party with a code is the provider's last answer. */
+  goDownAfterSignIn() {
+    this.downAfterSignIn = true;
+  }
+
+  /**
+   * Stops accepting connections now and drops every open one (the relying party's pooled ones
+   * too) except the one answering `ctx`, which is dropped once that answer is sent.
+   */
+  goDownAfter(ctx) {
+    const own = ctx.req.socket;
+    this.server.close();
+    for (const s of this.sockets) if (s !== own) s.destroy();
+    ctx.res.once('finish', () => own.destroy());
+    this.note('going down after this answer (redirect to the relying party)');
   }
 
   /** Comes back on the same port (same keys, clients, accounts; sessions kept in memory). */
