@@ -25,6 +25,7 @@
 // upstream.<backend>.test.mjs run it once per backend.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import { Browser, browserSkipReason, reEscape } from '../lib/browser.mjs';
@@ -78,10 +79,13 @@ async function masRows(app, sql, params = []) {
   return JSON.parse(out);
 }
 
-/** What exists for `username` / upstream `subject`: MAS users, links, and the Synapse account. */
-async function traces(app, username, subject = username) {
+/**
+ * What exists for `username` / upstream `subject` at `providerId`: MAS users, links, and the
+ * Synapse account.
+ */
+async function traces(app, username, subject = username, providerId = PLATFORM_PROVIDER_ID) {
   const users = await masRows(app, 'SELECT user_id FROM users WHERE username = $1', [username]);
-  const links = await masRows(app, 'SELECT upstream_oauth_link_id, user_id FROM upstream_oauth_links WHERE upstream_oauth_provider_id = $1 AND subject = $2', [PLATFORM_PROVIDER_ID, subject]);
+  const links = await masRows(app, 'SELECT upstream_oauth_link_id, user_id FROM upstream_oauth_links WHERE upstream_oauth_provider_id = $1 AND subject = $2', [providerId, subject]);
   const synapse = await app.masApi('GET', `query_user?localpart=${encodeURIComponent(username)}`);
   return { users: users.length, links: links.length, linkedUsers: links.filter((l) => l[1]).length, synapse: synapse.status };
 }
@@ -349,25 +353,33 @@ export function upstreamSuite(backend) {
 
     // --- refused sign-ins: each with its page, nothing created ------------------------------
 
+    // Each with what the log line's details must name (the one check that failed).
     const badIdTokens = [
-      ['wrong-nonce', 'a wrong nonce'],
-      ['other-key', 'a signature by another key'],
-      ['wrong-iss', 'a wrong issuer'],
-      ['wrong-aud', 'a wrong audience'],
-      ['expired', 'an expired token'],
+      ['wrong-nonce', 'a wrong nonce', /nonce/i],
+      ['other-key', 'a signature by another key', /signature/i],
+      ['unknown-kid', 'a key id the provider never published', /kid|key/i],
+      ['wrong-iss', 'a wrong issuer', /\biss\b|issuer/i],
+      ['wrong-aud', 'a wrong audience', /\baud\b|audience/i],
+      ['expired', 'an expired token', /\bexp\b|expired/i],
     ];
-    for (const [mode, what] of badIdTokens) {
+    for (const [mode, what, detail] of badIdTokens) {
       check(`an ID token with ${what} is refused (400, "could not verify"); nothing created`, async () => {
         const username = `bad-${mode}`.replace(/[^a-z0-9]/g, '');
         const account = idp.addAccount({ username });
         const before = idp.tampered;
+        const jwksBefore = idp.jwksRequests;
         idp.tamper(mode);
+        let logLine;
         try {
-          await refusedSignIn(username, account, { status: 400, text: new RegExp(`could not verify.*${reEscape(idp.name)}`, 'i'), reason: 'id_token_invalid' });
+          ({ logLine } = await refusedSignIn(username, account, { status: 400, text: new RegExp(`could not verify.*${reEscape(idp.name)}`, 'i'), reason: 'id_token_invalid' }));
         } finally {
           idp.tamper(null);
         }
         assert.equal(idp.tampered, before + 1, 'MAS redeemed the code and got the rewritten ID token');
+        assert.match(logLine, detail, `the log line says what was wrong: ${logLine}`);
+        if (mode === 'unknown-kid') {
+          assert.ok(idp.jwksRequests - jwksBefore <= 1, `an unknown kid refetches the JWKS at most once (${idp.jwksRequests - jwksBefore} fetches)`);
+        }
         await assertNothingCreated(username, what);
       });
     }
@@ -396,6 +408,30 @@ export function upstreamSuite(backend) {
       await signInAtProvider(browser, account);
       await browser.step('signed in to MAS', (p) => p.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/')));
       assert.deepEqual(await traces(app, 'downer'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+    });
+
+    check('an unverified email (email_verified false) is not imported; the account is created without it', async (rec) => {
+      const gina = idp.addAccount({ username: 'gina', email: 'gina@unverified.example', emailVerified: false });
+      const browser = await freshBrowser('gina');
+      const { tokens } = await elementXSignIn(rec, browser, gina);
+      const me = await whoami(app, rec, tokens.access_token);
+      assert.equal(me.status, 200, me.body);
+      assert.equal(me.json().user_id, `@gina:${serverName}`);
+      const [[userId]] = await masRows(app, 'SELECT user_id FROM users WHERE username = $1', ['gina']);
+      assert.deepEqual(await masRows(app, 'SELECT email FROM user_emails WHERE user_id = $1', [userId]), [], 'no email stored');
+      const threepids = await rec.send(app.url('/_matrix/client/v3/account/3pid'), { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      assert.equal(threepids.status, 200, threepids.body);
+      assert.deepEqual(threepids.json().threepids, [], 'no email in Synapse');
+    });
+
+    check('a linked user locked with `manage lock-user` is refused at the next sign-in (403, "locked")', async (rec) => {
+      const hank = idp.addAccount({ username: 'hank' });
+      const { tokens } = await elementXSignIn(rec, await freshBrowser('hank'), hank);
+      assert.equal((await whoami(app, rec, tokens.access_token)).status, 200);
+      await manage(app, 'lock-user', 'hank');
+      const { text } = await refusedSignIn('hank-locked', hank, { status: 403, text: /locked/i, reason: 'user_locked' });
+      assert.doesNotMatch(text, /wants to access your account/);
+      assert.deepEqual(await traces(app, 'hank'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 }, 'nothing new');
     });
 
     check('a localpart taken by a local user (`manage register-user`) is refused (409, names the username); nothing linked or created', async () => {
@@ -441,6 +477,83 @@ export function upstreamSuite(backend) {
     });
 
     // --- other configurations (restarts of the same appliance) ------------------------------
+
+    check('discovery unavailable at start: MAS falls back to the explicit CLOUDRON_OIDC_*_ENDPOINT variables (one warn line) and sign-in works', async (rec) => {
+      await app.stop();
+      idp.discoveryBroken = true;
+      // Without discovery MAS cannot know the provider supports PKCE (pkce_method auto).
+      idp.requirePkce = false;
+      const logMark = app.log.length;
+      try {
+        app.start();
+        await app.waitHealthy();
+        const ivy = idp.addAccount({ username: 'ivy' });
+        const discoveries = idp.discoveryRequests;
+        const { tokens } = await elementXSignIn(rec, await freshBrowser('ivy'), ivy);
+        const me = await whoami(app, rec, tokens.access_token);
+        assert.equal(me.status, 200, me.body);
+        assert.equal(me.json().user_id, `@ivy:${serverName}`);
+        assert.ok(idp.discoveryRequests > discoveries, 'MAS tried discovery first');
+        const warns = app.log.slice(logMark).filter((l) => /discovery failed; using the configured endpoints/.test(l.line));
+        assert.equal(warns.length, 1, `one warn line for the fallback: ${warns.map((l) => l.line).join('\n')}`);
+        assert.match(warns[0].line, new RegExp(PLATFORM_PROVIDER_ID));
+      } finally {
+        idp.discoveryBroken = false;
+        idp.requirePkce = true;
+      }
+    });
+
+    check('an operator provider in <data>/config/mas.yaml comes after the platform one (its reserved id ignored, logged): the login page offers both, and the operator\'s works', async (rec) => {
+      const partnerId = '01HQW90Z35CMXFJWQPHC3BGZGQ';
+      const partner = await TestIdp.start(app.origin, { name: 'Partner Login', clientId: 'partner-client', providerId: partnerId });
+      h.defer(() => partner.stop());
+      h.watch({ name: 'partner OIDC provider', dataDir: '-', logText: (n) => partner.logText(n) });
+      const overrides = path.join(app.dataDir, 'config', 'mas.yaml');
+      fs.mkdirSync(path.dirname(overrides), { recursive: true });
+      // JSON is YAML.
+      fs.writeFileSync(overrides, JSON.stringify({
+        upstream_oauth2: {
+          providers: [
+            partner.operatorProvider(),
+            { id: PLATFORM_PROVIDER_ID, issuer: 'https://evil.example.org', client_id: 'evil', client_secret: 'evil', scope: 'openid' },
+          ],
+        },
+      }));
+      try {
+        await app.stop();
+        const logMark = app.log.length;
+        app.start();
+        await app.waitHealthy();
+        const ignored = app.log.slice(logMark).find((l) => /operator override ignored/.test(l.line) && l.line.includes(PLATFORM_PROVIDER_ID));
+        assert.ok(ignored, 'the supervisor logs the ignored entry with the reserved id');
+
+        const login = await rec.send(app.url('/auth/login'));
+        assert.equal(login.status, 200, `two providers: a page to choose, not a redirect (${login.status} ${login.headers.location ?? ''})`);
+        const browser = await freshBrowser('jules');
+        const jules = partner.addAccount({ username: 'jules', name: 'Jules Partner' });
+        await browser.step('the login page lists the platform\'s provider first, then the operator\'s', async (page) => {
+          await page.goto(`${app.origin}/auth/login`);
+          const names = await page.locator('a, button').allInnerTexts();
+          const platform = names.findIndex((n) => n.includes(idp.name));
+          const operator = names.findIndex((n) => n.includes(partner.name));
+          assert.ok(platform >= 0 && operator > platform, `buttons in order: ${JSON.stringify(names)}`);
+          assert.equal(await page.getByLabel('Password').count(), 0, 'no password field in SSO-only mode');
+          await page.getByRole('link', { name: partner.name }).or(page.getByRole('button', { name: partner.name })).first().click();
+        });
+        await browser.step(`sign in at ${partner.name}`, async (page) => {
+          await page.getByRole('heading', { name: `Sign in to ${partner.name}` }).waitFor();
+          await page.getByLabel('Username').fill(jules.username);
+          await page.getByLabel('Password').fill(jules.password);
+          await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+          await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
+        });
+        assert.deepEqual(await traces(app, 'jules', 'jules', partnerId), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+        assert.equal(partner.tokenRequests.at(-1)?.status, 200);
+        assert.equal(idp.tokenRequests.filter((t) => t.redirectUri?.includes(partnerId)).length, 0);
+      } finally {
+        fs.rmSync(overrides, { force: true });
+      }
+    });
 
     check('APPLIANCE_PASSWORD_LOGIN=true: the login page has the form and the provider\'s button; compat offers both; both work', async (rec) => {
       await app.stop();

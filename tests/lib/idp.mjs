@@ -18,6 +18,8 @@
 //   same port; `goDownAfterSignIn()`: it goes down the moment it has sent the browser back to
 //   the relying party with a code (so redeeming that code finds it unreachable);
 //   `env({ unreachable: true })` points every variable at a closed port instead;
+// - `discoveryBroken = true`: its discovery document answers 503 (the other endpoints work), for
+//   the fallback to the explicit endpoints; `requirePkce` can be changed at any time;
 // - `onTokenRequest`: called before the token endpoint answers (e.g. to stop the provider then).
 //
 // What the relying party did is recorded (`authorizations`, `tokenRequests`, `userinfoRequests`,
@@ -82,7 +84,8 @@ export class TestIdp {
    * Options: `name` (CLOUDRON_OIDC_PROVIDER_NAME, default "Test Cloud"), `clientId`,
    * `clientSecret`, `explicitEndpoints` (default true: env() also sets the *_ENDPOINT variables,
    * as the platform does), `requirePkce` (default true: an authorization request without
-   * code_challenge is refused, so a passing login proves PKCE was used).
+   * code_challenge is refused, so a passing login proves PKCE was used), `providerId` (the MAS
+   * provider id in the redirect URI; default the platform's).
    */
   static async start(origin, options = {}) {
     const idp = new TestIdp(origin, options);
@@ -90,12 +93,14 @@ export class TestIdp {
     return idp;
   }
 
-  constructor(origin, { name = 'Test Cloud', clientId = 'matrix-appliance', clientSecret, explicitEndpoints = true, requirePkce = true } = {}) {
+  constructor(origin, { name = 'Test Cloud', clientId = 'matrix-appliance', clientSecret, explicitEndpoints = true, requirePkce = true, providerId = PLATFORM_PROVIDER_ID } = {}) {
     this.origin = origin;
     this.name = name;
     this.clientId = clientId;
     this.clientSecret = clientSecret ?? `idp-secret-${crypto.randomBytes(12).toString('hex')}`;
-    this.redirectUri = upstreamCallbackOf(origin);
+    this.providerId = providerId;
+    this.redirectUri = upstreamCallbackOf(origin, providerId);
+    this.discoveryBroken = false;
     this.explicitEndpoints = explicitEndpoints;
     this.requirePkce = requirePkce;
     /** username → { sub, username, name, email, emailVerified, password, omit, extra } */
@@ -265,7 +270,15 @@ export class TestIdp {
   async middleware(ctx, next) {
     const path = ctx.path;
     if (path.startsWith('/interaction/')) return this.interaction(ctx);
-    if (path === '/.well-known/openid-configuration') this.discoveryRequests++;
+    if (path === '/.well-known/openid-configuration') {
+      this.discoveryRequests++;
+      if (this.discoveryBroken) {
+        this.note('discovery: 503 (broken on purpose)');
+        ctx.status = 503;
+        ctx.body = 'discovery is down';
+        return undefined;
+      }
+    }
     if (path === '/jwks') this.jwksRequests++;
     if (path === '/auth') {
       const q = Object.fromEntries(new URLSearchParams(ctx.querystring));
@@ -360,6 +373,29 @@ ${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
 </form>
 <form method="post" action="/interaction/${escapeHtml(uid)}/cancel"><button type="submit">Cancel</button></form>
 </body></html>`;
+  }
+
+  /**
+   * This provider as an operator's entry of `upstream_oauth2.providers` in <data>/config/mas.yaml
+   * (upstream MAS key names), with `claims_imports` like the platform's.
+   */
+  operatorProvider() {
+    return {
+      id: this.providerId,
+      issuer: this.issuer,
+      human_name: this.name,
+      client_id: this.clientId,
+      client_secret: this.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      scope: 'openid profile email',
+      fetch_userinfo: true,
+      claims_imports: {
+        skip_confirmation: true,
+        localpart: { action: 'require', template: '{{ user.preferred_username }}' },
+        displayname: { action: 'force', template: '{{ user.name }}' },
+        email: { action: 'force', template: '{{ user.email }}' },
+      },
+    };
   }
 
   /**
