@@ -109,6 +109,35 @@ async fn providers_are_built_without_contacting_anyone() {
 }
 
 #[test]
+fn an_unusable_provider_fails_at_start_naming_it() {
+    let mut config: ProviderConfig = serde_json::from_value(json!({
+        "id": PROVIDER_ID,
+        "issuer": "https://idp.example.com",
+        "client_id": CLIENT_ID,
+        "client_secret_file": "/nonexistent/secret",
+    }))
+    .unwrap();
+    let build = |config: &ProviderConfig| {
+        UpstreamProviders::from_config(
+            &UpstreamOAuth2Config {
+                providers: vec![config.clone()],
+            },
+            Arc::new(crate::clock::MockClock::default()),
+        )
+    };
+    let error = build(&config).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("upstream_oauth2.providers[0]: client_secret: cannot read"),
+        "{error}"
+    );
+    // A disabled provider is not built at all.
+    config.enabled = false;
+    assert!(build(&config).unwrap().is_empty());
+}
+
+#[test]
 fn reasons_are_stable() {
     let unreachable = UpstreamError::Unreachable {
         endpoint: "token",

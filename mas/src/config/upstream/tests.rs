@@ -249,3 +249,53 @@ fn redaction_hides_inline_secrets() {
     redact(&mut config);
     assert_eq!(config.providers[0].client_secret.as_deref(), Some(REDACTED));
 }
+
+#[test]
+fn the_section_parses_in_a_whole_document_and_is_redacted_in_dumps() {
+    let config = crate::config::from_str(&format!(
+        "upstream_oauth2:\n\
+         \x20 providers:\n\
+         \x20   - id: {ID}\n\
+         \x20     issuer: https://idp.example.com\n\
+         \x20     client_id: matrix\n\
+         \x20     client_secret: hunter2\n"
+    ))
+    .unwrap();
+    assert_eq!(config.upstream_oauth2.providers.len(), 1);
+    let dumped = serde_yaml::to_string(&config.redacted()).unwrap();
+    assert!(!dumped.contains("hunter2"), "{dumped}");
+    assert!(dumped.contains(REDACTED), "{dumped}");
+    // Without providers the section stays out of dumps.
+    let empty = serde_yaml::to_string(&crate::config::RootConfig::default()).unwrap();
+    assert!(!empty.contains("upstream_oauth2"), "{empty}");
+}
+
+#[test]
+fn schema_errors_name_the_dotted_path() {
+    let error = crate::config::from_str(&format!(
+        "upstream_oauth2:\n\
+         \x20 providers:\n\
+         \x20   - id: {ID}\n\
+         \x20     client_id: matrix\n\
+         \x20     pkce_method: sometimes\n"
+    ))
+    .unwrap_err();
+    let crate::config::ConfigError::Schema { path, message } = error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(path, "upstream_oauth2.providers[0].pkce_method");
+    assert!(message.contains("unknown variant"), "{message}");
+}
+
+#[test]
+fn root_validation_includes_the_providers() {
+    let mut config = crate::config::RootConfig::default();
+    let mut bad = provider();
+    bad.scope = "email".to_owned();
+    config.upstream_oauth2.providers.push(bad);
+    let problems: Vec<String> = config.validate().iter().map(ToString::to_string).collect();
+    assert!(
+        problems.contains(&"upstream_oauth2.providers[0].scope: must contain openid".to_owned()),
+        "{problems:?}"
+    );
+}
