@@ -31,6 +31,33 @@ pub fn consent(grant_id: ulid::Ulid) -> String {
 
 // --- end of the human pages ---
 
+// --- Login through upstream OpenID providers (upstream) ---
+
+/// `GET /upstream/authorize/{provider_id}`: starts a login at an upstream provider
+/// (mas-protocol §4); the query carries a post-auth action.
+pub const UPSTREAM_AUTHORIZE: &str = "/upstream/authorize/{provider_id}";
+/// `GET/POST /upstream/callback/{provider_id}`: the provider's answer (query or `form_post`).
+pub const UPSTREAM_CALLBACK: &str = "/upstream/callback/{provider_id}";
+/// `GET/POST /upstream/link/{link_id}`: confirm the account an upstream login creates.
+pub const UPSTREAM_LINK: &str = "/upstream/link/{link_id}";
+
+/// The start of a login at one provider (a path for [`UrlBuilder`]).
+pub fn upstream_authorize(provider_id: &str) -> String {
+    format!("/upstream/authorize/{provider_id}")
+}
+
+/// The callback of one provider: the redirect URI registered there.
+pub fn upstream_callback(provider_id: &str) -> String {
+    format!("/upstream/callback/{provider_id}")
+}
+
+/// The confirmation page of one link.
+pub fn upstream_link(link_id: ulid::Ulid) -> String {
+    format!("/upstream/link/{link_id}")
+}
+
+// --- end of the upstream login ---
+
 // --- Legacy Matrix SSO login (compat-sso) ---
 
 /// `GET /_matrix/client/{v}/login/sso/redirect`: starts a legacy SSO login (mas-protocol §3).

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 pub use self::context::{
     ClientView, CompatSsoContext, ConsentContext, ErrorContext, FormError, FormPostContext,
-    FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView, UserView,
-    describe_scopes, device_id_of,
+    FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView,
+    UpstreamLinkContext, UserView, describe_scopes, device_id_of,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -53,6 +53,7 @@ mod page {
     pub(super) const INDEX: &str = "pages/index.html";
     pub(super) const FORM_POST: &str = "pages/form_post.html";
     pub(super) const COMPAT_SSO: &str = "pages/compat_sso.html";
+    pub(super) const UPSTREAM_LINK: &str = "pages/upstream_link.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -132,6 +133,14 @@ impl Templates {
         render(&self.current.load(), page::COMPAT_SSO, context)
     }
 
+    /// The confirmation page of a login through an upstream provider.
+    pub fn render_upstream_link(
+        &self,
+        context: &UpstreamLinkContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::UPSTREAM_LINK, context)
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -176,6 +185,11 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
     render(&environment, page::INDEX, &IndexContext::sample())?;
     render(&environment, page::FORM_POST, &FormPostContext::sample())?;
     render(&environment, page::COMPAT_SSO, &CompatSsoContext::sample())?;
+    render(
+        &environment,
+        page::UPSTREAM_LINK,
+        &UpstreamLinkContext::sample(),
+    )?;
     Ok(environment)
 }
 

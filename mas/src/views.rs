@@ -1,6 +1,7 @@
-//! The pages for people (mas-protocol §4): the index, login and logout, plus the route group
-//! of the `human` resource, which also carries `/authorize` and the consent page from
-//! `oauth2`. Static files (`assets` resource) are served by [`assets`].
+//! The pages for people (mas-protocol §4): the index, login and logout, login through upstream
+//! providers ([`upstream`]), plus the route group of the `human` resource, which also carries
+//! `/authorize` and the consent page from `oauth2`. Static files (`assets` resource) are served
+//! by [`assets`].
 //!
 //! Every form POST checks its CSRF token first (§17.2); a bad or missing one is a 403 page.
 //! Pages answer errors as [`HtmlError`]s, rendered by the human group's layer, which also sets
@@ -10,6 +11,7 @@ pub(crate) mod assets;
 mod index;
 mod login;
 mod logout;
+mod upstream;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -42,6 +44,7 @@ pub(crate) fn router() -> Router<AppState> {
             routes::COMPLETE_COMPAT_SSO,
             get(crate::compat::sso::complete::get).post(crate::compat::sso::complete::post),
         )
+        .merge(upstream::router())
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
 }
 
@@ -87,6 +90,18 @@ impl PostAuthAction {
         }
     }
 
+    /// The stored form (`{"kind": …, "id": …}`), e.g. in an upstream authorization session.
+    pub(crate) fn to_json(self) -> serde_json::Value {
+        let (kind, id) = self.fields();
+        serde_json::json!({ "kind": kind, "id": id })
+    }
+
+    /// Back from [`Self::to_json`]; anything else is no action.
+    pub(crate) fn from_json(value: &serde_json::Value) -> Option<Self> {
+        let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+        Self::from_fields(field("kind"), field("id"))
+    }
+
     /// The hidden fields of the login form.
     pub(crate) fn view(&self) -> PostAuthActionView {
         let (kind, id) = self.fields();
@@ -114,6 +129,27 @@ pub(crate) fn login_url(
     action: Option<&PostAuthAction>,
     login_hint: Option<&str>,
 ) -> String {
+    with_action_query(urls.relative(routes::LOGIN), action, login_hint)
+}
+
+/// The start of a login at an upstream provider, carrying the post-auth action and the
+/// `login_hint` (the login page's buttons, and its SSO-only redirect).
+pub(crate) fn upstream_authorize_url(
+    urls: &UrlBuilder,
+    provider_id: &str,
+    action: Option<&PostAuthAction>,
+    login_hint: Option<&str>,
+) -> String {
+    let path = urls.relative(&routes::upstream_authorize(provider_id));
+    with_action_query(path, action, login_hint)
+}
+
+/// `path` with the `kind`, `id` and `login_hint` query.
+fn with_action_query(
+    path: String,
+    action: Option<&PostAuthAction>,
+    login_hint: Option<&str>,
+) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     if let Some(action) = action {
         let (kind, id) = action.fields();
@@ -124,7 +160,6 @@ pub(crate) fn login_url(
         query.append_pair("login_hint", hint);
     }
     let query = query.finish();
-    let path = urls.relative(routes::LOGIN);
     if query.is_empty() {
         path
     } else {

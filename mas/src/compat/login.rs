@@ -343,11 +343,12 @@ async fn password_login(
     ip: Option<IpAddr>,
     request: &LoginRequest,
 ) -> Result<Authenticated, MatrixError> {
+    // SSO-only mode (issue 5): `GET` lists no `m.login.password`; say why it is refused.
     let Some(manager) = state.passwords.as_deref() else {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
             "M_UNKNOWN",
-            "Invalid login type",
+            "password login is disabled",
         ));
     };
     let username = match (&request.user, &request.identifier) {

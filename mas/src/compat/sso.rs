@@ -6,8 +6,10 @@
 
 pub(crate) mod complete;
 
+use std::collections::HashMap;
+
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -21,6 +23,7 @@ use crate::crypto::sha256_hex;
 use crate::error::MatrixError;
 use crate::routes;
 use crate::storage::{StorageError, compat_sso_logins};
+use crate::views::PostAuthAction;
 
 /// The SSO redirect routes (for the `compat` resource's router).
 pub(crate) fn router() -> Router<AppState> {
@@ -87,10 +90,12 @@ fn bad_param(errcode: &'static str, message: &'static str) -> MatrixError {
     MatrixError::new(StatusCode::BAD_REQUEST, errcode, message)
 }
 
-/// `GET /_matrix/client/{v}/login/sso/redirect[/{idp}]` (the `idp` is ignored: there are no
-/// upstream providers to choose from).
+/// `GET /_matrix/client/{v}/login/sso/redirect[/{idp}]`. An `idp` that names an enabled
+/// upstream provider sends the browser straight to that provider (the login continues on the
+/// "continue" page afterwards); any other `idp` is ignored.
 async fn redirect(
     State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, MatrixError> {
     let mut redirect_url = None;
@@ -123,6 +128,17 @@ async fn redirect(
     )
     .await
     .map_err(MatrixError::internal)?;
+    if let Some(provider) = params.get("idp").and_then(|idp| state.upstream.get(idp)) {
+        let mut destination = state
+            .urls
+            .absolute(&routes::upstream_authorize(&provider.id));
+        let (kind, id) = PostAuthAction::ContinueCompatSsoLogin { id: login.id }.fields();
+        destination
+            .query_pairs_mut()
+            .append_pair("kind", kind)
+            .append_pair("id", &id);
+        return Ok(Redirect::to(destination.as_str()).into_response());
+    }
     let mut destination = state.urls.absolute(&routes::complete_compat_sso(login.id));
     if let Some(action) = action {
         destination

@@ -9,6 +9,7 @@ mod error;
 mod form_post;
 mod index;
 mod login;
+mod upstream_link;
 
 use serde::{Serialize, Serializer};
 
@@ -20,6 +21,7 @@ pub use self::error::ErrorContext;
 pub use self::form_post::{FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
+pub use self::upstream_link::UpstreamLinkContext;
 
 /// The prefix of the samples (the appliance's).
 const SAMPLE_PREFIX: &str = "/auth";

@@ -36,6 +36,10 @@ fn compat_sso(templates: &Templates, context: &CompatSsoContext) -> String {
     readable(&templates.render_compat_sso(context).unwrap())
 }
 
+fn upstream_link(templates: &Templates, context: &UpstreamLinkContext) -> String {
+    readable(&templates.render_upstream_link(context).unwrap())
+}
+
 /// Every sample, rendered, with its name.
 fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
     vec![
@@ -46,6 +50,10 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
         (
             "compat_sso",
             compat_sso(templates, &CompatSsoContext::sample()),
+        ),
+        (
+            "upstream_link",
+            upstream_link(templates, &UpstreamLinkContext::sample()),
         ),
     ]
 }

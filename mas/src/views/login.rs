@@ -6,15 +6,21 @@
 //! account is locked is only told to someone who knows its password. A success starts a
 //! browser session (or re-authenticates the current one of the same user), records the
 //! authentication (the ID token's `auth_time`) and continues the post-auth action.
+//!
+//! The page also shows one button per upstream provider (`/upstream/authorize/{id}` with the
+//! post-auth action). In SSO-only mode (passwords disabled, exactly one provider) `GET` answers
+//! 302 straight to that provider instead of a page with a single button.
 
 use axum::Form;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{PostAuthAction, bad_form, bad_query, csrf_failed, localpart_of};
+use super::{
+    PostAuthAction, bad_form, bad_query, csrf_failed, localpart_of, upstream_authorize_url,
+};
 use crate::app::AppState;
 use crate::crypto::PasswordError;
 use crate::error::HtmlError;
@@ -26,7 +32,7 @@ use crate::oauth2::consent::needs_fresh_login;
 use crate::ratelimit::RateLimited;
 use crate::routes;
 use crate::storage::{browser_sessions, grants, passwords, users};
-use crate::templates::{FormError, LoginContext};
+use crate::templates::{FormError, LoginContext, ProviderLink};
 
 /// The login query.
 #[derive(Debug, Deserialize)]
@@ -87,6 +93,16 @@ fn render(
     let mut rng = state.rng.fork();
     let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
     let (status, errors) = refusal.map_or((StatusCode::OK, Vec::new()), |r| (r.status, r.errors));
+    let login_hint = (!username.is_empty()).then_some(username.as_str());
+    let providers = state
+        .upstream
+        .enabled()
+        .iter()
+        .map(|provider| ProviderLink {
+            name: provider.display_name().to_owned(),
+            url: upstream_authorize_url(&state.urls, &provider.id, action, login_hint),
+        })
+        .collect();
     let context = LoginContext {
         prefix: state.urls.prefix().to_owned(),
         csrf_token: csrf.form_value().to_owned(),
@@ -94,7 +110,7 @@ fn render(
         password_enabled: state.passwords.is_some(),
         username,
         errors,
-        providers: Vec::new(),
+        providers,
         post_auth_action: action.map(PostAuthAction::view),
     };
     let html = state
@@ -161,7 +177,31 @@ pub(super) async fn get(
         }
         username = session.user.username;
     }
+    if let Some(url) = sso_only_redirect(&state, action.as_ref(), query.login_hint.as_deref()) {
+        return Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response());
+    }
     render(&state, jar, action.as_ref(), username, None)
+}
+
+/// SSO-only mode (issue 5): with password login off and exactly one provider the page would
+/// show nothing but its button, so the browser goes straight to the provider.
+fn sso_only_redirect(
+    state: &AppState,
+    action: Option<&PostAuthAction>,
+    login_hint: Option<&str>,
+) -> Option<String> {
+    if state.passwords.is_some() {
+        return None;
+    }
+    let [provider] = state.upstream.enabled() else {
+        return None;
+    };
+    Some(upstream_authorize_url(
+        &state.urls,
+        &provider.id,
+        action,
+        login_hint,
+    ))
 }
 
 /// `POST /login`.

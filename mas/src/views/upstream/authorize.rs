@@ -1,0 +1,102 @@
+//! `GET /upstream/authorize/{provider_id}` (mas-protocol §4): starts a login at an upstream
+//! provider. A fresh `state`, `nonce` and PKCE verifier are stored in a pending authorization
+//! session with the post-auth action of the query (`kind`, `id`); the session is listed in the
+//! browser's `upstream-oauth2-sessions` cookie and the browser goes to the provider (303). A
+//! provider that cannot be reached (discovery) is a 502 page; nothing is stored then.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::cookie::UpstreamSessions;
+use super::{failure, redirect_uri};
+use crate::app::AppState;
+use crate::crypto::random;
+use crate::error::HtmlError;
+use crate::extract::CookieJar;
+use crate::storage::upstream_sessions::{self, NewUpstreamSession};
+use crate::upstream::AuthorizationParams;
+use crate::views::{PostAuthAction, bad_query};
+
+/// Length of the random `state` and `nonce`.
+const STATE_LENGTH: usize = 32;
+/// Length of the PKCE verifier (RFC 7636 §4.1: 43 to 128 characters).
+const VERIFIER_LENGTH: usize = 64;
+
+/// The query: the post-auth action and an optional `login_hint`.
+#[derive(Debug, Deserialize)]
+pub(super) struct AuthorizeQuery {
+    kind: Option<String>,
+    id: Option<String>,
+    login_hint: Option<String>,
+}
+
+/// `GET /upstream/authorize/{provider_id}`.
+#[tracing::instrument(
+    name = "handlers.upstream.authorize.get",
+    skip_all,
+    fields(provider = %provider_id)
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    mut jar: CookieJar,
+    Path(provider_id): Path<String>,
+    query: Result<Query<AuthorizeQuery>, QueryRejection>,
+) -> Result<Response, HtmlError> {
+    let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
+    let provider = state
+        .upstream
+        .get(&provider_id)
+        .ok_or_else(|| failure::unknown_provider(&provider_id))?;
+    let action = PostAuthAction::from_fields(query.kind.as_deref(), query.id.as_deref());
+    let mut rng = state.rng.fork();
+    let state_value = random::alphanumeric(&mut rng, STATE_LENGTH);
+    let nonce = random::alphanumeric(&mut rng, STATE_LENGTH);
+    let verifier = random::alphanumeric(&mut rng, VERIFIER_LENGTH);
+    let redirect_uri = redirect_uri(&state, &provider.id);
+    let request = provider
+        .authorization_url(AuthorizationParams {
+            redirect_uri: &redirect_uri,
+            state: &state_value,
+            nonce: &nonce,
+            code_verifier: &verifier,
+            login_hint: query.login_hint.as_deref(),
+        })
+        .await
+        .map_err(|error| failure::upstream_error(provider, &error))?;
+
+    let action_json = action.map(PostAuthAction::to_json);
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let session = upstream_sessions::add_upstream_session(
+        &mut conn,
+        state.clock.as_ref(),
+        &mut rng,
+        NewUpstreamSession {
+            provider_id: &provider.id,
+            state: &state_value,
+            nonce: &nonce,
+            code_verifier: request.pkce.then_some(verifier.as_str()),
+            post_auth_action: action_json.as_ref(),
+        },
+    )
+    .await
+    .map_err(HtmlError::internal)?;
+    let now = state.clock.now_unix_ms();
+    let mut sessions = UpstreamSessions::load(&jar, now);
+    sessions.add(session.id, &provider.id, &state_value, now);
+    sessions
+        .save(&mut jar, &mut rng)
+        .map_err(HtmlError::internal)?;
+    tracing::info!(
+        upstream_oauth_authorization_session.id = %session.id,
+        pkce = request.pkce,
+        "upstream login started"
+    );
+    Ok((jar, Redirect::to(request.url.as_str())).into_response())
+}

@@ -1,0 +1,301 @@
+//! `GET`/`POST /upstream/callback/{provider_id}` (mas-protocol §4): the provider's answer,
+//! in the query (`response_mode=query`) or as a form (`form_post`).
+//!
+//! Order: the provider's `error` (cancelled, or another code); the `state`, which must be one
+//! this browser's `upstream-oauth2-sessions` cookie lists and whose session is still pending
+//! (else "state mismatch" or "replayed"); the code exchange and ID-token validation by the
+//! provider client; the claims import; then the account ([`account::decide`]). All writes
+//! (link, user, email, job, the session's completion, the browser session) happen in one
+//! transaction at the end.
+//!
+//! A `form_post` answer is a cross-site POST, which does not carry our `SameSite=Lax` cookies.
+//! When it arrives without the cookie, the page re-posts the same fields to the same URL from
+//! our own origin (one button, no JavaScript); that second POST carries the cookie.
+
+use axum::Form;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::account::{self, BrowserInfo};
+use super::cookie::UpstreamSessions;
+use super::{failure, redirect_uri};
+use crate::app::AppState;
+use crate::error::HtmlError;
+use crate::extract::CookieJar;
+use crate::extract::client_ip::ClientIp;
+use crate::model::{UpstreamCompletion, UpstreamSession};
+use crate::routes;
+use crate::storage::upstream_sessions;
+use crate::templates::{FormPostContext, FormPostParam};
+use crate::upstream::{CallbackParams, Provider, import_claims};
+use crate::views::{bad_form, bad_query};
+
+/// The field our re-post page adds, so that it is not offered twice.
+const RESUBMITTED: &str = "mas_resubmitted";
+
+/// The callback's parameters (no `Debug`: the code is a credential).
+#[derive(Deserialize)]
+pub(super) struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    #[serde(rename = "mas_resubmitted")]
+    resubmitted: Option<String>,
+}
+
+/// The browser's `User-Agent` and address.
+pub(super) fn browser_info(headers: &HeaderMap, ClientIp(ip): ClientIp) -> BrowserInfo {
+    BrowserInfo {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        ip: ip.map(|ip| ip.to_string()),
+    }
+}
+
+/// `GET /upstream/callback/{provider_id}`.
+#[tracing::instrument(
+    name = "handlers.upstream.callback.get",
+    skip_all,
+    fields(provider = %provider_id)
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Path(provider_id): Path<String>,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Result<Response, HtmlError> {
+    let Query(params) = query.map_err(|rejection| bad_query(&rejection))?;
+    handle(
+        &state,
+        jar,
+        &provider_id,
+        params,
+        browser_info(&headers, ip),
+    )
+    .await
+}
+
+/// `POST /upstream/callback/{provider_id}` (`response_mode=form_post`).
+#[tracing::instrument(
+    name = "handlers.upstream.callback.post",
+    skip_all,
+    fields(provider = %provider_id)
+)]
+pub(super) async fn post(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Path(provider_id): Path<String>,
+    form: Result<Form<CallbackQuery>, FormRejection>,
+) -> Result<Response, HtmlError> {
+    let Form(params) = form.map_err(|rejection| bad_form(&rejection))?;
+    let now = state.clock.now_unix_ms();
+    if params.resubmitted.is_none()
+        && UpstreamSessions::load(&jar, now).is_empty()
+        && state.upstream.get(&provider_id).is_some()
+    {
+        return resubmit(&state, &provider_id, &params);
+    }
+    handle(
+        &state,
+        jar,
+        &provider_id,
+        params,
+        browser_info(&headers, ip),
+    )
+    .await
+}
+
+/// The page that re-posts a cookie-less `form_post` answer from our own origin.
+fn resubmit(
+    state: &AppState,
+    provider_id: &str,
+    params: &CallbackQuery,
+) -> Result<Response, HtmlError> {
+    let fields = [
+        ("state", &params.state),
+        ("code", &params.code),
+        ("error", &params.error),
+        ("error_description", &params.error_description),
+    ];
+    let mut hidden: Vec<FormPostParam> = fields
+        .into_iter()
+        .filter_map(|(name, value)| {
+            value.as_ref().map(|value| FormPostParam {
+                name: name.to_owned(),
+                value: value.clone(),
+            })
+        })
+        .collect();
+    hidden.push(FormPostParam {
+        name: RESUBMITTED.to_owned(),
+        value: "1".to_owned(),
+    });
+    let context = FormPostContext {
+        prefix: state.urls.prefix().to_owned(),
+        redirect_uri: state.urls.relative(&routes::upstream_callback(provider_id)),
+        client_name: state
+            .urls
+            .base()
+            .host_str()
+            .unwrap_or("this site")
+            .to_owned(),
+        params: hidden,
+    };
+    let html = state
+        .templates
+        .render_form_post(&context)
+        .map_err(HtmlError::internal)?;
+    Ok(Html(html).into_response())
+}
+
+/// The pending session this browser started with `state_param` at `provider`.
+async fn pending_session(
+    state: &AppState,
+    jar: &CookieJar,
+    provider: &Provider,
+    state_param: Option<&str>,
+) -> Result<UpstreamSession, HtmlError> {
+    let Some(state_param) = state_param.filter(|value| !value.is_empty()) else {
+        return Err(failure::state_mismatch(
+            &provider.id,
+            "no state in the callback",
+        ));
+    };
+    let sessions = UpstreamSessions::load(jar, state.clock.now_unix_ms());
+    let Some(session_id) = sessions.find_by_state(&provider.id, state_param) else {
+        return Err(failure::state_mismatch(
+            &provider.id,
+            "the state was not started in this browser",
+        ));
+    };
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(HtmlError::internal)?;
+    let session = upstream_sessions::find_upstream_session(&mut conn, session_id)
+        .await
+        .map_err(HtmlError::internal)?
+        .filter(|session| session.provider_id == provider.id && session.state == state_param)
+        .ok_or_else(|| failure::state_mismatch(&provider.id, "no such authorization session"))?;
+    if !session.is_pending() {
+        return Err(failure::replayed(
+            &provider.id,
+            "the callback of this authorization session was used already",
+        ));
+    }
+    Ok(session)
+}
+
+/// The callback, once its parameters are read.
+async fn handle(
+    state: &AppState,
+    mut jar: CookieJar,
+    provider_id: &str,
+    params: CallbackQuery,
+    browser: BrowserInfo,
+) -> Result<Response, HtmlError> {
+    let provider = state
+        .upstream
+        .get(provider_id)
+        .ok_or_else(|| failure::unknown_provider(provider_id))?;
+    if let Some(error) = params.error.as_deref() {
+        let description = params.error_description.as_deref();
+        return Err(if error == "access_denied" {
+            failure::cancelled(provider, description)
+        } else {
+            failure::provider_error(provider, error, description)
+        });
+    }
+    let session = pending_session(state, &jar, provider, params.state.as_deref()).await?;
+    let Some(code) = params.code.as_deref().filter(|code| !code.is_empty()) else {
+        return Err(failure::provider_error(
+            provider,
+            "invalid_request",
+            Some("no code in the callback"),
+        ));
+    };
+    let redirect_uri = redirect_uri(state, &provider.id);
+    let identity = provider
+        .complete(CallbackParams {
+            redirect_uri: &redirect_uri,
+            code,
+            code_verifier: session.code_verifier.as_deref(),
+            nonce: &session.nonce,
+        })
+        .await
+        .map_err(|error| failure::upstream_error(provider, &error))?;
+    let claims = import_claims(provider, &identity)
+        .map_err(|error| failure::claims_error(provider, &error))?;
+    let decision = account::decide(state, provider, &claims).await?;
+
+    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    let executed = account::execute(
+        state,
+        &mut tx,
+        provider,
+        &claims,
+        decision.unbound,
+        decision.plan,
+    )
+    .await?;
+    let completion = UpstreamCompletion {
+        link_id: executed.link_id,
+        id_token: &identity.id_token,
+        id_token_claims: &identity.id_token_claims,
+        userinfo: identity.userinfo.as_ref(),
+    };
+    if !upstream_sessions::complete_upstream_session(
+        &mut tx,
+        state.clock.as_ref(),
+        session.id,
+        completion,
+    )
+    .await
+    .map_err(HtmlError::internal)?
+    {
+        return Err(failure::replayed(
+            &provider.id,
+            "a concurrent callback completed the authorization session",
+        ));
+    }
+    if let Some(user) = &executed.user {
+        return account::log_in(
+            state,
+            tx,
+            jar,
+            &session,
+            user,
+            &browser,
+            executed.queued_job,
+        )
+        .await;
+    }
+    tx.commit().await.map_err(HtmlError::internal)?;
+    tracing::info!(
+        provider = %provider.id,
+        upstream_oauth_link.id = %executed.link_id,
+        "upstream login waits for the account confirmation"
+    );
+    let mut rng = state.rng.fork();
+    let mut sessions = UpstreamSessions::load(&jar, state.clock.now_unix_ms());
+    sessions.set_link(session.id, executed.link_id);
+    sessions
+        .save(&mut jar, &mut rng)
+        .map_err(HtmlError::internal)?;
+    let destination = state
+        .urls
+        .relative(&routes::upstream_link(executed.link_id));
+    Ok((jar, Redirect::to(&destination)).into_response())
+}
