@@ -276,8 +276,10 @@ async fn synapse_version(env: &Env, running: bool) -> Check {
         env.synapse_port
     );
     let found = fetch_json(&url).await.map(|body| {
+        // Synapse appends git details when started inside a checkout: `1.163.2 (b=main,…)`.
         body.pointer("/server/version")
             .and_then(Value::as_str)
+            .and_then(|v| v.split_whitespace().next())
             .unwrap_or("?")
             .to_owned()
     });
