@@ -424,6 +424,19 @@ export function upstreamSuite(backend) {
       assert.deepEqual(threepids.json().threepids, [], 'no email in Synapse');
     });
 
+    check('a preferred_username with capitals becomes a lower-case localpart; one Matrix does not allow is refused (400, invalid_localpart), nothing created', async (rec) => {
+      const kim = idp.addAccount({ username: 'Kim.Upper' });
+      const { tokens } = await elementXSignIn(rec, await freshBrowser('kim'), kim);
+      const me = await whoami(app, rec, tokens.access_token);
+      assert.equal(me.status, 200, me.body);
+      assert.equal(me.json().user_id, `@kim.upper:${serverName}`);
+
+      const bad = idp.addAccount({ username: 'no spaces!', sub: 'nospaces' });
+      await refusedSignIn('nospaces', bad, { status: 400, text: /cannot be used as a Matrix username/i, reason: 'invalid_localpart' });
+      const links = await masRows(app, 'SELECT upstream_oauth_link_id FROM upstream_oauth_links WHERE subject = $1', ['nospaces']);
+      assert.deepEqual(links, [], 'no link');
+    });
+
     check('a linked user locked with `manage lock-user` is refused at the next sign-in (403, "locked")', async (rec) => {
       const hank = idp.addAccount({ username: 'hank' });
       const { tokens } = await elementXSignIn(rec, await freshBrowser('hank'), hank);
@@ -503,7 +516,7 @@ export function upstreamSuite(backend) {
       }
     });
 
-    check('an operator provider in <data>/config/mas.yaml comes after the platform one (its reserved id ignored, logged): the login page offers both, and the operator\'s works', async (rec) => {
+    check('an operator provider in <data>/config/mas.yaml (response_mode form_post) comes after the platform one (its reserved id ignored, logged): the login page offers both, and the operator\'s works', async (rec) => {
       const partnerId = '01HQW90Z35CMXFJWQPHC3BGZGQ';
       const partner = await TestIdp.start(app.origin, { name: 'Partner Login', clientId: 'partner-client', providerId: partnerId });
       h.defer(() => partner.stop());
@@ -514,7 +527,8 @@ export function upstreamSuite(backend) {
       fs.writeFileSync(overrides, JSON.stringify({
         upstream_oauth2: {
           providers: [
-            partner.operatorProvider(),
+            // form_post: the provider's answer is a cross-site POST, which carries no SameSite=Lax cookie.
+            { ...partner.operatorProvider(), response_mode: 'form_post' },
             { id: PLATFORM_PROVIDER_ID, issuer: 'https://evil.example.org', client_id: 'evil', client_secret: 'evil', scope: 'openid' },
           ],
         },
@@ -545,9 +559,16 @@ export function upstreamSuite(backend) {
           await page.getByLabel('Username').fill(jules.username);
           await page.getByLabel('Password').fill(jules.password);
           await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+        });
+        await browser.step('MAS re-posts the cross-site form_post answer from its own origin (a button, no JavaScript)', async (page) => {
+          await page.waitForURL((u) => u.origin === app.origin);
+          if (page.url().includes('/auth/upstream/callback/')) {
+            await page.getByRole('button', { name: 'Continue', exact: true }).click();
+          }
           await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
         });
         assert.deepEqual(await traces(app, 'jules', 'jules', partnerId), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+        assert.equal(partner.authorizations.at(-1).response_mode, 'form_post');
         assert.equal(partner.tokenRequests.at(-1)?.status, 200);
         assert.equal(idp.tokenRequests.filter((t) => t.redirectUri?.includes(partnerId)).length, 0);
       } finally {
