@@ -437,6 +437,32 @@ export function upstreamSuite(backend) {
       assert.deepEqual(links, [], 'no link');
     });
 
+    check('two sign-ins pending in two tabs of one browser: both complete (the sessions cookie keeps both)', async () => {
+      const lena = idp.addAccount({ username: 'lena' });
+      const browser = await freshBrowser('lena');
+      const first = await browser.page();
+      const second = await browser.context.newPage();
+      for (const [name, page] of [['first', first], ['second', second]]) {
+        await browser.step(`${name} tab: MAS's login page → the provider`, async () => {
+          await page.goto(`${app.origin}/auth/login`);
+          await page.getByRole('heading', { name: `Sign in to ${idp.name}` }).waitFor();
+        });
+      }
+      for (const [name, page] of [['first', first], ['second', second]]) {
+        await browser.step(`${name} tab: sign in → signed in to MAS`, async () => {
+          const answered = page.waitForResponse((r) => r.url().includes(CALLBACK_PATH), { timeout: 30000 });
+          answered.catch(() => {});
+          await page.getByLabel('Username').fill(lena.username);
+          await page.getByLabel('Password').fill(lena.password);
+          await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+          const res = await answered;
+          assert.ok(res.status() < 400, `${name} tab: the callback answered ${res.status()}: ${(await page.locator('body').innerText()).slice(0, 300)}`);
+          await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
+        });
+      }
+      assert.deepEqual(await traces(app, 'lena'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+    });
+
     check('a linked user locked with `manage lock-user` is refused at the next sign-in (403, "locked")', async (rec) => {
       const hank = idp.addAccount({ username: 'hank' });
       const { tokens } = await elementXSignIn(rec, await freshBrowser('hank'), hank);
@@ -490,6 +516,24 @@ export function upstreamSuite(backend) {
     });
 
     // --- other configurations (restarts of the same appliance) ------------------------------
+
+    check('a wrong CLOUDRON_OIDC_CLIENT_SECRET: the provider refuses the code; 400 page with its error code (token_error), nothing created', async () => {
+      await app.stop();
+      const secret = app.extraEnv.CLOUDRON_OIDC_CLIENT_SECRET;
+      app.extraEnv.CLOUDRON_OIDC_CLIENT_SECRET = 'not-the-secret';
+      try {
+        app.start();
+        await app.waitHealthy();
+        const account = idp.addAccount({ username: 'wrongsecret' });
+        const { logLine } = await refusedSignIn('wrongsecret', account, { status: 400, text: /error code: invalid_client/i, reason: 'token_error' });
+        assert.ok(!logLine.includes('not-the-secret'), 'the log line never carries the secret');
+        assert.equal(idp.tokenRequests.at(-1).error, 'invalid_client');
+        await assertNothingCreated('wrongsecret', 'wrong client secret');
+      } finally {
+        await app.stop();
+        app.extraEnv.CLOUDRON_OIDC_CLIENT_SECRET = secret;
+      }
+    });
 
     check('discovery unavailable at start: MAS falls back to the explicit CLOUDRON_OIDC_*_ENDPOINT variables (one warn line) and sign-in works', async (rec) => {
       await app.stop();
