@@ -7,6 +7,7 @@
 //! and `mas-cli server` retries them. Output: one line saying what was done, one saying what
 //! happened in the homeserver.
 
+mod admin;
 mod compat_token;
 mod email;
 mod lock;
@@ -54,6 +55,10 @@ pub enum Command {
     KillSessions(sessions::Args),
     /// Issue a non-expiring compatibility access token (optionally with Synapse admin rights).
     IssueCompatibilityToken(compat_token::Args),
+    /// Let a user ask for Synapse admin rights (e.g. one who signed in with single sign-on).
+    PromoteAdmin(admin::Args),
+    /// Stop a user from asking for Synapse admin rights.
+    DemoteAdmin(admin::Args),
 }
 
 /// What every verb works with.
@@ -117,6 +122,8 @@ impl Manage {
             Command::VerifyEmail(args) => email::verify(self, args).await,
             Command::KillSessions(args) => sessions::kill(self, args).await,
             Command::IssueCompatibilityToken(args) => compat_token::run(self, args).await,
+            Command::PromoteAdmin(args) => admin::promote(self, args).await,
+            Command::DemoteAdmin(args) => admin::demote(self, args).await,
         }
     }
 

@@ -539,7 +539,35 @@ async fn kill_sessions_ends_everything_or_only_counts_on_a_dry_run(db: Database)
     );
 }
 
+async fn promote_and_demote_admin_flip_the_admin_permission(db: Database) {
+    let h = harness(db).await;
+    h.ok(&["register-user", "bob", "-p", STRONG]).await;
+    assert!(!h.user("bob").await.unwrap().can_request_admin);
+    let lines = h.ok(&["promote-admin", "bob"]).await;
+    assert_eq!(
+        lines,
+        [
+            "bob (@bob:example.com) may now ask for Synapse admin rights (urn:synapse:admin:*) \
+          when signing in."
+        ]
+    );
+    assert!(h.user("bob").await.unwrap().can_request_admin);
+    let again = h.ok(&["promote-admin", "bob"]).await;
+    assert_eq!(
+        again,
+        ["bob (@bob:example.com) is already an admin; nothing changed."]
+    );
+    let lines = h.ok(&["demote-admin", "bob"]).await;
+    assert!(lines[0].contains("may no longer ask"), "{lines:?}");
+    assert!(!h.user("bob").await.unwrap().can_request_admin);
+    assert_eq!(
+        h.err(&["promote-admin", "nobody"]).await,
+        "no user named \"nobody\""
+    );
+}
+
 test_on_both_backends!(
+    promote_and_demote_admin_flip_the_admin_permission,
     register_user_creates_the_user_and_provisions_it_at_once,
     register_user_refuses_bad_input_before_changing_anything,
     register_user_refuses_a_name_the_homeserver_does_not_offer,
