@@ -45,9 +45,12 @@ COPY templates/mas /app/code/templates/mas
 COPY assets /app/code/assets
 COPY start/start.sh /app/code/start/start.sh
 
-# Outside Cloudron (CLOUDRON unset) these are what Cloudron mode implies anyway.
+# Outside Cloudron (CLOUDRON unset) these are what Cloudron mode implies anyway: started as
+# root, the supervisor gives /app/data to `cloudron` and drops to it; started with --user, it
+# runs as that user.
 ENV APPLIANCE_DATA_DIR=/app/data \
     APPLIANCE_RUN_DIR=/run/appliance \
+    APPLIANCE_USER=cloudron \
     APPLIANCE_SYNAPSE_PYTHON=/app/code/venv/bin/python \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app/code

@@ -215,6 +215,7 @@ test('Dockerfile: image shape (code, data volume, port, health check, environmen
   assert.match(env, /APPLIANCE_SYNAPSE_PYTHON=\/app\/code\/venv\/bin\/python/);
   assert.match(env, /APPLIANCE_DATA_DIR=\/app\/data/);
   assert.match(env, /APPLIANCE_RUN_DIR=\/run\/appliance/);
+  assert.match(env, /APPLIANCE_USER=cloudron/, 'root in plain Docker drops to cloudron too');
   const copies = one('COPY').join('\n');
   assert.match(copies, /appliance \/out\/mas-cli \/app\/code\//);
   assert.match(copies, /templates\/mas \/app\/code\/templates\/mas/);
