@@ -323,7 +323,7 @@ impl Provider {
 
     /// The provider's authorization URL for one login attempt. Fetches discovery if it is not
     /// cached; PKCE (S256) per `pkce_method`.
-    #[tracing::instrument(name = "upstream.authorization_url", skip_all, fields(provider = %self.id), err)]
+    #[tracing::instrument(name = "upstream.authorization_url", skip_all, fields(provider = %self.id))]
     pub async fn authorization_url(
         &self,
         params: AuthorizationParams<'_>,
@@ -367,7 +367,7 @@ impl Provider {
     /// Completes a login from the callback: exchanges the code, validates the ID token
     /// (signature, `iss`, `aud`/`azp`, `exp`/`iat`, `nonce`, `at_hash`) and fetches userinfo
     /// when configured (its `sub` must match).
-    #[tracing::instrument(name = "upstream.complete", skip_all, fields(provider = %self.id), err)]
+    #[tracing::instrument(name = "upstream.complete", skip_all, fields(provider = %self.id))]
     pub async fn complete(
         &self,
         params: CallbackParams<'_>,
@@ -378,8 +378,11 @@ impl Provider {
             .validate_id_token(
                 &endpoints,
                 &tokens.id_token,
-                &tokens.access_token,
-                params.nonce,
+                &id_token::Expected {
+                    access_token: &tokens.access_token,
+                    code: params.code,
+                    nonce: params.nonce,
+                },
             )
             .await?;
         let userinfo = if self.fetch_userinfo {

@@ -160,6 +160,9 @@ pub enum IdTokenError {
     /// `at_hash` does not match the access token.
     #[error("at_hash does not match the access token")]
     AccessTokenHash,
+    /// `c_hash` does not match the authorization code.
+    #[error("c_hash does not match the authorization code")]
+    CodeHash,
     /// `sub` is missing or not a string.
     #[error("sub is missing")]
     MissingSubject,

@@ -1,7 +1,7 @@
 //! ID token validation (OpenID Connect Core §3.1.3.7): the signature against the provider's
 //! JWKS (cached; refetched once, at most once a minute, when a token names an unknown `kid`),
 //! the configured algorithm, `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` with a 30 s leeway on the
-//! injected clock, `nonce`, and `at_hash` when present.
+//! injected clock, `nonce`, and `at_hash`/`c_hash` when present.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use crate::crypto::jwk::unb64;
 use crate::crypto::{Jwks, JwtError, jwt, oidc_hash};
 
 /// Clock skew tolerated on `exp`, `nbf`.
-const LEEWAY_SECS: i64 = 30;
+const LEEWAY_SECS: f64 = 30.0;
 /// The JWKS is refetched for an unknown `kid` at most this often.
 const JWKS_REFETCH_INTERVAL_MS: i64 = 60 * 1000;
 
@@ -24,6 +24,17 @@ const JWKS_REFETCH_INTERVAL_MS: i64 = 60 * 1000;
 pub(super) struct JwksCache {
     jwks: Option<Arc<Jwks>>,
     fetched_at_ms: i64,
+}
+
+/// What the token must match besides the provider's configuration.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected<'a> {
+    /// The access token issued with it (`at_hash`).
+    pub(super) access_token: &'a str,
+    /// The authorization code it was issued for (`c_hash`).
+    pub(super) code: &'a str,
+    /// The session's nonce.
+    pub(super) nonce: &'a str,
 }
 
 /// The JOSE header fields we read.
@@ -38,8 +49,7 @@ impl Provider {
         &self,
         endpoints: &Endpoints,
         id_token: &str,
-        access_token: &str,
-        nonce: &str,
+        expected: &Expected<'_>,
     ) -> Result<Map<String, Value>, UpstreamError> {
         let header = id_token.split('.').next().unwrap_or_default();
         let header: Header = unb64(header)
@@ -53,7 +63,7 @@ impl Provider {
             .into());
         }
         let claims = self.verify_signature(endpoints, id_token).await?;
-        self.check_claims(&claims, access_token, nonce)?;
+        self.check_claims(&claims, expected)?;
         Ok(claims)
     }
 
@@ -123,8 +133,7 @@ impl Provider {
     fn check_claims(
         &self,
         claims: &Map<String, Value>,
-        access_token: &str,
-        nonce: &str,
+        expected: &Expected<'_>,
     ) -> Result<(), IdTokenError> {
         let iss = claims
             .get("iss")
@@ -148,31 +157,40 @@ impl Provider {
         if (audiences.len() > 1 || azp.is_some()) && azp != Some(self.client_id.as_str()) {
             return Err(IdTokenError::AuthorizedParty);
         }
-        let now = self.clock.now_unix_ms() / 1000;
-        let exp = claims.get("exp").and_then(Value::as_i64);
-        if exp.is_none_or(|exp| now >= exp.saturating_add(LEEWAY_SECS)) {
+        // Seconds, fractional: numeric dates may be floats (RFC 7519 §2).
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "Unix milliseconds fit an f64 exactly"
+        )]
+        let now = self.clock.now_unix_ms() as f64 / 1000.0;
+        let exp = claims.get("exp").and_then(Value::as_f64);
+        if exp.is_none_or(|exp| now >= exp + LEEWAY_SECS) {
             return Err(IdTokenError::Expired);
         }
-        if claims.get("iat").and_then(Value::as_i64).is_none() {
+        if claims.get("iat").and_then(Value::as_f64).is_none() {
             return Err(IdTokenError::MissingIssuedAt);
         }
         if let Some(nbf) = claims.get("nbf")
-            && nbf
-                .as_i64()
-                .is_none_or(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+            && nbf.as_f64().is_none_or(|nbf| nbf > now + LEEWAY_SECS)
         {
             return Err(IdTokenError::NotYetValid);
         }
         let token_nonce = claims.get("nonce").and_then(Value::as_str);
         if token_nonce.is_none_or(|token_nonce| {
-            !crate::crypto::constant_time_eq(token_nonce.as_bytes(), nonce.as_bytes())
+            !crate::crypto::constant_time_eq(token_nonce.as_bytes(), expected.nonce.as_bytes())
         }) {
             return Err(IdTokenError::Nonce);
         }
         if let Some(at_hash) = claims.get("at_hash")
-            && at_hash.as_str() != Some(oidc_hash(self.id_token_alg, access_token).as_str())
+            && at_hash.as_str()
+                != Some(oidc_hash(self.id_token_alg, expected.access_token).as_str())
         {
             return Err(IdTokenError::AccessTokenHash);
+        }
+        if let Some(c_hash) = claims.get("c_hash")
+            && c_hash.as_str() != Some(oidc_hash(self.id_token_alg, expected.code).as_str())
+        {
+            return Err(IdTokenError::CodeHash);
         }
         if claims
             .get("sub")

@@ -733,6 +733,15 @@ async fn a_tampered_token_is_refused() {
         )
         .await
         .unwrap();
+    let expected = id_token::Expected {
+        access_token: &tokens.access_token,
+        code: &code,
+        nonce: NONCE,
+    };
+    provider
+        .validate_id_token(&endpoints, &tokens.id_token, &expected)
+        .await
+        .unwrap();
     let mut parts: Vec<String> = tokens.id_token.split('.').map(str::to_owned).collect();
     let mut claims: serde_json::Value =
         serde_json::from_slice(&crate::crypto::jwk::unb64(&parts[1]).unwrap()).unwrap();
@@ -740,7 +749,7 @@ async fn a_tampered_token_is_refused() {
     parts[1] = b64(&serde_json::to_vec(&claims).unwrap());
     let tampered = parts.join(".");
     let error = provider
-        .validate_id_token(&endpoints, &tampered, &tokens.access_token, NONCE)
+        .validate_id_token(&endpoints, &tampered, &expected)
         .await
         .unwrap_err();
     assert!(
@@ -748,7 +757,7 @@ async fn a_tampered_token_is_refused() {
         "{error:?}"
     );
     let error = provider
-        .validate_id_token(&endpoints, "not.a-jwt", &tokens.access_token, NONCE)
+        .validate_id_token(&endpoints, "not.a-jwt", &expected)
         .await
         .unwrap_err();
     assert!(
@@ -765,6 +774,51 @@ async fn a_bad_at_hash_is_refused() {
         login(&provider(&fake, |_| {}), &fake).await,
         "AccessTokenHash",
     );
+}
+
+#[tokio::test]
+async fn c_hash_is_checked_when_present() {
+    let fake = FakeProvider::start().await;
+    let provider = provider(&fake, |_| {});
+    fake.set(|knobs| {
+        knobs
+            .id_token_patch
+            .insert("c_hash".to_owned(), json!("AAAAAAAAAAAAAAAAAAAAAA"));
+    });
+    assert_id_token_error(login(&provider, &fake).await, "CodeHash");
+    // The right hash of the code (the fake signs at the token request, after `set`).
+    let request = provider.authorization_url(params()).await.unwrap();
+    let code = query(&fake.approve(&request.url), "code").unwrap();
+    let c_hash = crate::crypto::oidc_hash(crate::crypto::JwsAlgorithm::Rs256, &code);
+    fake.set(|knobs| {
+        knobs
+            .id_token_patch
+            .insert("c_hash".to_owned(), json!(c_hash));
+    });
+    provider
+        .complete(CallbackParams {
+            redirect_uri: REDIRECT_URI,
+            code: &code,
+            code_verifier: Some(VERIFIER),
+            nonce: NONCE,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn fractional_numeric_dates_are_accepted() {
+    let fake = FakeProvider::start().await;
+    let now = fake.clock.now_unix_ms() / 1000;
+    fake.set(|knobs| {
+        knobs
+            .id_token_patch
+            .insert("iat".to_owned(), json!(now as f64 + 0.5));
+        knobs
+            .id_token_patch
+            .insert("exp".to_owned(), json!(now as f64 + 300.25));
+    });
+    login(&provider(&fake, |_| {}), &fake).await.unwrap();
 }
 
 #[tokio::test]
