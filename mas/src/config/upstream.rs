@@ -96,8 +96,12 @@ pub struct ProviderConfig {
     /// The scope asked for; must contain `openid` (default `openid`).
     #[serde(default = "default_scope")]
     pub scope: String,
-    /// How endpoints are found: `oidc` (default: discovery, strictly checked), `insecure`
-    /// (discovery, unchecked) or `disabled` (only the endpoints given here).
+    /// How endpoints are found: `oidc` (default: discovery, strictly checked: the document's
+    /// `issuer` must be this one, the authorization, token and JWKS endpoints must be there,
+    /// `code` must be a supported response type, and every endpoint must be https except on
+    /// loopback hosts `localhost`, `127.0.0.0/8`, `::1`, for development and tests), `insecure`
+    /// (discovery, unchecked) or `disabled` (only the endpoints given here). When discovery
+    /// fails and the explicit endpoints cover a login, they are used (with one warning).
     #[serde(default)]
     pub discovery_mode: DiscoveryMode,
     /// PKCE: `auto` (default: S256 when discovery lists it), `always`, `never`.
