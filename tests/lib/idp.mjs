@@ -65,6 +65,66 @@ export function signJwt(header, payload, privateKey) {
   return `${input}.${b64u(sig)}`;
 }
 
+/**
+ * oidc-provider's storage: an in-memory adapter of our own, one Map per provider (the library's
+ * own works the same way but warns about it on every start).
+ */
+function memoryAdapter() {
+  const store = new Map();
+  const now = () => Math.floor(Date.now() / 1000);
+  const live = (key) => {
+    const entry = store.get(key);
+    if (!entry) return undefined;
+    if (entry.exp && entry.exp < now()) {
+      store.delete(key);
+      return undefined;
+    }
+    return entry.payload;
+  };
+  return class MemoryAdapter {
+    constructor(model) {
+      this.model = model;
+    }
+
+    key(id) {
+      return `${this.model}:${id}`;
+    }
+
+    async upsert(id, payload, expiresIn) {
+      store.set(this.key(id), { payload: { ...payload }, exp: expiresIn ? now() + expiresIn : 0 });
+      if (payload.uid) store.set(`${this.model}:uid:${payload.uid}`, { payload: id, exp: 0 });
+      if (payload.userCode) store.set(`${this.model}:userCode:${payload.userCode}`, { payload: id, exp: 0 });
+    }
+
+    async find(id) {
+      return live(this.key(id));
+    }
+
+    async findByUid(uid) {
+      const id = live(`${this.model}:uid:${uid}`);
+      return id ? this.find(id) : undefined;
+    }
+
+    async findByUserCode(userCode) {
+      const id = live(`${this.model}:userCode:${userCode}`);
+      return id ? this.find(id) : undefined;
+    }
+
+    async consume(id) {
+      const payload = live(this.key(id));
+      if (payload) payload.consumed = now();
+    }
+
+    async destroy(id) {
+      store.delete(this.key(id));
+    }
+
+    async revokeByGrantId(grantId) {
+      for (const [key, entry] of store) if (entry.payload?.grantId === grantId) store.delete(key);
+    }
+  };
+}
+
 const escapeHtml = (s) =>
   String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 
@@ -159,6 +219,8 @@ export class TestIdp {
         },
       ],
       jwks: { keys: [this.signingKey.privateJwk] },
+      adapter: memoryAdapter(),
+      ttl: { AccessToken: 3600, AuthorizationCode: 60, IdToken: 3600, Interaction: 3600, Session: 86400, Grant: 86400 },
       cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
       claims: {
         openid: ['sub'],
