@@ -439,6 +439,97 @@ async fn explicit_endpoints_are_used_when_discovery_fails() {
     assert_eq!(fake.log().discovery, 1);
 }
 
+/// Collects formatted log lines while alive (this thread only).
+struct Logs {
+    buffer: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Logs {
+    fn capture() -> Self {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        Self {
+            buffer,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_fallback_is_logged_once_without_secrets() {
+    let logs = Logs::capture();
+    let fake = FakeProvider::start().await;
+    fake.set(|knobs| {
+        knobs
+            .discovery_patch
+            .insert("issuer".to_owned(), json!("https://evil.example.com"));
+    });
+    let provider = provider(&fake, |config| {
+        config.authorization_endpoint = Some(fake.url("/authorize"));
+        config.token_endpoint = Some(fake.url("/token"));
+        config.jwks_uri = Some(fake.url("/jwks"));
+        config.userinfo_endpoint = Some(fake.url("/userinfo"));
+    });
+    let identity = login(&provider, &fake).await.unwrap();
+    // The fallback is retried after five minutes; still failing, it is not logged again.
+    fake.clock.advance(Duration::from_secs(301));
+    login(&provider, &fake).await.unwrap();
+    assert_eq!(fake.log().discovery, 2);
+    let text = logs.text();
+    assert_eq!(
+        text.matches("discovery failed; using the configured endpoints").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("reason=\"discovery_invalid\""), "{text}");
+    assert!(text.contains(&format!("provider={PROVIDER_ID}")), "{text}");
+    for secret in [CLIENT_SECRET, &identity.id_token, VERIFIER] {
+        assert!(!text.contains(secret), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_discovery_document_is_invalid_discovery() {
+    let fake = FakeProvider::start().await;
+    let provider = provider(&fake, |config| {
+        config.issuer = Some(format!("{}/nowhere", fake.issuer));
+    });
+    let error = provider.authorization_url(params()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            UpstreamError::Discovery(DiscoveryError::Status {
+                what: "discovery",
+                status: 404
+            })
+        ),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn without_a_complete_set_of_explicit_endpoints_a_discovery_failure_stands() {
     let fake = FakeProvider::start().await;
