@@ -500,7 +500,8 @@ async fn the_fallback_is_logged_once_without_secrets() {
     assert_eq!(fake.log().discovery, 2);
     let text = logs.text();
     assert_eq!(
-        text.matches("discovery failed; using the configured endpoints").count(),
+        text.matches("discovery failed; using the configured endpoints")
+            .count(),
         1,
         "{text}"
     );
