@@ -190,9 +190,12 @@ export class TestIdp {
   }
 
   async listen() {
+    // A port below the ephemeral range (ports.mjs), so no outgoing connection can take it while
+    // the provider is down and `restart()` gets it back.
+    const port = await freePort();
     await new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => {
+      this.server.listen(port, '127.0.0.1', () => {
         this.server.off('error', reject);
         resolve();
       });
@@ -462,10 +465,11 @@ ${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
 
   /**
    * The CLOUDRON_OIDC_* variables of an appliance using this provider. `unreachable`: every URL
-   * points at a closed loopback port instead. `explicitEndpoints` overrides the instance's choice.
+   * points at a closed loopback port (127.0.0.1:1) instead. `explicitEndpoints` overrides the instance's choice.
    */
-  async env({ unreachable = false, explicitEndpoints = this.explicitEndpoints } = {}) {
-    const base = unreachable ? `http://127.0.0.1:${await freePort()}` : this.issuer;
+  env({ unreachable = false, explicitEndpoints = this.explicitEndpoints } = {}) {
+    // Port 1 (tcpmux): privileged and unused, so connections are refused for certain.
+    const base = unreachable ? 'http://127.0.0.1:1' : this.issuer;
     const env = {
       CLOUDRON_OIDC_PROVIDER_NAME: this.name,
       CLOUDRON_OIDC_ISSUER: base,
