@@ -141,6 +141,8 @@ e2eTest('cloudron mode: root → cloudron through start/start.sh, with PostgreSQ
   assert.equal(quoted(email, '  from'), '"Example Chat" <matrix.app@localhost.test>');
   assert.match(masYaml, /upstream_oauth2:/, 'the platform OIDC provider is rendered');
 
+  assert.doesNotMatch(app.logText(), /mail is off/);
+
   // The admin's proof of mail delivery, run as root like `cloudron exec` would.
   const r = await app.command(['doctor', '--send-test-email', 'admin@example.org']);
   const out = r.stdout.join('\n');

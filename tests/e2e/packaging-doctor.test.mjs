@@ -14,8 +14,14 @@ e2eTest('sqlite: appliance doctor passes on a healthy appliance, names each misc
   app.start();
   await app.waitHealthy();
 
+  // No mail variables: the start says mail is off.
+  assert.match(app.logText(), /mail is off \(no CLOUDRON_MAIL_\* variables\)/);
+  // The image's HEALTHCHECK.
+  let r = await app.command(['health']);
+  assert.equal(r.code, 0, r.stderr.join('\n'));
+
   // Healthy: every line is ✅, exit 0, and the lines say what was checked.
-  let r = await app.command(['doctor']);
+  r = await app.command(['doctor']);
   let out = r.stdout.join('\n');
   assert.equal(r.code, 0, `${out}\n${r.stderr.join('\n')}`);
   assert.ok(marks(r.stdout).every((m) => m === '✅'), out);
@@ -53,8 +59,11 @@ e2eTest('sqlite: appliance doctor passes on a healthy appliance, names each misc
   fs.chmodSync(path.join(secrets, 'mas_rsa.pem'), 0o600);
   fs.chmodSync(secrets, 0o700);
 
-  // Stopped: the first line says so, and nothing hangs.
+  // Stopped: the first line says so, and nothing hangs; the health check fails.
   await app.stop();
+  r = await app.command(['health']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr.join('\n'), /unhealthy/);
   const started = Date.now();
   r = await app.command(['doctor']);
   out = r.stdout.join('\n');
