@@ -61,7 +61,12 @@ fn main() -> ExitCode {
     // Started by the PID 1 shim (or by anything else that blocks signals), we would inherit a
     // blocked signal mask: SIGTERM would then never reach our handlers, nor our children's.
     pid1::unblock_signals();
-    init_tracing();
+    // The doctor's output is its lines; the supervisor's own logging only for warnings.
+    init_tracing(if matches!(cli.command, Command::Doctor { .. }) {
+        "warn"
+    } else {
+        "info"
+    });
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let env = match Env::from_process(&cwd) {
         Ok(env) => env,
@@ -341,10 +346,10 @@ fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_env("APPLIANCE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        EnvFilter::try_from_env("APPLIANCE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
