@@ -94,8 +94,8 @@ fn every_form_carries_the_csrf_token() {
         forms += count;
     }
     assert_eq!(
-        forms, 5,
-        "login, consent approve and deny, logout, compat SSO continue"
+        forms, 6,
+        "login, consent approve and deny, logout, compat SSO continue, upstream link"
     );
 }
 
@@ -350,4 +350,32 @@ fn form_post_page_posts_the_response_to_the_client_with_a_visible_button() {
         "the form goes to the client"
     );
     assert!(!has_event_handler(&html));
+}
+
+#[test]
+fn the_upstream_link_page_offers_only_the_choices_left_to_the_person() {
+    let sample = UpstreamLinkContext::sample();
+    let html = upstream_link(&templates(), &sample);
+    assert!(html.contains(r#"name="username""#), "{html}");
+    assert!(html.contains("This username is taken."), "{html}");
+    assert!(html.contains(r#"name="import_email""#), "suggested: {html}");
+    assert!(
+        !html.contains(r#"name="import_display_name""#),
+        "forced: {html}"
+    );
+    assert!(html.contains("Alice Liddell"), "{html}");
+
+    let fixed = UpstreamLinkContext {
+        username_editable: false,
+        mxid: Some("@alice:example.com".to_owned()),
+        display_name_optional: true,
+        email: None,
+        errors: Vec::new(),
+        ..sample
+    };
+    let html = upstream_link(&templates(), &fixed);
+    assert!(!html.contains(r#"name="username""#), "{html}");
+    assert!(html.contains("@alice:example.com"), "{html}");
+    assert!(html.contains(r#"name="import_display_name""#), "{html}");
+    assert!(!html.contains("alice@example.com"), "{html}");
 }

@@ -280,9 +280,10 @@ pub(super) struct Executed {
 }
 
 /// Carries out `plan` in `tx`: the link (reusing the subject's unbound link `unbound`, if
-/// any), and for a new account the user, its verified email and its provisioning job. A lost
-/// race (the link bound or the username taken meanwhile) is a refusal; the caller's
-/// transaction then rolls back.
+/// any), and for a new account the user, its verified email and its provisioning job. The
+/// subject's link is looked up again first: when a concurrent login (another tab) bound it
+/// meanwhile, this one logs in as that user instead. A race lost otherwise (the username
+/// taken meanwhile) is a refusal; the caller's transaction then rolls back.
 pub(super) async fn execute(
     state: &AppState,
     tx: &mut AnyConnection,
@@ -293,6 +294,28 @@ pub(super) async fn execute(
 ) -> Result<Executed, HtmlError> {
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
+    let mut unbound = unbound;
+    if !matches!(plan, Plan::Linked { .. }) {
+        // Another tab of this person may have settled the subject since `decide` looked.
+        let link = upstream_links::find_upstream_link_by_subject(tx, &provider.id, &claims.subject)
+            .await
+            .map_err(HtmlError::internal)?;
+        if let Some(link) = link {
+            if let Some(user_id) = link.user_id {
+                let user = users::find_user(tx, user_id)
+                    .await
+                    .map_err(HtmlError::internal)?
+                    .ok_or_else(|| HtmlError::internal(format!("link {} has no user", link.id)))?;
+                check_user(provider, &user)?;
+                return Ok(Executed {
+                    link_id: link.id,
+                    user: Some(user),
+                    queued_job: false,
+                });
+            }
+            unbound = Some(link.id);
+        }
+    }
     let (user, queued_job) = match plan {
         Plan::Linked { link_id, user } => {
             return Ok(Executed {

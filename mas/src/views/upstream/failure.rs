@@ -21,6 +21,15 @@ fn refuse(
     page
 }
 
+/// A provider's free text (`error_description`) for the log: one line, at most 200
+/// characters.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
 /// The provider id of a request is not an enabled provider (404).
 pub(super) fn unknown_provider(provider_id: &str) -> HtmlError {
     refuse(
@@ -123,7 +132,7 @@ pub(super) fn cancelled(provider: &Provider, description: Option<&str>) -> HtmlE
     refuse(
         &provider.id,
         "cancelled",
-        &description.unwrap_or("access_denied"),
+        &one_line(description.unwrap_or("access_denied")),
         HtmlError::bad_request(
             "Sign-in was cancelled",
             format!(
@@ -145,7 +154,7 @@ pub(super) fn provider_error(
         .filter(|c| c.is_ascii_graphic())
         .take(64)
         .collect();
-    let details = format!("error={code} {}", description.unwrap_or_default());
+    let details = format!("error={code} {}", one_line(description.unwrap_or_default()));
     refuse(
         &provider.id,
         "provider_error",

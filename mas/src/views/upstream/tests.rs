@@ -383,6 +383,35 @@ async fn form_post_answers_are_completed_after_one_resubmission(db: Database) {
     assert!(user_named(&app, "alice").await.is_some());
 }
 
+/// Two logins pending in two tabs of one browser, their callbacks arriving together: both
+/// end signed in as the one new user.
+async fn two_tabs_completing_at_once_create_one_account(db: Database) {
+    let (fake, app) = setup(db).await;
+    let get = async |path: &str, cookies: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(cookies) = cookies {
+            request = request.header(header::COOKIE, cookies);
+        }
+        app.request(request.body(Body::empty()).unwrap()).await
+    };
+    let first = get(AUTHORIZE, None).await;
+    let cookies = cookie_header(&first);
+    let second = get(AUTHORIZE, Some(&cookies)).await;
+    let cookies = cookie_header(&second);
+    let callbacks = [first, second].map(|response| {
+        let provider_url: Url = location(&response).parse().unwrap();
+        approve(&fake, &provider_url)
+    });
+    let (a, b) = tokio::join!(
+        get(&callbacks[0], Some(&cookies)),
+        get(&callbacks[1], Some(&cookies))
+    );
+    assert_eq!(location(&a), "/auth/");
+    assert_eq!(location(&b), "/auth/");
+    let counts = counts(&app).await;
+    assert_eq!((counts.users, counts.links, counts.jobs), (1, 1, 1));
+}
+
 // --- refusals: a page, one warn line, nothing created ---
 
 /// Checks a refusal page.
@@ -1118,6 +1147,7 @@ sqlite_tests!(
     the_post_auth_action_continues_after_the_login,
     an_unknown_idp_in_the_legacy_redirect_is_ignored,
     form_post_answers_are_completed_after_one_resubmission,
+    two_tabs_completing_at_once_create_one_account,
     an_unknown_provider_is_a_404_page,
     a_provider_that_is_down_is_a_502_page,
     a_cancelled_login_says_so,
