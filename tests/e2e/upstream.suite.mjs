@@ -13,14 +13,19 @@
 //   verified email are imported (Synapse's profile and 3pid APIs); a second sign-in from another
 //   browser maps to the same user (by subject) and creates no other;
 // - legacy m.login.sso through the provider → m.login.token → whoami;
-// - refused, each with its page and status, and with nothing created (no MAS user, no upstream
-//   link, no Synapse account): an ID token with a wrong nonce, signed by another key, with a wrong
-//   issuer, a wrong audience, expired; the provider down when MAS redeems the code; a localpart
-//   taken by a local user made first with `manage register-user` (409); plus a missing required
-//   claim, a cancelled sign-in and a replayed callback;
-// - with APPLIANCE_PASSWORD_LOGIN=true both are offered (the login form and the provider's
-//   button, m.login.password and m.login.sso); an appliance whose provider cannot be reached
-//   starts, and its login page ends on the "provider unreachable" page (502), not a 500.
+// - refused, each with its page and status, its one `warn` line (reason and details), and with
+//   nothing created (no MAS user, no upstream link, no Synapse account): an ID token with a wrong
+//   nonce, signed by another key, with an unknown key id, a wrong issuer, a wrong audience,
+//   expired; the provider down when MAS redeems the code (502); a localpart taken by a local user
+//   made first with `manage register-user` (409); a missing required claim, an invalid localpart,
+//   a cancelled sign-in, a replayed callback, a locked user (403), a wrong client secret;
+// - an unverified email is not imported; capitals in the username are lower-cased; two sign-ins
+//   pending in two tabs both complete;
+// - restarts of the same appliance: discovery down → the explicit endpoints (one warn line); an
+//   operator provider (form_post) in <data>/config/mas.yaml after the platform one, whose id is
+//   reserved; with APPLIANCE_PASSWORD_LOGIN=true both are offered (the login form and the
+//   provider's button, m.login.password and m.login.sso); an appliance whose provider cannot be
+//   reached starts, and its login page ends on the "unreachable" page (502), not a 500.
 //
 // upstream.<backend>.test.mjs run it once per backend.
 import assert from 'node:assert/strict';
@@ -99,7 +104,6 @@ export function upstreamSuite(backend) {
     let idp;
     let serverName;
     let callback;
-    let elementX;
 
     before(async () => {
       try {
@@ -149,7 +153,6 @@ export function upstreamSuite(backend) {
      */
     async function elementXSignIn(rec, browser, account) {
       const config = await registerClient(app, rec, elementXMetadata(callback.redirectUri));
-      elementX ??= config.clientMetadata().client_id;
       const deviceId = randomAlnum(10);
       const { api, device } = matrixScopes('stable', deviceId);
       const req = await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: `${api} ${device}` });
