@@ -428,6 +428,10 @@ upstream_oauth2:
     - id: 01J00000000000000000PR0V1D
       issuer: https://evil.example
       client_id: evil
+      human_name: Example SSO
+      claims_imports:
+        localpart:
+          on_conflict: set
     - id: 01HOPERATOR0000000000000002
       issuer: https://gitlab.example.org
       client_id: gl
@@ -436,7 +440,7 @@ account: {password_registration_enabled: true}
 ";
 
 #[test]
-fn operator_providers_are_appended_after_the_platform_one_and_its_id_is_reserved() {
+fn operator_providers_are_appended_after_the_platform_one_which_they_may_tune_but_not_rewire() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
     std::fs::create_dir_all(layout.overrides_dir()).unwrap();
@@ -458,6 +462,17 @@ fn operator_providers_are_appended_after_the_platform_one_and_its_id_is_reserved
         "ours is not replaced"
     );
     assert_eq!(ours["client_id"], "cid-123");
+    assert_eq!(ours["human_name"], "Example SSO", "tuned by the operator");
+    let localpart = &ours["claims_imports"]["localpart"];
+    assert_eq!(localpart["on_conflict"], "set", "tuned by the operator");
+    assert_eq!(
+        (&localpart["action"], &localpart["template"]),
+        (
+            &Value::from("require"),
+            &Value::from("{{ user.preferred_username }}")
+        ),
+        "the rest of ours is kept"
+    );
     assert_eq!(providers(&mas)[1]["client_secret"], "op-secret");
     assert_eq!(
         at(&mas, "passwords.enabled"),
@@ -471,7 +486,8 @@ fn operator_providers_are_appended_after_the_platform_one_and_its_id_is_reserved
         keys,
         [
             "passwords.enabled",
-            "upstream_oauth2.providers.1 (id 01J00000000000000000PR0V1D)"
+            "upstream_oauth2.providers.1.client_id (id 01J00000000000000000PR0V1D)",
+            "upstream_oauth2.providers.1.issuer (id 01J00000000000000000PR0V1D)"
         ]
     );
     assert!(
