@@ -22,8 +22,9 @@
 // - an unverified email is not imported; capitals in the username are lower-cased; two sign-ins
 //   pending in two tabs both complete;
 // - restarts of the same appliance: discovery down → the explicit endpoints (one warn line); an
-//   operator provider (form_post) in <data>/config/mas.yaml after the platform one, whose id is
-//   reserved; with APPLIANCE_PASSWORD_LOGIN=true both are offered (the login form and the
+//   operator provider (form_post) in <data>/config/mas.yaml after the platform one, whose id may
+//   tune but not rewire the platform's provider (on_conflict: set links a platform user to the
+//   local account of the same name); with APPLIANCE_PASSWORD_LOGIN=true both are offered (the login form and the
 //   provider's button, m.login.password and m.login.sso); an appliance whose provider cannot be
 //   reached starts, and its login page ends on the "unreachable" page (502), not a 500.
 //
@@ -563,7 +564,7 @@ export function upstreamSuite(backend) {
       }
     });
 
-    check('an operator provider in <data>/config/mas.yaml (response_mode form_post) comes after the platform one (its reserved id ignored, logged): the login page offers both, and the operator\'s works', async (rec) => {
+    check('an operator provider in <data>/config/mas.yaml (response_mode form_post) comes after the platform one (an entry with the platform\'s id cannot rewire it: ignored, logged): the login page offers both, and the operator\'s works', async (rec) => {
       const partnerId = '01HQW90Z35CMXFJWQPHC3BGZGQ';
       const partner = await TestIdp.start(app.origin, { name: 'Partner Login', clientId: 'partner-client', providerId: partnerId });
       h.defer(() => partner.stop());
@@ -576,7 +577,8 @@ export function upstreamSuite(backend) {
           providers: [
             // form_post: the provider's answer is a cross-site POST, which carries no SameSite=Lax cookie.
             { ...partner.operatorProvider(), response_mode: 'form_post' },
-            { id: PLATFORM_PROVIDER_ID, issuer: 'https://evil.example.org', client_id: 'evil', client_secret: 'evil', scope: 'openid' },
+            // The platform's id may tune the platform provider but never rewire it: these are ignored.
+            { id: PLATFORM_PROVIDER_ID, issuer: 'https://evil.example.org', client_id: 'evil', client_secret: 'evil' },
           ],
         },
       }));
@@ -586,7 +588,7 @@ export function upstreamSuite(backend) {
         app.start();
         await app.waitHealthy();
         const ignored = app.log.slice(logMark).find((l) => /operator override ignored/.test(l.line) && l.line.includes(PLATFORM_PROVIDER_ID));
-        assert.ok(ignored, 'the supervisor logs the ignored entry with the reserved id');
+        assert.ok(ignored, 'the supervisor logs the ignored keys of the entry with the reserved id');
 
         const login = await rec.send(app.url('/auth/login'));
         assert.equal(login.status, 200, `two providers: a page to choose, not a redirect (${login.status} ${login.headers.location ?? ''})`);
@@ -618,6 +620,31 @@ export function upstreamSuite(backend) {
         assert.equal(partner.authorizations.at(-1).response_mode, 'form_post');
         assert.equal(partner.tokenRequests.at(-1)?.status, 200);
         assert.equal(idp.tokenRequests.filter((t) => t.redirectUri?.includes(partnerId)).length, 0);
+      } finally {
+        fs.rmSync(overrides, { force: true });
+      }
+    });
+
+    check('tuning the platform provider with on_conflict: set in <data>/config/mas.yaml: a platform user takes over the local account of the same name (linked, no second user)', async (rec) => {
+      await manage(app, 'register-user', 'quincy', '--yes');
+      const quincy = idp.addAccount({ username: 'quincy', name: 'Quincy from the platform' });
+      const overrides = path.join(app.dataDir, 'config', 'mas.yaml');
+      fs.mkdirSync(path.dirname(overrides), { recursive: true });
+      fs.writeFileSync(overrides, JSON.stringify({
+        upstream_oauth2: { providers: [{ id: PLATFORM_PROVIDER_ID, claims_imports: { localpart: { on_conflict: 'set' } } }] },
+      }));
+      try {
+        await app.stop();
+        app.start();
+        await app.waitHealthy();
+        const rendered = fs.readFileSync(path.join(app.runDir, 'mas.yaml'), 'utf8');
+        assert.match(rendered, /on_conflict: set/, 'the tuning reaches the rendered config');
+        assert.match(rendered, new RegExp(`issuer: ['"]?${reEscape(idp.issuer)}`), 'the platform wiring stays');
+        const { tokens } = await elementXSignIn(rec, await freshBrowser('quincy'), quincy);
+        const who = await whoami(app, rec, tokens.access_token);
+        assert.equal(who.status, 200);
+        assert.equal((await who.json()).user_id, `@quincy:${serverName}`);
+        assert.deepEqual(await traces(app, 'quincy'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 }, 'the local quincy, now linked');
       } finally {
         fs.rmSync(overrides, { force: true });
       }
