@@ -19,7 +19,7 @@ use serde::Serialize;
 pub use self::context::{
     ClientView, CompatSsoContext, ConsentContext, ErrorContext, FormError, FormPostContext,
     FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView,
-    UpstreamLinkContext, UserView, describe_scopes, device_id_of,
+    UpstreamLinkContext, UpstreamResubmitContext, UserView, describe_scopes, device_id_of,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -54,6 +54,7 @@ mod page {
     pub(super) const FORM_POST: &str = "pages/form_post.html";
     pub(super) const COMPAT_SSO: &str = "pages/compat_sso.html";
     pub(super) const UPSTREAM_LINK: &str = "pages/upstream_link.html";
+    pub(super) const UPSTREAM_RESUBMIT: &str = "pages/upstream_resubmit.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -141,6 +142,14 @@ impl Templates {
         render(&self.current.load(), page::UPSTREAM_LINK, context)
     }
 
+    /// The page re-posting an upstream provider's `form_post` answer from our origin.
+    pub fn render_upstream_resubmit(
+        &self,
+        context: &UpstreamResubmitContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::UPSTREAM_RESUBMIT, context)
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -189,6 +198,11 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &environment,
         page::UPSTREAM_LINK,
         &UpstreamLinkContext::sample(),
+    )?;
+    render(
+        &environment,
+        page::UPSTREAM_RESUBMIT,
+        &UpstreamResubmitContext::sample(),
     )?;
     Ok(environment)
 }

@@ -16,6 +16,7 @@ mod register;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod upstream;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ pub enum Command {
     PromoteAdmin(admin::Args),
     /// Stop a user from asking for Synapse admin rights.
     DemoteAdmin(admin::Args),
+    /// Make an upstream provider's subject sign in as an existing user.
+    LinkUpstream(upstream::Args),
 }
 
 /// What every verb works with.
@@ -124,6 +127,7 @@ impl Manage {
             Command::IssueCompatibilityToken(args) => compat_token::run(self, args).await,
             Command::PromoteAdmin(args) => admin::promote(self, args).await,
             Command::DemoteAdmin(args) => admin::demote(self, args).await,
+            Command::LinkUpstream(args) => upstream::link(self, args).await,
         }
     }
 

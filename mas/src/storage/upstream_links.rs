@@ -203,6 +203,28 @@ pub async fn bind_upstream_link(
     Ok(result.rows_affected() == 1)
 }
 
+/// Detaches one link from its user (`manage link-upstream --replace`). `false` if it had no
+/// user (or is missing).
+#[tracing::instrument(
+    name = "db.upstream_oauth_links.unbind",
+    skip_all,
+    fields(upstream_oauth_link.id = %id),
+    err
+)]
+pub async fn unbind_upstream_link(
+    conn: &mut AnyConnection,
+    id: Ulid,
+) -> Result<bool, StorageError> {
+    let result = sqlx::query(
+        "UPDATE upstream_oauth_links SET user_id = NULL \
+         WHERE upstream_oauth_link_id = $1 AND user_id IS NOT NULL",
+    )
+    .bind(id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Detaches every link of the user to the provider (`on_conflict: replace`), except `keep`;
 /// the detached subjects no longer log in as this user. Returns how many were detached.
 #[tracing::instrument(

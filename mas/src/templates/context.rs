@@ -10,6 +10,7 @@ mod form_post;
 mod index;
 mod login;
 mod upstream_link;
+mod upstream_resubmit;
 
 use serde::{Serialize, Serializer};
 
@@ -22,6 +23,7 @@ pub use self::form_post::{FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
 pub use self::upstream_link::UpstreamLinkContext;
+pub use self::upstream_resubmit::UpstreamResubmitContext;
 
 /// The prefix of the samples (the appliance's).
 const SAMPLE_PREFIX: &str = "/auth";

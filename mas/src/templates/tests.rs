@@ -379,3 +379,27 @@ fn the_upstream_link_page_offers_only_the_choices_left_to_the_person() {
     assert!(html.contains(r#"name="import_display_name""#), "{html}");
     assert!(!html.contains("alice@example.com"), "{html}");
 }
+
+#[test]
+fn the_upstream_resubmit_page_posts_the_answer_back_to_the_callback() {
+    let html = readable(
+        &templates()
+            .render_upstream_resubmit(&UpstreamResubmitContext::sample())
+            .unwrap(),
+    );
+    assert!(
+        html.contains(
+            r#"<form method="post" action="/auth/upstream/callback/01J00000000000000000PR0V1D">"#
+        ),
+        "{html}"
+    );
+    for field in [
+        r#"name="code" value="sample-code""#,
+        r#"name="state" value="sample-state""#,
+        r#"name="mas_resubmitted" value="1""#,
+    ] {
+        assert!(html.contains(field), "{field}: {html}");
+    }
+    assert!(html.contains("Example SSO"), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+}

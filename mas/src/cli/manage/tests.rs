@@ -603,3 +603,75 @@ fn emails_need_something_on_both_sides_of_an_at() {
         assert!(validate_email(bad).is_err(), "{bad:?}");
     }
 }
+
+const PROVIDER: &str = "01J00000000000000000PR0V1D";
+
+async fn linked_user(h: &Harness, subject: &str) -> Option<Ulid> {
+    crate::storage::upstream_links::find_upstream_link_by_subject(
+        &mut *h.conn().await,
+        PROVIDER,
+        subject,
+    )
+    .await
+    .unwrap()
+    .and_then(|link| link.user_id)
+}
+
+async fn link_upstream_makes_a_subject_sign_in_as_an_existing_user(db: Database) {
+    let h = harness(db).await;
+    h.ok(&["register-user", "carol", "-p", STRONG]).await;
+    h.ok(&["register-user", "dave", "-p", STRONG]).await;
+    let carol = h.user("carol").await.unwrap();
+    let dave = h.user("dave").await.unwrap();
+    let link = [
+        "link-upstream",
+        "carol",
+        "--provider",
+        PROVIDER,
+        "--subject",
+        "sub-1",
+    ];
+    let lines = h.ok(&link).await;
+    assert_eq!(
+        lines,
+        [format!(
+            "\"sub-1\" at {PROVIDER} now signs in as carol (@carol:example.com)."
+        )]
+    );
+    assert_eq!(linked_user(&h, "sub-1").await, Some(carol.id));
+    assert!(h.ok(&link).await[0].contains("already linked"));
+
+    let to_dave = [
+        "link-upstream",
+        "dave",
+        "--provider",
+        PROVIDER,
+        "--subject",
+        "sub-1",
+    ];
+    let error = h.err(&to_dave).await;
+    assert!(
+        error.contains("linked to carol") && error.contains("--replace"),
+        "{error}"
+    );
+    assert_eq!(linked_user(&h, "sub-1").await, Some(carol.id));
+    let mut replace = to_dave.to_vec();
+    replace.push("--replace");
+    h.ok(&replace).await;
+    assert_eq!(linked_user(&h, "sub-1").await, Some(dave.id));
+
+    assert_eq!(
+        h.err(&[
+            "link-upstream",
+            "nobody",
+            "--provider",
+            PROVIDER,
+            "--subject",
+            "s"
+        ])
+        .await,
+        "no user named \"nobody\""
+    );
+}
+
+test_on_both_backends!(link_upstream_makes_a_subject_sign_in_as_an_existing_user);

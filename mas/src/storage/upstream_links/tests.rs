@@ -102,6 +102,15 @@ async fn an_unbound_link_is_bound_once(db: Database) {
         .unwrap()
         .unwrap();
     assert_eq!(found.user_id, Some(alice.id));
+
+    // Detached, it can be bound to someone else.
+    assert!(unbind_upstream_link(&mut t.conn, link.id).await.unwrap());
+    assert!(!unbind_upstream_link(&mut t.conn, link.id).await.unwrap());
+    assert!(
+        bind_upstream_link(&mut t.conn, link.id, bob.id)
+            .await
+            .unwrap()
+    );
 }
 
 async fn a_users_links_are_listed_and_detached_per_provider(db: Database) {

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
-use super::cookie::UpstreamSessions;
 use super::failure;
 use crate::app::AppState;
 use crate::error::HtmlError;
@@ -254,7 +253,12 @@ async fn plan(
         ));
     };
     match check_username(state, conn, provider, username, true).await? {
-        UsernameCheck::Taken(why) => Err(failure::localpart_conflict(provider, username, why)),
+        UsernameCheck::Taken(why) => Err(failure::localpart_conflict(
+            provider,
+            username,
+            &claims.subject,
+            why,
+        )),
         UsernameCheck::Link { user, replace } => {
             check_user(provider, &user)?;
             Ok(Plan::LinkExisting { user, replace })
@@ -352,6 +356,7 @@ pub(super) async fn execute(
                     return Err(failure::localpart_conflict(
                         provider,
                         &account.username,
+                        &claims.subject,
                         "taken meanwhile",
                     ));
                 }
@@ -429,7 +434,7 @@ async fn add_link(
     }
 }
 
-/// Ends a successful login: consumes the authorization session, starts a browser session for
+/// Ends a successful login: consumes the authorization session (once), starts a browser session for
 /// `user` (or re-authenticates the browser's current one of the same user), records the
 /// upstream authentication, commits, and sends the browser on to the post-auth action.
 pub(super) async fn log_in(
@@ -489,11 +494,8 @@ pub(super) async fn log_in(
         user_session.id = %browser_session.id,
         "logged in through an upstream provider"
     );
-    let mut sessions = UpstreamSessions::load(&jar, clock.now_unix_ms());
-    sessions.remove(session.id);
-    sessions
-        .save(&mut jar, &mut rng)
-        .map_err(HtmlError::internal)?;
+    // The session stays listed in the `upstream-oauth2-sessions` cookie until it expires, so
+    // that a replay of the provider's answer (the back button) is told apart as `replayed`.
     jar.set_session(&mut rng, browser_session.id)
         .map_err(HtmlError::internal)?;
     let action = session

@@ -29,7 +29,7 @@ use crate::extract::client_ip::ClientIp;
 use crate::model::{UpstreamCompletion, UpstreamSession};
 use crate::routes;
 use crate::storage::upstream_sessions;
-use crate::templates::{FormPostContext, FormPostParam};
+use crate::templates::{FormPostParam, UpstreamResubmitContext};
 use crate::upstream::{CallbackParams, Provider, import_claims};
 use crate::views::{bad_form, bad_query};
 
@@ -99,11 +99,11 @@ pub(super) async fn post(
 ) -> Result<Response, HtmlError> {
     let Form(params) = form.map_err(|rejection| bad_form(&rejection))?;
     let now = state.clock.now_unix_ms();
-    if params.resubmitted.is_none()
+    if let Some(provider) = state.upstream.get(&provider_id)
+        && params.resubmitted.is_none()
         && UpstreamSessions::load(&jar, now).is_empty()
-        && state.upstream.get(&provider_id).is_some()
     {
-        return resubmit(&state, &provider_id, &params);
+        return resubmit(&state, provider, &params);
     }
     handle(
         &state,
@@ -118,7 +118,7 @@ pub(super) async fn post(
 /// The page that re-posts a cookie-less `form_post` answer from our own origin.
 fn resubmit(
     state: &AppState,
-    provider_id: &str,
+    provider: &Provider,
     params: &CallbackQuery,
 ) -> Result<Response, HtmlError> {
     let fields = [
@@ -140,20 +140,17 @@ fn resubmit(
         name: RESUBMITTED.to_owned(),
         value: "1".to_owned(),
     });
-    let context = FormPostContext {
+    let context = UpstreamResubmitContext {
         prefix: state.urls.prefix().to_owned(),
-        redirect_uri: state.urls.relative(&routes::upstream_callback(provider_id)),
-        client_name: state
+        provider_name: provider.display_name().to_owned(),
+        form_action: state
             .urls
-            .base()
-            .host_str()
-            .unwrap_or("this site")
-            .to_owned(),
+            .relative(&routes::upstream_callback(&provider.id)),
         params: hidden,
     };
     let html = state
         .templates
-        .render_form_post(&context)
+        .render_upstream_resubmit(&context)
         .map_err(HtmlError::internal)?;
     Ok(Html(html).into_response())
 }

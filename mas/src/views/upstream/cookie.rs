@@ -1,7 +1,8 @@
 //! The `upstream-oauth2-sessions` cookie (mas-protocol §17.3): the authorization sessions this
 //! browser started, so that a callback is only accepted in the browser that began the login
 //! (a `state` not listed here is a "state mismatch") and the link page only for the browser
-//! that came back from the provider. Private (encrypted) like every cookie, `SameSite=Lax`
+//! that came back from the provider. Used sessions stay listed (their database row says they
+//! were used: a replay is refused as such) until they expire. Private (encrypted) like every cookie, `SameSite=Lax`
 //! (the provider's redirect back is a top-level GET), a browser-session cookie. It keeps the
 //! newest [`MAX_SESSIONS`] entries younger than [`MAX_AGE_MS`].
 
@@ -95,12 +96,6 @@ impl UpstreamSessions {
             .and_then(|entry| entry.id.parse().ok())
     }
 
-    /// Forgets session `id` (it was used to log in).
-    pub(super) fn remove(&mut self, id: Ulid) {
-        let id = id.to_string();
-        self.sessions.retain(|entry| entry.id != id);
-    }
-
     /// Writes the cookie into `jar` (removes it when nothing is pending).
     pub(super) fn save(
         &self,
@@ -150,8 +145,6 @@ mod tests {
         assert_eq!(sessions.find_by_link(id(9)), None);
         sessions.set_link(id(2), id(9));
         assert_eq!(sessions.find_by_link(id(9)), Some(id(2)));
-        sessions.remove(id(2));
-        assert_eq!(sessions.find_by_link(id(9)), None);
         assert!(!sessions.is_empty());
     }
 
@@ -176,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_is_encrypted_and_removed_when_empty() {
+    fn the_cookie_is_encrypted_and_removed_once_nothing_is_young_enough() {
         let mut rng = RngSource::seeded(1).fork();
         let mut jar = jar();
         let mut sessions = UpstreamSessions::default();
@@ -192,8 +185,9 @@ mod tests {
             "a browser-session cookie: {header}"
         );
 
-        sessions.remove(id(1));
-        sessions.save(&mut jar, &mut rng).unwrap();
+        let expired = UpstreamSessions::load(&jar, MAX_AGE_MS);
+        assert!(expired.is_empty());
+        expired.save(&mut jar, &mut rng).unwrap();
         let headers = jar.set_cookie_headers();
         assert!(headers[0].to_str().unwrap().contains("Max-Age=0"));
     }

@@ -196,12 +196,23 @@ pub(super) fn replayed(provider_id: &str, details: &str) -> HtmlError {
     )
 }
 
-/// The username belongs to another account and `on_conflict` does not link them (409).
-pub(super) fn localpart_conflict(provider: &Provider, username: &str, details: &str) -> HtmlError {
+/// The username belongs to another account and `on_conflict` does not link them (409). The
+/// log line says how the administrator links the subject to that account.
+pub(super) fn localpart_conflict(
+    provider: &Provider,
+    username: &str,
+    subject: &str,
+    details: &str,
+) -> HtmlError {
     refuse(
         &provider.id,
         "localpart_conflict",
-        &format_args!("username {username:?}: {details}"),
+        &format_args!(
+            "username {username:?}, subject {subject:?}: {details}; to let this subject sign \
+             in as that user: mas-cli manage link-upstream {username} --provider {} \
+             --subject {subject:?}",
+            provider.id
+        ),
         HtmlError::new(
             StatusCode::CONFLICT,
             "This username is already taken",

@@ -246,9 +246,12 @@ async fn plan_for_form(
         action != ImportAction::Suggest || field.is_some()
     };
     match check {
-        UsernameCheck::Taken(why) if fixed.is_some() => {
-            Err(failure::localpart_conflict(provider, &username, why))
-        }
+        UsernameCheck::Taken(why) if fixed.is_some() => Err(failure::localpart_conflict(
+            provider,
+            &username,
+            &claims.subject,
+            why,
+        )),
         UsernameCheck::Taken(_) => Ok(Err((
             username,
             vec![FormError::field("username", "This username is taken.")],
