@@ -300,24 +300,10 @@ pub(super) async fn execute(
     let mut rng = state.rng.fork();
     let mut unbound = unbound;
     if !matches!(plan, Plan::Linked { .. }) {
-        // Another tab of this person may have settled the subject since `decide` looked.
-        let link = upstream_links::find_upstream_link_by_subject(tx, &provider.id, &claims.subject)
-            .await
-            .map_err(HtmlError::internal)?;
-        if let Some(link) = link {
-            if let Some(user_id) = link.user_id {
-                let user = users::find_user(tx, user_id)
-                    .await
-                    .map_err(HtmlError::internal)?
-                    .ok_or_else(|| HtmlError::internal(format!("link {} has no user", link.id)))?;
-                check_user(provider, &user)?;
-                return Ok(Executed {
-                    link_id: link.id,
-                    user: Some(user),
-                    queued_job: false,
-                });
-            }
-            unbound = Some(link.id);
+        match settled_meanwhile(tx, provider, claims).await? {
+            Meanwhile::Linked(executed) => return Ok(executed),
+            Meanwhile::Waiting(link_id) => unbound = Some(link_id),
+            Meanwhile::Nothing => {}
         }
     }
     let (user, queued_job) = match plan {
@@ -407,6 +393,43 @@ pub(super) async fn execute(
         user: Some(user),
         queued_job,
     })
+}
+
+/// What happened to the subject's link since [`decide`] looked.
+enum Meanwhile {
+    /// Another tab bound it: log in as that user.
+    Linked(Executed),
+    /// It exists without a user (another tab waits at the confirmation page).
+    Waiting(Ulid),
+    /// Still no link.
+    Nothing,
+}
+
+/// Looks the subject's link up again inside the write transaction.
+async fn settled_meanwhile(
+    tx: &mut AnyConnection,
+    provider: &Provider,
+    claims: &ImportedClaims,
+) -> Result<Meanwhile, HtmlError> {
+    let link = upstream_links::find_upstream_link_by_subject(tx, &provider.id, &claims.subject)
+        .await
+        .map_err(HtmlError::internal)?;
+    let Some(link) = link else {
+        return Ok(Meanwhile::Nothing);
+    };
+    let Some(user_id) = link.user_id else {
+        return Ok(Meanwhile::Waiting(link.id));
+    };
+    let user = users::find_user(tx, user_id)
+        .await
+        .map_err(HtmlError::internal)?
+        .ok_or_else(|| HtmlError::internal(format!("link {} has no user", link.id)))?;
+    check_user(provider, &user)?;
+    Ok(Meanwhile::Linked(Executed {
+        link_id: link.id,
+        user: Some(user),
+        queued_job: false,
+    }))
 }
 
 /// A new link of the subject; a concurrent login that created it first wins.
