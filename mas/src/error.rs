@@ -293,3 +293,23 @@ pub async fn log_internal_errors(request: Request, next: Next) -> Response {
     }
     response
 }
+
+// Storage failures are the server's fault: each error shape answers them as its 500 and logs
+// the cause, so handlers can use `?` on storage calls.
+impl From<crate::storage::StorageError> for OAuthError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<crate::storage::StorageError> for MatrixError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<crate::storage::StorageError> for HtmlError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Self::internal(error)
+    }
+}

@@ -41,6 +41,7 @@ pub mod users;
 
 use std::sync::Arc;
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Transaction};
 
 use crate::config::{DatabaseBackend, DatabaseConfig};
@@ -141,6 +142,12 @@ impl Database {
     /// The pool, for queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A pooled connection, for reads and single statements (writes that belong together
+    /// use [`begin_write`](Self::begin_write)).
+    pub async fn acquire(&self) -> Result<PoolConnection<Any>, StorageError> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// Which engine this is.

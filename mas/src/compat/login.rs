@@ -140,31 +140,20 @@ pub(super) async fn post(
     let (mut tx, authenticated) = match request.kind.as_str() {
         "m.login.password" => {
             let authenticated = password_login(&state, ip, &request).await?;
-            let tx = state
-                .db
-                .begin_write()
-                .await
-                .map_err(MatrixError::internal)?;
+            let tx = state.db.begin_write().await?;
             (tx, authenticated)
         }
         "m.login.token" => {
             let Some(token) = request.token.as_deref() else {
                 return Err(bad_json("Missing token"));
             };
-            let mut tx = state
-                .db
-                .begin_write()
-                .await
-                .map_err(MatrixError::internal)?;
-            let taken = super::sso::take_login_token(&mut tx, state.clock.as_ref(), token)
-                .await
-                .map_err(MatrixError::internal)?;
+            let mut tx = state.db.begin_write().await?;
+            let taken = super::sso::take_login_token(&mut tx, state.clock.as_ref(), token).await?;
             let Some((user_id, user_session_id)) = taken else {
                 return Err(forbidden("invalid login token"));
             };
             let user = users::find_user(&mut tx, user_id)
-                .await
-                .map_err(MatrixError::internal)?
+                .await?
                 .ok_or_else(|| forbidden("invalid login token"))?;
             let authenticated = Authenticated {
                 user,
@@ -203,18 +192,12 @@ pub(super) async fn post(
             *version,
             Some(*old),
         )
-        .await
-        .map_err(MatrixError::internal)?;
+        .await?;
         tracing::info!(user.id = %user.id, password.version = version, "password hash upgraded");
     }
     // Replace device: the sessions that hold this device end (the device itself stays).
-    for old in store::find_active_compat_sessions_by_device(&mut tx, user.id, &device_id)
-        .await
-        .map_err(MatrixError::internal)?
-    {
-        store::finish_compat_session(&mut tx, clock, old.id)
-            .await
-            .map_err(MatrixError::internal)?;
+    for old in store::find_active_compat_sessions_by_device(&mut tx, user.id, &device_id).await? {
+        store::finish_compat_session(&mut tx, clock, old.id).await?;
         tracing::info!(compat_session.id = %old.id, "compat session replaced by a new login");
     }
     let session = store::add_compat_session(
@@ -230,8 +213,7 @@ pub(super) async fn post(
             human_name: request.initial_device_display_name.as_deref(),
         },
     )
-    .await
-    .map_err(MatrixError::internal)?;
+    .await?;
     let ttl = request.refresh_token.then_some(state.site.compat_token_ttl);
     let access_token = TokenKind::CompatAccessToken.generate(&mut rng);
     let access = store::add_compat_access_token(
@@ -242,8 +224,7 @@ pub(super) async fn post(
         &sha256_hex(&access_token),
         ttl,
     )
-    .await
-    .map_err(MatrixError::internal)?;
+    .await?;
     let refresh_token = if request.refresh_token {
         let token = TokenKind::CompatRefreshToken.generate(&mut rng);
         store::add_compat_refresh_token(
@@ -254,8 +235,7 @@ pub(super) async fn post(
             access.id,
             &sha256_hex(&token),
         )
-        .await
-        .map_err(MatrixError::internal)?;
+        .await?;
         Some(token)
     } else {
         None
@@ -272,22 +252,15 @@ pub(super) async fn post(
     .await
     .is_err()
     {
-        let mut tx = state
-            .db
-            .begin_write()
-            .await
-            .map_err(MatrixError::internal)?;
-        store::finish_compat_session(&mut tx, clock, session.id)
-            .await
-            .map_err(MatrixError::internal)?;
+        let mut tx = state.db.begin_write().await?;
+        store::finish_compat_session(&mut tx, clock, session.id).await?;
         jobs::queue(
             &mut tx,
             clock,
             &mut rng,
             &Job::SyncDevices { user_id: user.id },
         )
-        .await
-        .map_err(MatrixError::internal)?;
+        .await?;
         tx.commit().await.map_err(MatrixError::internal)?;
         state.jobs.wake();
         return Err(MatrixError::new(
@@ -376,26 +349,15 @@ async fn password_login(
         .limiter
         .check_password_ip(ip, now)
         .map_err(limit_exceeded)?;
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(MatrixError::internal)?;
-    let Some(user) = users::find_user_by_username(&mut conn, username)
-        .await
-        .map_err(MatrixError::internal)?
-    else {
+    let mut conn = state.db.acquire().await?;
+    let Some(user) = users::find_user_by_username(&mut conn, username).await? else {
         return Err(invalid_credentials());
     };
     state
         .limiter
         .check_password_account(user.id, now)
         .map_err(limit_exceeded)?;
-    let Some(stored) = passwords::active_password(&mut conn, user.id)
-        .await
-        .map_err(MatrixError::internal)?
-    else {
+    let Some(stored) = passwords::active_password(&mut conn, user.id).await? else {
         return Err(invalid_credentials());
     };
     drop(conn);

@@ -43,15 +43,9 @@ async fn authenticate(
     if TokenKind::from_token(token) != Some(TokenKind::CompatAccessToken) {
         return Err(unknown_token());
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(MatrixError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let found = compat::lookup_compat_access_token(&mut conn, &sha256_hex(token))
-        .await
-        .map_err(MatrixError::internal)?
+        .await?
         .ok_or_else(unknown_token)?;
     let now = state.clock.now_unix_ms();
     if !found.token.is_valid(now) || !found.session.is_active() || !found.user.is_valid() {
@@ -69,15 +63,9 @@ async fn end_sessions(
 ) -> Result<(), MatrixError> {
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
-    let mut tx = state
-        .db
-        .begin_write()
-        .await
-        .map_err(MatrixError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     for session in sessions {
-        compat::finish_compat_session(&mut tx, clock, session.id)
-            .await
-            .map_err(MatrixError::internal)?;
+        compat::finish_compat_session(&mut tx, clock, session.id).await?;
     }
     jobs::queue(
         &mut tx,
@@ -85,11 +73,8 @@ async fn end_sessions(
         &mut rng,
         &Job::SyncDevices { user_id: user.id },
     )
-    .await
-    .map_err(MatrixError::internal)?;
-    let remaining = jobs::device_set(&mut tx, user.id)
-        .await
-        .map_err(MatrixError::internal)?;
+    .await?;
+    let remaining = jobs::device_set(&mut tx, user.id).await?;
     tx.commit().await.map_err(MatrixError::internal)?;
     for session in sessions {
         if remaining.contains(&session.device_id) {
@@ -149,15 +134,8 @@ pub(super) async fn logout_all(
             "Logging out of all sessions is not supported by this deployment",
         ));
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(MatrixError::internal)?;
-    let sessions = compat::list_active_compat_sessions(&mut conn, user.id)
-        .await
-        .map_err(MatrixError::internal)?;
+    let mut conn = state.db.acquire().await?;
+    let sessions = compat::list_active_compat_sessions(&mut conn, user.id).await?;
     drop(conn);
     end_sessions(&state, &user, &sessions).await?;
     tracing::info!(user.id = %user.id, sessions = sessions.len(), "compat logout of all sessions");

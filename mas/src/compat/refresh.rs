@@ -29,27 +29,17 @@ pub(super) async fn post(
     }
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
-    let mut tx = state
-        .db
-        .begin_write()
-        .await
-        .map_err(MatrixError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let found = compat::lookup_compat_refresh_token(&mut tx, &sha256_hex(&request.refresh_token))
-        .await
-        .map_err(MatrixError::internal)?
+        .await?
         .ok_or_else(super::logout::unknown_token)?;
     if !found.token.is_valid() || !found.session.is_active() || !found.user.is_valid() {
         return Err(super::logout::unknown_token());
     }
-    if !compat::consume_compat_refresh_token(&mut tx, clock, found.token.id)
-        .await
-        .map_err(MatrixError::internal)?
-    {
+    if !compat::consume_compat_refresh_token(&mut tx, clock, found.token.id).await? {
         return Err(super::logout::unknown_token());
     }
-    compat::revoke_compat_access_token(&mut tx, clock, found.token.access_token_id)
-        .await
-        .map_err(MatrixError::internal)?;
+    compat::revoke_compat_access_token(&mut tx, clock, found.token.access_token_id).await?;
     let ttl = state.site.compat_token_ttl;
     let access_token = TokenKind::CompatAccessToken.generate(&mut rng);
     let access = compat::add_compat_access_token(
@@ -60,8 +50,7 @@ pub(super) async fn post(
         &sha256_hex(&access_token),
         Some(ttl),
     )
-    .await
-    .map_err(MatrixError::internal)?;
+    .await?;
     let refresh_token = TokenKind::CompatRefreshToken.generate(&mut rng);
     compat::add_compat_refresh_token(
         &mut tx,
@@ -71,8 +60,7 @@ pub(super) async fn post(
         access.id,
         &sha256_hex(&refresh_token),
     )
-    .await
-    .map_err(MatrixError::internal)?;
+    .await?;
     tx.commit().await.map_err(MatrixError::internal)?;
     tracing::info!(compat_session.id = %found.session.id, "compat token refreshed");
     Ok(Json(json!({

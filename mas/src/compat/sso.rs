@@ -113,12 +113,7 @@ async fn redirect(
         redirect_url.ok_or_else(|| bad_param("M_MISSING_PARAM", "Missing redirectUrl"))?;
     let redirect_url = valid_redirect_url(&redirect_url)
         .ok_or_else(|| bad_param("M_INVALID_PARAM", "Invalid redirectUrl"))?;
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(MatrixError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let mut rng = state.rng.fork();
     let login = compat_sso_logins::add_compat_sso_login(
         &mut conn,
@@ -126,8 +121,7 @@ async fn redirect(
         &mut rng,
         redirect_url,
     )
-    .await
-    .map_err(MatrixError::internal)?;
+    .await?;
     if let Some(provider) = params.get("idp").and_then(|idp| state.upstream.get(idp)) {
         let mut destination = state
             .urls

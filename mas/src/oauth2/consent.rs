@@ -111,15 +111,9 @@ struct Ready {
 
 async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loaded, HtmlError> {
     let id: Ulid = grant_id.parse().map_err(|_| not_found())?;
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let grant = grants::find_authorization_grant(&mut conn, id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .ok_or_else(not_found)?;
     if grant.stage() != GrantStage::Pending {
         return Err(not_pending());
@@ -133,21 +127,14 @@ async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loade
         );
         Loaded::Login(Redirect::to(&url).into_response())
     };
-    let Some(session) = load_session(&mut conn, jar)
-        .await
-        .map_err(HtmlError::internal)?
-    else {
+    let Some(session) = load_session(&mut conn, jar).await? else {
         return Ok(login());
     };
-    if needs_fresh_login(&mut conn, &session, &grant)
-        .await
-        .map_err(HtmlError::internal)?
-    {
+    if needs_fresh_login(&mut conn, &session, &grant).await? {
         return Ok(login());
     }
     let client = clients::find_client(&mut conn, grant.request.client_id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .ok_or_else(not_found)?;
     Ok(Loaded::Ready(Box::new(Ready {
         grant,
@@ -223,15 +210,8 @@ pub(crate) async fn post(
     match form.action.as_str() {
         "approve" => {}
         "deny" => {
-            let mut conn = state
-                .db
-                .pool()
-                .acquire()
-                .await
-                .map_err(HtmlError::internal)?;
-            grants::cancel_authorization_grant(&mut conn, state.clock.as_ref(), grant.id)
-                .await
-                .map_err(HtmlError::internal)?;
+            let mut conn = state.db.acquire().await?;
+            grants::cancel_authorization_grant(&mut conn, state.clock.as_ref(), grant.id).await?;
             tracing::info!(grant.id = %grant.id, "authorization grant denied by the user");
             return callback.error(
                 &state.templates,
@@ -268,7 +248,7 @@ async fn fulfil(
         .response_type_code
         .then(|| random::authorization_code(&mut rng));
     let code_sha256 = code.as_deref().map(sha256_hex);
-    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let fulfilled = grants::fulfill_authorization_grant(
         &mut tx,
         clock,
@@ -276,16 +256,14 @@ async fn fulfil(
         session.id,
         code_sha256.as_deref(),
     )
-    .await
-    .map_err(HtmlError::internal)?;
+    .await?;
     if !fulfilled {
         return Err(not_pending());
     }
     let mut params = Vec::new();
     if grant.request.response_type_id_token {
         let auth_time = browser_sessions::last_authentication(&mut tx, session.id)
-            .await
-            .map_err(HtmlError::internal)?
+            .await?
             .map(|auth| auth.created_at / 1000);
         let alg = client
             .metadata

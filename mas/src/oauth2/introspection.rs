@@ -117,12 +117,7 @@ pub async fn post(
     Bearer(bearer): Bearer,
     request: ClientAuthorization,
 ) -> Result<Response, OAuthError> {
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(OAuthError::internal)?;
+    let mut conn = state.db.acquire().await?;
     match (&bearer, &request.credentials) {
         (Some(secret), _) => {
             if !constant_time_eq(secret.as_bytes(), state.site.matrix_secret.as_bytes()) {
@@ -153,8 +148,7 @@ pub async fn post(
         now,
         supports_device_id,
     )
-    .await
-    .map_err(OAuthError::internal)?;
+    .await?;
     Ok(Json(answer).into_response())
 }
 

@@ -95,16 +95,9 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Result<Res
         .as_ref()
         .map(|secret| state.encrypter.encrypt(&mut rng, secret.as_bytes()));
 
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(OAuthError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let existing = match &digest {
-        Some(digest) => clients::find_client_by_metadata_digest(&mut conn, digest)
-            .await
-            .map_err(OAuthError::internal)?,
+        Some(digest) => clients::find_client_by_metadata_digest(&mut conn, digest).await?,
         None => None,
     };
     let client = match existing {
@@ -127,8 +120,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Result<Res
                 // Registered by a concurrent request a moment ago.
                 (Err(StorageError::DuplicateClientMetadata), Some(digest)) => {
                     clients::find_client_by_metadata_digest(&mut conn, digest)
-                        .await
-                        .map_err(OAuthError::internal)?
+                        .await?
                         .ok_or_else(|| OAuthError::internal("deduplicated client vanished"))?
                 }
                 (Err(error), _) => return Err(OAuthError::internal(error)),

@@ -58,12 +58,7 @@ pub async fn post(
         None | Some("access_token" | "refresh_token") => {}
         Some(_) => return Err(RouteError::UnsupportedTokenType.into()),
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(OAuthError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let client = credentials
         .authenticate(&mut conn, &state.encrypter)
         .await?;
@@ -72,14 +67,12 @@ pub async fn post(
     let session = match TokenKind::from_token(token) {
         Some(TokenKind::AccessToken) => {
             introspection::lookup_access_token_for_introspection(&mut conn, &hash)
-                .await
-                .map_err(OAuthError::internal)?
+                .await?
                 .map(|found| found.session)
         }
         Some(TokenKind::RefreshToken) => {
             introspection::lookup_refresh_token_for_introspection(&mut conn, &hash)
-                .await
-                .map_err(OAuthError::internal)?
+                .await?
                 .map(|found| found.session)
         }
         // Not a token we issue here (or not a token at all): nothing to revoke.
@@ -97,10 +90,7 @@ pub async fn post(
 
 /// Ends the session and its device (see [`SessionEnder`]).
 async fn end_session(state: &AppState, session_id: Ulid) -> Result<(), OAuthError> {
-    let ended = SessionEnder::from_state(state)
-        .end(session_id)
-        .await
-        .map_err(OAuthError::internal)?;
+    let ended = SessionEnder::from_state(state).end(session_id).await?;
     if ended {
         tracing::info!(oauth2_session.id = %session_id, "session revoked");
     }

@@ -122,12 +122,7 @@ async fn handle(
         }
     };
     let client = {
-        let mut conn = state
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(OAuthError::internal)?;
+        let mut conn = state.db.acquire().await?;
         credentials
             .authenticate(&mut conn, &state.encrypter)
             .await?

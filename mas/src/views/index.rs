@@ -47,15 +47,8 @@ pub(super) async fn get(
     State(state): State<AppState>,
     mut jar: CookieJar,
 ) -> Result<Response, HtmlError> {
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
-    let session = load_session(&mut conn, &jar)
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
+    let session = load_session(&mut conn, &jar).await?;
     drop(conn);
     let user = match &session {
         Some(session) => Some(user_view(&state, &session.user).await),

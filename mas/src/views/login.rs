@@ -130,16 +130,8 @@ async fn must_reauthenticate(
     let Some(PostAuthAction::ContinueAuthorizationGrant { id }) = action else {
         return Ok(false);
     };
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
-    let Some(grant) = grants::find_authorization_grant(&mut conn, *id)
-        .await
-        .map_err(HtmlError::internal)?
-    else {
+    let mut conn = state.db.acquire().await?;
+    let Some(grant) = grants::find_authorization_grant(&mut conn, *id).await? else {
         return Ok(false);
     };
     needs_fresh_login(&mut conn, session, &grant)
@@ -155,15 +147,8 @@ pub(super) async fn get(
 ) -> Result<Response, HtmlError> {
     let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
     let action = PostAuthAction::from_fields(query.kind.as_deref(), query.id.as_deref());
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
-    let session = load_session(&mut conn, &jar)
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
+    let session = load_session(&mut conn, &jar).await?;
     drop(conn);
     let mut username = query
         .login_hint
@@ -265,26 +250,15 @@ async fn attempt(
         tracing::info!(client.ip = ?ip, "login refused: too many attempts from this address");
         return Ok(Err(Refusal::rate_limited(limited)));
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
-    let Some(user) = users::find_user_by_username(&mut conn, username)
-        .await
-        .map_err(HtmlError::internal)?
-    else {
+    let mut conn = state.db.acquire().await?;
+    let Some(user) = users::find_user_by_username(&mut conn, username).await? else {
         return Ok(Err(Refusal::invalid_credentials()));
     };
     if let Err(limited) = state.limiter.check_password_account(user.id, now) {
         tracing::info!(user.id = %user.id, "login refused: too many attempts on this account");
         return Ok(Err(Refusal::rate_limited(limited)));
     }
-    let Some(stored) = passwords::active_password(&mut conn, user.id)
-        .await
-        .map_err(HtmlError::internal)?
-    else {
+    let Some(stored) = passwords::active_password(&mut conn, user.id).await? else {
         return Ok(Err(Refusal::invalid_credentials()));
     };
     drop(conn);
@@ -342,7 +316,7 @@ async fn finish_login(
     } = success;
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
-    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     if let Some((version, hash)) = upgrade {
         let new = passwords::add_password(
             &mut tx,
@@ -353,14 +327,11 @@ async fn finish_login(
             version,
             Some(password_id),
         )
-        .await
-        .map_err(HtmlError::internal)?;
+        .await?;
         tracing::info!(user.id = %user.id, password.version = version, "password hash upgraded");
         password_id = new.id;
     }
-    let current = load_session(&mut tx, &jar)
-        .await
-        .map_err(HtmlError::internal)?;
+    let current = load_session(&mut tx, &jar).await?;
     let session = match current {
         Some(session) if session.user.id == user.id => session,
         _ => {
@@ -373,8 +344,7 @@ async fn finish_login(
                 user_agent.as_deref(),
                 ip.as_deref(),
             )
-            .await
-            .map_err(HtmlError::internal)?
+            .await?
         }
     };
     browser_sessions::record_authentication(
@@ -386,8 +356,7 @@ async fn finish_login(
             user_password_id: password_id,
         },
     )
-    .await
-    .map_err(HtmlError::internal)?;
+    .await?;
     tx.commit().await.map_err(HtmlError::internal)?;
     tracing::info!(user.id = %user.id, user_session.id = %session.id, "logged in");
     jar.set_session(&mut rng, session.id)

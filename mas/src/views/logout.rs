@@ -24,16 +24,9 @@ pub(super) async fn post(
     jar.verify_csrf(state.clock.as_ref(), &form.csrf)
         .map_err(csrf_failed)?;
     if let Some(id) = jar.session_id() {
-        let mut conn = state
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(HtmlError::internal)?;
+        let mut conn = state.db.acquire().await?;
         let finished =
-            browser_sessions::finish_browser_session(&mut conn, state.clock.as_ref(), id)
-                .await
-                .map_err(HtmlError::internal)?;
+            browser_sessions::finish_browser_session(&mut conn, state.clock.as_ref(), id).await?;
         if finished {
             tracing::info!(user_session.id = %id, "browser session ended");
         }

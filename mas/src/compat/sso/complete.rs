@@ -46,23 +46,14 @@ enum Loaded {
 
 async fn load(state: &AppState, jar: &CookieJar, id: &str) -> Result<Loaded, HtmlError> {
     let id: Ulid = id.parse().map_err(|_| not_found())?;
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let login = compat_sso_logins::find_compat_sso_login(&mut conn, id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .ok_or_else(not_found)?;
     if !login.is_pending() {
         return Err(not_pending());
     }
-    let Some(session) = load_session(&mut conn, jar)
-        .await
-        .map_err(HtmlError::internal)?
-    else {
+    let Some(session) = load_session(&mut conn, jar).await? else {
         // `action=register` also lands on the login page: this server has no registration.
         let action = PostAuthAction::ContinueCompatSsoLogin { id };
         let url = login_url(&state.urls, Some(&action), None);
@@ -122,12 +113,7 @@ pub(crate) async fn post(
         Loaded::Ready(login, session) => (login, session),
     };
     let token = random::login_token(&mut state.rng.fork());
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let fulfilled = compat_sso_logins::fulfill_compat_sso_login(
         &mut conn,
         state.clock.as_ref(),
@@ -135,8 +121,7 @@ pub(crate) async fn post(
         session.id,
         &sha256_hex(&token),
     )
-    .await
-    .map_err(HtmlError::internal)?;
+    .await?;
     if !fulfilled {
         return Err(not_pending());
     }

@@ -41,15 +41,9 @@ pub(super) async fn grant(
 ) -> Result<TokenResponse, OAuthError> {
     let code = form.require("code")?;
     let now = state.clock.now_unix_ms();
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(OAuthError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let grant = grants::find_authorization_grant_by_code(&mut conn, &sha256_hex(code))
-        .await
-        .map_err(OAuthError::internal)?
+        .await?
         .ok_or_else(|| invalid_grant("unknown authorization code"))?;
     if grant.request.client_id != client.id {
         return Err(invalid_grant("the code was issued to another client"));
@@ -66,10 +60,7 @@ pub(super) async fn grant(
                     oauth2_session.id = %session_id,
                     "authorization code replayed; ending the session it created"
                 );
-                SessionEnder::from_state(state)
-                    .end(session_id)
-                    .await
-                    .map_err(OAuthError::internal)?;
+                SessionEnder::from_state(state).end(session_id).await?;
             }
             return Err(invalid_grant("the code was already used"));
         }
@@ -97,15 +88,13 @@ pub(super) async fn grant(
         .user_session_id
         .ok_or_else(|| invalid_grant("the code is not valid"))?;
     let browser = browser_sessions::find_active_browser_session(&mut conn, user_session_id)
-        .await
-        .map_err(OAuthError::internal)?
+        .await?
         .ok_or_else(|| invalid_grant("the browser session that approved the request has ended"))?;
     if !browser.user.is_valid() {
         return Err(invalid_grant("the account is locked or deactivated"));
     }
     let auth_time = browser_sessions::last_authentication(&mut conn, browser.id)
-        .await
-        .map_err(OAuthError::internal)?
+        .await?
         .map_or(browser.created_at, |authentication| {
             authentication.created_at
         });
@@ -152,7 +141,7 @@ pub(super) async fn grant(
     };
 
     let clock = state.clock.as_ref();
-    let mut tx = state.db.begin_write().await.map_err(OAuthError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let new = NewSession {
         client_id: client.id,
         user_id: Some(user.id),
@@ -161,19 +150,13 @@ pub(super) async fn grant(
         user_agent: user_agent.map(str::to_owned),
         human_name: None,
     };
-    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new)
-        .await
-        .map_err(OAuthError::internal)?;
+    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new).await?;
     // Conditional: of two concurrent exchanges exactly one gets here with `true`.
-    if !grants::exchange_authorization_grant(&mut tx, clock, grant.id, session.id)
-        .await
-        .map_err(OAuthError::internal)?
-    {
+    if !grants::exchange_authorization_grant(&mut tx, clock, grant.id, session.id).await? {
         return Err(invalid_grant("the code was already used"));
     }
     pair.store(&mut tx, clock, &mut rng, session.id, ttl)
-        .await
-        .map_err(OAuthError::internal)?;
+        .await?;
     tx.commit().await.map_err(OAuthError::internal)?;
     tracing::info!(
         oauth2_session.id = %session.id,

@@ -53,7 +53,7 @@ pub(super) async fn grant(
     let mut rng = state.rng.fork();
     let ttl = state.site.access_token_ttl;
     let pair = TokenPair::generate(&mut rng, false);
-    let mut tx = state.db.begin_write().await.map_err(OAuthError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let new = NewSession {
         client_id: client.id,
         user_id: None,
@@ -62,12 +62,9 @@ pub(super) async fn grant(
         user_agent: user_agent.map(str::to_owned),
         human_name: None,
     };
-    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new)
-        .await
-        .map_err(OAuthError::internal)?;
+    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new).await?;
     pair.store(&mut tx, clock, &mut rng, session.id, ttl)
-        .await
-        .map_err(OAuthError::internal)?;
+        .await?;
     tx.commit().await.map_err(OAuthError::internal)?;
     Ok(TokenResponse::new(pair, ttl, &scope))
 }

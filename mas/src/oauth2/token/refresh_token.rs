@@ -25,16 +25,10 @@ pub(super) async fn grant(
     if TokenKind::from_token(presented) != Some(TokenKind::RefreshToken) {
         return Err(invalid_grant("invalid refresh token"));
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(OAuthError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let found =
         introspection::lookup_refresh_token_for_introspection(&mut conn, &sha256_hex(presented))
-            .await
-            .map_err(OAuthError::internal)?
+            .await?
             .ok_or_else(|| invalid_grant("invalid refresh token"))?;
     if found.session.client_id != client.id {
         return Err(invalid_grant(
@@ -65,11 +59,10 @@ pub(super) async fn grant(
     let mut rng = state.rng.fork();
     let ttl = state.site.access_token_ttl;
     let pair = TokenPair::generate(&mut rng, true);
-    let mut tx = state.db.begin_write().await.map_err(OAuthError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let stored = pair
         .store(&mut tx, clock, &mut rng, found.session.id, ttl)
-        .await
-        .map_err(OAuthError::internal)?;
+        .await?;
     let new_refresh_id = stored
         .as_ref()
         .map(|refresh| refresh.id)
@@ -83,8 +76,7 @@ pub(super) async fn grant(
                 found.token.id,
                 new_refresh_id,
             )
-            .await
-            .map_err(OAuthError::internal)?;
+            .await?;
             (won, found.token.access_token_id)
         }
         Some(successor) => {
@@ -93,8 +85,7 @@ pub(super) async fn grant(
             // successor is revoked.
             let won =
                 refresh_tokens::consume_refresh_token(&mut tx, clock, successor.id, new_refresh_id)
-                    .await
-                    .map_err(OAuthError::internal)?;
+                    .await?;
             if won {
                 refresh_tokens::replace_refresh_token_successor(
                     &mut tx,
@@ -102,11 +93,8 @@ pub(super) async fn grant(
                     successor.id,
                     new_refresh_id,
                 )
-                .await
-                .map_err(OAuthError::internal)?;
-                refresh_tokens::revoke_refresh_token(&mut tx, clock, successor.id)
-                    .await
-                    .map_err(OAuthError::internal)?;
+                .await?;
+                refresh_tokens::revoke_refresh_token(&mut tx, clock, successor.id).await?;
             }
             (won, successor.access_token_id)
         }
@@ -115,9 +103,7 @@ pub(super) async fn grant(
         return Err(invalid_grant("the refresh token was already used"));
     }
     if let Some(access_token_id) = to_revoke {
-        access_tokens::revoke_access_token(&mut tx, clock, access_token_id)
-            .await
-            .map_err(OAuthError::internal)?;
+        access_tokens::revoke_access_token(&mut tx, clock, access_token_id).await?;
     }
     tx.commit().await.map_err(OAuthError::internal)?;
     if replaced.is_some() {
@@ -139,16 +125,13 @@ async fn replaceable_successor(
     let used = || invalid_grant("the refresh token was already used");
     let next_id = token.next_refresh_token_id.ok_or_else(used)?;
     let next = refresh_tokens::find_refresh_token(conn, next_id)
-        .await
-        .map_err(OAuthError::internal)?
+        .await?
         .ok_or_else(used)?;
     if !next.is_valid() {
         return Err(used());
     }
     if let Some(access_token_id) = next.access_token_id {
-        let access = access_tokens::find_access_token(conn, access_token_id)
-            .await
-            .map_err(OAuthError::internal)?;
+        let access = access_tokens::find_access_token(conn, access_token_id).await?;
         if access.is_some_and(|access| access.first_used_at.is_some()) {
             return Err(used());
         }

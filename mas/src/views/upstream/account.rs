@@ -147,10 +147,7 @@ pub(super) async fn check_username(
     username: &str,
     apply_on_conflict: bool,
 ) -> Result<UsernameCheck, HtmlError> {
-    if let Some(user) = users::find_user_by_username(conn, username)
-        .await
-        .map_err(HtmlError::internal)?
-    {
+    if let Some(user) = users::find_user_by_username(conn, username).await? {
         if !apply_on_conflict {
             return Ok(UsernameCheck::Taken("taken by a local account"));
         }
@@ -159,9 +156,8 @@ pub(super) async fn check_username(
             OnConflict::Add => false,
             OnConflict::Replace => true,
             OnConflict::Set => {
-                let links = upstream_links::list_user_upstream_links(conn, user.id, &provider.id)
-                    .await
-                    .map_err(HtmlError::internal)?;
+                let links =
+                    upstream_links::list_user_upstream_links(conn, user.id, &provider.id).await?;
                 if !links.is_empty() {
                     return Ok(UsernameCheck::Taken(
                         "the local account is linked to another account of this provider",
@@ -202,16 +198,10 @@ pub(super) async fn decide(
     provider: &Provider,
     claims: &ImportedClaims,
 ) -> Result<Decision, HtmlError> {
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let link =
         upstream_links::find_upstream_link_by_subject(&mut conn, &provider.id, &claims.subject)
-            .await
-            .map_err(HtmlError::internal)?;
+            .await?;
     let unbound = link
         .as_ref()
         .filter(|link| link.user_id.is_none())
@@ -231,8 +221,7 @@ async fn plan(
         && let Some(user_id) = link.user_id
     {
         let user = users::find_user(conn, user_id)
-            .await
-            .map_err(HtmlError::internal)?
+            .await?
             .ok_or_else(|| HtmlError::internal(format!("link {} has no user", link.id)))?;
         check_user(provider, &user)?;
         return Ok(Plan::Linked {
@@ -329,8 +318,7 @@ pub(super) async fn execute(
             if replace {
                 let detached =
                     upstream_links::unbind_user_upstream_links(tx, user.id, &provider.id, None)
-                        .await
-                        .map_err(HtmlError::internal)?;
+                        .await?;
                 tracing::info!(user.id = %user.id, detached, "on_conflict replace: links detached");
             }
             tracing::info!(user.id = %user.id, "upstream subject linked to an existing user");
@@ -346,12 +334,10 @@ pub(super) async fn execute(
                         "taken meanwhile",
                     ));
                 }
-                result => result.map_err(HtmlError::internal)?,
+                result => result?,
             };
             if let Some(email) = &account.email {
-                emails::add_email(tx, clock, &mut rng, user.id, email, true)
-                    .await
-                    .map_err(HtmlError::internal)?;
+                emails::add_email(tx, clock, &mut rng, user.id, email, true).await?;
             }
             let job = match &account.display_name {
                 Some(display_name) => Job::ProvisionUserWithDisplayName {
@@ -360,9 +346,7 @@ pub(super) async fn execute(
                 },
                 None => Job::ProvisionUser { user_id: user.id },
             };
-            jobs::queue(tx, clock, &mut rng, &job)
-                .await
-                .map_err(HtmlError::internal)?;
+            jobs::queue(tx, clock, &mut rng, &job).await?;
             tracing::info!(
                 user.id = %user.id,
                 user.username = %user.username,
@@ -375,10 +359,7 @@ pub(super) async fn execute(
     };
     let link_id = match unbound {
         Some(id) => {
-            if !upstream_links::bind_upstream_link(tx, id, user.id)
-                .await
-                .map_err(HtmlError::internal)?
-            {
+            if !upstream_links::bind_upstream_link(tx, id, user.id).await? {
                 return Err(failure::replayed(
                     &provider.id,
                     "the link was bound meanwhile",
@@ -411,9 +392,8 @@ async fn settled_meanwhile(
     provider: &Provider,
     claims: &ImportedClaims,
 ) -> Result<Meanwhile, HtmlError> {
-    let link = upstream_links::find_upstream_link_by_subject(tx, &provider.id, &claims.subject)
-        .await
-        .map_err(HtmlError::internal)?;
+    let link =
+        upstream_links::find_upstream_link_by_subject(tx, &provider.id, &claims.subject).await?;
     let Some(link) = link else {
         return Ok(Meanwhile::Nothing);
     };
@@ -421,8 +401,7 @@ async fn settled_meanwhile(
         return Ok(Meanwhile::Waiting(link.id));
     };
     let user = users::find_user(tx, user_id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .ok_or_else(|| HtmlError::internal(format!("link {} has no user", link.id)))?;
     check_user(provider, &user)?;
     Ok(Meanwhile::Linked(Executed {
@@ -471,30 +450,26 @@ pub(super) async fn log_in(
 ) -> Result<Response, HtmlError> {
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
-    if !upstream_sessions::consume_upstream_session(&mut tx, clock, session.id)
-        .await
-        .map_err(HtmlError::internal)?
-    {
+    if !upstream_sessions::consume_upstream_session(&mut tx, clock, session.id).await? {
         return Err(failure::replayed(
             &session.provider_id,
             "the authorization session was used already",
         ));
     }
-    let current = load_session(&mut tx, &jar)
-        .await
-        .map_err(HtmlError::internal)?;
+    let current = load_session(&mut tx, &jar).await?;
     let browser_session = match current {
         Some(current) if current.user.id == user.id => current,
-        _ => browser_sessions::start_browser_session(
-            &mut tx,
-            clock,
-            &mut rng,
-            user,
-            browser.user_agent.as_deref(),
-            browser.ip.as_deref(),
-        )
-        .await
-        .map_err(HtmlError::internal)?,
+        _ => {
+            browser_sessions::start_browser_session(
+                &mut tx,
+                clock,
+                &mut rng,
+                user,
+                browser.user_agent.as_deref(),
+                browser.ip.as_deref(),
+            )
+            .await?
+        }
     };
     browser_sessions::record_authentication(
         &mut tx,
@@ -505,8 +480,7 @@ pub(super) async fn log_in(
             upstream_oauth_authorization_session_id: session.id,
         },
     )
-    .await
-    .map_err(HtmlError::internal)?;
+    .await?;
     tx.commit().await.map_err(HtmlError::internal)?;
     if queued_job {
         state.jobs.wake();

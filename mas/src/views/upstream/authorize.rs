@@ -67,12 +67,7 @@ pub(super) async fn get(
         .map_err(|error| failure::upstream_error(provider, &error))?;
 
     let action_json = action.map(PostAuthAction::to_json);
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let session = upstream_sessions::add_upstream_session(
         &mut conn,
         state.clock.as_ref(),
@@ -85,8 +80,7 @@ pub(super) async fn get(
             post_auth_action: action_json.as_ref(),
         },
     )
-    .await
-    .map_err(HtmlError::internal)?;
+    .await?;
     let now = state.clock.now_unix_ms();
     let mut sessions = UpstreamSessions::load(&jar, now);
     sessions.add(session.id, &provider.id, &state_value, now);

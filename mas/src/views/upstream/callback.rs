@@ -175,15 +175,9 @@ async fn pending_session(
             "the state was not started in this browser",
         ));
     };
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let session = upstream_sessions::find_upstream_session(&mut conn, session_id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .filter(|session| session.provider_id == provider.id && session.state == state_param)
         .ok_or_else(|| failure::state_mismatch(&provider.id, "no such authorization session"))?;
     if !session.is_pending() {
@@ -237,7 +231,7 @@ async fn handle(
         .map_err(|error| failure::claims_error(provider, &error))?;
     let decision = account::decide(state, provider, &claims).await?;
 
-    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let executed = account::execute(
         state,
         &mut tx,
@@ -259,8 +253,7 @@ async fn handle(
         session.id,
         completion,
     )
-    .await
-    .map_err(HtmlError::internal)?
+    .await?
     {
         return Err(failure::replayed(
             &provider.id,

@@ -65,15 +65,9 @@ struct Loaded {
 
 async fn load(state: &AppState, jar: &CookieJar, link_id: &str) -> Result<Loaded, HtmlError> {
     let link_id: Ulid = link_id.parse().map_err(|_| not_found())?;
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let link = upstream_links::find_upstream_link(&mut conn, link_id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .ok_or_else(not_found)?;
     let provider = state
         .upstream
@@ -88,8 +82,7 @@ async fn load(state: &AppState, jar: &CookieJar, link_id: &str) -> Result<Loaded
         ));
     };
     let session = upstream_sessions::find_upstream_session(&mut conn, session_id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .filter(|session| session.link_id == Some(link.id) && session.provider_id == provider.id)
         .ok_or_else(|| failure::state_mismatch(&provider.id, "no such authorization session"))?;
     if !session.is_completed() {
@@ -164,10 +157,9 @@ async fn log_in_linked(
     user_id: Ulid,
     browser: &BrowserInfo,
 ) -> Result<Response, HtmlError> {
-    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let user = users::find_user(&mut tx, user_id)
-        .await
-        .map_err(HtmlError::internal)?
+        .await?
         .ok_or_else(|| HtmlError::internal(format!("link {} has no user", loaded.link.id)))?;
     account::check_user(&loaded.provider, &user)?;
     account::log_in(state, tx, jar, &loaded.session, &user, browser, false).await
@@ -234,12 +226,7 @@ async fn plan_for_form(
     {
         return Ok(Err((username, vec![FormError::field("username", problem)])));
     }
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(HtmlError::internal)?;
+    let mut conn = state.db.acquire().await?;
     let check =
         account::check_username(state, &mut conn, provider, &username, fixed.is_some()).await?;
     let opted_in = |action: ImportAction, field: &Option<String>| {
@@ -294,7 +281,7 @@ pub(super) async fn post(
         Ok(plan) => plan,
         Err((username, errors)) => return render(&state, jar, &loaded, Some(username), errors),
     };
-    let mut tx = state.db.begin_write().await.map_err(HtmlError::internal)?;
+    let mut tx = state.db.begin_write().await?;
     let executed = account::execute(
         &state,
         &mut tx,
