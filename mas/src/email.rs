@@ -25,6 +25,12 @@ use crate::config::SmtpMode;
 
 /// How long one SMTP exchange (connect, each command) may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the sendmail command may take to accept a message (then it is killed).
+const SENDMAIL_TIMEOUT: Duration = if cfg!(test) {
+    Duration::from_secs(2)
+} else {
+    Duration::from_secs(30)
+};
 
 /// Why mail could not be built or sent.
 #[derive(Debug, thiserror::Error)]
@@ -297,17 +303,25 @@ async fn sendmail(command: &str, message: &[u8]) -> Result<(), MailError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| failed(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(message)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-    }
-    let output = child
-        .wait_with_output()
+    // A command that hangs (stuck relay, waiting on a terminal) is killed: the doctor and
+    // the features that send mail never wait forever.
+    let exchange = async {
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(message).await?;
+        }
+        child.wait_with_output().await
+    };
+    let output = tokio::time::timeout(SENDMAIL_TIMEOUT, exchange)
         .await
+        .map_err(|_elapsed| {
+            failed(format!(
+                "no answer within {} s; killed",
+                SENDMAIL_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| failed(e.to_string()))?;
     if output.status.success() {
         Ok(())

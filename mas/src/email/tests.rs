@@ -192,3 +192,28 @@ async fn implicit_tls_and_starttls_build_with_rustls() {
         assert_eq!(mailer.describe(), expected);
     }
 }
+
+#[tokio::test]
+async fn a_hanging_sendmail_command_is_killed_after_the_timeout() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("sendmail");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mailer = Mailer::sendmail(
+        script.to_str().unwrap(),
+        "noreply@example.com",
+        "noreply@example.com",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let error = mailer
+        .send_test("alice@example.com", "example.com")
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "it hung");
+    assert!(
+        matches!(&error, MailError::Sendmail { message, .. } if message.contains("killed")),
+        "{error}"
+    );
+}
