@@ -684,6 +684,23 @@ async fn token_endpoint_errors_carry_the_oauth_error() {
 }
 
 #[tokio::test]
+async fn token_endpoint_error_text_is_one_short_line() {
+    let fake = FakeProvider::start().await;
+    let code = format!("invalid_grant\nFORGED LOG LINE{}", "x".repeat(100));
+    fake.set(|knobs| knobs.token_error = Some(code));
+    let error = login(&provider(&fake, |_| {}), &fake).await.unwrap_err();
+    let text = error.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    let UpstreamError::TokenEndpoint { error, .. } = error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        error.starts_with("invalid_grantFORGED") && error.len() == 64,
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_code_is_exchanged_once() {
     let fake = FakeProvider::start().await;
     let provider = provider(&fake, |_| {});

@@ -78,9 +78,21 @@ impl Provider {
             .map_err(|error| unreachable("token", &error))?;
         if !status.is_success() {
             if let Ok(error) = serde_json::from_slice::<ErrorResponse>(&body) {
+                // The provider's text ends up in a log line and on a page: one short line.
                 return Err(UpstreamError::TokenEndpoint {
-                    error: error.error,
-                    description: error.error_description,
+                    error: error
+                        .error
+                        .chars()
+                        .filter(char::is_ascii_graphic)
+                        .take(64)
+                        .collect(),
+                    description: error.error_description.map(|description| {
+                        description
+                            .chars()
+                            .map(|c| if c.is_control() { ' ' } else { c })
+                            .take(200)
+                            .collect()
+                    }),
                 });
             }
             if status.is_server_error() {
