@@ -51,7 +51,7 @@ pub struct TurnContext {
     pub secret: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct MailContext {
     pub server: String,
     /// The plain SMTP port when given (the platform disables TLS on it), else the SMTPS port.
@@ -63,6 +63,19 @@ pub struct MailContext {
     pub password: Option<String>,
     /// `"Display Name" <from@example.com>`, or the bare address.
     pub from_header: String,
+}
+
+impl std::fmt::Debug for MailContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The relay password stays out of debug output, like `env::Mail`'s.
+        f.debug_struct("MailContext")
+            .field("server", &self.server)
+            .field("port", &self.port)
+            .field("mode", &self.mode)
+            .field("username", &self.username)
+            .field("from_header", &self.from_header)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The platform's OIDC provider (`CLOUDRON_OIDC_*`), as `upstream_oauth2.providers[0]`.
@@ -145,7 +158,13 @@ impl Context {
                 (None, None) => (25, false),
             };
             let from_header = match &m.from_display_name {
-                Some(name) => format!("\"{}\" <{}>", name.replace(['"', '\\'], ""), m.from),
+                // Quotes, backslashes and control characters (a line break would start a
+                // header of its own) cannot be in the quoted display name.
+                Some(name) => format!(
+                    "\"{}\" <{}>",
+                    name.replace(|c: char| c == '"' || c == '\\' || c.is_control(), ""),
+                    m.from
+                ),
                 None => m.from.clone(),
             };
             MailContext {

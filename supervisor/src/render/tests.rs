@@ -152,6 +152,40 @@ fn turn_and_mail_are_rendered_for_synapse() {
 }
 
 #[test]
+fn the_mail_display_name_cannot_break_the_from_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = env(&[
+        ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
+        ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
+        ("CLOUDRON_MAIL_FROM", "matrix@example.com"),
+        (
+            "CLOUDRON_MAIL_FROM_DISPLAY_NAME",
+            "Chat\"\r\nBcc: victim@example.org\t",
+        ),
+    ]);
+    let r = render(&env, &layout(tmp.path()), "localhost").unwrap();
+    let expected = "\"ChatBcc: victim@example.org\" <matrix@example.com>";
+    assert_eq!(at(&yaml(&r.homeserver), "email.notif_from"), expected);
+    assert_eq!(at(&yaml(&r.mas), "email.from"), expected);
+}
+
+#[test]
+fn debug_output_of_the_context_never_shows_the_mail_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = env(&[
+        ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
+        ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
+        ("CLOUDRON_MAIL_SMTP_USERNAME", "relay-user"),
+        ("CLOUDRON_MAIL_SMTP_PASSWORD", "relay-pass-123"),
+        ("CLOUDRON_MAIL_FROM", "matrix@example.com"),
+    ]);
+    let ctx = Context::new(&env, &layout(tmp.path()), "localhost");
+    let debug = format!("{ctx:?}");
+    assert!(debug.contains("relay-user"), "{debug}");
+    assert!(!debug.contains("relay-pass-123"), "{debug}");
+}
+
+#[test]
 fn operator_overrides_merge_but_owned_and_forbidden_keys_are_ignored() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
