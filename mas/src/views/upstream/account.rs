@@ -241,6 +241,16 @@ async fn plan(
             },
         ));
     };
+    // The claims import checks the grammar; the length depends on the server name. Synapse
+    // refuses a Matrix ID over 255 characters, so the account could never be provisioned.
+    if username.len() + state.site.server_name.len() + 2 > 255 {
+        return Err(failure::claims_error(
+            provider,
+            &crate::upstream::ClaimsError::InvalidLocalpart {
+                value: username.to_owned(),
+            },
+        ));
+    }
     match check_username(state, conn, provider, username, true).await? {
         UsernameCheck::Taken(why) => Err(failure::localpart_conflict(
             provider,

@@ -679,6 +679,21 @@ async fn an_invalid_username_is_refused(db: Database) {
     assert_eq!(counts(&app).await, NOTHING);
 }
 
+async fn a_username_too_long_for_a_matrix_id_is_refused(db: Database) {
+    let (fake, app) = setup(db).await;
+    let username = "a".repeat(250);
+    fake.set_user(json!({ "sub": "alice", "preferred_username": username }));
+    let log = LogCapture::start();
+    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
+    assert_page(
+        &response,
+        StatusCode::BAD_REQUEST,
+        &["cannot be used as a Matrix username"],
+    );
+    log.assert_refusal("invalid_localpart");
+    assert_eq!(counts(&app).await, NOTHING);
+}
+
 async fn a_taken_username_is_a_conflict_page(db: Database) {
     let (fake, app) = setup(db).await;
     app.user_with_password("alice", "correct horse").await;
@@ -1175,6 +1190,7 @@ sqlite_tests!(
     a_refused_code_shows_the_error_code,
     a_missing_required_claim_is_named,
     an_invalid_username_is_refused,
+    a_username_too_long_for_a_matrix_id_is_refused,
     a_taken_username_is_a_conflict_page,
     a_locked_or_deactivated_linked_user_cannot_log_in,
     on_conflict_add_links_the_existing_user,
