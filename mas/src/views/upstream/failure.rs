@@ -196,6 +196,12 @@ pub(super) fn replayed(provider_id: &str, details: &str) -> HtmlError {
     )
 }
 
+/// `text` as one single-quoted shell word: the subject comes from the provider, and the
+/// administrator pastes the command into a shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 /// The username belongs to another account and `on_conflict` does not link them (409). The
 /// log line says how the administrator links the subject to that account.
 pub(super) fn localpart_conflict(
@@ -210,8 +216,9 @@ pub(super) fn localpart_conflict(
         &format_args!(
             "username {username:?}, subject {subject:?}: {details}; to let this subject sign \
              in as that user: mas-cli manage link-upstream {username} --provider {} \
-             --subject {subject:?}",
-            provider.id
+             --subject {}",
+            provider.id,
+            shell_quote(subject)
         ),
         HtmlError::new(
             StatusCode::CONFLICT,

@@ -735,6 +735,21 @@ async fn a_taken_username_is_a_conflict_page(db: Database) {
     assert_eq!(counts(&app).await.links, 0);
 }
 
+async fn the_conflict_log_line_quotes_the_subject_for_the_shell(db: Database) {
+    let (fake, app) = setup(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    fake.set_user(json!({ "sub": "x$(id)'`id`", "preferred_username": "alice" }));
+    let log = LogCapture::start();
+    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
+    assert_eq!(response.status, StatusCode::CONFLICT);
+    log.assert_refusal("localpart_conflict");
+    assert!(
+        log.text().contains(r"--subject 'x$(id)'\''`id`'"),
+        "{}",
+        log.text()
+    );
+}
+
 async fn a_locked_or_deactivated_linked_user_cannot_log_in(db: Database) {
     let (fake, app) = setup(db).await;
     login_through(&fake, &mut app.browser(), AUTHORIZE).await;
@@ -1191,6 +1206,7 @@ sqlite_tests!(
     a_missing_required_claim_is_named,
     an_invalid_username_is_refused,
     a_username_too_long_for_a_matrix_id_is_refused,
+    the_conflict_log_line_quotes_the_subject_for_the_shell,
     a_taken_username_is_a_conflict_page,
     a_locked_or_deactivated_linked_user_cannot_log_in,
     on_conflict_add_links_the_existing_user,
