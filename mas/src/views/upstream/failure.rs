@@ -196,10 +196,23 @@ pub(super) fn replayed(provider_id: &str, details: &str) -> HtmlError {
     )
 }
 
-/// `text` as one single-quoted shell word: the subject comes from the provider, and the
-/// administrator pastes the command into a shell.
+/// `text` as one shell word: the subject comes from the provider, and the administrator
+/// pastes the command into a shell. Single-quoted; with control characters (which would break
+/// the log line) bash's `$'…'` with `\uXXXX` escapes.
 fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+    if !text.chars().any(char::is_control) {
+        return format!("'{}'", text.replace('\'', r"'\''"));
+    }
+    let escaped: String = text
+        .chars()
+        .map(|c| match c {
+            '\\' => r"\\".to_owned(),
+            '\'' => r"\'".to_owned(),
+            c if c.is_control() => format!("\\u{:04x}", u32::from(c)),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("$'{escaped}'")
 }
 
 /// The username belongs to another account and `on_conflict` does not link them (409). The
@@ -266,4 +279,16 @@ pub(super) fn account_unavailable(
              the administrator of this server.",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn subjects_are_quoted_as_one_shell_word_on_one_line() {
+        assert_eq!(shell_quote("alice"), "'alice'");
+        assert_eq!(shell_quote("a$(id)'b"), r"'a$(id)'\''b'");
+        assert_eq!(shell_quote("a\nb'\\"), r"$'a\u000ab\'\\'");
+    }
 }
