@@ -117,8 +117,9 @@ pub enum IdTokenError {
     /// Not a compact JWS with JSON header and claims.
     #[error("malformed")]
     Malformed,
-    /// Signed with another algorithm than `id_token_signed_response_alg`.
-    #[error("signed with {found}, expected {expected}")]
+    /// Signed with another algorithm than `id_token_signed_response_alg`. `found` is the
+    /// provider's text: quoted and escaped, so the log line stays one line.
+    #[error("signed with {found:?}, expected {expected}")]
     Algorithm {
         /// The configured algorithm.
         expected: &'static str,

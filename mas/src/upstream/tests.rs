@@ -958,6 +958,43 @@ async fn only_the_configured_algorithm_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_forged_algorithm_name_stays_on_one_log_line() {
+    let fake = FakeProvider::start().await;
+    let provider = provider(&fake, |_| {});
+    let endpoints = provider.endpoints().await.unwrap();
+    let header = crate::crypto::jwk::b64(br#"{"alg":"none\nFORGED LOG LINE"}"#);
+    let expected = super::id_token::Expected {
+        access_token: "at",
+        code: "code",
+        nonce: "nonce",
+    };
+    let error = provider
+        .validate_id_token(&endpoints, &format!("{header}.e30."), &expected)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("signed with") && !text.contains('\n'),
+        "{text}"
+    );
+
+    // Algorithm confusion: `none` and HS256 (keyed with the public key) are refused first.
+    for alg in ["none", "HS256"] {
+        let header = crate::crypto::jwk::b64(format!(r#"{{"alg":"{alg}"}}"#).as_bytes());
+        let result = provider
+            .validate_id_token(&endpoints, &format!("{header}.e30.c2ln"), &expected)
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(UpstreamError::IdToken(IdTokenError::Algorithm { .. }))
+            ),
+            "{alg}: {result:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_kid_refetches_the_jwks_once() {
     let fake = FakeProvider::start().await;
     let provider = provider(&fake, |_| {});
