@@ -159,6 +159,13 @@ impl Provider {
                 }
                 .into());
             }
+            Err(FetchError::TooLarge(message)) => {
+                return Err(DiscoveryError::TooLarge {
+                    what: "discovery",
+                    message,
+                }
+                .into());
+            }
         };
         Ok(check_metadata(
             &metadata,

@@ -81,6 +81,14 @@ pub enum DiscoveryError {
         /// The parser's message.
         message: String,
     },
+    /// The answer is over the size limit (1 MiB).
+    #[error("{what} answer refused: {message}")]
+    TooLarge {
+        /// `discovery` or `jwks`.
+        what: &'static str,
+        /// How it is too large.
+        message: String,
+    },
     /// The document's `issuer` is not the configured one.
     #[error("issuer is {found:?}, expected {expected:?}")]
     IssuerMismatch {
@@ -178,6 +186,9 @@ pub enum UserinfoError {
     /// Not a JSON object (a signed `application/jwt` answer is not supported).
     #[error("not a JSON object: {0}")]
     Json(String),
+    /// The answer is over the size limit (1 MiB).
+    #[error("answer refused: {0}")]
+    TooLarge(String),
     /// Its `sub` differs from the ID token's.
     #[error("sub does not match the ID token's")]
     SubjectMismatch,

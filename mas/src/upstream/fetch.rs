@@ -1,11 +1,47 @@
 //! Small helpers over the shared HTTP client: GET a JSON document and describe transport
 //! errors without URLs' query strings (a userinfo or token request carries no secret in its
-//! URL, but we keep messages short and uniform).
+//! URL, but we keep messages short and uniform). Every answer's body is read through
+//! [`read_body`], which refuses anything over [`MAX_BODY_BYTES`] without reading past it.
 
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::UpstreamError;
+
+/// The largest body MAS reads from a provider (discovery, JWKS, token, userinfo): real answers
+/// are a few KiB; a provider streaming without end must not fill our memory.
+pub(super) const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reading an answer's body failed.
+#[derive(Debug)]
+pub(super) enum BodyError {
+    /// Over [`MAX_BODY_BYTES`]; the message says how we know (for the log line).
+    TooLarge(String),
+    /// The transport failed while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads `response`'s body, refusing it (without reading on) once it exceeds
+/// [`MAX_BODY_BYTES`]: at once when the `Content-Length` says so, else when the stream does.
+pub(super) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if let Some(length) = response.content_length()
+        && length > MAX_BODY_BYTES as u64
+    {
+        return Err(BodyError::TooLarge(format!(
+            "Content-Length {length} is over the {MAX_BODY_BYTES}-byte limit"
+        )));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge(format!(
+                "body is over the {MAX_BODY_BYTES}-byte limit"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// A GET of a JSON document failed.
 #[derive(Debug)]
@@ -16,6 +52,8 @@ pub(super) enum FetchError {
     Status(u16),
     /// The body is not the expected JSON.
     Json(String),
+    /// The body is over [`MAX_BODY_BYTES`].
+    TooLarge(String),
 }
 
 /// GETs `url` and decodes its JSON body.
@@ -40,10 +78,10 @@ pub(super) async fn get_json<T: DeserializeOwned>(
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|error| FetchError::Unreachable(unreachable(endpoint, &error)))?;
+    let body = read_body(response).await.map_err(|error| match error {
+        BodyError::TooLarge(message) => FetchError::TooLarge(message),
+        BodyError::Transport(error) => FetchError::Unreachable(unreachable(endpoint, &error)),
+    })?;
     serde_json::from_slice(&body).map_err(|error| FetchError::Json(error.to_string()))
 }
 

@@ -121,6 +121,13 @@ impl Provider {
                 }
                 .into());
             }
+            Err(FetchError::TooLarge(message)) => {
+                return Err(DiscoveryError::TooLarge {
+                    what: "jwks",
+                    message,
+                }
+                .into());
+            }
         };
         tracing::debug!(provider = %self.id, keys = jwks.keys.len(), "fetched the provider's JWKS");
         let jwks = Arc::new(jwks);

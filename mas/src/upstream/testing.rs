@@ -1,7 +1,8 @@
 //! [`FakeProvider`]: an in-process OpenID provider for tests (axum on `127.0.0.1:0`) serving
 //! discovery, a JWKS, `/authorize` (approves at once), `/token` and `/userinfo`, signing with
 //! fixed test keys on a shared [`MockClock`]. [`Knobs`] make it misbehave (wrong nonce, issuer
-//! or audience, another signing key, expired tokens, no PKCE, token errors),
+//! or audience, another signing key, expired tokens, no PKCE, token errors, answers over the
+//! size limit),
 //! [`FakeProvider::set_down`] takes it down, and it records what it was asked
 //! ([`FakeProvider::log`]).
 //!
@@ -24,13 +25,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Form, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use http_body_util::{BodyExt as _, Full};
 use rand::SeedableRng as _;
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -89,7 +93,22 @@ pub(crate) struct Knobs {
     pub(crate) id_token_patch: Map<String, Value>,
     /// Merged into the userinfo answer (`null` removes a claim).
     pub(crate) userinfo_patch: Map<String, Value>,
+    /// One endpoint's answer is padded past the 1 MiB MAS reads.
+    pub(crate) oversized: Option<Oversized>,
 }
+
+/// An answer padded with 2 MiB of leading whitespace: still valid JSON, so only the size
+/// limit refuses it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Oversized {
+    /// The path whose answer is padded (`/.well-known/openid-configuration`, `/jwks`,
+    /// `/token`, `/userinfo`).
+    pub(crate) path: &'static str,
+    /// Sent without `Content-Length` (chunked), so only reading the stream tells.
+    pub(crate) chunked: bool,
+}
+
+const OVERSIZE_PADDING: usize = 2 * 1024 * 1024;
 
 /// One token request as received.
 #[derive(Debug, Clone)]
@@ -198,6 +217,10 @@ impl FakeProvider {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            .layer(axum::middleware::from_fn_with_state(
+                inner.clone(),
+                oversize,
+            ))
             .layer(axum::middleware::map_response(close_connection))
             .with_state(inner.clone());
         let listener = DownableListener {
@@ -514,6 +537,28 @@ async fn close_connection(mut response: Response) -> Response {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// Pads the answer when the [`Oversized`] knob names this path.
+async fn oversize(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let Some(oversized) = inner.knobs().oversized.filter(|knob| knob.path == path) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let mut padded = vec![b' '; OVERSIZE_PADDING];
+    padded.extend_from_slice(&body);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = Full::new(Bytes::from(padded));
+    let body = if oversized.chunked {
+        // MapFrame has no size hint, so hyper sends it chunked without Content-Length.
+        Body::new(body.map_frame(|frame| frame))
+    } else {
+        Body::new(body)
+    };
+    Response::from_parts(parts, body)
 }
 
 async fn discovery(State(inner): State<Arc<Inner>>) -> Json<Value> {

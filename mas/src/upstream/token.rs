@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 use super::discovery::Endpoints;
-use super::fetch::unreachable;
+use super::fetch::{BodyError, read_body, unreachable};
 use super::{CallbackParams, Provider, UpstreamError};
 use crate::config::upstream::TokenAuthMethod;
 
@@ -72,10 +72,10 @@ impl Provider {
             .await
             .map_err(|error| unreachable("token", &error))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| unreachable("token", &error))?;
+        let body = read_body(response).await.map_err(|error| match error {
+            BodyError::TooLarge(message) => invalid_response(format!("answer refused: {message}")),
+            BodyError::Transport(error) => unreachable("token", &error),
+        })?;
         if !status.is_success() {
             if let Ok(error) = serde_json::from_slice::<ErrorResponse>(&body) {
                 // The provider's text ends up in a log line and on a page: one short line.

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::discovery::Endpoints;
-use super::fetch::unreachable;
+use super::fetch::{BodyError, read_body, unreachable};
 use super::{Provider, UpstreamError, UserinfoError};
 
 impl Provider {
@@ -37,10 +37,10 @@ impl Provider {
         if !status.is_success() {
             return Err(UserinfoError::Status(status.as_u16()).into());
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| unreachable("userinfo", &error))?;
+        let body = read_body(response).await.map_err(|error| match error {
+            BodyError::TooLarge(message) => UserinfoError::TooLarge(message).into(),
+            BodyError::Transport(error) => unreachable("userinfo", &error),
+        })?;
         let claims: Map<String, Value> = serde_json::from_slice(&body)
             .map_err(|error| UserinfoError::Json(error.to_string()))?;
         if claims.get("sub") != id_token_claims.get("sub") {
