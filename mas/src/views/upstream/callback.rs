@@ -1,10 +1,12 @@
 //! `GET`/`POST /upstream/callback/{provider_id}` (mas-protocol §4): the provider's answer,
 //! in the query (`response_mode=query`) or as a form (`form_post`).
 //!
-//! Order: the provider's `error` (cancelled, or another code); the `state`, which must be one
-//! this browser's `upstream-oauth2-sessions` cookie lists and whose session is still pending
-//! (else "state mismatch" or "replayed"); the code exchange and ID-token validation by the
-//! provider client; the claims import; then the account ([`account::decide`]). All writes
+//! Order: the `state`, which must be one this browser's `upstream-oauth2-sessions` cookie
+//! lists and whose session is still pending (else "state mismatch" or "replayed"); only then
+//! the provider's `error` (cancelled, or another code), as upstream MAS does, so that a forged
+//! `error=` link cannot show our pages in a provider's name; the code exchange and ID-token
+//! validation by the provider client; the claims import; then the account
+//! ([`account::decide`]). All writes
 //! (link, user, email, job, the session's completion, the browser session) happen in one
 //! transaction at the end.
 //!
@@ -201,6 +203,7 @@ async fn handle(
         .upstream
         .get(provider_id)
         .ok_or_else(|| failure::unknown_provider(provider_id))?;
+    let session = pending_session(state, &jar, provider, params.state.as_deref()).await?;
     if let Some(error) = params.error.as_deref() {
         let description = params.error_description.as_deref();
         return Err(if error == "access_denied" {
@@ -209,7 +212,6 @@ async fn handle(
             failure::provider_error(provider, error, description)
         });
     }
-    let session = pending_session(state, &jar, provider, params.state.as_deref()).await?;
     let Some(code) = params.code.as_deref().filter(|code| !code.is_empty()) else {
         return Err(failure::provider_error(
             provider,

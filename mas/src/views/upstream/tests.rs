@@ -527,6 +527,64 @@ async fn another_provider_error_shows_its_code(db: Database) {
     assert_eq!(counts(&app).await, NOTHING);
 }
 
+async fn a_provider_error_without_this_browsers_state_is_a_state_mismatch(db: Database) {
+    let (fake, app) = setup(db).await;
+    let mut browser = app.browser();
+    let provider_url = start(&mut browser, AUTHORIZE).await;
+    let state = provider_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = format!("/auth/upstream/callback/{PROVIDER_ID}");
+    // A forged link: no state, an unknown state, this browser's state in another browser.
+    for (mut who, path) in [
+        (
+            app.browser(),
+            format!("{callback}?error=access_denied&error_description=forged"),
+        ),
+        (
+            app.browser(),
+            format!("{callback}?error=access_denied&state=unknown"),
+        ),
+        (
+            app.browser(),
+            format!("{callback}?error=temporarily_unavailable&state={state}"),
+        ),
+        (
+            app.browser(),
+            format!("{callback}?error=access_denied&state={state}"),
+        ),
+    ] {
+        let log = LogCapture::start();
+        let response = who.get(&path).await;
+        assert_page(
+            &response,
+            StatusCode::BAD_REQUEST,
+            &["not started in this browser"],
+        );
+        assert!(!response.text().contains("Sign-in was cancelled"), "{path}");
+        log.assert_refusal("state_mismatch");
+    }
+    // The same browser, an unknown state: still a mismatch, not "cancelled".
+    let log = LogCapture::start();
+    let response = browser
+        .get(&format!("{callback}?error=access_denied&state=x{state}"))
+        .await;
+    assert_page(
+        &response,
+        StatusCode::BAD_REQUEST,
+        &["not started in this browser"],
+    );
+    log.assert_refusal("state_mismatch");
+    drop(log);
+    // The real answer still completes the login in this browser.
+    let response = browser.get(&approve(&fake, &provider_url)).await;
+    location(&response);
+    assert_eq!(counts(&app).await.users, 1);
+}
+
 async fn a_state_not_started_in_this_browser_is_refused(db: Database) {
     let (fake, app) = setup(db).await;
     let mut browser = app.browser();
@@ -1199,6 +1257,7 @@ sqlite_tests!(
     a_provider_that_is_down_is_a_502_page,
     a_cancelled_login_says_so,
     another_provider_error_shows_its_code,
+    a_provider_error_without_this_browsers_state_is_a_state_mismatch,
     a_state_not_started_in_this_browser_is_refused,
     a_replayed_callback_is_refused,
     an_id_token_that_does_not_verify_is_refused,
