@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{Problems, REDACTED};
 use crate::email::{MailError, Mailer, SmtpSettings};
 
-/// The `email` section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The `email` section. `Debug` shows `<redacted>` for the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmailConfig {
     /// Sender mailbox, e.g. `"Matrix" <noreply@example.com>`.
@@ -38,6 +38,36 @@ pub struct EmailConfig {
     /// sendmail: the command (default `sendmail`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            from,
+            reply_to,
+            transport,
+            mode,
+            hostname,
+            port,
+            username,
+            password,
+            accept_invalid_certs,
+            command,
+        } = self;
+        f.debug_struct("EmailConfig")
+            .field("from", from)
+            .field("reply_to", reply_to)
+            .field("transport", transport)
+            .field("mode", mode)
+            .field("hostname", hostname)
+            .field("port", port)
+            .field("username", username)
+            .field("password", &password.as_ref().map(|_| REDACTED))
+            .field("accept_invalid_certs", accept_invalid_certs)
+            .field("command", command)
+            .finish()
+    }
 }
 
 impl Default for EmailConfig {
@@ -152,5 +182,25 @@ impl EmailConfig {
         if self.password.is_some() {
             self.password = Some(REDACTED.to_owned());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_smtp_password() {
+        let config = EmailConfig {
+            transport: EmailTransport::Smtp,
+            hostname: Some("mail.example.com".to_owned()),
+            username: Some("matrix".to_owned()),
+            password: Some("smtp-s3cret".to_owned()),
+            ..EmailConfig::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("smtp-s3cret"), "{debug}");
+        assert!(debug.contains("mail.example.com"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 }

@@ -49,8 +49,8 @@ impl UpstreamOAuth2Config {
     }
 }
 
-/// One upstream OpenID Connect provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One upstream OpenID Connect provider. `Debug` shows `<redacted>` for the client secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// The provider's id: a ULID, part of the callback URL
@@ -143,6 +143,76 @@ pub struct ProviderConfig {
     /// How claims become the local account's attributes.
     #[serde(default)]
     pub claims_imports: ClaimsImportsConfig,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            id,
+            enabled,
+            synapse_idp_id,
+            issuer,
+            human_name,
+            brand_name,
+            client_id,
+            client_secret,
+            client_secret_file,
+            token_endpoint_auth_method,
+            token_endpoint_auth_signing_alg,
+            id_token_signed_response_alg,
+            userinfo_signed_response_alg,
+            scope,
+            discovery_mode,
+            pkce_method,
+            fetch_userinfo,
+            authorization_endpoint,
+            token_endpoint,
+            userinfo_endpoint,
+            jwks_uri,
+            response_mode,
+            additional_authorization_parameters,
+            forward_login_hint,
+            on_backchannel_logout,
+            registration_token_required,
+            claims_imports,
+        } = self;
+        f.debug_struct("ProviderConfig")
+            .field("id", id)
+            .field("enabled", enabled)
+            .field("synapse_idp_id", synapse_idp_id)
+            .field("issuer", issuer)
+            .field("human_name", human_name)
+            .field("brand_name", brand_name)
+            .field("client_id", client_id)
+            .field("client_secret", &client_secret.as_ref().map(|_| REDACTED))
+            .field("client_secret_file", client_secret_file)
+            .field("token_endpoint_auth_method", token_endpoint_auth_method)
+            .field(
+                "token_endpoint_auth_signing_alg",
+                token_endpoint_auth_signing_alg,
+            )
+            .field("id_token_signed_response_alg", id_token_signed_response_alg)
+            .field("userinfo_signed_response_alg", userinfo_signed_response_alg)
+            .field("scope", scope)
+            .field("discovery_mode", discovery_mode)
+            .field("pkce_method", pkce_method)
+            .field("fetch_userinfo", fetch_userinfo)
+            .field("authorization_endpoint", authorization_endpoint)
+            .field("token_endpoint", token_endpoint)
+            .field("userinfo_endpoint", userinfo_endpoint)
+            .field("jwks_uri", jwks_uri)
+            .field("response_mode", response_mode)
+            .field(
+                "additional_authorization_parameters",
+                additional_authorization_parameters,
+            )
+            .field("forward_login_hint", forward_login_hint)
+            .field("on_backchannel_logout", on_backchannel_logout)
+            .field("registration_token_required", registration_token_required)
+            .field("claims_imports", claims_imports)
+            .finish()
+    }
 }
 
 fn default_true() -> bool {

@@ -31,7 +31,7 @@ pub struct Context {
     pub oidc: Option<OidcContext>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct DatabaseContext {
     /// `sqlite` or `postgres`.
     pub kind: &'static str,
@@ -43,12 +43,58 @@ pub struct DatabaseContext {
     pub url: String,
 }
 
-#[derive(Debug, Serialize)]
+impl std::fmt::Debug for DatabaseContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of debug output, like `env::Postgres`'s.
+        f.debug_struct("DatabaseContext")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("name", &self.name)
+            .field("url", &masked_url(&self.url))
+            .finish()
+    }
+}
+
+/// `url` with its password (if any) replaced by `<redacted>`; an unparsable URL entirely.
+fn masked_url(url: &str) -> String {
+    if url.is_empty() {
+        return String::new();
+    }
+    let Ok(parsed) = url::Url::parse(url) else {
+        return "<redacted>".to_owned();
+    };
+    match parsed.password() {
+        None => parsed.to_string(),
+        Some(password) => {
+            // The serialized URL holds the password once, percent-encoded, between the
+            // user's `:` and the `@`.
+            let serialized = parsed.to_string();
+            serialized.replacen(&format!(":{password}@"), ":<redacted>@", 1)
+        }
+    }
+}
+
+#[derive(Serialize)]
 pub struct TurnContext {
     pub server: String,
     pub port: u16,
     pub tls_port: Option<u16>,
     pub secret: String,
+}
+
+impl std::fmt::Debug for TurnContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The TURN shared secret stays out of debug output, like `env::Turn`'s.
+        f.debug_struct("TurnContext")
+            .field("server", &self.server)
+            .field("port", &self.port)
+            .field("tls_port", &self.tls_port)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Serialize)]
@@ -198,5 +244,54 @@ impl Context {
             mail,
             oidc: env.oidc.as_ref().map(OidcContext::new),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_context_debug_hides_the_password() {
+        let context = DatabaseContext {
+            kind: "postgres",
+            host: "postgres".to_owned(),
+            port: 5432,
+            user: "matrix".to_owned(),
+            password: "pg s3cret/@:x".to_owned(),
+            name: "db".to_owned(),
+            url: "postgresql://matrix:pg%20s3cret%2F%40%3Ax@postgres:5432/db".to_owned(),
+        };
+        let debug = format!("{context:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(
+            debug.contains("postgresql://matrix:<redacted>@postgres:5432/db"),
+            "{debug}"
+        );
+        assert!(debug.contains("password: \"<redacted>\""), "{debug}");
+    }
+
+    #[test]
+    fn database_urls_without_a_password_are_shown_whole() {
+        assert_eq!(
+            masked_url("postgresql://matrix@postgres:5432/db"),
+            "postgresql://matrix@postgres:5432/db"
+        );
+        assert_eq!(masked_url("not a url s3cret"), "<redacted>");
+        assert_eq!(masked_url(""), "");
+    }
+
+    #[test]
+    fn turn_context_debug_hides_the_secret() {
+        let context = TurnContext {
+            server: "turn.example.com".to_owned(),
+            port: 3478,
+            tls_port: Some(5349),
+            secret: "turn-s3cret".to_owned(),
+        };
+        let debug = format!("{context:?}");
+        assert!(!debug.contains("turn-s3cret"), "{debug}");
+        assert!(debug.contains("turn.example.com"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 }

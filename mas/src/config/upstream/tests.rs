@@ -299,3 +299,23 @@ fn root_validation_includes_the_providers() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn debug_hides_the_client_secret() {
+    let mut config = provider();
+    config.client_secret = Some("client-s3cret".to_owned());
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("client-s3cret"), "{debug}");
+    assert!(
+        debug.contains("client_secret: Some(\"<redacted>\")"),
+        "{debug}"
+    );
+    assert!(debug.contains("idp.example.com"), "{debug}");
+    let debug = format!(
+        "{:?}",
+        UpstreamOAuth2Config {
+            providers: vec![config]
+        }
+    );
+    assert!(!debug.contains("client-s3cret"), "{debug}");
+}
