@@ -8,6 +8,8 @@ mod logout;
 mod refresh;
 pub mod sso;
 
+pub(crate) use self::logout::end_sessions;
+
 use axum::Router;
 use axum::routing::{get, post};
 

@@ -109,6 +109,20 @@ pub const OAUTH2_REVOKE: &str = "/oauth2/revoke";
 pub const OAUTH2_USERINFO: &str = "/oauth2/userinfo";
 /// The account pages (MSC4191 `account_management_uri`; deep links add `?action=…`).
 pub const ACCOUNT: &str = "/account/";
+/// `GET /account`: redirects to [`ACCOUNT`].
+pub const ACCOUNT_BARE: &str = "/account";
+/// `GET /account/{*rest}`: the account page too (upstream's single-page app serves every path
+/// under it).
+pub const ACCOUNT_REST: &str = "/account/{*rest}";
+/// `POST /account/sessions/{session_id}/end`: signs out one OAuth or compat session.
+pub const ACCOUNT_SESSION_END: &str = "/account/sessions/{session_id}/end";
+/// `POST /account/cross-signing-reset`: lets the user reset their identity (mas-protocol §13).
+pub const ACCOUNT_CROSS_SIGNING_RESET: &str = "/account/cross-signing-reset";
+
+/// The sign-out form of one session (a path for [`UrlBuilder`]).
+pub fn account_session_end(session_id: ulid::Ulid) -> String {
+    format!("/account/sessions/{session_id}/end")
+}
 
 // --- end of the OAuth 2.0 API ---
 

@@ -17,9 +17,10 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 pub use self::context::{
-    ClientView, CompatSsoContext, ConsentContext, ErrorContext, FormError, FormPostContext,
-    FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView,
-    UpstreamLinkContext, UpstreamResubmitContext, UserView, describe_scopes, device_id_of,
+    AccountContext, ClientView, CompatSsoContext, ConsentContext, CrossSigningResetContext,
+    ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext, LoginContext,
+    PostAuthAction, ProviderLink, ScopeView, SessionEndContext, SessionView, UpstreamLinkContext,
+    UpstreamResubmitContext, UserView, describe_scopes, device_id_of,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -55,6 +56,9 @@ mod page {
     pub(super) const COMPAT_SSO: &str = "pages/compat_sso.html";
     pub(super) const UPSTREAM_LINK: &str = "pages/upstream_link.html";
     pub(super) const UPSTREAM_RESUBMIT: &str = "pages/upstream_resubmit.html";
+    pub(super) const ACCOUNT: &str = "pages/account.html";
+    pub(super) const ACCOUNT_SESSION_END: &str = "pages/account_session_end.html";
+    pub(super) const ACCOUNT_CROSS_SIGNING_RESET: &str = "pages/account_cross_signing_reset.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -150,6 +154,31 @@ impl Templates {
         render(&self.current.load(), page::UPSTREAM_RESUBMIT, context)
     }
 
+    /// The account page (the user, their addresses and sessions).
+    pub fn render_account(&self, context: &AccountContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::ACCOUNT, context)
+    }
+
+    /// The confirmation of ending a device's session (a client's deep link).
+    pub fn render_account_session_end(
+        &self,
+        context: &SessionEndContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::ACCOUNT_SESSION_END, context)
+    }
+
+    /// The cross-signing reset page.
+    pub fn render_account_cross_signing_reset(
+        &self,
+        context: &CrossSigningResetContext,
+    ) -> Result<String, TemplateError> {
+        render(
+            &self.current.load(),
+            page::ACCOUNT_CROSS_SIGNING_RESET,
+            context,
+        )
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -203,6 +232,17 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &environment,
         page::UPSTREAM_RESUBMIT,
         &UpstreamResubmitContext::sample(),
+    )?;
+    render(&environment, page::ACCOUNT, &AccountContext::sample())?;
+    render(
+        &environment,
+        page::ACCOUNT_SESSION_END,
+        &SessionEndContext::sample(),
+    )?;
+    render(
+        &environment,
+        page::ACCOUNT_CROSS_SIGNING_RESET,
+        &CrossSigningResetContext::sample(),
     )?;
     Ok(environment)
 }

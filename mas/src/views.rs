@@ -1,5 +1,5 @@
-//! The pages for people (mas-protocol §4): the index, login and logout, login through upstream
-//! providers ([`upstream`]), plus the route group of the `human` resource, which also carries
+//! The pages for people (mas-protocol §4): the index, login and logout, the account page
+//! ([`account`]), login through upstream providers ([`upstream`]), plus the route group of the `human` resource, which also carries
 //! `/authorize` and the consent page from `oauth2`. Static files (`assets` resource) are served
 //! by [`assets`].
 //!
@@ -7,6 +7,7 @@
 //! Pages answer errors as [`HtmlError`]s, rendered by the human group's layer, which also sets
 //! `X-Frame-Options: DENY`.
 
+mod account;
 pub(crate) mod assets;
 mod index;
 mod login;
@@ -38,6 +39,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::INDEX, get(index::get))
         .route(routes::LOGIN, get(login::get).post(login::post))
         .route(routes::LOGOUT, axum::routing::post(logout::post))
+        .merge(account::router())
         .route(routes::AUTHORIZE, get(authorize::get))
         .route(routes::CONSENT, get(consent::get).post(consent::post))
         .route(
@@ -50,7 +52,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// What to do after logging in (the `kind` and `id` of the login query). Only the kinds this
 /// server implements are kept; others are dropped and the login ends on the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PostAuthAction {
     /// Back to the consent page of an authorization grant.
     ContinueAuthorizationGrant {
@@ -62,16 +64,39 @@ pub(crate) enum PostAuthAction {
         /// The `compat_sso_logins` row.
         id: Ulid,
     },
+    /// To the account page, with the deep link a client opened it with (MSC4191 `action`
+    /// and `device_id`).
+    ManageAccount {
+        /// The account page's `action`.
+        action: Option<String>,
+        /// The account page's `device_id`.
+        device_id: Option<String>,
+    },
 }
 
 impl PostAuthAction {
     const CONTINUE_AUTHORIZATION_GRANT: &'static str = "continue_authorization_grant";
     const CONTINUE_COMPAT_SSO_LOGIN: &'static str = "continue_compat_sso_login";
+    const MANAGE_ACCOUNT: &'static str = "manage_account";
 
-    /// From the `kind` and `id` query or form fields.
+    /// From the `kind` and `id` query or form fields. For `manage_account` the `id` is the
+    /// account page's query (`action=…&device_id=…`, form-encoded), so that the login form and
+    /// the upstream session carry it in the same two fields as the other kinds.
     pub(crate) fn from_fields(kind: Option<&str>, id: Option<&str>) -> Option<Self> {
+        let kind = kind?;
+        if kind == Self::MANAGE_ACCOUNT {
+            let (mut action, mut device_id) = (None, None);
+            for (name, value) in url::form_urlencoded::parse(id.unwrap_or_default().as_bytes()) {
+                match &*name {
+                    "action" => action = Some(value.into_owned()),
+                    "device_id" => device_id = Some(value.into_owned()),
+                    _ => {}
+                }
+            }
+            return Some(Self::ManageAccount { action, device_id });
+        }
         let id = id?.parse().ok()?;
-        match kind? {
+        match kind {
             Self::CONTINUE_AUTHORIZATION_GRANT => Some(Self::ContinueAuthorizationGrant { id }),
             Self::CONTINUE_COMPAT_SSO_LOGIN => Some(Self::ContinueCompatSsoLogin { id }),
             _ => None,
@@ -87,11 +112,15 @@ impl PostAuthAction {
             Self::ContinueCompatSsoLogin { id } => {
                 (Self::CONTINUE_COMPAT_SSO_LOGIN, id.to_string())
             }
+            Self::ManageAccount { action, device_id } => (
+                Self::MANAGE_ACCOUNT,
+                account_query(action.as_deref(), device_id.as_deref()),
+            ),
         }
     }
 
     /// The stored form (`{"kind": …, "id": …}`), e.g. in an upstream authorization session.
-    pub(crate) fn to_json(self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let (kind, id) = self.fields();
         serde_json::json!({ "kind": kind, "id": id })
     }
@@ -118,9 +147,30 @@ impl PostAuthAction {
             Some(Self::ContinueCompatSsoLogin { id }) => {
                 urls.relative(&routes::complete_compat_sso(*id))
             }
+            Some(Self::ManageAccount { action, device_id }) => {
+                let path = urls.relative(routes::ACCOUNT);
+                let query = account_query(action.as_deref(), device_id.as_deref());
+                if query.is_empty() {
+                    path
+                } else {
+                    format!("{path}?{query}")
+                }
+            }
             None => urls.relative(routes::INDEX),
         }
     }
+}
+
+/// The account page's deep-link query (`action=…&device_id=…`), empty without either.
+fn account_query(action: Option<&str>, device_id: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(action) = action {
+        query.append_pair("action", action);
+    }
+    if let Some(device_id) = device_id {
+        query.append_pair("device_id", device_id);
+    }
+    query.finish()
 }
 
 /// The login page with a post-auth action and a username to fill in.

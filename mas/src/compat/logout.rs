@@ -15,7 +15,7 @@ use crate::error::MatrixError;
 use crate::extract::bearer::Bearer;
 use crate::jobs::{self, Job};
 use crate::model::{CompatSession, User};
-use crate::storage::compat;
+use crate::storage::{StorageError, compat};
 
 /// `M_UNKNOWN_TOKEN` (401, not a soft logout).
 pub(super) fn unknown_token() -> MatrixError {
@@ -55,12 +55,13 @@ async fn authenticate(
 }
 
 /// Finishes `sessions` of `user`, queues a device sync, then deletes in Synapse each device
-/// no active session holds any more (a failure there is left to the queued sync).
-async fn end_sessions(
+/// no active session holds any more (a failure there is left to the queued sync). Also used by
+/// the account page's "Sign out".
+pub(crate) async fn end_sessions(
     state: &AppState,
     user: &User,
     sessions: &[CompatSession],
-) -> Result<(), MatrixError> {
+) -> Result<(), StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
     let mut tx = state.db.begin_write().await?;
@@ -75,7 +76,7 @@ async fn end_sessions(
     )
     .await?;
     let remaining = jobs::device_set(&mut tx, user.id).await?;
-    tx.commit().await.map_err(MatrixError::internal)?;
+    tx.commit().await?;
     for session in sessions {
         if remaining.contains(&session.device_id) {
             continue;

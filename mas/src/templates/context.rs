@@ -3,6 +3,7 @@
 //! public prefix (`/auth`, for assets), form actions and links built by the handler from
 //! `routes.rs`, and the CSRF token of the forms (mas-protocol §17.2).
 
+mod account;
 mod compat_sso;
 mod consent;
 mod error;
@@ -14,6 +15,7 @@ mod upstream_resubmit;
 
 use serde::{Serialize, Serializer};
 
+pub use self::account::{AccountContext, CrossSigningResetContext, SessionEndContext, SessionView};
 pub use self::compat_sso::CompatSsoContext;
 pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,

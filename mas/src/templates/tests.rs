@@ -40,6 +40,25 @@ fn upstream_link(templates: &Templates, context: &UpstreamLinkContext) -> String
     readable(&templates.render_upstream_link(context).unwrap())
 }
 
+fn account(templates: &Templates, context: &AccountContext) -> String {
+    readable(&templates.render_account(context).unwrap())
+}
+
+fn account_session_end(templates: &Templates, context: &SessionEndContext) -> String {
+    readable(&templates.render_account_session_end(context).unwrap())
+}
+
+fn account_cross_signing_reset(
+    templates: &Templates,
+    context: &CrossSigningResetContext,
+) -> String {
+    readable(
+        &templates
+            .render_account_cross_signing_reset(context)
+            .unwrap(),
+    )
+}
+
 /// Every sample, rendered, with its name.
 fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
     vec![
@@ -54,6 +73,15 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
         (
             "upstream_link",
             upstream_link(templates, &UpstreamLinkContext::sample()),
+        ),
+        ("account", account(templates, &AccountContext::sample())),
+        (
+            "account_session_end",
+            account_session_end(templates, &SessionEndContext::sample()),
+        ),
+        (
+            "account_cross_signing_reset",
+            account_cross_signing_reset(templates, &CrossSigningResetContext::sample()),
         ),
     ]
 }
@@ -94,8 +122,10 @@ fn every_form_carries_the_csrf_token() {
         forms += count;
     }
     assert_eq!(
-        forms, 6,
-        "login, consent approve and deny, logout, compat SSO continue, upstream link"
+        forms, 11,
+        "login, consent approve and deny, logout, compat SSO continue, upstream link, the \
+         account page's two session sign-outs and logout, the device sign-out, the \
+         cross-signing reset"
     );
 }
 
@@ -209,6 +239,32 @@ fn the_index_shows_the_user_or_a_sign_in_link() {
     let html = index(&templates, &anonymous);
     assert!(!html.contains("<form"));
     assert!(html.contains(r#"href="/auth/login">Sign in</a>"#));
+}
+
+#[test]
+fn the_account_pages_show_the_user_sessions_and_what_comes_next() {
+    let templates = templates();
+    let html = account(&templates, &AccountContext::sample());
+    assert!(html.contains("(@alice:example.com)"));
+    assert!(html.contains("alice@example.com"));
+    assert!(html.contains("<code>ABCDEFGHIJ</code>") && html.contains("<code>KLMNOPQRST</code>"));
+    assert!(html.contains("(legacy login)"));
+    assert!(html.contains(r#"action="/auth/account/sessions/01J00000000000000000SESS00/end""#));
+    assert_eq!(html.matches(r#"aria-current="true""#).count(), 1);
+    assert!(html.contains(r#"<form method="post" action="/auth/logout">"#));
+    assert!(html.contains("?action=org.matrix.cross_signing_reset"));
+    let html = account_session_end(&templates, &SessionEndContext::sample());
+    assert!(html.contains("Sign out device <code>ABCDEFGHIJ</code>?"));
+    let before = CrossSigningResetContext::sample();
+    let html = account_cross_signing_reset(&templates, &before);
+    assert!(html.contains(r#"action="/auth/account/cross-signing-reset""#));
+    let after = CrossSigningResetContext {
+        allowed: true,
+        ..before
+    };
+    let html = account_cross_signing_reset(&templates, &after);
+    assert!(!html.contains("<form"));
+    assert!(html.contains("within 10 minutes"));
 }
 
 #[test]

@@ -11,7 +11,7 @@ fn post_auth_actions_round_trip_through_their_fields() {
         Some(action)
     );
     assert_eq!(
-        PostAuthAction::from_fields(Some("manage_account"), Some(&id)),
+        PostAuthAction::from_fields(Some("unknown_kind"), Some(&id)),
         None
     );
     assert_eq!(PostAuthAction::from_fields(Some(kind), Some("nope")), None);

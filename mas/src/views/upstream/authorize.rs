@@ -66,7 +66,7 @@ pub(super) async fn get(
         .await
         .map_err(|error| failure::upstream_error(provider, &error))?;
 
-    let action_json = action.map(PostAuthAction::to_json);
+    let action_json = action.as_ref().map(PostAuthAction::to_json);
     let mut conn = state.db.acquire().await?;
     let session = upstream_sessions::add_upstream_session(
         &mut conn,
