@@ -19,6 +19,35 @@ fn post_auth_actions_round_trip_through_their_fields() {
 }
 
 #[test]
+fn manage_account_keeps_the_deep_link_through_fields_and_json() {
+    let urls = UrlBuilder::new("http://localhost:8000/auth/".parse().unwrap());
+    let action = PostAuthAction::ManageAccount {
+        action: Some("org.matrix.session_end".to_owned()),
+        device_id: Some("A&B C".to_owned()),
+    };
+    let (kind, id) = action.fields();
+    assert_eq!(kind, "manage_account");
+    assert_eq!(
+        PostAuthAction::from_fields(Some(kind), Some(&id)),
+        Some(action.clone())
+    );
+    assert_eq!(
+        PostAuthAction::from_json(&action.to_json()),
+        Some(action.clone())
+    );
+    assert_eq!(
+        PostAuthAction::destination(Some(&action), &urls),
+        "/auth/account/?action=org.matrix.session_end&device_id=A%26B+C"
+    );
+    let plain = PostAuthAction::from_fields(Some("manage_account"), None).unwrap();
+    assert_eq!(
+        PostAuthAction::destination(Some(&plain), &urls),
+        "/auth/account/"
+    );
+    assert!(login_url(&urls, Some(&plain), None).starts_with("/auth/login?kind=manage_account"));
+}
+
+#[test]
 fn login_urls_carry_the_action_and_hint() {
     let urls = UrlBuilder::new("http://localhost:8000/auth/".parse().unwrap());
     let action = PostAuthAction::ContinueAuthorizationGrant {
