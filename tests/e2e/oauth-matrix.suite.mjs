@@ -13,6 +13,7 @@
 // and every browser here is 127.0.0.1. This suite makes exactly 3 (alice, root and carol); a
 // test that signs in once more must reuse a signed-in browser or wait.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
@@ -211,6 +212,44 @@ export function matrixSuite(backend) {
         assert.equal(err.error, 'invalid_grant', err.message);
       });
     }
+
+    check('account page (Element X\'s "Manage account" and identity reset): Synapse\'s cross-signing reset link leads to it and the reset then works; the device_delete deep link signs the session out (whoami 401 at once)', async (rec) => {
+      const config = await registerElementX(rec);
+      const { tokens, deviceId } = await matrixSignIn(rec, { config, browser: aliceBrowser, user: alice, spelling: 'stable' });
+      const metadata = (await rec.send(app.url('/auth/.well-known/openid-configuration'))).json();
+      assert.equal(metadata.account_management_uri, `${app.origin}/auth/account/`);
+      const auth = { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' };
+      const masterKey = () => {
+        const { publicKey } = crypto.generateKeyPairSync('ed25519');
+        const id = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url').toString('base64').replace(/=+$/, '');
+        return { master_key: { user_id: `@alice:${serverName}`, usage: ['master'], keys: { [`ed25519:${id}`]: id } } };
+      };
+      const upload = (body) => rec.send(app.url('/_matrix/client/v3/keys/device_signing/upload'), { method: 'POST', headers: auth, body: JSON.stringify(body) });
+      const first = await upload(masterKey());
+      assert.equal(first.status, 200, `first master key: ${first.status} ${first.body}`);
+      const replacement = masterKey();
+      const refused = await upload(replacement);
+      assert.equal(refused.status, 401, `replacing the master key needs approval: ${refused.status} ${refused.body}`);
+      const resetUrl = Object.values(refused.json().params ?? {}).map((p) => p?.url).find(Boolean)
+        ?? `${metadata.account_management_uri}?action=org.matrix.cross_signing_reset`;
+      assert.ok(resetUrl.startsWith(`${app.origin}/auth/account/`), `Synapse points at our account page: ${resetUrl}`);
+      await aliceBrowser.step('allow the identity reset on the account page', async (page) => {
+        await page.goto(resetUrl);
+        await page.getByRole('button', { name: 'Allow the reset' }).click();
+        await page.getByRole('heading', { name: 'You can now reset your identity' }).waitFor();
+      });
+      const replaced = await upload(replacement);
+      assert.equal(replaced.status, 200, `after the reset was allowed: ${replaced.status} ${replaced.body}`);
+
+      assert.equal((await whoami(app, rec, tokens.access_token)).status, 200);
+      await aliceBrowser.step('sign the device out through the device_delete deep link', async (page) => {
+        await page.goto(`${metadata.account_management_uri}?action=org.matrix.device_delete&device_id=${deviceId}`);
+        await page.getByRole('heading', { name: `Sign out device ${deviceId}?` }).waitFor();
+        await page.getByRole('button', { name: 'Sign out' }).first().click();
+        await page.getByRole('heading', { name: 'Your account' }).waitFor();
+      });
+      assertMatrixError(await whoami(app, rec, tokens.access_token), 401, 'M_UNKNOWN_TOKEN', 'whoami after signing the device out on the account page');
+    });
 
     check('admin: a --admin user\'s urn:synapse:admin:* token reaches Synapse\'s admin API (200); alice\'s plain token gets 403; alice cannot get the admin scope', async (rec) => {
       const root = await registerUser(app, 'root', { admin: true });
