@@ -96,6 +96,16 @@ async function traces(app, username, subject = username, providerId = PLATFORM_P
   return { users: users.length, links: links.length, linkedUsers: links.filter((l) => l[1]).length, synapse: synapse.status };
 }
 
+/**
+ * `traces()` once the Synapse account exists: it comes from the provisioning job queued with a
+ * new user, which runs right after the sign-in's commit, so a browser can land a moment before
+ * it is done (Element X's token exchange, which the other tests wait for, takes longer).
+ */
+async function provisionedTraces(app, username, subject = username, providerId = PLATFORM_PROVIDER_ID) {
+  await waitFor(`${username} provisioned in Synapse`, async () => (await traces(app, username, subject, providerId)).synapse === 200, { timeoutMs: 15000 });
+  return traces(app, username, subject, providerId);
+}
+
 /** Declares the platform-SSO tests on `backend`. */
 export function upstreamSuite(backend) {
   const skip = skipReason(backend) || browserSkipReason();
@@ -411,7 +421,7 @@ export function upstreamSuite(backend) {
       await browser.step('open MAS\'s login page', (p) => p.goto(`${app.origin}/auth/login`));
       await signInAtProvider(browser, account);
       await browser.step('signed in to MAS', (p) => p.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/')));
-      assert.deepEqual(await traces(app, 'downer'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+      assert.deepEqual(await provisionedTraces(app, 'downer'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
     });
 
     check('an unverified email (email_verified false) is not imported; the account is created without it', async (rec) => {
@@ -464,7 +474,7 @@ export function upstreamSuite(backend) {
           await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
         });
       }
-      assert.deepEqual(await traces(app, 'lena'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+      assert.deepEqual(await provisionedTraces(app, 'lena'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
     });
 
     check('a linked user locked with `manage lock-user` is refused at the next sign-in (403, "locked")', async (rec) => {
@@ -616,7 +626,7 @@ export function upstreamSuite(backend) {
           }
           await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
         });
-        assert.deepEqual(await traces(app, 'jules', 'jules', partnerId), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+        assert.deepEqual(await provisionedTraces(app, 'jules', 'jules', partnerId), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
         assert.equal(partner.authorizations.at(-1).response_mode, 'form_post');
         assert.equal(partner.tokenRequests.at(-1)?.status, 200);
         assert.equal(idp.tokenRequests.filter((t) => t.redirectUri?.includes(partnerId)).length, 0);
@@ -678,7 +688,7 @@ export function upstreamSuite(backend) {
         const text = await page.locator('body').innerText();
         assert.match(text, /erin/i);
       });
-      assert.deepEqual(await traces(app, 'erin'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
+      assert.deepEqual(await provisionedTraces(app, 'erin'), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
     });
 
     check('a provider that cannot be reached: MAS still starts; its login page ends on the "unreachable" page (502), no 500', async (rec) => {
