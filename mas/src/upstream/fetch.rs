@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::UpstreamError;
+use crate::telemetry::ErrorChain;
 
 /// The largest body MAS reads from a provider (discovery, JWKS, token, userinfo): real answers
 /// are a few KiB; a provider streaming without end must not fill our memory.
@@ -89,18 +90,6 @@ pub(super) async fn get_json<T: DeserializeOwned>(
 pub(super) fn unreachable(endpoint: &'static str, error: &reqwest::Error) -> UpstreamError {
     UpstreamError::Unreachable {
         endpoint,
-        message: describe(error),
+        message: ErrorChain(error).to_string(),
     }
-}
-
-/// The error and its sources, joined with `: `.
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
