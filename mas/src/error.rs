@@ -313,3 +313,10 @@ impl From<crate::storage::StorageError> for HtmlError {
         Self::internal(error)
     }
 }
+
+// A page that cannot be rendered is the server's fault too.
+impl From<crate::templates::TemplateError> for HtmlError {
+    fn from(error: crate::templates::TemplateError) -> Self {
+        Self::internal(error)
+    }
+}

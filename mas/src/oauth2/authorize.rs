@@ -82,9 +82,7 @@ impl Callback {
                         })
                         .collect(),
                 };
-                let html = templates
-                    .render_form_post(&context)
-                    .map_err(HtmlError::internal)?;
+                let html = templates.render_form_post(&context)?;
                 Html(html).into_response()
             }
         };

@@ -180,10 +180,7 @@ pub(crate) async fn get(
         device_id: device_id_of(&scope),
         user,
     };
-    let html = state
-        .templates
-        .render_consent(&context)
-        .map_err(HtmlError::internal)?;
+    let html = state.templates.render_consent(&context)?;
     Ok((jar, Html(html)).into_response())
 }
 

@@ -146,7 +146,7 @@ async fn get_page(
                 account_url,
             };
             let html = state.templates.render_account_cross_signing_reset(&context);
-            return Ok((jar, Html(html.map_err(HtmlError::internal)?)).into_response());
+            return Ok((jar, Html(html?)).into_response());
         }
         DeepLink::EndDevice(device_id) => {
             let held: Vec<SessionView> = sessions
@@ -163,7 +163,7 @@ async fn get_page(
                     account_url,
                 };
                 let html = state.templates.render_account_session_end(&context);
-                return Ok((jar, Html(html.map_err(HtmlError::internal)?)).into_response());
+                return Ok((jar, Html(html?)).into_response());
             }
             notice = Some(format!("No app is signed in on device {device_id}."));
             render_main(&state, &user, csrf_token, sessions, addresses, notice).await?

@@ -63,9 +63,6 @@ pub(super) async fn get(
         logout_action: state.urls.relative(routes::LOGOUT),
         login_url: state.urls.relative(routes::LOGIN),
     };
-    let html = state
-        .templates
-        .render_index(&context)
-        .map_err(HtmlError::internal)?;
+    let html = state.templates.render_index(&context)?;
     Ok((jar, Html(html)).into_response())
 }

@@ -113,10 +113,7 @@ fn render(
         providers,
         post_auth_action: action.map(PostAuthAction::view),
     };
-    let html = state
-        .templates
-        .render_login(&context)
-        .map_err(HtmlError::internal)?;
+    let html = state.templates.render_login(&context)?;
     Ok((status, jar, Html(html)).into_response())
 }
 

@@ -91,10 +91,7 @@ pub(crate) async fn get(
         redirect_host: redirect_host(&login),
         redirect_uri: login.redirect_uri.to_string(),
     };
-    let html = state
-        .templates
-        .render_compat_sso(&context)
-        .map_err(HtmlError::internal)?;
+    let html = state.templates.render_compat_sso(&context)?;
     Ok((jar, Html(html)).into_response())
 }
 

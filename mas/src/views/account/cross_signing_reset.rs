@@ -64,7 +64,6 @@ pub(super) async fn post(
     };
     let html = state
         .templates
-        .render_account_cross_signing_reset(&context)
-        .map_err(HtmlError::internal)?;
+        .render_account_cross_signing_reset(&context)?;
     Ok((jar, Html(html)).into_response())
 }

@@ -150,10 +150,7 @@ fn resubmit(
             .relative(&routes::upstream_callback(&provider.id)),
         params: hidden,
     };
-    let html = state
-        .templates
-        .render_upstream_resubmit(&context)
-        .map_err(HtmlError::internal)?;
+    let html = state.templates.render_upstream_resubmit(&context)?;
     Ok(Html(html).into_response())
 }
 

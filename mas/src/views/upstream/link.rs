@@ -142,10 +142,7 @@ fn render(
         email_optional: claims.email.action == ImportAction::Suggest,
         errors,
     };
-    let html = state
-        .templates
-        .render_upstream_link(&context)
-        .map_err(HtmlError::internal)?;
+    let html = state.templates.render_upstream_link(&context)?;
     Ok((status, jar, Html(html)).into_response())
 }
 
