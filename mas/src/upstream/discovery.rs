@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use serde::Deserialize;
 use url::{Host, Url};
 
-use super::fetch::{self, FetchError};
+use super::fetch;
 use super::{DiscoveryError, Provider, UpstreamError};
 use crate::config::upstream::{DiscoveryMode, ProviderConfig};
 
@@ -142,31 +142,9 @@ impl Provider {
     async fn discover(&self, strict: bool) -> Result<Endpoints, UpstreamError> {
         let url =
             discovery_url(&self.issuer).ok_or(DiscoveryError::InvalidUrl { field: "issuer" })?;
-        let metadata: Metadata = match fetch::get_json(&self.http, "discovery", &url).await {
-            Ok(metadata) => metadata,
-            Err(FetchError::Unreachable(error)) => return Err(error),
-            Err(FetchError::Status(status)) => {
-                return Err(DiscoveryError::Status {
-                    what: "discovery",
-                    status,
-                }
-                .into());
-            }
-            Err(FetchError::Json(message)) => {
-                return Err(DiscoveryError::Json {
-                    what: "discovery",
-                    message,
-                }
-                .into());
-            }
-            Err(FetchError::TooLarge(message)) => {
-                return Err(DiscoveryError::TooLarge {
-                    what: "discovery",
-                    message,
-                }
-                .into());
-            }
-        };
+        let metadata: Metadata = fetch::get_json(&self.http, "discovery", &url)
+            .await
+            .map_err(|error| error.into_discovery_error("discovery"))?;
         Ok(check_metadata(
             &metadata,
             &self.issuer,

@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::UpstreamError;
+use super::{DiscoveryError, UpstreamError};
 use crate::telemetry::ErrorChain;
 
 /// The largest body MAS reads from a provider (discovery, JWKS, token, userinfo): real answers
@@ -55,6 +55,18 @@ pub(super) enum FetchError {
     Json(String),
     /// The body is over [`MAX_BODY_BYTES`].
     TooLarge(String),
+}
+
+impl FetchError {
+    /// As the failure to fetch the `what` document (`discovery` or `jwks`).
+    pub(super) fn into_discovery_error(self, what: &'static str) -> UpstreamError {
+        match self {
+            Self::Unreachable(error) => error,
+            Self::Status(status) => DiscoveryError::Status { what, status }.into(),
+            Self::Json(message) => DiscoveryError::Json { what, message }.into(),
+            Self::TooLarge(message) => DiscoveryError::TooLarge { what, message }.into(),
+        }
+    }
 }
 
 /// GETs `url` and decodes its JSON body.

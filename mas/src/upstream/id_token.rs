@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::discovery::{Endpoints, same_issuer};
-use super::fetch::{self, FetchError};
-use super::{DiscoveryError, IdTokenError, Provider, UpstreamError};
+use super::fetch;
+use super::{IdTokenError, Provider, UpstreamError};
 use crate::crypto::jwk::unb64;
 use crate::crypto::{Jwks, JwtError, jwt, oidc_hash};
 
@@ -104,31 +104,9 @@ impl Provider {
                 return Ok(jwks.clone());
             }
         }
-        let jwks: Jwks = match fetch::get_json(&self.http, "jwks", &endpoints.jwks_uri).await {
-            Ok(jwks) => jwks,
-            Err(FetchError::Unreachable(error)) => return Err(error),
-            Err(FetchError::Status(status)) => {
-                return Err(DiscoveryError::Status {
-                    what: "jwks",
-                    status,
-                }
-                .into());
-            }
-            Err(FetchError::Json(message)) => {
-                return Err(DiscoveryError::Json {
-                    what: "jwks",
-                    message,
-                }
-                .into());
-            }
-            Err(FetchError::TooLarge(message)) => {
-                return Err(DiscoveryError::TooLarge {
-                    what: "jwks",
-                    message,
-                }
-                .into());
-            }
-        };
+        let jwks: Jwks = fetch::get_json(&self.http, "jwks", &endpoints.jwks_uri)
+            .await
+            .map_err(|error| error.into_discovery_error("jwks"))?;
         tracing::debug!(provider = %self.id, keys = jwks.keys.len(), "fetched the provider's JWKS");
         let jwks = Arc::new(jwks);
         cache.jwks = Some(jwks.clone());
