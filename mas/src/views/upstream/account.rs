@@ -220,10 +220,7 @@ async fn plan(
     if let Some(link) = link
         && let Some(user_id) = link.user_id
     {
-        let user = users::find_user(conn, user_id)
-            .await?
-            .ok_or_else(|| HtmlError::internal(format!("link {} has no user", link.id)))?;
-        check_user(provider, &user)?;
+        let user = linked_user(conn, provider, link.id, user_id).await?;
         return Ok(Plan::Linked {
             link_id: link.id,
             user: Box::new(user),
@@ -410,15 +407,26 @@ async fn settled_meanwhile(
     let Some(user_id) = link.user_id else {
         return Ok(Meanwhile::Waiting(link.id));
     };
-    let user = users::find_user(tx, user_id)
-        .await?
-        .ok_or_else(|| HtmlError::internal(format!("link {} has no user", link.id)))?;
-    check_user(provider, &user)?;
+    let user = linked_user(tx, provider, link.id, user_id).await?;
     Ok(Meanwhile::Linked(Executed {
         link_id: link.id,
         user: Some(user),
         queued_job: false,
     }))
+}
+
+/// The user bound to the link `link_id`, checked as allowed to log in.
+async fn linked_user(
+    conn: &mut AnyConnection,
+    provider: &Provider,
+    link_id: Ulid,
+    user_id: Ulid,
+) -> Result<User, HtmlError> {
+    let user = users::find_user(conn, user_id)
+        .await?
+        .ok_or_else(|| HtmlError::internal(format!("link {link_id} has no user")))?;
+    check_user(provider, &user)?;
+    Ok(user)
 }
 
 /// A new link of the subject; a concurrent login that created it first wins.
