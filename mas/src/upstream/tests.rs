@@ -36,6 +36,23 @@ fn provider(fake: &FakeProvider, change: impl FnOnce(&mut ProviderConfig)) -> Ar
     providers.get(PROVIDER_ID).unwrap().clone()
 }
 
+/// Configures every endpoint of the fake explicitly.
+fn set_explicit_endpoints(config: &mut ProviderConfig, fake: &FakeProvider) {
+    config.authorization_endpoint = Some(fake.url("/authorize"));
+    config.token_endpoint = Some(fake.url("/token"));
+    config.jwks_uri = Some(fake.url("/jwks"));
+    config.userinfo_endpoint = Some(fake.url("/userinfo"));
+}
+
+/// Makes the fake's discovery document name another issuer (a strict discovery failure).
+fn discovery_names_another_issuer(fake: &FakeProvider) {
+    fake.set(|knobs| {
+        knobs
+            .discovery_patch
+            .insert("issuer".to_owned(), json!("https://evil.example.com"));
+    });
+}
+
 fn query(url: &Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(key, _)| key == name)
@@ -286,11 +303,7 @@ async fn response_mode_login_hint_and_extra_parameters_when_configured() {
 #[tokio::test]
 async fn discovery_with_another_issuer_is_refused() {
     let fake = FakeProvider::start().await;
-    fake.set(|knobs| {
-        knobs
-            .discovery_patch
-            .insert("issuer".to_owned(), json!("https://evil.example.com"));
-    });
+    discovery_names_another_issuer(&fake);
     let provider = provider(&fake, |_| {});
     let error = provider.authorization_url(params()).await.unwrap_err();
     assert_eq!(error.reason(), "discovery_invalid");
@@ -419,16 +432,9 @@ async fn a_provider_going_down_at_the_token_exchange_is_unreachable() {
 #[tokio::test]
 async fn explicit_endpoints_are_used_when_discovery_fails() {
     let fake = FakeProvider::start().await;
-    fake.set(|knobs| {
-        knobs
-            .discovery_patch
-            .insert("issuer".to_owned(), json!("https://evil.example.com"));
-    });
+    discovery_names_another_issuer(&fake);
     let provider = provider(&fake, |config| {
-        config.authorization_endpoint = Some(fake.url("/authorize"));
-        config.token_endpoint = Some(fake.url("/token"));
-        config.jwks_uri = Some(fake.url("/jwks"));
-        config.userinfo_endpoint = Some(fake.url("/userinfo"));
+        set_explicit_endpoints(config, &fake);
     });
     let identity = login(&provider, &fake).await.unwrap();
     assert_eq!(identity.sub(), "alice");
@@ -482,16 +488,9 @@ impl std::io::Write for LogWriter {
 async fn the_fallback_is_logged_once_without_secrets() {
     let logs = Logs::capture();
     let fake = FakeProvider::start().await;
-    fake.set(|knobs| {
-        knobs
-            .discovery_patch
-            .insert("issuer".to_owned(), json!("https://evil.example.com"));
-    });
+    discovery_names_another_issuer(&fake);
     let provider = provider(&fake, |config| {
-        config.authorization_endpoint = Some(fake.url("/authorize"));
-        config.token_endpoint = Some(fake.url("/token"));
-        config.jwks_uri = Some(fake.url("/jwks"));
-        config.userinfo_endpoint = Some(fake.url("/userinfo"));
+        set_explicit_endpoints(config, &fake);
     });
     let identity = login(&provider, &fake).await.unwrap();
     // The fallback is retried after five minutes; still failing, it is not logged again.
@@ -568,10 +567,7 @@ async fn disabled_discovery_uses_only_the_explicit_endpoints() {
     let fake = FakeProvider::start().await;
     let provider = provider(&fake, |config| {
         config.discovery_mode = DiscoveryMode::Disabled;
-        config.authorization_endpoint = Some(fake.url("/authorize"));
-        config.token_endpoint = Some(fake.url("/token"));
-        config.jwks_uri = Some(fake.url("/jwks"));
-        config.userinfo_endpoint = Some(fake.url("/userinfo"));
+        set_explicit_endpoints(config, &fake);
     });
     login(&provider, &fake).await.unwrap();
     assert_eq!(fake.log().discovery, 0);
