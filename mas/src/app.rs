@@ -167,7 +167,8 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
     for resource in &listener.resources {
         if let Some(mut group) = resource_router(resource) {
             if *resource == (Resource::Human {}) {
-                // Pages for people: HTML error pages, no framing.
+                // Pages for people: HTML error pages (their security headers come from the
+                // layer on every route, `csp::security_headers`).
                 group = group.layer(middleware::from_fn_with_state(
                     state.clone(),
                     crate::error::render_html_errors,
@@ -187,6 +188,7 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
     routes
         .fallback(not_found)
         .layer(middleware::from_fn(crate::error::log_internal_errors))
+        .layer(middleware::from_fn(crate::csp::security_headers))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -245,16 +245,13 @@ impl IntoResponse for HtmlError {
 }
 
 /// Layer for the human routes: renders [`HtmlError`]s with the error template (plain text if
-/// even that fails) and forbids framing.
+/// even that fails).
 pub async fn render_html_errors(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let Some(pending) = response.extensions_mut().remove::<PendingHtmlError>() else {
         return response;
     };

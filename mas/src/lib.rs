@@ -8,6 +8,7 @@ pub mod clock;
 pub mod compat;
 pub mod config;
 pub mod crypto;
+pub mod csp;
 pub mod email;
 pub mod error;
 pub mod extract;

@@ -9,6 +9,7 @@ mod compat;
 mod compat_sso_login;
 mod grant;
 mod job;
+pub mod redirect_uri;
 pub mod scope;
 mod session;
 mod token;

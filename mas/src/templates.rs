@@ -17,10 +17,11 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 pub use self::context::{
-    AccountContext, ClientView, CompatSsoContext, ConsentContext, CrossSigningResetContext,
-    ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext, LoginContext,
-    PostAuthAction, ProviderLink, ScopeView, SessionEndContext, SessionView, UpstreamLinkContext,
-    UpstreamResubmitContext, UserView, describe_scopes, device_id_of,
+    AccountContext, AuthorizeErrorView, ClientView, CompatSsoContext, ConsentContext,
+    CrossSigningResetContext, ErrorContext, FormError, FormPostContext, FormPostParam,
+    IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView, SessionEndContext,
+    SessionView, UpstreamLinkContext, UpstreamResubmitContext, UserView, describe_scopes,
+    device_id_of,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -222,6 +223,11 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
     render(&environment, page::ERROR, &ErrorContext::sample())?;
     render(&environment, page::INDEX, &IndexContext::sample())?;
     render(&environment, page::FORM_POST, &FormPostContext::sample())?;
+    render(
+        &environment,
+        page::FORM_POST,
+        &FormPostContext::error_sample(),
+    )?;
     render(&environment, page::COMPAT_SSO, &CompatSsoContext::sample())?;
     render(
         &environment,

@@ -78,3 +78,153 @@ async fn a_listener_without_prefix_serves_at_the_root() {
     })
     .await;
 }
+
+/// Asserts the security headers of an HTML page (see `crate::csp`).
+#[track_caller]
+fn assert_page_headers(what: &str, response: &testing::TestResponse) {
+    let csp = response
+        .header("content-security-policy")
+        .unwrap_or_else(|| panic!("{what}: no Content-Security-Policy"));
+    for directive in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "{what}: {csp}");
+    }
+    assert!(!csp.contains("script-src"), "{what}: {csp}");
+    assert_eq!(
+        response.header("referrer-policy"),
+        Some("same-origin"),
+        "{what}"
+    );
+    assert_eq!(response.header("x-frame-options"), Some("DENY"), "{what}");
+    assert_eq!(
+        response.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+}
+
+/// Walks every page route (signed out and signed in, GET and POST, good and bad requests):
+/// every HTML answer carries the CSP and the referrer policy.
+async fn every_html_response_carries_the_security_headers(db: Database) {
+    let app = TestApp::new(db).await;
+    let client = app.native_test_client().await;
+    let id = ulid::Ulid::from_parts(1, 7).to_string();
+    let authorize = format!(
+        "/auth/authorize?client_id={}&response_type=code&scope=openid&state=s\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        client.id
+    );
+    let gets = [
+        "/auth/".to_owned(),
+        "/auth/login".to_owned(),
+        "/auth/login?kind=continue_authorization_grant&id=x".to_owned(),
+        "/auth/authorize".to_owned(),
+        format!("/auth/authorize?client_id={}&response_type=x", client.id),
+        authorize.clone(),
+        format!("/auth/consent/{id}"),
+        format!("/auth/complete-compat-sso/{id}"),
+        "/auth/upstream/authorize/nope".to_owned(),
+        "/auth/upstream/callback/nope".to_owned(),
+        format!("/auth/upstream/link/{id}"),
+        "/auth/account/".to_owned(),
+        "/auth/account/?action=org.matrix.session_end&device_id=X".to_owned(),
+        format!("/auth/account/sessions/{id}/end"),
+        "/auth/account/cross-signing-reset".to_owned(),
+    ];
+    let posts = [
+        "/auth/login".to_owned(),
+        "/auth/logout".to_owned(),
+        format!("/auth/consent/{id}"),
+        format!("/auth/complete-compat-sso/{id}"),
+        "/auth/upstream/callback/nope".to_owned(),
+        format!("/auth/upstream/link/{id}"),
+        format!("/auth/account/sessions/{id}/end"),
+        "/auth/account/cross-signing-reset".to_owned(),
+    ];
+    app.user_with_password("alice", "correct horse").await;
+    let mut pages = std::collections::BTreeSet::new();
+    for signed_in in [false, true] {
+        let mut browser = app.browser();
+        if signed_in {
+            browser.login("alice", "correct horse").await;
+            // A real consent page and the form_post page after it.
+            let to_consent = browser
+                .get(&format!("{authorize}&response_mode=form_post"))
+                .await;
+            let consent = to_consent.header("location").unwrap().to_owned();
+            let page = browser.get(&consent).await;
+            assert_page_headers(&consent, &page);
+            let csrf = crate::views::testing::csrf_of(&page.text());
+            let answer = browser
+                .post(&consent, &[("csrf", &csrf), ("action", "approve")])
+                .await;
+            assert_page_headers("form_post", &answer);
+            pages.insert("consent and form_post".to_owned());
+        }
+        for path in &gets {
+            let response = browser.get(path).await;
+            if response
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/html"))
+            {
+                assert_page_headers(path, &response);
+                pages.insert(format!("GET {path} {signed_in}"));
+            }
+        }
+        for path in &posts {
+            let response = browser.post(path, &[("csrf", "forged")]).await;
+            if response
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/html"))
+            {
+                assert_page_headers(path, &response);
+                pages.insert(format!("POST {path} {signed_in}"));
+            }
+        }
+    }
+    for expected in [
+        "GET /auth/ false",
+        "GET /auth/login false",
+        "GET /auth/authorize false",
+        "GET /auth/account/ true",
+        "GET /auth/account/cross-signing-reset true",
+        "POST /auth/login false",
+        "consent and form_post",
+    ] {
+        assert!(
+            pages.contains(expected),
+            "{expected} was not an HTML page: {pages:?}"
+        );
+    }
+}
+
+test_on_both_backends!(every_html_response_carries_the_security_headers);
+
+/// A `csrf` cookie and token obtained by someone else and planted in a signed-in browser
+/// (possible from a sibling subdomain on an http origin) do not pass a form.
+async fn a_planted_csrf_cookie_cannot_submit_a_signed_in_form(db: Database) {
+    let app = TestApp::new(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    let mut attacker = app.browser();
+    let page = attacker.get("/auth/login").await;
+    let token = crate::views::testing::csrf_of(&page.text());
+    let planted = attacker.cookie("csrf").unwrap();
+
+    let mut victim = app.browser();
+    victim.login("alice", "correct horse").await;
+    victim.plant_cookie("csrf", &planted);
+    let response = victim.post("/auth/logout", &[("csrf", &token)]).await;
+    response.assert_status(StatusCode::FORBIDDEN);
+    assert!(response.text().contains("This form has expired"));
+    victim
+        .get("/auth/account/")
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+test_on_both_backends!(a_planted_csrf_cookie_cannot_submit_a_signed_in_form);

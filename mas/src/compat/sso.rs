@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
 use crate::error::MatrixError;
+use crate::model::redirect_uri;
 use crate::routes;
 use crate::storage::{StorageError, compat_sso_logins};
 use crate::views::PostAuthAction;
@@ -74,16 +75,14 @@ impl SsoAction {
 }
 
 /// `redirectUrl` as the spec allows it: an absolute URL without userinfo, with a host when
-/// it is http(s) (custom schemes of mobile apps are fine).
+/// it is http(s); custom schemes of mobile apps are fine, script and local schemes
+/// (`javascript:`, `data:`, `file:`…) are not.
 fn valid_redirect_url(value: &str) -> Option<Url> {
     let url = Url::parse(value).ok()?;
     if !url.username().is_empty() || url.password().is_some() {
         return None;
     }
-    if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
-        return None;
-    }
-    Some(url)
+    redirect_uri::is_safe_legacy_target(&url).then_some(url)
 }
 
 fn bad_param(errcode: &'static str, message: &'static str) -> MatrixError {

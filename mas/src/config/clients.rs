@@ -20,6 +20,7 @@ use url::Url;
 use super::{Problems, REDACTED, SecretError, secret};
 use crate::clock::Clock;
 use crate::crypto::Encrypter;
+use crate::model::redirect_uri;
 use crate::model::{ClientAuthMethod, ClientMetadata, GrantTypes};
 use crate::rng::RngSource;
 use crate::storage::{Database, StorageError, clients};
@@ -43,7 +44,9 @@ pub struct ClientConfig {
     /// File holding the client secret (surrounding whitespace is ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_file: Option<Utf8PathBuf>,
-    /// Where authorization responses may be sent.
+    /// Where authorization responses may be sent: absolute URIs without a fragment, `https`
+    /// or `http`, or a private-use scheme that is a reversed domain name (`com.example.app:/cb`,
+    /// RFC 8252 §7.1). Script and local schemes (`javascript:`, `data:`, `file:`…) are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_uris: Vec<Url>,
 }
@@ -166,6 +169,14 @@ pub(crate) fn validate(clients: &[ClientConfig], problems: &mut Problems) {
             Ok(_) => {}
             Err(error) => problems.push(format!("{path}.client_id"), error.to_string()),
         }
+        for (uri_index, uri) in client.redirect_uris.iter().enumerate() {
+            if let Err(why) = redirect_uri::check_shape(uri) {
+                problems.push(
+                    format!("{path}.redirect_uris[{uri_index}]"),
+                    format!("client {}: {uri}: {why}", client.client_id),
+                );
+            }
+        }
         if let Err(error) = client.auth_method() {
             problems.push(format!("{path}.client_auth_method"), error.to_string());
             continue;
@@ -287,6 +298,38 @@ mod tests {
             problems(&[client("none", None), client("none", None)]),
             ["clients[1].client_id: the same client_id is used twice"]
         );
+    }
+
+    #[test]
+    fn unsafe_redirect_uris_are_refused_naming_the_client() {
+        let mut bad = client("none", None);
+        bad.redirect_uris = vec![
+            "https://app.example.com/cb".parse().unwrap(),
+            "JavaScript:alert(1)".parse().unwrap(),
+            "myapp:/cb".parse().unwrap(),
+            "com.example.app:/cb#x".parse().unwrap(),
+        ];
+        let found = problems(&[bad.clone()]);
+        assert_eq!(found.len(), 3, "{found:?}");
+        let id = &bad.client_id;
+        assert!(
+            found[0].starts_with("clients[0].redirect_uris[1]"),
+            "{found:?}"
+        );
+        assert!(
+            found[0].contains(id) && found[0].contains("javascript"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("clients[0].redirect_uris[2]"),
+            "{found:?}"
+        );
+        assert!(found[2].contains("fragment"), "{found:?}");
+        bad.redirect_uris = vec![
+            "com.example.app:/cb".parse().unwrap(),
+            "http://127.0.0.1:8080/cb".parse().unwrap(),
+        ];
+        assert!(problems(&[bad]).is_empty());
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! Private cookies (mas-protocol §17.3): every value is JSON, encrypted and authenticated
-//! with the cookie sub-key of `secrets.encryption` and bound to the cookie's name. Cookies
-//! are `HttpOnly`, `SameSite=Lax`, `Secure` when `public_base` is https, and scoped to the
-//! public base path (`/auth/`). A cookie that is missing, forged, or from an old key reads
-//! as absent.
+//! Private cookies: every value is JSON, encrypted and authenticated with the cookie sub-key
+//! of `secrets.encryption` and bound to the cookie's name (the associated data). Cookies are
+//! `HttpOnly` and `SameSite=Lax`. When `public_base` is https they are also `Secure`, named
+//! with the `__Host-` prefix and scoped to `/` (RFC 6265bis §4.1.3.2: the browser then refuses
+//! such a cookie from a sibling subdomain or over http, so nobody else can plant one);
+//! otherwise (a local http setup) they are scoped to the public base path (`/auth/`).
+//!
+//! A cookie that is missing, forged, or from an old key reads as absent, and so does a name
+//! the request carries twice: which of two values is ours cannot be told, and one of them may
+//! have been planted (RFC 6265bis §5.8.3 lets a subdomain set a same-named cookie).
 //!
 //! [`CookieJar`] is an axum extractor (it needs a [`CookieManager`] in the state, via
 //! `FromRef`) and a response part that emits one `Set-Cookie` per changed cookie.
@@ -28,6 +33,9 @@ use crate::crypto::encrypter::{Encrypter, PURPOSE_COOKIES};
 /// Max-Age of a "permanent" cookie (the browser session): ten years.
 pub const PERMANENT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// The name prefix of cookies on an https origin (RFC 6265bis §4.1.3.2).
+const HOST_PREFIX: &str = "__Host-";
+
 /// The cookie key and attributes, shared by all requests (a field of the app state).
 #[derive(Debug, Clone)]
 pub struct CookieManager {
@@ -39,22 +47,37 @@ pub struct CookieManager {
 impl CookieManager {
     /// Cookies keyed from `key`, with attributes taken from `public_base`.
     pub fn new(key: &EncryptionKey, public_base: &Url) -> Self {
+        let secure = public_base.scheme() == "https";
         let path = public_base.path();
-        let path = if path.ends_with('/') {
+        let path = if secure {
+            // `__Host-` cookies must be scoped to `/`.
+            "/".to_owned()
+        } else if path.ends_with('/') {
             path.to_owned()
         } else {
             format!("{path}/")
         };
         Self {
             encrypter: Encrypter::derive(key, PURPOSE_COOKIES),
-            secure: public_base.scheme() == "https",
+            secure,
             path: path.into(),
         }
     }
 
-    /// The jar of a request with these `headers`.
+    /// The name cookie `name` has in the browser.
+    fn wire_name(&self, name: &str) -> String {
+        if self.secure {
+            format!("{HOST_PREFIX}{name}")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// The jar of a request with these `headers`. On https only `__Host-` cookies are read;
+    /// a name that comes twice is dropped.
     pub fn jar(&self, headers: &HeaderMap) -> CookieJar {
         let mut incoming = BTreeMap::new();
+        let mut repeated = std::collections::BTreeSet::new();
         let pairs = headers
             .get_all(COOKIE)
             .iter()
@@ -62,10 +85,23 @@ impl CookieManager {
             .flat_map(|value| value.split(';'))
             .filter_map(|pair| pair.trim().split_once('='));
         for (name, value) in pairs {
-            // Browsers send the most specific path first; keep the first of a name.
-            incoming
-                .entry(name.trim().to_owned())
-                .or_insert_with(|| value.trim().trim_matches('"').to_owned());
+            let name = name.trim();
+            let name = if self.secure {
+                match name.strip_prefix(HOST_PREFIX) {
+                    Some(name) => name,
+                    None => continue,
+                }
+            } else {
+                name
+            };
+            let value = value.trim().trim_matches('"').to_owned();
+            if incoming.insert(name.to_owned(), value).is_some() {
+                repeated.insert(name.to_owned());
+            }
+        }
+        for name in &repeated {
+            tracing::info!(cookie.name = %name, "cookie sent twice; ignoring both");
+            incoming.remove(name);
         }
         CookieJar {
             manager: self.clone(),
@@ -75,6 +111,7 @@ impl CookieManager {
     }
 
     fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
+        let name = self.wire_name(name);
         let mut header = format!("{name}={value}; Path={}; HttpOnly; SameSite=Lax", self.path);
         if self.secure {
             header.push_str("; Secure");

@@ -103,9 +103,9 @@ mod tests {
             .unwrap();
         let headers = jar.set_cookie_headers();
         let header = headers[0].to_str().unwrap();
-        assert!(header.starts_with("session="), "{header}");
+        assert!(header.starts_with("__Host-session="), "{header}");
         assert!(!header.contains(&id.to_string()), "encrypted: {header}");
-        for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/auth/"] {
+        for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/;"] {
             assert!(header.contains(attribute), "{attribute}: {header}");
         }
         assert!(header.contains(&format!("Max-Age={}", PERMANENT.as_secs())));

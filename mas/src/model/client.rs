@@ -6,6 +6,7 @@ use ulid::Ulid;
 use url::Url;
 
 use super::keyword_enum;
+use super::redirect_uri::{self, RedirectUriError};
 
 keyword_enum! {
     /// How a client authenticates at the token endpoint (`token_endpoint_auth_method`).
@@ -111,6 +112,17 @@ impl Client {
     /// Whether `uri` is one of its registered redirect URIs, compared exactly.
     pub fn has_redirect_uri(&self, uri: &Url) -> bool {
         self.metadata.redirect_uris.contains(uri)
+    }
+
+    /// Whether the browser may be sent to `uri` for this client under today's rules: the
+    /// registration rules for a registered client (a row stored under older rules may break
+    /// them), the shape rules for one declared in the config (checked at start too).
+    pub fn check_redirect_target(&self, uri: &Url) -> Result<(), RedirectUriError> {
+        if self.is_static {
+            return redirect_uri::check_shape(uri).map(|_| ());
+        }
+        let native = self.metadata.application_type == Some(ApplicationType::Native);
+        redirect_uri::check_for_client(uri, self.metadata.client_uri.as_ref(), native)
     }
 }
 

@@ -4,7 +4,11 @@
 //!
 //! Errors come in two kinds. Until the client and its redirect URI are known to be good, the
 //! person gets an HTML error page: an unknown client or a bad redirect URI is never redirected
-//! to. After that, errors go back to the client through the response mode, with `state`.
+//! to, and neither is a redirect URI that breaks today's rules ([`redirect_uri`]), whenever
+//! the client was stored. After that, errors go back to the client through the response mode,
+//! with `state`: by redirect for a client declared in the config; for a registered client, a
+//! page that names the client and offers the way back (RFC 9700 §4.11.2). Answers to
+//! `prompt=none` are always redirected (OpenID Connect Core §3.1.2.6).
 //!
 //! [`Callback`] delivers authorization responses (errors here, codes and ID tokens from the
 //! consent page) in the three response modes: `query`, `fragment` and `form_post` (a page with
@@ -13,19 +17,21 @@
 use std::borrow::Cow;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use url::Url;
 
 use crate::app::AppState;
+use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
+use crate::model::redirect_uri;
 use crate::model::{
     Client, CodeChallenge, CodeChallengeMethod, NewAuthorizationGrant, ResponseMode, Scope,
 };
 use crate::storage::{StorageError, clients, grants};
-use crate::templates::{FormPostContext, FormPostParam, Templates};
+use crate::templates::{AuthorizeErrorView, FormPostContext, FormPostParam, Templates};
 use crate::views::{PostAuthAction, login_url};
 
 /// Where and how an authorization response goes back to the client.
@@ -50,46 +56,15 @@ impl Callback {
         prefix: &str,
         params: Vec<(&'static str, String)>,
     ) -> Result<Response, HtmlError> {
-        let mut params = params;
-        if let Some(state) = &self.state {
-            params.push(("state", state.clone()));
-        }
-        let mut response = match self.mode {
-            ResponseMode::Query => {
-                let mut url = self.redirect_uri.clone();
-                url.query_pairs_mut()
-                    .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
-                Redirect::to(url.as_str()).into_response()
+        self.check_target()?;
+        let params = self.with_state(params);
+        let response = match self.mode {
+            ResponseMode::Query | ResponseMode::Fragment => {
+                Redirect::to(self.url_with(&params).as_str()).into_response()
             }
-            ResponseMode::Fragment => {
-                let mut url = self.redirect_uri.clone();
-                let fragment = url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
-                    .finish();
-                url.set_fragment(Some(&fragment));
-                Redirect::to(url.as_str()).into_response()
-            }
-            ResponseMode::FormPost => {
-                let context = FormPostContext {
-                    prefix: prefix.to_owned(),
-                    redirect_uri: self.redirect_uri.to_string(),
-                    client_name: self.client_name.clone(),
-                    params: params
-                        .into_iter()
-                        .map(|(name, value)| FormPostParam {
-                            name: name.to_owned(),
-                            value,
-                        })
-                        .collect(),
-                };
-                let html = templates.render_form_post(&context)?;
-                Html(html).into_response()
-            }
+            ResponseMode::FormPost => self.page(templates, prefix, params, None)?,
         };
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok(response)
+        Ok(no_store(response))
     }
 
     /// Sends the OAuth error `error` with a description to the client.
@@ -100,15 +75,126 @@ impl Callback {
         error: &'static str,
         description: &str,
     ) -> Result<Response, HtmlError> {
-        self.respond(
-            templates,
-            prefix,
-            vec![
-                ("error", error.to_owned()),
-                ("error_description", description.to_owned()),
-            ],
-        )
+        self.respond(templates, prefix, error_params(error, description))
     }
+
+    /// Tells the person that the client's request was refused, with the way back to the
+    /// client (the error in its response mode) as a link or a form they choose to follow:
+    /// RFC 9700 §4.11.2, so a registered client cannot use us to redirect anywhere at once.
+    pub(crate) fn error_page(
+        &self,
+        templates: &Templates,
+        prefix: &str,
+        error: &'static str,
+        description: &str,
+    ) -> Result<Response, HtmlError> {
+        self.check_target()?;
+        let params = self.with_state(error_params(error, description));
+        let refusal = AuthorizeErrorView {
+            code: error.to_owned(),
+            description: description.to_owned(),
+        };
+        let mut response = match self.mode {
+            ResponseMode::Query | ResponseMode::Fragment => {
+                let link = self.url_with(&params).to_string();
+                self.page(templates, prefix, Vec::new(), Some((refusal, Some(link))))?
+            }
+            ResponseMode::FormPost => {
+                self.page(templates, prefix, params, Some((refusal, None)))?
+            }
+        };
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        Ok(no_store(response))
+    }
+
+    /// Defence in depth: whatever stored it, a target that could run script on our origin or
+    /// reach local content is never used.
+    fn check_target(&self) -> Result<(), HtmlError> {
+        if redirect_uri::is_safe_target(&self.redirect_uri) {
+            return Ok(());
+        }
+        tracing::warn!(
+            redirect_uri.scheme = self.redirect_uri.scheme(),
+            "authorization response not sent: unsafe redirect URI"
+        );
+        Err(unsafe_redirect_uri())
+    }
+
+    fn with_state(&self, mut params: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+        if let Some(state) = &self.state {
+            params.push(("state", state.clone()));
+        }
+        params
+    }
+
+    /// The redirect URI with `params` in its query or fragment (by the response mode).
+    fn url_with(&self, params: &[(&'static str, String)]) -> Url {
+        let mut url = self.redirect_uri.clone();
+        let pairs = params.iter().map(|(k, v)| (*k, v.as_str()));
+        if self.mode == ResponseMode::Fragment {
+            let fragment = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            url.set_fragment(Some(&fragment));
+        } else {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        url
+    }
+
+    /// The page of the `form_post` mode, or of a refusal; its CSP lets the form reach the
+    /// redirect URI and nothing else.
+    fn page(
+        &self,
+        templates: &Templates,
+        prefix: &str,
+        params: Vec<(&'static str, String)>,
+        refusal: Option<(AuthorizeErrorView, Option<String>)>,
+    ) -> Result<Response, HtmlError> {
+        let (error, link) = refusal.map_or((None, None), |(error, link)| (Some(error), link));
+        let context = FormPostContext {
+            prefix: prefix.to_owned(),
+            redirect_uri: self.redirect_uri.to_string(),
+            client_name: self.client_name.clone(),
+            params: params
+                .into_iter()
+                .map(|(name, value)| FormPostParam {
+                    name: name.to_owned(),
+                    value,
+                })
+                .collect(),
+            error,
+            link,
+        };
+        let html = templates.render_form_post(&context)?;
+        let mut response = Html(html).into_response();
+        response
+            .extensions_mut()
+            .insert(CspSources::default().form_action(&self.redirect_uri));
+        Ok(response)
+    }
+}
+
+fn error_params(error: &'static str, description: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("error", error.to_owned()),
+        ("error_description", description.to_owned()),
+    ]
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn unsafe_redirect_uri() -> HtmlError {
+    HtmlError::bad_request(
+        "This application cannot sign you in",
+        "The address this application asked to send you back to is not allowed on this \
+         server, so the request was stopped. Contact the developer of the application.",
+    )
 }
 
 /// The name people see for `client`: `client_name`, else its home page's host, else its id.
@@ -502,6 +588,14 @@ pub(crate) async fn get(
         .ok_or_else(unknown_client)?;
     let requested_uri = params.get("redirect_uri").map_err(repeated_page)?;
     let redirect_uri = resolve_redirect_uri(&client, requested_uri)?;
+    if let Err(why) = client.check_redirect_target(&redirect_uri) {
+        tracing::warn!(
+            oauth2_client.id = %client.id,
+            reason = %why,
+            "authorization refused: the client's redirect URI breaks the redirect URI rules"
+        );
+        return Err(unsafe_redirect_uri());
+    }
 
     let prefix = state.urls.prefix().to_owned();
     let mut callback = Callback {
@@ -512,8 +606,18 @@ pub(crate) async fn get(
     };
     let request = match validate(&params, &client, redirect_uri) {
         Ok(request) => request,
-        Err(error) => {
+        // Before the person has done anything: a registered client only gets a page with the
+        // way back (RFC 9700 §4.11.2); a client from the config is trusted with a redirect.
+        Err(error) if client.is_static => {
             return callback.error(&state.templates, &prefix, error.error, &error.description);
+        }
+        Err(error) => {
+            tracing::info!(
+                oauth2_client.id = %client.id,
+                error = error.error,
+                "authorization request refused"
+            );
+            return callback.error_page(&state.templates, &prefix, error.error, &error.description);
         }
     };
     callback.mode = request.response_mode;

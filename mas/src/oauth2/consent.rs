@@ -20,6 +20,7 @@ use super::policy;
 use crate::app::AppState;
 use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, random, sha256_hex};
+use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
@@ -136,6 +137,15 @@ async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loade
     let client = clients::find_client(&mut conn, grant.request.client_id)
         .await?
         .ok_or_else(not_found)?;
+    if let Err(why) = client.check_redirect_target(&grant.request.redirect_uri) {
+        tracing::warn!(
+            grant.id = %grant.id,
+            oauth2_client.id = %client.id,
+            reason = %why,
+            "consent refused: the grant's redirect URI breaks the redirect URI rules"
+        );
+        return Err(not_found());
+    }
     Ok(Loaded::Ready(Box::new(Ready {
         grant,
         client,
@@ -181,7 +191,15 @@ pub(crate) async fn get(
         user,
     };
     let html = state.templates.render_consent(&context)?;
-    Ok((jar, Html(html)).into_response())
+    // The answer to this page's form redirects to the client; browsers hold that redirect to
+    // the page's `form-action`.
+    let mut sources = CspSources::default().form_action(&grant.request.redirect_uri);
+    if let Some(logo) = &metadata.logo_uri {
+        sources = sources.img_src(logo);
+    }
+    let mut response = (jar, Html(html)).into_response();
+    response.extensions_mut().insert(sources);
+    Ok(response)
 }
 
 /// `POST /consent/{grant_id}`.

@@ -21,7 +21,7 @@ pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,
 };
 pub use self::error::ErrorContext;
-pub use self::form_post::{FormPostContext, FormPostParam};
+pub use self::form_post::{AuthorizeErrorView, FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
 pub use self::upstream_link::UpstreamLinkContext;

@@ -409,6 +409,29 @@ fn form_post_page_posts_the_response_to_the_client_with_a_visible_button() {
 }
 
 #[test]
+fn form_post_page_reports_a_refused_request_with_a_link_back() {
+    let html = readable(
+        &templates()
+            .render_form_post(&FormPostContext::error_sample())
+            .unwrap(),
+    );
+    assert_eq!(html.matches("<h1").count(), 1);
+    assert!(
+        html.contains("sent a request that cannot be handled"),
+        "{html}"
+    );
+    assert!(html.contains("<code>invalid_scope</code>"), "{html}");
+    assert!(
+        html.contains(
+            r#"href="https://app.example.com/callback?error=invalid_scope&amp;state=xyz""#
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<form"), "a link, not a form: {html}");
+    assert!(!html.contains("<script"));
+}
+
+#[test]
 fn the_upstream_link_page_offers_only_the_choices_left_to_the_person() {
     let sample = UpstreamLinkContext::sample();
     let html = upstream_link(&templates(), &sample);

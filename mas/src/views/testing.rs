@@ -64,11 +64,44 @@ impl TestApp {
             .collect();
         metadata.token_endpoint_auth_method = auth_method;
         metadata.client_name = Some("Test Client".to_owned());
+        // A registered web client's home page is on its redirect URIs' host (MSC2966).
+        if let Some(first) = metadata.redirect_uris.first()
+            && first.scheme() == "https"
+            && let Some(host) = first.host_str()
+        {
+            metadata.client_uri = Some(format!("https://{host}/").parse().unwrap());
+        }
         let mut conn = self.state.db.pool().acquire().await.unwrap();
         let mut rng = self.state.rng.fork();
         clients::add_client(&mut conn, &self.clock, &mut rng, None, metadata, None)
             .await
             .unwrap()
+    }
+
+    /// A client declared in the config (`clients`), with these redirect URIs and auth method.
+    pub(crate) async fn static_client_with(
+        &self,
+        redirect_uris: &[&str],
+        auth_method: ClientAuthMethod,
+    ) -> Client {
+        let mut metadata = native_client_metadata();
+        metadata.redirect_uris = redirect_uris
+            .iter()
+            .map(|uri| uri.parse().unwrap())
+            .collect();
+        metadata.token_endpoint_auth_method = auth_method;
+        metadata.client_name = Some("Config Client".to_owned());
+        let mut conn = self.state.db.pool().acquire().await.unwrap();
+        let id = ulid::Ulid::from_parts(1, 42);
+        clients::upsert_static_client(&mut conn, &self.clock, id, None, metadata)
+            .await
+            .unwrap()
+    }
+
+    /// A public native client declared in the config, with one redirect URI.
+    pub(crate) async fn static_test_client(&self) -> Client {
+        self.static_client_with(&["io.element.app:/callback"], ClientAuthMethod::None)
+            .await
     }
 
     /// A public native client (Element X style) with one redirect URI.
@@ -97,6 +130,16 @@ impl Browser {
     /// Whether the browser holds cookie `name`.
     pub(crate) fn has_cookie(&self, name: &str) -> bool {
         self.cookies.contains_key(name)
+    }
+
+    /// The value of cookie `name`, as the browser holds it.
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.get(name).cloned()
+    }
+
+    /// Sets cookie `name` as if some other site had planted it.
+    pub(crate) fn plant_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
     }
 
     /// Forgets cookie `name`.

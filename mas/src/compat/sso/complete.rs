@@ -13,10 +13,11 @@ use ulid::Ulid;
 
 use crate::app::AppState;
 use crate::crypto::{random, sha256_hex};
+use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
-use crate::model::{BrowserSession, CompatSsoLogin};
+use crate::model::{BrowserSession, CompatSsoLogin, redirect_uri};
 use crate::routes;
 use crate::storage::compat_sso_logins;
 use crate::templates::CompatSsoContext;
@@ -52,6 +53,10 @@ async fn load(state: &AppState, jar: &CookieJar, id: &str) -> Result<Loaded, Htm
         .ok_or_else(not_found)?;
     if !login.is_pending() {
         return Err(not_pending());
+    }
+    // Checked when it was stored; checked again so a row from older rules is never used.
+    if !redirect_uri::is_safe_legacy_target(&login.redirect_uri) {
+        return Err(not_found());
     }
     let Some(session) = load_session(&mut conn, jar).await? else {
         // `action=register` also lands on the login page: this server has no registration.
@@ -92,7 +97,12 @@ pub(crate) async fn get(
         redirect_uri: login.redirect_uri.to_string(),
     };
     let html = state.templates.render_compat_sso(&context)?;
-    Ok((jar, Html(html)).into_response())
+    // The answer to this page's form redirects to the client (CSP `form-action`).
+    let mut response = (jar, Html(html)).into_response();
+    response
+        .extensions_mut()
+        .insert(CspSources::default().form_action(&login.redirect_uri));
+    Ok(response)
 }
 
 /// `POST /complete-compat-sso/{id}`.

@@ -52,6 +52,11 @@ async fn redirect_validates_redirect_url(db: Database) {
         "https://user:secret@client.example.com/cb",
         "https://user@client.example.com/cb",
         "/relative/path",
+        "javascript:alert(document.domain)//",
+        "JavaScript:alert(1)",
+        "vbscript:msgbox(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
     ] {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("redirectUrl", bad)

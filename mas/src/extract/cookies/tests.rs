@@ -66,25 +66,34 @@ fn attributes_follow_the_public_base() {
             .map(|value| value.to_str().unwrap().to_owned())
             .collect();
         let (csrf, session) = (&headers[0], &headers[1]);
-        assert!(csrf.starts_with("csrf="), "{csrf}");
+        // On https: the `__Host-` prefix, which needs `Path=/`.
+        let (prefix, path) = if secure {
+            ("__Host-", "/")
+        } else {
+            ("", "/auth/")
+        };
+        assert!(csrf.starts_with(&format!("{prefix}csrf=")), "{csrf}");
         assert!(!csrf.contains("Max-Age"), "{csrf}");
         let secure = if secure { "; Secure" } else { "" };
         let attributes =
-            format!("; Path=/auth/; HttpOnly; SameSite=Lax{secure}; Max-Age=315360000");
-        assert!(session.starts_with("session="), "{session}");
+            format!("; Path={path}; HttpOnly; SameSite=Lax{secure}; Max-Age=315360000");
+        assert!(
+            session.starts_with(&format!("{prefix}session=")),
+            "{session}"
+        );
         assert!(session.ends_with(&attributes), "{session}");
-        assert!(csrf.ends_with(&format!("; Path=/auth/; HttpOnly; SameSite=Lax{secure}")));
+        assert!(csrf.ends_with(&format!("; Path={path}; HttpOnly; SameSite=Lax{secure}")));
     }
 }
 
 #[test]
 fn a_base_without_trailing_slash_still_scopes_to_a_directory() {
-    let mut jar = manager("https://example.com/auth").jar(&HeaderMap::new());
+    let mut jar = manager("http://example.com/auth").jar(&HeaderMap::new());
     jar.remove("session");
     let header = jar.set_cookie_headers()[0].to_str().unwrap().to_owned();
     assert_eq!(
         header,
-        "session=; Path=/auth/; HttpOnly; SameSite=Lax; Secure; Max-Age=0"
+        "session=; Path=/auth/; HttpOnly; SameSite=Lax; Max-Age=0"
     );
 }
 
@@ -225,4 +234,75 @@ async fn the_jar_works_as_an_axum_extractor_and_response_part() {
         .await
         .unwrap();
     assert_eq!(&body[..], b"2");
+}
+
+#[test]
+fn https_cookies_use_the_host_prefix_at_the_root() {
+    let manager = manager("https://matrix.example.com/auth/");
+    let mut rng = StdRng::seed_from_u64(20);
+    let mut jar = manager.jar(&HeaderMap::new());
+    jar.save(&mut rng, "session", &session("01AB"), Some(PERMANENT))
+        .unwrap();
+    let headers = jar.set_cookie_headers();
+    let header = headers[0].to_str().unwrap();
+    assert!(header.starts_with("__Host-session="), "{header}");
+    assert!(
+        header.contains("; Path=/; HttpOnly; SameSite=Lax; Secure"),
+        "{header}"
+    );
+    assert!(!header.contains("Domain"), "{header}");
+    // It reads back under its own name only; an unprefixed one (which anyone on a sibling
+    // subdomain could set) is ignored.
+    let next = manager.jar(&cookie_header(&headers));
+    assert_eq!(next.load("session"), Some(session("01AB")));
+    let value = header.split(';').next().unwrap().split_once('=').unwrap().1;
+    let mut planted = HeaderMap::new();
+    planted.insert(
+        COOKIE,
+        HeaderValue::try_from(format!("session={value}")).unwrap(),
+    );
+    assert_eq!(manager.jar(&planted).load::<Session>("session"), None);
+}
+
+#[test]
+fn a_name_sent_twice_reads_as_absent() {
+    let manager = manager("http://localhost:8000/auth/");
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut jar = manager.jar(&HeaderMap::new());
+    jar.save(&mut rng, "session", &session("01AB"), Some(PERMANENT))
+        .unwrap();
+    jar.save(&mut rng, "csrf", &1, None).unwrap();
+    let pairs: Vec<String> = jar
+        .set_cookie_headers()
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let session_pair = pairs.iter().find(|p| p.starts_with("session=")).unwrap();
+    let csrf_pair = pairs.iter().find(|p| p.starts_with("csrf=")).unwrap();
+    for header in [
+        format!("{session_pair}; {csrf_pair}; {session_pair}"),
+        format!("{session_pair}; {csrf_pair}; session=other"),
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::try_from(header.as_str()).unwrap());
+        let next = manager.jar(&headers);
+        assert_eq!(next.load::<Session>("session"), None, "{header}");
+        assert_eq!(next.load::<i32>("csrf"), Some(1), "the other cookie stays");
+    }
+    // Two Cookie headers count the same.
+    let mut headers = HeaderMap::new();
+    headers.append(
+        COOKIE,
+        HeaderValue::try_from(session_pair.as_str()).unwrap(),
+    );
+    headers.append(COOKIE, HeaderValue::try_from("session=x").unwrap());
+    assert_eq!(manager.jar(&headers).load::<Session>("session"), None);
 }

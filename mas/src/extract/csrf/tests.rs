@@ -38,26 +38,29 @@ fn next_request(manager: &CookieManager, jar: &CookieJar) -> CookieJar {
 
 #[test]
 fn tokens_are_32_random_bytes_valid_for_an_hour() {
-    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(1), 1_000);
+    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(1), 1_000, None);
     assert_eq!(token.form_value().len(), 43);
     assert_eq!(
         URL_SAFE_NO_PAD.decode(token.form_value()).unwrap().len(),
         32
     );
     assert_eq!(token.expires_at(), 1_000 + 3_600_000);
-    assert_eq!(token.verify_form(1_000, token.form_value()), Ok(()));
+    assert_eq!(token.verify_form(1_000, None, token.form_value()), Ok(()));
     assert_eq!(
-        token.verify_form(1_000 + 3_600_000, token.form_value()),
+        token.verify_form(1_000 + 3_600_000, None, token.form_value()),
         Err(CsrfError::Expired)
     );
 }
 
 #[test]
 fn other_values_are_mismatches() {
-    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(2), 0);
-    let other = CsrfToken::generate(&mut StdRng::seed_from_u64(3), 0);
+    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(2), 0, None);
+    let other = CsrfToken::generate(&mut StdRng::seed_from_u64(3), 0, None);
     for submitted in ["", other.form_value(), &token.form_value()[..42]] {
-        assert_eq!(token.verify_form(1, submitted), Err(CsrfError::Mismatch));
+        assert_eq!(
+            token.verify_form(1, None, submitted),
+            Err(CsrfError::Mismatch)
+        );
     }
 }
 
@@ -75,7 +78,7 @@ fn a_rendered_form_verifies_on_the_next_request() {
 #[test]
 fn without_the_cookie_forms_are_refused() {
     let jar = manager().jar(&HeaderMap::new());
-    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(5), 0);
+    let token = CsrfToken::generate(&mut StdRng::seed_from_u64(5), 0, None);
     assert_eq!(
         jar.verify_csrf(&MockClock::default(), token.form_value()),
         Err(CsrfError::Missing)
@@ -125,4 +128,67 @@ fn the_cookie_is_named_csrf_and_lives_an_hour() {
     let header = jar.set_cookie_headers()[0].to_str().unwrap().to_owned();
     assert!(header.starts_with("csrf="), "{header}");
     assert!(header.ends_with("; Max-Age=3600"), "{header}");
+}
+
+/// The `Cookie` header of a browser holding exactly these jars' cookies.
+fn cookie_header(jars: &[&CookieJar]) -> HeaderMap {
+    let pairs: Vec<String> = jars
+        .iter()
+        .flat_map(|jar| jar.set_cookie_headers())
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut headers = HeaderMap::new();
+    headers.insert(COOKIE, HeaderValue::try_from(pairs.join("; ")).unwrap());
+    headers
+}
+
+#[test]
+fn a_planted_csrf_cookie_of_another_session_does_not_pass() {
+    let (manager, clock) = (manager(), MockClock::default());
+    let mut rng = StdRng::seed_from_u64(9);
+    // The attacker renders a form without a session and keeps cookie and token.
+    let mut attacker = manager.jar(&HeaderMap::new());
+    let stolen = attacker.csrf_token(&clock, &mut rng);
+    // The victim's browser is signed in; the attacker's csrf cookie is planted beside it.
+    let mut victim_session = manager.jar(&HeaderMap::new());
+    victim_session
+        .set_session(&mut rng, Ulid::from_parts(1, 1))
+        .unwrap();
+    let planted = manager.jar(&cookie_header(&[&victim_session, &attacker]));
+    assert_eq!(
+        planted.verify_csrf(&clock, stolen.form_value()),
+        Err(CsrfError::OtherSession)
+    );
+    // A token the victim's browser rendered itself passes.
+    let mut victim = manager.jar(&cookie_header(&[&victim_session]));
+    let own = victim.csrf_token(&clock, &mut rng);
+    let post = manager.jar(&cookie_header(&[&victim_session, &victim]));
+    assert_eq!(post.verify_csrf(&clock, own.form_value()), Ok(()));
+}
+
+#[test]
+fn signing_in_renews_the_token() {
+    let (manager, clock) = (manager(), MockClock::default());
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut before = manager.jar(&HeaderMap::new());
+    let anonymous = before.csrf_token(&clock, &mut rng);
+    before
+        .set_session(&mut rng, Ulid::from_parts(2, 2))
+        .unwrap();
+    let signed_in = before.csrf_token(&clock, &mut rng);
+    assert_ne!(anonymous.form_value(), signed_in.form_value());
+    let post = next_request(&manager, &before);
+    assert_eq!(post.verify_csrf(&clock, signed_in.form_value()), Ok(()));
+    assert_eq!(
+        post.verify_csrf(&clock, anonymous.form_value()),
+        Err(CsrfError::Mismatch)
+    );
 }

@@ -230,7 +230,7 @@ async fn bad_redirect_uri_gets_an_error_page_never_a_redirect(db: Database) {
 
 async fn a_single_registered_redirect_uri_is_the_default(db: Database) {
     let app = TestApp::new(db).await;
-    let client = app.native_test_client().await;
+    let client = app.static_test_client().await;
     let url = with(
         &code_request(&client, "openid"),
         &[("redirect_uri", None), ("response_type", Some("token"))],
@@ -278,9 +278,142 @@ fn assert_client_error(response: &crate::app::testing::TestResponse, error: &str
     assert!(params.contains_key("error_description"));
 }
 
-async fn public_clients_must_use_pkce_s256(db: Database) {
+/// (Errors before any interaction are redirected for a client from the config; see
+/// `registered_clients_get_a_page_with_the_way_back` for the others.)
+/// Asserts `response` is the page telling the person that a registered client's request was
+/// refused: no redirect, the error named, and the way back to the client with the error and
+/// the state (a link for the query mode, the form for `form_post`).
+#[track_caller]
+fn assert_error_page(response: &crate::app::testing::TestResponse, error: &str, form: bool) {
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert!(response.header("location").is_none());
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let csp = response.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = response.text().replace("&#x2f;", "/").replace("&amp;", "&");
+    assert!(html.contains(&format!("<code>{error}</code>")), "{html}");
+    assert!(html.contains("Test Client"), "the client is named: {html}");
+    if form {
+        assert_eq!(hidden_field(&html, "error").as_deref(), Some(error));
+        assert_eq!(hidden_field(&html, "state").as_deref(), Some("st4te"));
+    } else {
+        let start = html
+            .find(r#"href="io.element.app:/callback?"#)
+            .expect(&html)
+            + 6;
+        let end = html[start..].find('"').unwrap() + start;
+        let params = url_params(&html[start..end], false);
+        assert_eq!(params["error"], error);
+        assert_eq!(params["state"], "st4te");
+    }
+}
+
+async fn registered_clients_get_a_page_with_the_way_back(db: Database) {
     let app = TestApp::new(db).await;
     let client = app.native_test_client().await;
+    let good = code_request(&client, "openid");
+    let no_pkce = with(
+        &good,
+        &[("code_challenge", None), ("code_challenge_method", None)],
+    );
+    assert_error_page(&app.get(&no_pkce).await, "invalid_request", false);
+    let bad_type = with(&good, &[("response_type", Some("x"))]);
+    assert_error_page(
+        &app.get(&bad_type).await,
+        "unsupported_response_type",
+        false,
+    );
+    let bad_scope = with(&good, &[("scope", Some("bad\\scope"))]);
+    assert_error_page(&app.get(&bad_scope).await, "invalid_scope", false);
+    let form_post = with(
+        &good,
+        &[
+            ("response_type", Some("x")),
+            ("response_mode", Some("form_post")),
+        ],
+    );
+    assert_error_page(
+        &app.get(&form_post).await,
+        "unsupported_response_type",
+        true,
+    );
+    // Answers to prompt=none are redirected (OpenID Connect Core §3.1.2.6).
+    let silent = with(&good, &[("prompt", Some("none"))]);
+    assert_client_error(&app.get(&silent).await, "login_required");
+}
+
+async fn stored_clients_with_unsafe_redirect_uris_are_never_used(db: Database) {
+    let app = TestApp::new(db).await;
+    // Put straight into the database, as if registered under older rules: the exploit of a
+    // client_uri whose host reversed is `javascript`.
+    let mut metadata = crate::storage::testing::fixtures::native_client_metadata();
+    metadata.client_uri = Some("https://javascript/".parse().unwrap());
+    metadata.redirect_uris = vec!["javascript:alert(document.domain)//".parse().unwrap()];
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let mut rng = app.state.rng.fork();
+    let registered =
+        crate::storage::clients::add_client(&mut conn, &app.clock, &mut rng, None, metadata, None)
+            .await
+            .unwrap();
+    drop(conn);
+    // And a client from an old config, stored before the config was checked.
+    let configured = app
+        .static_client_with(&["data:text/html,hello"], ClientAuthMethod::None)
+        .await;
+    for client in [&registered, &configured] {
+        for params in [
+            vec![("response_mode", "form_post"), ("response_type", "x")],
+            vec![("response_type", "code"), ("scope", "openid")],
+        ] {
+            let mut params = params;
+            let id = client.id.to_string();
+            params.push(("client_id", &id));
+            let response = app.get(&authorize_url(&params)).await;
+            response.assert_status(StatusCode::BAD_REQUEST);
+            assert!(response.header("location").is_none());
+            let html = response.text();
+            assert!(html.contains("cannot sign you in"), "{html}");
+            assert!(
+                !html.contains("javascript:") && !html.contains("data:"),
+                "{html}"
+            );
+            assert!(!html.contains("<form"), "{html}");
+            let csp = response.header("content-security-policy").unwrap();
+            assert!(csp.contains("form-action 'self';"), "{csp}");
+        }
+    }
+}
+
+async fn pages_let_forms_reach_only_the_clients_redirect_target(db: Database) {
+    let app = TestApp::new(db).await;
+    let client = app
+        .client_with(&["https://app.example.com/cb"], ClientAuthMethod::None)
+        .await;
+    let mut browser = alice(&app).await;
+    let url = with(
+        &code_request(&client, "openid"),
+        &[("response_mode", Some("form_post"))],
+    );
+    let consent = location(&browser.get(&url).await);
+    let page = browser.get(&consent).await;
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://app.example.com;"),
+        "the consent answer redirects there: {csp}"
+    );
+    assert_eq!(page.header("referrer-policy"), Some("same-origin"));
+    let response = approve(&mut browser, &consent).await;
+    let csp = response.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://app.example.com;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+async fn public_clients_must_use_pkce_s256(db: Database) {
+    let app = TestApp::new(db).await;
+    let client = app.static_test_client().await;
     let good = code_request(&client, "openid");
     let no_pkce = with(
         &good,
@@ -320,7 +453,7 @@ async fn confidential_clients_may_skip_pkce_or_use_plain(db: Database) {
 
 async fn response_types_with_token_are_refused(db: Database) {
     let app = TestApp::new(db).await;
-    let client = app.native_test_client().await;
+    let client = app.static_test_client().await;
     let good = code_request(&client, "openid");
     for response_type in [
         "token",
@@ -346,7 +479,7 @@ async fn response_types_with_token_are_refused(db: Database) {
 
 async fn other_request_errors_go_back_to_the_client(db: Database) {
     let app = TestApp::new(db).await;
-    let client = app.native_test_client().await;
+    let client = app.static_test_client().await;
     let good = code_request(&client, "openid");
     type Changes<'a> = &'a [(&'static str, Option<&'a str>)];
     let cases: [(Changes<'_>, &str); 7] = [
@@ -388,6 +521,7 @@ async fn other_request_errors_go_back_to_the_client(db: Database) {
     let mut conn = app.state.db.pool().acquire().await.unwrap();
     let mut metadata = crate::storage::testing::fixtures::native_client_metadata();
     metadata.grant_types.authorization_code = false;
+    metadata.client_name = Some("Test Client".to_owned());
     let mut rng = app.state.rng.fork();
     let other =
         crate::storage::clients::add_client(&mut conn, &app.clock, &mut rng, None, metadata, None)
@@ -395,7 +529,7 @@ async fn other_request_errors_go_back_to_the_client(db: Database) {
             .unwrap();
     drop(conn);
     let url = with(&code_request(&other, "openid"), &[]);
-    assert_client_error(&app.get(&url).await, "unauthorized_client");
+    assert_error_page(&app.get(&url).await, "unauthorized_client", false);
 }
 
 async fn prompt_none_never_passes_silently(db: Database) {
@@ -474,7 +608,7 @@ async fn fragment_mode_puts_the_code_in_the_fragment(db: Database) {
 
 async fn hybrid_flow_returns_a_signed_id_token_with_nonce_and_c_hash(db: Database) {
     let app = TestApp::new(db).await;
-    let client = app.native_test_client().await;
+    let client = app.static_test_client().await;
     let mut browser = alice(&app).await;
     let missing_nonce = with(
         &code_request(&client, "openid"),
@@ -563,16 +697,21 @@ async fn form_post_renders_a_form_to_the_client_with_a_button(db: Database) {
     assert!(html.contains("Continue"));
     assert!(!html.contains("<script"));
 
-    // Errors take the same way.
+    // Errors take the same way, on a page that says what went wrong.
     let url = with(
         &code_request(&client, "bad\\scope"),
         &[("response_mode", Some("form_post"))],
     );
     let response = browser.get(&url).await;
-    response.assert_status(StatusCode::OK);
+    response.assert_status(StatusCode::BAD_REQUEST);
+    let html = response.text();
     assert_eq!(
-        hidden_field(&response.text(), "error").as_deref(),
+        hidden_field(&html, "error").as_deref(),
         Some("invalid_scope")
+    );
+    assert!(
+        html.contains("sent a request that cannot be handled"),
+        "{html}"
     );
 }
 
@@ -726,6 +865,9 @@ test_on_both_backends!(
     bad_redirect_uri_gets_an_error_page_never_a_redirect,
     a_single_registered_redirect_uri_is_the_default,
     loopback_redirect_uris_match_any_port,
+    registered_clients_get_a_page_with_the_way_back,
+    stored_clients_with_unsafe_redirect_uris_are_never_used,
+    pages_let_forms_reach_only_the_clients_redirect_target,
     public_clients_must_use_pkce_s256,
     confidential_clients_may_skip_pkce_or_use_plain,
     response_types_with_token_are_refused,

@@ -4,15 +4,17 @@
 //! - `client_uri` is required, https, not a localhost name, and not a public suffix;
 //! - `logo_uri`, `policy_uri` and `tos_uri` are https on the `client_uri` host or a subdomain;
 //! - no URI may have a public suffix (`com`, `github.io`…) as its host;
-//! - redirect URIs have no fragment. Web clients redirect to https on the `client_uri` host or a
-//!   subdomain. Native clients may also use `http` on a loopback host (any port, RFC 8252
-//!   §7.3), or a private-use scheme made of the reversed `client_uri` host, optionally followed
-//!   by more labels (`com.example.app:/cb` for `https://example.com`), without an authority.
+//! - redirect URIs follow [`redirect_uri::check_for_client`]: no fragment; web clients redirect
+//!   to https on the `client_uri` host or a subdomain; native clients may also use `http` on a
+//!   loopback host (any port, RFC 8252 §7.3), or a private-use scheme made of the reversed
+//!   `client_uri` host, optionally followed by more labels (`com.example.app:/cb` for
+//!   `https://example.com`), without an authority.
 
 use axum::http::StatusCode;
-use url::{Host, Url};
+use url::Url;
 
 use crate::error::OAuthError;
+use crate::model::redirect_uri::{self, is_localhost, is_public_suffix, on_host_or_subdomain};
 use crate::model::{ApplicationType, ClientMetadata};
 
 /// Why a registration was refused (RFC 7591 §3.2.2).
@@ -82,100 +84,14 @@ pub fn validate(metadata: &ClientMetadata) -> Result<(), RegistrationError> {
     }
     let native = metadata.application_type == Some(ApplicationType::Native);
     for uri in &metadata.redirect_uris {
-        check_redirect_uri(uri, client_host, native)?;
+        check_redirect_uri(uri, client_uri, native)?;
     }
     Ok(())
 }
 
-fn check_redirect_uri(uri: &Url, client_host: &str, native: bool) -> Result<(), RegistrationError> {
-    let refuse = |why: &str| Err(RegistrationError::RedirectUri(format!("{uri}: {why}")));
-    if uri.fragment().is_some() {
-        return refuse("redirect URIs may not have a fragment");
-    }
-    match uri.scheme() {
-        "https" => {
-            if is_localhost(uri) && !native {
-                return refuse("web clients may not redirect to localhost");
-            }
-            if is_localhost(uri) {
-                return Ok(());
-            }
-            if is_public_suffix(uri) || !on_host_or_subdomain(uri, client_host) {
-                return refuse("must be on the client_uri host or a subdomain of it");
-            }
-            Ok(())
-        }
-        "http" if native && is_loopback(uri) => Ok(()),
-        "http" => refuse("http is only allowed for native clients on a loopback address"),
-        scheme if native => {
-            if uri.has_authority() {
-                return refuse("a private-use scheme URI may not have an authority");
-            }
-            if !scheme_matches_reversed_host(scheme, client_host) {
-                return refuse("the scheme must be the reversed client_uri host");
-            }
-            Ok(())
-        }
-        _ => refuse("web clients must use https"),
-    }
-}
-
-/// `localhost`, `*.localhost`, or a loopback IP address.
-fn is_localhost(uri: &Url) -> bool {
-    match uri.host() {
-        Some(Host::Domain(domain)) => {
-            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-            domain == "localhost" || domain.ends_with(".localhost")
-        }
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// The loopback hosts of RFC 8252 §7.3 and mas-protocol §17.6: `localhost`, `127.0.0.1`,
-/// `[::1]`.
-fn is_loopback(uri: &Url) -> bool {
-    match uri.host() {
-        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
-        Some(Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
-        None => false,
-    }
-}
-
-/// Whether the URI's host is `host` or a subdomain of it.
-fn on_host_or_subdomain(uri: &Url, host: &str) -> bool {
-    uri.host_str().is_some_and(|candidate| {
-        candidate.eq_ignore_ascii_case(host)
-            || candidate
-                .to_ascii_lowercase()
-                .ends_with(&format!(".{}", host.to_ascii_lowercase()))
-    })
-}
-
-/// Whether the host is exactly a suffix of the Public Suffix List (`com`, `co.uk`,
-/// `github.io`). Hosts under no known rule (`localhost`, custom TLDs) are not.
-pub fn is_public_suffix(uri: &Url) -> bool {
-    let Some(Host::Domain(host)) = uri.host() else {
-        return false;
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    match psl::suffix(host.as_bytes()) {
-        Some(suffix) => suffix.is_known() && suffix.as_bytes().len() == host.len(),
-        None => false,
-    }
-}
-
-/// Whether the dot-separated labels of `scheme` start with the labels of `host` reversed:
-/// `com.example.app` for `example.com` (case-insensitive, whole labels only).
-fn scheme_matches_reversed_host(scheme: &str, host: &str) -> bool {
-    let scheme = scheme.to_ascii_lowercase();
-    let host = host.to_ascii_lowercase();
-    let mut scheme_labels = scheme.split('.');
-    host.split('.')
-        .rev()
-        .all(|label| scheme_labels.next() == Some(label))
+fn check_redirect_uri(uri: &Url, client_uri: &Url, native: bool) -> Result<(), RegistrationError> {
+    redirect_uri::check_for_client(uri, Some(client_uri), native)
+        .map_err(|why| RegistrationError::RedirectUri(format!("{uri}: {why}")))
 }
 
 #[cfg(test)]
@@ -213,17 +129,6 @@ mod tests {
             }),
             contacts: Vec::new(),
         }
-    }
-
-    #[test]
-    fn public_suffixes_are_recognized() {
-        assert!(is_public_suffix(&url("https://com/")));
-        assert!(is_public_suffix(&url("https://github.io/")));
-        assert!(is_public_suffix(&url("https://co.uk/")));
-        assert!(!is_public_suffix(&url("https://example.com/")));
-        assert!(!is_public_suffix(&url("https://foo.github.io/")));
-        assert!(!is_public_suffix(&url("https://localhost/")));
-        assert!(!is_public_suffix(&url("https://127.0.0.1/")));
     }
 
     #[test]
@@ -318,14 +223,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn reversed_host_matching_is_by_whole_labels() {
-        assert!(scheme_matches_reversed_host("com.example", "example.com"));
-        assert!(scheme_matches_reversed_host("io.element.app", "element.io"));
-        assert!(scheme_matches_reversed_host("COM.Example.x", "example.com"));
-        assert!(!scheme_matches_reversed_host("com", "example.com"));
-        assert!(!scheme_matches_reversed_host("com.examples", "example.com"));
     }
 }

@@ -306,7 +306,44 @@ async fn malformed_registration_bodies_are_4xx(db: Database) {
         .assert_status(StatusCode::CREATED);
 }
 
+/// The exploit: a one-label `client_uri` host whose reverse is a script scheme, and that scheme
+/// as the redirect URI, in any case. Refused, with nothing stored.
+async fn script_scheme_redirect_uris_are_refused(db: Database) {
+    let app = ApiApp::new(db).await;
+    for (client_uri, redirect_uri) in [
+        ("https://javascript/", "javascript:alert(document.domain)//"),
+        ("https://javascript/", "JavaScript:alert(document.domain)//"),
+        ("https://vbscript/", "vbscript:msgbox(1)"),
+        ("https://data/", "data:text/html,x"),
+        ("https://example.com/", "file:///etc/passwd"),
+    ] {
+        let mut body = element_x();
+        body["client_uri"] = serde_json::json!(client_uri);
+        body["logo_uri"] = Value::Null;
+        body["policy_uri"] = Value::Null;
+        body["tos_uri"] = Value::Null;
+        body["redirect_uris"] = serde_json::json!([redirect_uri]);
+        let response = register(&app, &body).await;
+        response.assert_status(StatusCode::BAD_REQUEST);
+        let error = response.json();
+        assert!(
+            matches!(
+                error["error"].as_str(),
+                Some("invalid_redirect_uri" | "invalid_client_metadata")
+            ),
+            "{redirect_uri}: {error}"
+        );
+    }
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM oauth2_clients")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
 test_on_both_backends!(
+    script_scheme_redirect_uris_are_refused,
     a_native_public_client_registers_and_is_deduplicated,
     loopback_redirects_with_any_port_are_allowed_for_native_clients,
     a_confidential_client_gets_a_secret_that_works,

@@ -2,6 +2,10 @@
 //! response as hidden fields of a form that posts to the client's redirect URI. We serve no
 //! JavaScript, so the form is not submitted automatically: the page has a visible "Continue"
 //! button.
+//!
+//! The same page tells a person that an application's request was refused (RFC 9700 §4.11.2:
+//! an error found before the person did anything is not sent to the client by an automatic
+//! redirect), with the way back as a link or as this form.
 
 use serde::Serialize;
 
@@ -18,6 +22,20 @@ pub struct FormPostContext {
     pub client_name: String,
     /// The response parameters (`code`, `state`, `error`…), in order.
     pub params: Vec<FormPostParam>,
+    /// Set when the page reports a refused request.
+    pub error: Option<AuthorizeErrorView>,
+    /// The way back as a link (the redirect URI with the response in its query or fragment)
+    /// instead of the form.
+    pub link: Option<String>,
+}
+
+/// A refused authorization request, as the person sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthorizeErrorView {
+    /// The OAuth error code (`invalid_scope`).
+    pub code: String,
+    /// What was wrong, in the server's words.
+    pub description: String,
 }
 
 /// One hidden field.
@@ -44,6 +62,21 @@ impl FormPostContext {
                 param("code", "SampleCode0123456789abcdefghijkl"),
                 param("state", "xyz"),
             ],
+            error: None,
+            link: None,
+        }
+    }
+
+    /// A refused request from a client that wants its answer in the query.
+    pub fn error_sample() -> Self {
+        Self {
+            params: Vec::new(),
+            error: Some(AuthorizeErrorView {
+                code: "invalid_scope".to_owned(),
+                description: "the scope is malformed".to_owned(),
+            }),
+            link: Some("https://app.example.com/callback?error=invalid_scope&state=xyz".to_owned()),
+            ..Self::sample()
         }
     }
 }

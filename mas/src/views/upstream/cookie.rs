@@ -177,7 +177,10 @@ mod tests {
         sessions.save(&mut jar, &mut rng).unwrap();
         let headers = jar.set_cookie_headers();
         let header = headers[0].to_str().unwrap();
-        assert!(header.starts_with("upstream-oauth2-sessions="), "{header}");
+        assert!(
+            header.starts_with("__Host-upstream-oauth2-sessions="),
+            "{header}"
+        );
         assert!(!header.contains("visible-state"), "{header}");
         assert!(header.contains("HttpOnly") && header.contains("SameSite=Lax"));
         assert!(
