@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod client_ip;
 pub mod cookies;
 pub mod csrf;
+pub mod params;
 pub mod session;
 
 pub use self::cookies::{CookieJar, CookieManager};

@@ -33,17 +33,10 @@ impl FormParams {
     /// Parses an `application/x-www-form-urlencoded` body. Repeated names, bad percent
     /// escapes and bytes that are not UTF-8 are `invalid_request`.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let pairs = super::params::decode_pairs(body)
+            .map_err(|error| OAuthError::invalid_request(error.to_string()))?;
         let mut params = BTreeMap::new();
-        for pair in body.split(|&byte| byte == b'&') {
-            if pair.is_empty() {
-                continue;
-            }
-            let (name, value) = match pair.iter().position(|&byte| byte == b'=') {
-                Some(at) => (&pair[..at], &pair[at + 1..]),
-                None => (pair, &b""[..]),
-            };
-            let name = form_decode(name)?;
-            let value = form_decode(value)?;
+        for (name, value) in pairs {
             if params.contains_key(&name) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{name}` is repeated"
@@ -65,39 +58,6 @@ impl FormParams {
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
         self.get(name)
             .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
-    }
-}
-
-/// Decodes one `application/x-www-form-urlencoded` name or value: `+` is a space, `%XX` a
-/// byte, and the result must be UTF-8.
-fn form_decode(raw: &[u8]) -> Result<String, OAuthError> {
-    let mut bytes = Vec::with_capacity(raw.len());
-    let mut index = 0;
-    while index < raw.len() {
-        match raw[index] {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let high = raw.get(index + 1).and_then(|&b| hex_value(b));
-                let low = raw.get(index + 2).and_then(|&b| hex_value(b));
-                let (Some(high), Some(low)) = (high, low) else {
-                    return Err(OAuthError::invalid_request("malformed percent-encoding"));
-                };
-                bytes.push((high << 4) | low);
-                index += 2;
-            }
-            other => bytes.push(other),
-        }
-        index += 1;
-    }
-    String::from_utf8(bytes).map_err(|_| OAuthError::invalid_request("parameters must be UTF-8"))
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -313,8 +273,8 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
         .position(|&byte| byte == b':')
         .map(|at| (&decoded[..at], &decoded[at + 1..]))
         .ok_or_else(bad)?;
-    let id = form_decode(id).map_err(|_| bad())?;
-    let secret = form_decode(secret).map_err(|_| bad())?;
+    let id = super::params::decode(id).map_err(|_| bad())?;
+    let secret = super::params::decode(secret).map_err(|_| bad())?;
     Ok(Some((id, secret)))
 }
 

@@ -25,6 +25,7 @@ use crate::app::AppState;
 use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
+use crate::extract::params::{DecodeError, decode_pairs};
 use crate::extract::session::load_session;
 use crate::model::redirect_uri;
 use crate::model::{
@@ -221,11 +222,10 @@ struct Params(Vec<(String, String)>);
 struct Repeated(&'static str);
 
 impl Params {
-    fn parse(query: Option<&str>) -> Self {
-        let pairs = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        Self(pairs)
+    /// The query's pairs; bad percent escapes and bytes that are not UTF-8 are refused
+    /// (RFC 6749 §3.1), before anything else is looked at.
+    fn parse(query: Option<&str>) -> Result<Self, DecodeError> {
+        decode_pairs(query.unwrap_or_default().as_bytes()).map(Self)
     }
 
     fn get(&self, name: &'static str) -> Result<Option<&str>, Repeated> {
@@ -571,7 +571,12 @@ pub(crate) async fn get(
     jar: CookieJar,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HtmlError> {
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref()).map_err(|error| {
+        HtmlError::bad_request(
+            "Invalid request from the application",
+            format!("The application's request could not be read ({error})."),
+        )
+    })?;
     let client_id = params.get("client_id").map_err(repeated_page)?;
     let client_id = client_id
         .and_then(|id| id.parse().ok())

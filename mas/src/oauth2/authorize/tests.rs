@@ -200,6 +200,23 @@ async fn unknown_client_gets_an_error_page_never_a_redirect(db: Database) {
     assert!(response.header("location").is_none());
 }
 
+/// RFC 6749 §3.1: a query that is not valid percent-encoded UTF-8 is refused as a whole, on
+/// a page (which client sent it cannot be trusted either).
+async fn undecodable_queries_get_an_error_page(db: Database) {
+    let app = TestApp::new(db).await;
+    let client = app.static_test_client().await;
+    let good = with(&code_request(&client, "openid"), &[]);
+    for bad in ["&scope=%ff", "&state=%c3", "&nonce=%zz", "&%ff=1"] {
+        let response = app.get(&format!("{good}{bad}")).await;
+        response.assert_status(StatusCode::BAD_REQUEST);
+        assert!(response.header("location").is_none(), "{bad}");
+        assert!(response.text().contains("could not be read"), "{bad}");
+    }
+    // Percent-encoded UTF-8 is fine.
+    let ok = app.get(&format!("{good}&login_hint=%C3%A9")).await;
+    assert!(location(&ok).starts_with("/auth/login?"));
+}
+
 async fn bad_redirect_uri_gets_an_error_page_never_a_redirect(db: Database) {
     let app = TestApp::new(db).await;
     let client = app
@@ -863,6 +880,7 @@ test_on_both_backends!(
     a_signed_in_browser_goes_straight_to_consent,
     unknown_client_gets_an_error_page_never_a_redirect,
     bad_redirect_uri_gets_an_error_page_never_a_redirect,
+    undecodable_queries_get_an_error_page,
     a_single_registered_redirect_uri_is_the_default,
     loopback_redirect_uris_match_any_port,
     registered_clients_get_a_page_with_the_way_back,

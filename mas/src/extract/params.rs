@@ -1,0 +1,128 @@
+//! Decoding `application/x-www-form-urlencoded` text (WHATWG URL §5.1), strictly, as RFC 6749
+//! §3.1 asks of OAuth parameters: a bad percent escape or bytes that are not UTF-8 are an error,
+//! not a replacement character. Used for form bodies ([`super::client_auth::FormParams`]) and
+//! for the authorization endpoint's query. What a repeated name means is the caller's to say.
+
+/// Why form-encoded text could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// `%` not followed by two hexadecimal digits.
+    #[error("malformed percent-encoding")]
+    Percent,
+    /// The decoded bytes are not UTF-8.
+    #[error("parameters must be UTF-8")]
+    Utf8,
+}
+
+/// The `name=value` pairs of `raw`, in order, each decoded; empty pairs (`a=1&&b=2`) are
+/// skipped and a pair without `=` has an empty value.
+pub fn decode_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, DecodeError> {
+    raw.split(|&byte| byte == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&byte| byte == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &b""[..]),
+            };
+            Ok((decode(name)?, decode(value)?))
+        })
+        .collect()
+}
+
+/// Decodes one name or value: `+` is a space, `%XX` a byte, and the result must be UTF-8.
+pub fn decode(raw: &[u8]) -> Result<String, DecodeError> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut index = 0;
+    while index < raw.len() {
+        match raw[index] {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let high = raw.get(index + 1).and_then(|&b| hex_value(b));
+                let low = raw.get(index + 2).and_then(|&b| hex_value(b));
+                let (Some(high), Some(low)) = (high, low) else {
+                    return Err(DecodeError::Percent);
+                };
+                bytes.push((high << 4) | low);
+                index += 2;
+            }
+            other => bytes.push(other),
+        }
+        index += 1;
+    }
+    String::from_utf8(bytes).map_err(|_| DecodeError::Utf8)
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn encode(pairs: &[(String, String)]) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    }
+
+    #[test]
+    fn escapes_and_utf8_are_checked() {
+        assert_eq!(
+            decode_pairs(b"a=hello+world&&b=%2F%41%c3%a9&c").unwrap(),
+            [
+                ("a".to_owned(), "hello world".to_owned()),
+                ("b".to_owned(), "/Aé".to_owned()),
+                ("c".to_owned(), String::new()),
+            ]
+        );
+        for (raw, error) in [
+            (&b"a=%"[..], DecodeError::Percent),
+            (b"a=%4", DecodeError::Percent),
+            (b"a=%zz", DecodeError::Percent),
+            (b"%=1", DecodeError::Percent),
+            (b"a=%ff", DecodeError::Utf8),
+            (b"a=%c3", DecodeError::Utf8),
+            (b"a=\xff", DecodeError::Utf8),
+            (b"%ed%a0%80=1", DecodeError::Utf8),
+        ] {
+            assert_eq!(decode_pairs(raw), Err(error), "{raw:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever a stranger sends, decoding answers (never panics), and anything it accepts
+        /// is UTF-8 text with no pair lost or invented beyond the `&`-separated pieces.
+        #[test]
+        fn arbitrary_bytes_decode_or_fail_cleanly(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(pairs) = decode_pairs(&raw) {
+                let pieces = raw.split(|&b| b == b'&').filter(|p| !p.is_empty()).count();
+                prop_assert_eq!(pairs.len(), pieces);
+            }
+        }
+
+        /// What a client encodes (any Unicode, any punctuation) decodes to the same pairs.
+        #[test]
+        fn encoded_pairs_round_trip(pairs in proptest::collection::vec(("\\PC{0,8}", "\\PC{0,16}"), 0..6)) {
+            let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, v)| !(k.is_empty() && v.is_empty())).collect();
+            let decoded = decode_pairs(encode(&pairs).as_bytes()).unwrap();
+            prop_assert_eq!(decoded, pairs);
+        }
+
+        /// A percent-encoded byte sequence that is not UTF-8 is refused, wherever it sits.
+        #[test]
+        fn invalid_utf8_is_refused(prefix in "[a-z]{0,4}", bad in prop_oneof![Just("%ff"), Just("%c3"), Just("%80"), Just("%ed%a0%80"), Just("%f8%88%80%80%80")]) {
+            let raw = format!("k={prefix}{bad}");
+            prop_assert_eq!(decode_pairs(raw.as_bytes()), Err(DecodeError::Utf8));
+        }
+    }
+}
