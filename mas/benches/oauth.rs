@@ -119,6 +119,7 @@ async fn run(
     state.limiter = RateLimiter::new(RateLimitConfig {
         login_per_ip: unlimited,
         login_per_account: unlimited,
+        ..RateLimitConfig::default()
     });
     let listener = config
         .http

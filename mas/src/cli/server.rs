@@ -1,5 +1,6 @@
 //! `mas-cli server`: checks the configuration and the database, then serves every listener
-//! until SIGTERM or SIGINT, with the job worker running beside them.
+//! until SIGTERM or SIGINT, with the job worker and the rate limiters' pruning running beside
+//! them.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use crate::clock::SystemClock;
 use crate::homeserver::SynapseConnection;
 use crate::jobs::{self, JobContext};
 use crate::lifecycle::{self, BoundListener, StopSignals};
+use crate::ratelimit;
 use crate::rng::RngSource;
 use crate::storage::{self, Database};
 
@@ -65,11 +67,16 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
     // The job worker runs beside the listeners and stops with them.
     let stop_worker = tokio_util::sync::CancellationToken::new();
     let worker = jobs::worker::spawn(JobContext::from(&state), stop_worker.clone());
+    // Expired rate-limit keys are dropped here, off the request path.
+    let pruning = state
+        .limiter
+        .spawn_pruning(state.clock.clone(), ratelimit::PRUNE_INTERVAL);
     let served = lifecycle::serve(listeners, async {
         let name = signals.recv().await;
         tracing::info!(signal = name, "stopping");
     })
     .await;
+    pruning.abort();
     stop_worker.cancel();
     // A job in progress ends within the homeserver call timeout; a job cut short is
     // recovered at the next start.

@@ -87,7 +87,7 @@ fn bad_json(message: impl Into<std::borrow::Cow<'static, str>>) -> MatrixError {
 
 /// `M_LIMIT_EXCEEDED` with `retry_after_ms`.
 pub(super) fn limit_exceeded(limited: RateLimited) -> MatrixError {
-    let ms = u64::try_from(limited.retry_after.as_millis()).unwrap_or(u64::MAX);
+    let ms = limited.retry_after_ms();
     MatrixError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "M_LIMIT_EXCEEDED",
@@ -310,7 +310,9 @@ fn check_account(user: &User) -> Result<(), MatrixError> {
 }
 
 /// `m.login.password`: the user from `user` or an `m.id.user` identifier, rate limits per
-/// address then per account before the hash is checked.
+/// address then per account before the hash is checked. An unknown user, or one without a
+/// password, still costs one verification against a dummy hash, so the answer time does not
+/// tell which usernames exist.
 async fn password_login(
     state: &AppState,
     ip: Option<IpAddr>,
@@ -351,16 +353,20 @@ async fn password_login(
         .map_err(limit_exceeded)?;
     let mut conn = state.db.acquire().await?;
     let Some(user) = users::find_user_by_username(&mut conn, username).await? else {
+        drop(conn);
+        manager.verify_dummy(password).await;
         return Err(invalid_credentials());
     };
     state
         .limiter
         .check_password_account(user.id, now)
         .map_err(limit_exceeded)?;
-    let Some(stored) = passwords::active_password(&mut conn, user.id).await? else {
+    let stored = passwords::active_password(&mut conn, user.id).await?;
+    drop(conn);
+    let Some(stored) = stored else {
+        manager.verify_dummy(password).await;
         return Err(invalid_credentials());
     };
-    drop(conn);
     let mut rng = state.rng.fork();
     let upgrade = match manager
         .verify_and_upgrade(&mut rng, stored.version, &stored.hashed_password, password)

@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
 use crate::error::MatrixError;
+use crate::extract::client_ip::ClientIp;
 use crate::model::redirect_uri;
 use crate::routes;
 use crate::storage::{StorageError, compat_sso_logins};
@@ -91,12 +92,21 @@ fn bad_param(errcode: &'static str, message: &'static str) -> MatrixError {
 
 /// `GET /_matrix/client/{v}/login/sso/redirect[/{idp}]`. An `idp` that names an enabled
 /// upstream provider sends the browser straight to that provider (the login continues on the
-/// "continue" page afterwards); any other `idp` is ignored.
+/// "continue" page afterwards); any other `idp` is ignored. Each request stores a pending
+/// login, so they are rate-limited per client address
+/// ([`COMPAT_SSO_REDIRECT_PER_IP`](crate::ratelimit::Quota::COMPAT_SSO_REDIRECT_PER_IP)):
+/// `M_LIMIT_EXCEEDED` with `retry_after_ms`, and `Retry-After`.
 async fn redirect(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(params): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, MatrixError> {
+    let now = state.clock.now_unix_ms();
+    if let Err(limited) = state.limiter.check_compat_sso_redirect(ip, now) {
+        tracing::info!(client.ip = ?ip, "SSO redirect refused: too many from this address");
+        return Ok(limited.respond(super::login::limit_exceeded(limited)));
+    }
     let mut redirect_url = None;
     let mut action = None;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {

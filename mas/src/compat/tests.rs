@@ -258,6 +258,27 @@ async fn password_attempts_are_rate_limited_per_address(db: Database) {
     response.assert_status(StatusCode::OK);
 }
 
+async fn unknown_users_and_users_without_a_password_cost_one_verification(db: Database) {
+    let app = TestApp::new(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    users::add_user(&mut conn, &app.clock, &mut app.state.rng.fork(), "bob")
+        .await
+        .unwrap();
+    drop(conn);
+    // The router's state shares this manager (and its counter).
+    let manager = app.state.passwords.clone().unwrap();
+    assert_eq!(manager.verifications(), 0);
+    let mut expected = 0;
+    for username in ["nobody", "bob", "alice"] {
+        let response = login(&app, &password_body(username, "guess")).await;
+        response.assert_status(StatusCode::FORBIDDEN);
+        assert_eq!(errcode(&response), "M_FORBIDDEN");
+        expected += 1;
+        assert_eq!(manager.verifications(), expected, "{username}");
+    }
+}
+
 async fn logging_in_with_a_device_in_use_ends_the_other_session(db: Database) {
     let app = TestApp::new(db).await;
     let alice = app.user_with_password("alice", "correct horse").await;
@@ -309,6 +330,7 @@ test_on_both_backends!(
     malformed_requests_get_matrix_errcodes,
     unknown_login_token_is_forbidden,
     password_attempts_are_rate_limited_per_address,
+    unknown_users_and_users_without_a_password_cost_one_verification,
     logging_in_with_a_device_in_use_ends_the_other_session,
     homeserver_failure_ends_the_session_and_queues_a_device_sync,
 );

@@ -4,13 +4,19 @@
 //! tokio's blocking pool, never on the async executor, with a cap on how many hashes run at
 //! once (each Argon2id hash holds 19 MiB). The zxcvbn complexity check lives here too.
 //!
+//! A login for a user that does not exist, or has no password, must cost what a wrong
+//! password costs, or the answer time tells which usernames exist (upstream MAS answers those
+//! at once). [`PasswordManager::verify_dummy`] verifies the submitted password against a
+//! fixed hash of the current scheme, made on first use, and throws the result away.
+//!
 //! Not here: the `user_passwords` rows (storage), rate limits (checked before verifying).
 
 mod hasher;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rand::{CryptoRng, RngCore};
 use tokio::sync::Semaphore;
@@ -23,6 +29,11 @@ use crate::config::{PasswordsConfig, SecretError};
 
 /// How many hashes may run at once: more only queue up memory and latency on 2 cores.
 const MAX_CONCURRENT_HASHES: usize = 4;
+
+/// The password and salt of the dummy hash. Neither is secret: the hash never stands for an
+/// account, and whether the submitted password matches it is ignored.
+const DUMMY_PASSWORD: &str = "mas dummy password for unknown users";
+const DUMMY_SALT: [u8; 16] = *b"mas-dummy-salt-1";
 
 /// Why a password could not be hashed or verified.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +98,10 @@ pub struct PasswordManager {
     schemes: Arc<BTreeMap<u16, Arc<Hasher>>>,
     minimum_complexity: u8,
     permits: Arc<Semaphore>,
+    /// The dummy hash (current scheme), made by the first [`Self::verify_dummy`].
+    dummy: Arc<OnceLock<Option<String>>>,
+    /// Verifications run so far, dummy ones included (tests and metrics).
+    verifications: Arc<AtomicU64>,
 }
 
 impl PasswordsConfig {
@@ -137,6 +152,8 @@ impl PasswordManager {
             schemes: Arc::new(map),
             minimum_complexity,
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_HASHES)),
+            dummy: Arc::new(OnceLock::new()),
+            verifications: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -195,6 +212,45 @@ impl PasswordManager {
         }
     }
 
+    /// Verifies `password` against a fixed dummy hash of the current scheme, so that a login
+    /// for an unknown user, or a user without a password, takes as long as a wrong password
+    /// (same scheme, same queue for a permit). The outcome is meaningless and not returned:
+    /// the caller answers "invalid credentials" whatever happens. The dummy hash is made on
+    /// the first call (one extra hash, once per process).
+    pub async fn verify_dummy(&self, password: &str) {
+        // Logged here rather than returned: the caller's answer must not change (an error
+        // only unknown usernames get would tell them apart again).
+        if let Err(error) = self.try_verify_dummy(password).await {
+            tracing::error!(error = %error, "dummy password verification failed");
+        }
+    }
+
+    async fn try_verify_dummy(&self, password: &str) -> Result<(), PasswordError> {
+        let version = self.current;
+        let hasher = self
+            .schemes
+            .get(&version)
+            .cloned()
+            .ok_or(PasswordError::UnknownVersion(version))?;
+        let dummy = Arc::clone(&self.dummy);
+        let verifications = Arc::clone(&self.verifications);
+        let password = Zeroizing::new(password.to_owned());
+        self.blocking(move || {
+            let hash = dummy
+                .get_or_init(|| hasher.hash(DUMMY_PASSWORD, DUMMY_SALT).ok())
+                .as_deref()
+                .ok_or_else(|| PasswordError::Hashing("cannot make the dummy hash".to_owned()))?;
+            verifications.fetch_add(1, Ordering::Relaxed);
+            hasher.verify(&password, hash).map(|_| ())
+        })
+        .await
+    }
+
+    /// How many verifications ran, [`verify_dummy`](Self::verify_dummy) ones included.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
     /// Whether `password` is strong enough for a new password (`minimum_complexity`).
     pub fn is_complex_enough(&self, password: &str) -> bool {
         complexity_ok(password, self.minimum_complexity)
@@ -230,9 +286,13 @@ impl PasswordManager {
             .ok_or(PasswordError::UnknownVersion(version))?;
         let needs_upgrade = version != self.current;
         let (hash, password) = (hash.to_owned(), Zeroizing::new(password.to_owned()));
-        Ok(move || match hasher.verify(&password, &hash)? {
-            true => Ok(Verified { needs_upgrade }),
-            false => Err(PasswordError::Mismatch),
+        let verifications = Arc::clone(&self.verifications);
+        Ok(move || {
+            verifications.fetch_add(1, Ordering::Relaxed);
+            match hasher.verify(&password, &hash)? {
+                true => Ok(Verified { needs_upgrade }),
+                false => Err(PasswordError::Mismatch),
+            }
         })
     }
 

@@ -26,6 +26,7 @@ use crate::app::AppState;
 use crate::crypto::{random, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::{has_content_type, read_body};
+use crate::extract::client_ip::ClientIp;
 use crate::model::{ApplicationType, Client, ClientAuthMethod, ClientMetadata, GrantTypes};
 use crate::storage::{StorageError, clients};
 
@@ -72,9 +73,30 @@ struct RegistrationResponse {
     metadata: BTreeMap<&'static str, serde_json::Value>,
 }
 
-/// `POST /oauth2/registration`.
+/// `POST /oauth2/registration`. Anyone may register, so registrations are rate-limited per
+/// client address before anything is read
+/// ([`CLIENT_REGISTRATION_PER_IP`](crate::ratelimit::Quota::CLIENT_REGISTRATION_PER_IP)):
+/// 429 with `Retry-After` and `invalid_request` (RFC 7591 §3.2.2 has no code for it, and
+/// upstream MAS has no such limit to copy from).
 #[tracing::instrument(name = "handlers.oauth2.registration.post", skip_all)]
-pub async fn post(State(state): State<AppState>, request: Request) -> Result<Response, OAuthError> {
+pub async fn post(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+) -> Result<Response, OAuthError> {
+    let now = state.clock.now_unix_ms();
+    if let Err(limited) = state.limiter.check_client_registration(ip, now) {
+        tracing::info!(client.ip = ?ip, "client registration refused: too many from this address");
+        let error = OAuthError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_request",
+            format!(
+                "too many client registrations from this address; retry in {} s",
+                limited.retry_after_secs()
+            ),
+        );
+        return Ok(limited.respond(error));
+    }
     if !has_content_type(request.headers(), "application/json") {
         return Err(OAuthError::invalid_request(
             "the body must be application/json",

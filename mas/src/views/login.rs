@@ -3,7 +3,9 @@
 //!
 //! POST order: CSRF; rate limits per IP and then per account, before any password is looked
 //! at; the password (hash upgraded on success); then the account state, so that whether an
-//! account is locked is only told to someone who knows its password. A success starts a
+//! account is locked is only told to someone who knows its password. An unknown username, or
+//! an account without a password, still costs one verification (against a dummy hash), so
+//! the answer time does not tell which usernames exist. A success starts a
 //! browser session (or re-authenticates the current one of the same user), records the
 //! authentication (the ID token's `auth_time`) and continues the post-auth action.
 //!
@@ -74,7 +76,7 @@ impl Refusal {
     }
 
     fn rate_limited(limited: RateLimited) -> Self {
-        let seconds = limited.retry_after.as_secs().max(1);
+        let seconds = limited.retry_after_secs();
         Self::form(
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many sign-in attempts. Wait {seconds} seconds and try again."),
@@ -249,16 +251,20 @@ async fn attempt(
     }
     let mut conn = state.db.acquire().await?;
     let Some(user) = users::find_user_by_username(&mut conn, username).await? else {
+        drop(conn);
+        manager.verify_dummy(password).await;
         return Ok(Err(Refusal::invalid_credentials()));
     };
     if let Err(limited) = state.limiter.check_password_account(user.id, now) {
         tracing::info!(user.id = %user.id, "login refused: too many attempts on this account");
         return Ok(Err(Refusal::rate_limited(limited)));
     }
-    let Some(stored) = passwords::active_password(&mut conn, user.id).await? else {
+    let stored = passwords::active_password(&mut conn, user.id).await?;
+    drop(conn);
+    let Some(stored) = stored else {
+        manager.verify_dummy(password).await;
         return Ok(Err(Refusal::invalid_credentials()));
     };
-    drop(conn);
     let mut rng = state.rng.fork();
     let verified = manager
         .verify_and_upgrade(&mut rng, stored.version, &stored.hashed_password, password)

@@ -227,6 +227,28 @@ mod pages {
         browser.login("alice", "correct horse").await;
     }
 
+    async fn unknown_users_and_users_without_a_password_cost_one_verification(db: Database) {
+        let app = TestApp::new(db).await;
+        app.user_with_password("alice", "correct horse").await;
+        let mut conn = app.state.db.pool().acquire().await.unwrap();
+        users::add_user(&mut conn, &app.clock, &mut app.state.rng.fork(), "bob")
+            .await
+            .unwrap();
+        drop(conn);
+        // The router's state shares this manager (and its counter).
+        let manager = app.state.passwords.clone().unwrap();
+        assert_eq!(manager.verifications(), 0);
+        let mut browser = app.browser();
+        let mut expected = 0;
+        for username in ["nobody", "bob", "alice"] {
+            let response = browser.login_at("/auth/login", username, "guess").await;
+            response.assert_status(StatusCode::FORBIDDEN);
+            assert!(response.text().contains("Invalid username or password."));
+            expected += 1;
+            assert_eq!(manager.verifications(), expected, "{username}");
+        }
+    }
+
     async fn an_old_password_hash_is_upgraded_at_login(db: Database) {
         let app = TestApp::new(db).await;
         let bcrypt = Hasher::new(HashingAlgorithm::Bcrypt, Some(4), None, false).unwrap();
@@ -439,6 +461,7 @@ mod pages {
         locked_and_deactivated_users_are_told_so_after_the_right_password,
         login_without_the_right_csrf_token_is_refused,
         password_attempts_are_rate_limited_per_address_after_the_burst,
+        unknown_users_and_users_without_a_password_cost_one_verification,
         an_old_password_hash_is_upgraded_at_login,
         logout_ends_the_browser_session,
         index_without_a_session_links_to_the_login_page,

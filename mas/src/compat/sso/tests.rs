@@ -248,6 +248,55 @@ async fn unknown_logins_are_not_found(db: Database) {
     }
 }
 
+/// A redirect for `https://client.example.com/cb` from `peer`.
+async fn redirect_from(app: &TestApp, peer: &str) -> TestResponse {
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    let mut request = Request::get(format!(
+        "{REDIRECT}?redirectUrl=https%3A%2F%2Fclient.example.com%2Fcb"
+    ))
+    .body(Body::empty())
+    .unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    TestApp::send_to(&app.router, request).await
+}
+
+async fn pending_logins(app: &TestApp) -> i64 {
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM compat_sso_logins")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    n
+}
+
+async fn redirects_are_rate_limited_per_address(db: Database) {
+    let app = TestApp::new(db).await;
+    // Ten from one IPv6 /64, each address different.
+    for n in 1..=10 {
+        let response = redirect_from(&app, &format!("[2001:db8:7:8::{n:x}]:4000")).await;
+        location(&response);
+    }
+    let response = redirect_from(&app, "[2001:db8:7:8:ffff::1]:4000").await;
+    matrix_error(&response, StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED");
+    assert_eq!(response.json()["retry_after_ms"], 30_000);
+    assert_eq!(response.header("retry-after"), Some("30"));
+    assert_eq!(
+        pending_logins(&app).await,
+        10,
+        "the refused request stored nothing"
+    );
+    // Another /64, and an IPv4 address, are other clients.
+    location(&redirect_from(&app, "[2001:db8:7:9::1]:4000").await);
+    location(&redirect_from(&app, "198.51.100.20:4000").await);
+    // One interval later, one more.
+    app.clock.advance(Duration::from_secs(30));
+    location(&redirect_from(&app, "[2001:db8:7:8::1]:4000").await);
+    let response = redirect_from(&app, "[2001:db8:7:8::1]:4000").await;
+    response.assert_status(StatusCode::TOO_MANY_REQUESTS);
+}
+
 test_on_both_backends!(
     redirect_validates_redirect_url,
     redirect_carries_the_action,
@@ -255,4 +304,5 @@ test_on_both_backends!(
     login_token_expires_after_thirty_seconds,
     unknown_logins_are_not_found,
     login_token_logs_the_client_in_once_with_a_compat_session,
+    redirects_are_rate_limited_per_address,
 );

@@ -116,6 +116,32 @@ async fn verify_and_upgrade_returns_a_current_hash_only_for_the_right_password()
 }
 
 #[tokio::test]
+async fn the_dummy_verification_uses_the_current_scheme_and_is_counted() {
+    let manager = upgrading_manager();
+    assert_eq!(manager.verifications(), 0);
+    manager.verify_dummy("guess").await;
+    // Even the dummy's own password is not a success for anyone: the outcome is discarded.
+    manager.verify_dummy(DUMMY_PASSWORD).await;
+    assert_eq!(manager.verifications(), 2);
+    // Made once, with the current (version 2, Argon2id) scheme.
+    let dummy = manager.dummy.get().unwrap().clone().unwrap();
+    assert!(dummy.starts_with("$argon2id$"), "{dummy}");
+    // Real verifications count too.
+    let synapse_hash = "$2b$04$vcIJnn0Cr3KL1ZRbFuLrLOddXUxyp2ktTx8jq5BXRKq/YW1a8cUn6";
+    let _ = manager.verify(1, synapse_hash, "wrong").await;
+    assert_eq!(manager.verifications(), 3);
+
+    let bcrypt = PasswordsConfig {
+        schemes: vec![scheme(1, HashingAlgorithm::Bcrypt)],
+        ..PasswordsConfig::default()
+    };
+    let manager = bcrypt.build_manager().unwrap();
+    manager.verify_dummy("guess").await;
+    let dummy = manager.dummy.get().unwrap().clone().unwrap();
+    assert!(dummy.starts_with("$2b$04$"), "{dummy}");
+}
+
+#[tokio::test]
 async fn peppers_are_read_from_their_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = camino::Utf8PathBuf::try_from(dir.path().join("pepper")).unwrap();

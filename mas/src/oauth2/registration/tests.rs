@@ -342,6 +342,68 @@ async fn script_scheme_redirect_uris_are_refused(db: Database) {
     assert_eq!(count, 0);
 }
 
+/// A registration of a confidential client named `name` from `peer`.
+async fn register_from(app: &ApiApp, peer: &str, name: &str) -> TestResponse {
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    let body = json!({
+        "client_name": name,
+        "client_uri": "https://app.example.com/",
+        "redirect_uris": ["https://app.example.com/cb"],
+    });
+    let mut request = axum::http::Request::post(path(routes::OAUTH2_REGISTRATION))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    app.request(request).await
+}
+
+async fn registrations_are_rate_limited_per_address(db: Database) {
+    let app = ApiApp::new(db).await;
+    // Ten from one IPv6 /64, each address different.
+    for n in 1..=10 {
+        let response = register_from(&app, &format!("[2001:db8:3:4::{n:x}]:4000"), "Bot").await;
+        response.assert_status(StatusCode::CREATED);
+    }
+    let response = register_from(&app, "[2001:db8:3:4:ffff::1]:4000", "Bot").await;
+    response.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.header("retry-after"), Some("60"));
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let body = response.json();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("retry in 60 s"),
+        "{body}"
+    );
+    let mut conn = app.conn().await;
+    let (clients,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM oauth2_clients")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(clients, 10, "the refused request stored nothing");
+    // Another /64, and an IPv4 address, are other clients.
+    register_from(&app, "[2001:db8:3:5::1]:4000", "Bot")
+        .await
+        .assert_status(StatusCode::CREATED);
+    register_from(&app, "192.0.2.30:4000", "Bot")
+        .await
+        .assert_status(StatusCode::CREATED);
+    // One a minute after the burst.
+    app.clock.advance(std::time::Duration::from_secs(60));
+    register_from(&app, "[2001:db8:3:4::1]:4000", "Bot")
+        .await
+        .assert_status(StatusCode::CREATED);
+    register_from(&app, "[2001:db8:3:4::1]:4000", "Bot")
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+}
+
 test_on_both_backends!(
     script_scheme_redirect_uris_are_refused,
     a_native_public_client_registers_and_is_deduplicated,
@@ -349,4 +411,5 @@ test_on_both_backends!(
     a_confidential_client_gets_a_secret_that_works,
     msc2966_violations_are_refused,
     malformed_registration_bodies_are_4xx,
+    registrations_are_rate_limited_per_address,
 );

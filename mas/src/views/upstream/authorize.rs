@@ -6,6 +6,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -15,6 +16,7 @@ use crate::app::AppState;
 use crate::crypto::random;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
+use crate::extract::client_ip::ClientIp;
 use crate::storage::upstream_sessions::{self, NewUpstreamSession};
 use crate::upstream::AuthorizationParams;
 use crate::views::{PostAuthAction, bad_query};
@@ -32,7 +34,10 @@ pub(super) struct AuthorizeQuery {
     login_hint: Option<String>,
 }
 
-/// `GET /upstream/authorize/{provider_id}`.
+/// `GET /upstream/authorize/{provider_id}`. Each request stores a session (and may fetch the
+/// provider's discovery document), so they are rate-limited per client address
+/// ([`UPSTREAM_AUTHORIZE_PER_IP`](crate::ratelimit::Quota::UPSTREAM_AUTHORIZE_PER_IP)): an
+/// error page, 429, with `Retry-After`.
 #[tracing::instrument(
     name = "handlers.upstream.authorize.get",
     skip_all,
@@ -40,10 +45,26 @@ pub(super) struct AuthorizeQuery {
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     mut jar: CookieJar,
     Path(provider_id): Path<String>,
     query: Result<Query<AuthorizeQuery>, QueryRejection>,
 ) -> Result<Response, HtmlError> {
+    if let Err(limited) = state
+        .limiter
+        .check_upstream_authorize(ip, state.clock.now_unix_ms())
+    {
+        tracing::info!(client.ip = ?ip, "upstream login refused: too many from this address");
+        let error = HtmlError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts",
+            format!(
+                "Too many sign-ins were started from your network. Wait {} seconds and try again.",
+                limited.retry_after_secs()
+            ),
+        );
+        return Ok(limited.respond(error));
+    }
     let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
     let provider = state
         .upstream
