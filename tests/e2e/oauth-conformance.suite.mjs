@@ -266,18 +266,26 @@ export function conformanceSuite(backend) {
       assert.equal(oauthErrorOf(replay), 'invalid_grant');
     });
 
-    check('PKCE: a public client without S256 is refused at /authorize; a wrong code_verifier gets invalid_grant', async (rec) => {
+    check('PKCE: a public client without S256 is refused at /authorize (a page with the way back); a wrong code_verifier gets invalid_grant', async (rec) => {
       const config = await native(rec);
-      // The authorization endpoint answers an error by redirecting to the (valid) redirect URI.
+      // A dynamically registered client is not redirected to before the person did anything
+      // (RFC 9700 §4.11.2): the page names it and links back to its (valid) redirect URI with
+      // the error and the state.
       for (const [what, extra] of [
         ['no code_challenge', { code_challenge: undefined, code_challenge_method: undefined }],
         ['code_challenge_method=plain', { code_challenge: 'x'.repeat(43), code_challenge_method: 'plain' }],
       ]) {
         const req = await authorizationRequest(config, { redirectUri: callback.redirectUri, scope: 'openid', extra });
         const res = await rec.send(req.url.href.replace(app.origin, `http://127.0.0.1:${app.ports.http}`));
-        assert.ok([302, 303].includes(res.status), `${what}: expected a redirect to the client, got ${res.status}`);
-        const to = new URL(res.headers.location);
-        assert.equal(`${to.origin}${to.pathname}`, callback.redirectUri, `${what}: redirected to ${to}`);
+        assert.equal(res.status, 400, `${what}: expected the error page, got ${res.status}`);
+        assert.equal(res.headers.location, undefined, `${what}: no redirect`);
+        assert.match(res.headers['content-security-policy'] ?? '', /default-src 'none'/, what);
+        const html = res.body.toString();
+        assert.match(html, /E2E native RP/, `${what}: the client is named`);
+        const href = html.match(/href="(http:\/\/127\.0\.0\.1[^"]*)"/)?.[1]?.replaceAll('&amp;', '&').replaceAll('&#x2f;', '/');
+        assert.ok(href, `${what}: a link back to the client in ${html}`);
+        const to = new URL(href);
+        assert.equal(`${to.origin}${to.pathname}`, callback.redirectUri, `${what}: links to ${to}`);
         assert.equal(to.searchParams.get('error'), 'invalid_request', `${what}: ${to}`);
         assert.equal(to.searchParams.get('state'), req.state, `${what}: state must come back`);
         assert.ok(!to.searchParams.has('code'), `${what}: no code`);

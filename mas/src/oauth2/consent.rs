@@ -87,6 +87,14 @@ fn policy_violation(violations: &[policy::Violation]) -> HtmlError {
     )
 }
 
+/// `uri` as text for an `href` or `src`, if it is an http(s) address with a host.
+fn web_link(uri: Option<&url::Url>) -> Option<String> {
+    uri.filter(|uri| {
+        matches!(uri.scheme(), "https" | "http") && uri.host_str().is_some_and(|h| !h.is_empty())
+    })
+    .map(ToString::to_string)
+}
+
 /// Where a grant's response goes.
 fn callback(grant: &AuthorizationGrant, client: &Client) -> Callback {
     Callback {
@@ -181,10 +189,11 @@ pub(crate) async fn get(
         client: ClientView {
             client_id: client.id.to_string(),
             name: client_display_name(&client),
-            logo_uri: metadata.logo_uri.as_ref().map(ToString::to_string),
-            client_uri: metadata.client_uri.as_ref().map(ToString::to_string),
-            tos_uri: metadata.tos_uri.as_ref().map(ToString::to_string),
-            policy_uri: metadata.policy_uri.as_ref().map(ToString::to_string),
+            // Defence in depth: only web addresses become links or images, whatever is stored.
+            logo_uri: web_link(metadata.logo_uri.as_ref()),
+            client_uri: web_link(metadata.client_uri.as_ref()),
+            tos_uri: web_link(metadata.tos_uri.as_ref()),
+            policy_uri: web_link(metadata.policy_uri.as_ref()),
         },
         scopes: describe_scopes(&scope),
         device_id: device_id_of(&scope),
@@ -194,7 +203,11 @@ pub(crate) async fn get(
     // The answer to this page's form redirects to the client; browsers hold that redirect to
     // the page's `form-action`.
     let mut sources = CspSources::default().form_action(&grant.request.redirect_uri);
-    if let Some(logo) = &metadata.logo_uri {
+    if let Some(logo) = metadata
+        .logo_uri
+        .as_ref()
+        .filter(|uri| uri.scheme() == "https")
+    {
         sources = sources.img_src(logo);
     }
     let mut response = (jar, Html(html)).into_response();
@@ -315,4 +328,27 @@ async fn fulfil(
         params.insert(0, ("code", code));
     }
     Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_web_addresses_become_links() {
+        let parse = |text: &str| url::Url::parse(text).unwrap();
+        assert_eq!(
+            web_link(Some(&parse("https://example.com/tos"))).as_deref(),
+            Some("https://example.com/tos")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "com.example:/x",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(web_link(Some(&parse(bad))), None, "{bad}");
+        }
+        assert_eq!(web_link(None), None);
+    }
 }
