@@ -45,7 +45,7 @@ pub(crate) struct Tokens {
 }
 
 impl Tokens {
-    fn from_response(response: &TestResponse) -> Self {
+    pub(crate) fn from_response(response: &TestResponse) -> Self {
         let body = response.json();
         Self {
             access_token: body["access_token"].as_str().unwrap().to_owned(),

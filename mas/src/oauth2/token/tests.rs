@@ -9,15 +9,20 @@ use axum::http::{Method, StatusCode, header};
 use crate::app::testing::{appliance_listener, form_request};
 use crate::app::{SiteConfig, build_router};
 use crate::crypto::jwt::verify;
+use crate::crypto::sha256_hex;
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash};
 use crate::homeserver::{MockCall, MockFailure};
-use crate::model::{ClientAuthMethod, CodeChallenge, CodeChallengeMethod};
+use crate::model::{
+    Client, ClientAuthMethod, CodeChallenge, CodeChallengeMethod, RefreshToken, Session,
+};
 use crate::oauth2::testing::{
-    ApiApp, DEVICE, MATRIX_SCOPE, REDIRECT_URI, VERIFIER, basic, path, s256,
+    ApiApp, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic, path, s256,
 };
 use crate::routes;
 use crate::storage::testing::test_on_both_backends;
-use crate::storage::{Database, browser_sessions, users};
+use crate::storage::{
+    Database, access_tokens, browser_sessions, oauth2_sessions, refresh_tokens, users,
+};
 
 /// An owned form.
 type Form = Vec<(&'static str, String)>;
@@ -646,11 +651,8 @@ async fn refresh_rotates_the_pair_and_revokes_the_old_access_token(db: Database)
     assert_eq!(app.introspect(&first.access_token).await["active"], false);
     assert_eq!(app.introspect(access2).await["active"], true);
 
-    // The successor was used (introspected): the old refresh token is dead.
-    let response = app.refresh(&client, &refresh1).await;
-    response.assert_status(StatusCode::BAD_REQUEST);
-    assert_eq!(error_of(&response), "invalid_grant");
-    // The current one still works, and no device call was made for refreshes.
+    // The current one works, and no device call was made for refreshes. (Replaying
+    // `refresh1` now would end the session: see the reuse tests below.)
     app.refresh(&client, refresh2)
         .await
         .assert_status(StatusCode::OK);
@@ -665,25 +667,118 @@ async fn a_lost_refresh_response_can_be_replayed_until_the_successor_is_used(db:
     // The client never saw `lost`, and retries with the old token.
     let response = app.refresh(&client, &refresh1).await;
     response.assert_status(StatusCode::OK);
-    let fresh = response.json();
+    let retried = response.json();
     let lost_refresh = lost["refresh_token"].as_str().unwrap();
+    assert_ne!(retried["refresh_token"].as_str(), Some(lost_refresh));
     assert_eq!(
         app.introspect(lost["access_token"].as_str().unwrap()).await["active"],
         false
     );
     let response = app.refresh(&client, lost_refresh).await;
     assert_eq!(error_of(&response), "invalid_grant");
-    // The fresh pair works; once its access token is used, refresh1 is done for good.
+    // A second retry before the fresh pair is used is still tolerated.
+    let response = app.refresh(&client, &refresh1).await;
+    response.assert_status(StatusCode::OK);
+    let fresh = response.json();
+    // The fresh pair works, and the session was never ended.
     assert_eq!(
         app.introspect(fresh["access_token"].as_str().unwrap())
             .await["active"],
         true
     );
-    let response = app.refresh(&client, &refresh1).await;
-    assert_eq!(error_of(&response), "invalid_grant");
     app.refresh(&client, fresh["refresh_token"].as_str().unwrap())
         .await
         .assert_status(StatusCode::OK);
+    assert!(
+        !app.homeserver
+            .calls()
+            .iter()
+            .any(|call| matches!(call, MockCall::DeleteDevice(..)))
+    );
+    assert!(app.homeserver.devices("alice").contains(DEVICE));
+}
+
+/// The stored session of `refresh_token`, and the token's row.
+async fn stored_session(app: &ApiApp, refresh_token: &str) -> (Session, RefreshToken) {
+    let mut conn = app.conn().await;
+    let token = refresh_tokens::find_refresh_token_by_sha256(&mut conn, &sha256_hex(refresh_token))
+        .await
+        .unwrap()
+        .unwrap();
+    let session = oauth2_sessions::find_oauth2_session(&mut conn, token.session_id)
+        .await
+        .unwrap()
+        .unwrap();
+    (session, token)
+}
+
+/// After a replay ended the session: `invalid_grant`, every token of the session dead and
+/// revoked, the session finished and its device deleted in the homeserver.
+async fn assert_session_ended_by_replay(
+    app: &ApiApp,
+    client: &Client,
+    replay: &crate::app::testing::TestResponse,
+    current: &Tokens,
+) {
+    replay.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(replay), "invalid_grant");
+    assert_eq!(replay.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        app.introspect(&current.access_token).await,
+        serde_json::json!({"active": false})
+    );
+    let current_refresh = current.refresh_token.as_deref().unwrap();
+    assert_eq!(
+        error_of(&app.refresh(client, current_refresh).await),
+        "invalid_grant"
+    );
+    let (session, token) = stored_session(app, current_refresh).await;
+    assert!(session.finished_at.is_some());
+    assert!(token.revoked_at.is_some());
+    let access = access_tokens::find_access_token_by_sha256(
+        &mut *app.conn().await,
+        &sha256_hex(&current.access_token),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(access.revoked_at.is_some());
+    assert!(app.homeserver.calls().contains(&MockCall::DeleteDevice(
+        "alice".to_owned(),
+        DEVICE.to_owned()
+    )));
+    assert!(!app.homeserver.devices("alice").contains(DEVICE));
+}
+
+async fn refresh_token_reuse_after_the_successor_was_used_revokes_the_session(db: Database) {
+    let app = ApiApp::new(db).await;
+    let (client, _, first) = app.logged_in("alice", MATRIX_SCOPE).await;
+    let refresh1 = first.refresh_token.unwrap();
+    let response = app.refresh(&client, &refresh1).await;
+    response.assert_status(StatusCode::OK);
+    let second = Tokens::from_response(&response);
+    // The client moved on: Synapse saw its new access token.
+    assert_eq!(app.introspect(&second.access_token).await["active"], true);
+
+    // Someone else presents the old refresh token (RFC 9700 §4.14.2).
+    let replay = app.refresh(&client, &refresh1).await;
+    assert_session_ended_by_replay(&app, &client, &replay, &second).await;
+}
+
+async fn refresh_token_reuse_after_the_successor_was_refreshed_revokes_the_session(db: Database) {
+    let app = ApiApp::new(db).await;
+    let (client, _, first) = app.logged_in("alice", MATRIX_SCOPE).await;
+    let refresh1 = first.refresh_token.unwrap();
+    let second = app.refresh(&client, &refresh1).await.json();
+    // The client refreshed again without using the second access token.
+    let response = app
+        .refresh(&client, second["refresh_token"].as_str().unwrap())
+        .await;
+    response.assert_status(StatusCode::OK);
+    let third = Tokens::from_response(&response);
+
+    let replay = app.refresh(&client, &refresh1).await;
+    assert_session_ended_by_replay(&app, &client, &replay, &third).await;
 }
 
 async fn refresh_is_refused_for_other_clients_ended_sessions_and_locked_users(db: Database) {
@@ -820,6 +915,8 @@ test_on_both_backends!(
     malformed_requests_are_4xx_never_500,
     refresh_rotates_the_pair_and_revokes_the_old_access_token,
     a_lost_refresh_response_can_be_replayed_until_the_successor_is_used,
+    refresh_token_reuse_after_the_successor_was_used_revokes_the_session,
+    refresh_token_reuse_after_the_successor_was_refreshed_revokes_the_session,
     refresh_is_refused_for_other_clients_ended_sessions_and_locked_users,
     client_credentials_gives_a_userless_access_token,
     expires_in_follows_the_configured_access_token_ttl,
