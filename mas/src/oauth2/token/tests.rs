@@ -16,13 +16,14 @@ use crate::model::{
     Client, ClientAuthMethod, CodeChallenge, CodeChallengeMethod, RefreshToken, Session,
 };
 use crate::oauth2::testing::{
-    ApiApp, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic, path, s256,
+    ApiApp, CHALLENGE, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic, path, s256,
 };
 use crate::routes;
 use crate::storage::testing::test_on_both_backends;
 use crate::storage::{
     Database, access_tokens, browser_sessions, oauth2_sessions, refresh_tokens, users,
 };
+use crate::views::testing::{Browser, csrf_of, location, url_params};
 
 /// An owned form.
 type Form = Vec<(&'static str, String)>;
@@ -292,6 +293,7 @@ async fn code_exchange_errors_are_rfc6749_json(db: Database) {
         .token(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
+            ("redirect_uri", "https://app.example.com/cb"),
             ("client_id", &confidential_id),
             ("client_secret", "s3cret"),
             ("code_verifier", VERIFIER),
@@ -377,6 +379,129 @@ async fn a_replayed_code_after_20_seconds_ends_the_first_session(db: Database) {
     assert!(!app.homeserver.devices("alice").contains(DEVICE));
 }
 
+/// The code exchange form of the public `client` with [`VERIFIER`], and `redirect_uri` if
+/// given.
+fn code_form(client: &Client, code: &str, redirect_uri: Option<&str>) -> Form {
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.to_owned()),
+        ("client_id", client.id.to_string()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ];
+    if let Some(uri) = redirect_uri {
+        form.push(("redirect_uri", uri.to_owned()));
+    }
+    form
+}
+
+async fn token_form(app: &ApiApp, form: &Form) -> crate::app::testing::TestResponse {
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.token(&pairs).await
+}
+
+async fn a_code_whose_request_carried_redirect_uri_needs_the_same_one(db: Database) {
+    let app = ApiApp::new(db).await;
+    let user = app.user("alice").await;
+    let client = app.public_client().await;
+    let browser = app.login(&user).await;
+    // The fixture's grant, like Element X's request, carried `redirect_uri`.
+    let code = app
+        .fulfilled_grant(&client, &browser, "openid", s256())
+        .await;
+
+    // RFC 6749 §4.1.3: missing, or not identical, is `invalid_grant`.
+    let response = token_form(&app, &code_form(&client, &code, None)).await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&response), "invalid_grant");
+    let description = response.json()["error_description"].to_string();
+    assert!(description.contains("redirect_uri"), "{description}");
+    assert!(description.contains("required"), "{description}");
+    for other in [
+        "io.element.app:/other",
+        "io.element.app:/callback/",
+        "io.element.app:/callback?x=1",
+        "not a uri",
+    ] {
+        let response = token_form(&app, &code_form(&client, &code, Some(other))).await;
+        response.assert_status(StatusCode::BAD_REQUEST);
+        assert_eq!(error_of(&response), "invalid_grant", "{other}");
+    }
+    // Neither consumed the code: the identical one gets the tokens.
+    let response = token_form(&app, &code_form(&client, &code, Some(REDIRECT_URI))).await;
+    response.assert_status(StatusCode::OK);
+    assert!(response.json()["access_token"].is_string());
+}
+
+/// Runs `/authorize` (with `redirect_uri` or without) and the consent page for `client` in
+/// a browser where alice is signed in; returns the code.
+async fn code_from_the_browser(
+    browser: &mut Browser,
+    client: &Client,
+    redirect_uri: Option<&str>,
+) -> String {
+    let client_id = client.id.to_string();
+    let mut params = vec![
+        ("client_id", client_id.as_str()),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("state", "st4te"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    if let Some(uri) = redirect_uri {
+        params.push(("redirect_uri", uri));
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish();
+    let consent = location(&browser.get(&format!("/auth/authorize?{query}")).await);
+    assert!(consent.starts_with("/auth/consent/"), "{consent}");
+    let page = browser.get(&consent).await;
+    page.assert_status(StatusCode::OK);
+    let csrf = csrf_of(&page.text());
+    let back = location(
+        &browser
+            .post(&consent, &[("csrf", &csrf), ("action", "approve")])
+            .await,
+    );
+    assert!(back.starts_with(REDIRECT_URI), "{back}");
+    url_params(&back, false)["code"].clone()
+}
+
+async fn redirect_uri_is_required_only_if_the_authorization_request_carried_it(db: Database) {
+    let app = ApiApp::new(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    let client = app.native_test_client().await;
+    assert_eq!(client.metadata.redirect_uris[0].as_str(), REDIRECT_URI);
+    let mut browser = app.browser();
+    browser.login("alice", "correct horse").await;
+
+    // Given at /authorize: required at the token endpoint.
+    let code = code_from_the_browser(&mut browser, &client, Some(REDIRECT_URI)).await;
+    let response = token_form(&app, &code_form(&client, &code, None)).await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&response), "invalid_grant");
+    token_form(&app, &code_form(&client, &code, Some(REDIRECT_URI)))
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Left out (the single registered URI was used): optional, but checked when given.
+    let code = code_from_the_browser(&mut browser, &client, None).await;
+    let response = token_form(
+        &app,
+        &code_form(&client, &code, Some("io.element.app:/other")),
+    )
+    .await;
+    assert_eq!(error_of(&response), "invalid_grant");
+    token_form(&app, &code_form(&client, &code, None))
+        .await
+        .assert_status(StatusCode::OK);
+    let code = code_from_the_browser(&mut browser, &client, None).await;
+    token_form(&app, &code_form(&client, &code, Some(REDIRECT_URI)))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
 async fn confidential_clients_may_use_plain_pkce_and_basic_auth(db: Database) {
     let app = ApiApp::new(db).await;
     let user = app.user("alice").await;
@@ -397,6 +522,7 @@ async fn confidential_clients_may_use_plain_pkce_and_basic_auth(db: Database) {
         &[
             ("grant_type", "authorization_code"),
             ("code", &code),
+            ("redirect_uri", "https://app.example.com/cb"),
             ("code_verifier", VERIFIER),
         ],
     );
@@ -909,6 +1035,8 @@ test_on_both_backends!(
     code_exchange_errors_are_rfc6749_json,
     expired_codes_ended_browser_sessions_and_locked_users_are_refused,
     a_replayed_code_after_20_seconds_ends_the_first_session,
+    a_code_whose_request_carried_redirect_uri_needs_the_same_one,
+    redirect_uri_is_required_only_if_the_authorization_request_carried_it,
     confidential_clients_may_use_plain_pkce_and_basic_auth,
     client_authentication_failures_are_invalid_client,
     grant_type_problems_have_their_own_errors,
