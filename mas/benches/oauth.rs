@@ -274,6 +274,7 @@ impl Fixtures {
         let request = NewAuthorizationGrant {
             client_id: self.client.id,
             redirect_uri: REDIRECT_URI.parse()?,
+            redirect_uri_explicit: true,
             scope: format!(
                 "openid urn:matrix:client:api:* urn:matrix:client:device:EXCH{index:06}"
             )

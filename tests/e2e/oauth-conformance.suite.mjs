@@ -366,7 +366,7 @@ export function conformanceSuite(backend) {
       assert.equal(statusOf(bad), 401, `${bad.constructor.name}: ${bad.message}`);
     });
 
-    check('refresh: a new pair, the old access token revoked; the consumed refresh token refused once the new pair was used', async (rec) => {
+    check('refresh: a new pair, the old access token revoked; replaying the consumed refresh token once the new pair was used ends the session', async (rec) => {
       const config = await native(rec);
       const { tokens: t0 } = await flow(rec, 'openid');
       const t1 = await oidc.refreshTokenGrant(config, t0.refresh_token);
@@ -382,13 +382,19 @@ export function conformanceSuite(backend) {
       assert.equal(active.active, true, JSON.stringify(active));
       assert.equal(active.username, 'alice');
       assert.ok(Number.isInteger(active.expires_in), `expires_in must be an integer: ${JSON.stringify(active)}`);
-      // ...so the consumed refresh token is refused from now on.
+      const info = await oidc.fetchUserInfo(config, t1.access_token, t0.claims().sub);
+      assert.equal(info.username, 'alice');
+      // ...so the consumed refresh token coming back is a replay: refused, and the whole
+      // session ends (RFC 9700 §4.14.2).
       const replay = await expectOAuthError('replay of a consumed refresh token after its successor was used', () =>
         oidc.refreshTokenGrant(config, t0.refresh_token),
       );
       assert.equal(oauthErrorOf(replay), 'invalid_grant');
-      const info = await oidc.fetchUserInfo(config, t1.access_token, t0.claims().sub);
-      assert.equal(info.username, 'alice');
+      assert.equal((await introspect(app, rec, t1.access_token)).active, false, 'the replay ended the session');
+      const gone = await expectOAuthError('userinfo after the replay ended the session', () =>
+        oidc.fetchUserInfo(config, t1.access_token, t0.claims().sub),
+      );
+      assert.equal(statusOf(gone), 401, `${gone.constructor.name}: ${gone.message}`);
     });
 
     check('refresh, lost response: replaying the consumed token before the new pair is used gives a fresh pair and revokes the lost one', async (rec) => {

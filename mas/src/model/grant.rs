@@ -47,6 +47,9 @@ pub struct NewAuthorizationGrant {
     pub client_id: Ulid,
     /// Where to send the response (one of the client's).
     pub redirect_uri: Url,
+    /// The request carried `redirect_uri` (rather than leaving it to the client's only
+    /// registered one), so the token request must repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri_explicit: bool,
     /// The requested scope.
     pub scope: Scope,
     /// The client's `state`, echoed back.

@@ -544,6 +544,7 @@ fn validate(
     Ok(NewAuthorizationGrant {
         client_id: client.id,
         redirect_uri,
+        redirect_uri_explicit: params.get("redirect_uri")?.is_some(),
         scope,
         state: params.get("state")?.map(str::to_owned),
         nonce: nonce.map(str::to_owned),

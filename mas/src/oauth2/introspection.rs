@@ -5,10 +5,15 @@
 //! refresh-token replay rule needs).
 //!
 //! Callers authenticate with `Authorization: Bearer <matrix.secret>` (Synapse), or as a
-//! confidential client (the legacy MSC3861 setup). Any well-formed request about a token that
-//! is not valid (unknown, malformed, revoked, expired, finished session, locked or deactivated
-//! user, wrong `token_type_hint`) gets **200 `{"active": false}`**: a 4xx would make Synapse
-//! answer 503 instead of logging the client out.
+//! confidential client **declared in the config** (the legacy MSC3861 setup). A dynamically
+//! registered client is refused (401 `invalid_client`) even with the right secret: anyone may
+//! register one (RFC 7591), and RFC 7662 §4 wants callers specifically authorized to
+//! introspect. Upstream MAS lets any confidential client introspect.
+//!
+//! Any well-formed request about a token that is not valid (unknown, malformed, revoked,
+//! expired, finished session, locked or deactivated user, wrong `token_type_hint`) gets
+//! **200 `{"active": false}`**: a 4xx would make Synapse answer 503 instead of logging the
+//! client out.
 
 use axum::Json;
 use axum::extract::State;
@@ -97,12 +102,15 @@ pub enum RouteError {
     /// A public client may not introspect.
     #[error("public clients may not introspect tokens")]
     PublicClient,
+    /// Only clients declared in the config may introspect.
+    #[error("only clients declared in the configuration may introspect tokens")]
+    NotStatic,
 }
 
 impl From<RouteError> for OAuthError {
     fn from(error: RouteError) -> Self {
         let code = match error {
-            RouteError::Unauthenticated => "invalid_client",
+            RouteError::Unauthenticated | RouteError::NotStatic => "invalid_client",
             RouteError::BadSecret | RouteError::PublicClient => "access_denied",
         };
         Self::new(StatusCode::UNAUTHORIZED, code, error.to_string())
@@ -130,6 +138,9 @@ pub async fn post(
                 .await?;
             if client.is_public() {
                 return Err(RouteError::PublicClient.into());
+            }
+            if !client.is_static {
+                return Err(RouteError::NotStatic.into());
             }
         }
         (None, None) => return Err(RouteError::Unauthenticated.into()),

@@ -45,7 +45,7 @@ pub(crate) struct Tokens {
 }
 
 impl Tokens {
-    fn from_response(response: &TestResponse) -> Self {
+    pub(crate) fn from_response(response: &TestResponse) -> Self {
         let body = response.json();
         Self {
             access_token: body["access_token"].as_str().unwrap().to_owned(),
@@ -208,6 +208,8 @@ impl ApiApp {
         let request = NewAuthorizationGrant {
             client_id: client.id,
             redirect_uri: client.metadata.redirect_uris[0].clone(),
+            // As Element X does; `exchange` repeats it.
+            redirect_uri_explicit: true,
             scope: scope.parse().unwrap(),
             state: Some("xyz".to_owned()),
             nonce: Some("n-0S6_WzA2Mj".to_owned()),

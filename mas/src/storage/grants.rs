@@ -1,5 +1,5 @@
 //! `oauth2_authorization_grants`: `/authorize` requests through consent to the code exchange
-//! (migration 0007). Fulfilment and exchange are conditional updates: of two concurrent
+//! (migrations 0007, 0013). Fulfilment and exchange are conditional updates: of two concurrent
 //! attempts exactly one wins, and the loser learns it from the `false` it gets back.
 
 use rand::RngCore;
@@ -19,7 +19,8 @@ const CODE_UNIQUE: Unique = Unique {
 
 macro_rules! grant_columns {
     () => {
-        "oauth2_authorization_grant_id, oauth2_client_id, redirect_uri, scope, state, nonce, \
+        "oauth2_authorization_grant_id, oauth2_client_id, redirect_uri, \
+         CAST(redirect_uri_explicit AS INTEGER) AS redirect_uri_explicit, scope, state, nonce, \
          response_mode, CAST(response_type_code AS INTEGER) AS response_type_code, \
          CAST(response_type_id_token AS INTEGER) AS response_type_id_token, code_challenge, \
          code_challenge_method, login_hint, prompt, authorization_code_sha256, \
@@ -33,6 +34,7 @@ struct GrantRow {
     oauth2_authorization_grant_id: String,
     oauth2_client_id: String,
     redirect_uri: String,
+    redirect_uri_explicit: i64,
     scope: String,
     state: Option<String>,
     nonce: Option<String>,
@@ -79,6 +81,7 @@ impl TryFrom<GrantRow> for AuthorizationGrant {
                 "oauth2_authorization_grants.redirect_uri",
                 &row.redirect_uri,
             )?,
+            redirect_uri_explicit: row.redirect_uri_explicit != 0,
             scope: rows::parse("oauth2_authorization_grants.scope", &row.scope)?,
             state: row.state,
             nonce: row.nonce,
@@ -134,14 +137,15 @@ pub async fn create_authorization_grant(
     let challenge = request.code_challenge.as_ref();
     sqlx::query(
         "INSERT INTO oauth2_authorization_grants \
-         (oauth2_authorization_grant_id, oauth2_client_id, redirect_uri, scope, state, nonce, \
-          response_mode, response_type_code, response_type_id_token, code_challenge, \
-          code_challenge_method, login_hint, prompt, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         (oauth2_authorization_grant_id, oauth2_client_id, redirect_uri, redirect_uri_explicit, \
+          scope, state, nonce, response_mode, response_type_code, response_type_id_token, \
+          code_challenge, code_challenge_method, login_hint, prompt, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(id.to_string())
     .bind(request.client_id.to_string())
     .bind(request.redirect_uri.as_str())
+    .bind(request.redirect_uri_explicit)
     .bind(request.scope.to_string())
     .bind(request.state.as_deref())
     .bind(request.nonce.as_deref())

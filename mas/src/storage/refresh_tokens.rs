@@ -217,5 +217,29 @@ pub async fn revoke_refresh_token(
     Ok(result.rows_affected() == 1)
 }
 
+/// Revokes every token of the session that is not revoked yet, consumed ones included (a
+/// replayed refresh token ends the whole session, RFC 9700 §4.14.2); returns how many.
+#[tracing::instrument(
+    name = "db.oauth2_refresh_tokens.revoke_all_of_session",
+    skip_all,
+    fields(oauth2_session.id = %session_id),
+    err
+)]
+pub async fn revoke_session_refresh_tokens(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    session_id: Ulid,
+) -> Result<u64, StorageError> {
+    let result = sqlx::query(
+        "UPDATE oauth2_refresh_tokens SET revoked_at = $2 \
+         WHERE oauth2_session_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session_id.to_string())
+    .bind(clock.now_unix_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 #[cfg(test)]
 mod tests;

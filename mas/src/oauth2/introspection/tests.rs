@@ -6,12 +6,16 @@ use axum::http::{Method, StatusCode, header};
 use serde_json::json;
 
 use crate::app::testing::{MATRIX_SECRET, TestResponse, bearer, form_request};
+use crate::config::{ClientConfig, sync_static_clients};
 use crate::crypto::sha256_hex;
 use crate::model::ClientAuthMethod;
 use crate::oauth2::testing::{ApiApp, DEVICE, MATRIX_SCOPE, basic, path};
 use crate::routes;
 use crate::storage::testing::test_on_both_backends;
 use crate::storage::{Database, access_tokens, oauth2_sessions, users};
+
+/// The `client_id` of the static client.
+const STATIC_CLIENT_ID: &str = "01J00000000000000000SYNAPS";
 
 fn inactive() -> serde_json::Value {
     json!({"active": false})
@@ -206,36 +210,88 @@ async fn callers_must_authenticate(db: Database) {
     let response = post(&app, &[("token", token), ("client_id", &public_id)], None).await;
     response.assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(response.json()["error"], "access_denied");
+}
 
-    // A confidential client (the legacy MSC3861 setup) may introspect.
-    let client = app
+/// `POST /oauth2/introspect` about `token`, authenticated with `Authorization: Basic`.
+async fn post_basic(app: &ApiApp, token: &str, client_id: &str, secret: &str) -> TestResponse {
+    let mut request = form_request(
+        Method::POST,
+        &path(routes::OAUTH2_INTROSPECT),
+        &[("token", token)],
+    );
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        basic(client_id, secret).parse().unwrap(),
+    );
+    app.request(request).await
+}
+
+async fn only_static_clients_may_introspect_with_client_credentials(db: Database) {
+    let app = ApiApp::new(db).await;
+    let (_, _, tokens) = app.logged_in("alice", MATRIX_SCOPE).await;
+    let token = tokens.access_token.as_str();
+
+    // A confidential client anyone could register (RFC 7591) is refused, its credentials
+    // right or not.
+    let registered = app
+        .post_json(
+            &path(routes::OAUTH2_REGISTRATION),
+            &json!({
+                "client_name": "Web app",
+                "client_uri": "https://app.example.com/",
+                "redirect_uris": ["https://app.example.com/cb"],
+                "grant_types": ["authorization_code"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            }),
+        )
+        .await;
+    registered.assert_status(StatusCode::CREATED);
+    let registered = registered.json();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let secret = registered["client_secret"].as_str().unwrap();
+    for secret in [secret, "wrong"] {
+        let response = post_basic(&app, token, client_id, secret).await;
+        response.assert_status(StatusCode::UNAUTHORIZED);
+        assert_eq!(response.json()["error"], "invalid_client");
+        assert!(response.json()["error_description"].is_string());
+        assert_eq!(response.header("content-type"), Some("application/json"));
+    }
+    // The same with a confidential client stored without the config.
+    let dynamic = app
         .confidential_client(ClientAuthMethod::ClientSecretBasic, "s3cret")
         .await;
-    let mut request = form_request(
-        Method::POST,
-        &path(routes::OAUTH2_INTROSPECT),
-        &[("token", token)],
-    );
-    request.headers_mut().insert(
-        header::AUTHORIZATION,
-        basic(&client.id.to_string(), "s3cret").parse().unwrap(),
-    );
-    let response = app.request(request).await;
-    response.assert_status(StatusCode::OK);
-    assert_eq!(response.json()["active"], true);
-
-    let mut request = form_request(
-        Method::POST,
-        &path(routes::OAUTH2_INTROSPECT),
-        &[("token", token)],
-    );
-    request.headers_mut().insert(
-        header::AUTHORIZATION,
-        basic(&client.id.to_string(), "wrong").parse().unwrap(),
-    );
-    let response = app.request(request).await;
+    let response = post_basic(&app, token, &dynamic.id.to_string(), "s3cret").await;
     response.assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(response.json()["error"], "invalid_client");
+
+    // A client declared in the config (the legacy MSC3861 setup) may introspect.
+    let config = ClientConfig {
+        client_id: STATIC_CLIENT_ID.to_owned(),
+        client_auth_method: "client_secret_basic".to_owned(),
+        client_name: Some("Synapse".to_owned()),
+        client_secret: Some("static-s3cret".to_owned()),
+        client_secret_file: None,
+        redirect_uris: Vec::new(),
+    };
+    sync_static_clients(
+        &app.state.db,
+        &app.clock,
+        &app.state.rng,
+        &app.state.encrypter,
+        &[config],
+    )
+    .await
+    .unwrap();
+    let response = post_basic(&app, token, STATIC_CLIENT_ID, "static-s3cret").await;
+    response.assert_status(StatusCode::OK);
+    assert_eq!(response.json()["active"], true);
+    assert_eq!(response.json()["username"], "alice");
+    let response = post_basic(&app, token, STATIC_CLIENT_ID, "wrong").await;
+    response.assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(response.json()["error"], "invalid_client");
+
+    // Synapse's shared secret is unchanged.
+    assert_eq!(app.introspect(token).await["active"], true);
 }
 
 async fn malformed_introspection_requests_are_400(db: Database) {
@@ -278,5 +334,6 @@ test_on_both_backends!(
     refresh_tokens_can_be_introspected_with_their_hint,
     the_admin_scope_is_passed_through,
     callers_must_authenticate,
+    only_static_clients_may_introspect_with_client_credentials,
     malformed_introspection_requests_are_400,
 );

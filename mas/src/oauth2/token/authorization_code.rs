@@ -4,6 +4,7 @@
 //!   than 10 minutes after consent, and works once. A second exchange is `invalid_grant`, and
 //!   if it comes more than 20 s after the first, the session the first one created is ended
 //!   (the code is presumed stolen);
+//! - `redirect_uri` must repeat the authorization request's, if that one carried it;
 //! - PKCE: `S256` is required for public clients; `plain` only for confidential ones;
 //! - the browser session that consented must still be active and its user usable;
 //! - the OAuth session is created here. With a device scope, the device is upserted in
@@ -25,7 +26,9 @@ use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::FormParams;
 use crate::homeserver::{HomeserverConnection, ProvisionRequest};
-use crate::model::{Client, CodeChallenge, CodeChallengeMethod, GrantStage, NewSession};
+use crate::model::{
+    Client, CodeChallenge, CodeChallengeMethod, GrantStage, NewAuthorizationGrant, NewSession,
+};
 use crate::oauth2::SessionEnder;
 use crate::storage::{browser_sessions, grants, oauth2_sessions};
 
@@ -71,13 +74,7 @@ pub(super) async fn grant(
     if grant.code_expired(now) {
         return Err(invalid_grant("the code has expired"));
     }
-    if let Some(redirect_uri) = form.get("redirect_uri")
-        && Url::parse(redirect_uri).ok().as_ref() != Some(&grant.request.redirect_uri)
-    {
-        return Err(invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
+    check_redirect_uri(&grant.request, form.get("redirect_uri"))?;
     verify_pkce(
         client.is_public(),
         grant.request.code_challenge.as_ref(),
@@ -167,6 +164,26 @@ pub(super) async fn grant(
     let mut response = TokenResponse::new(pair, ttl, &scope);
     response.id_token = id_token;
     Ok(response)
+}
+
+/// RFC 6749 §4.1.3: `redirect_uri` is required when the authorization request carried it,
+/// and must then be identical; when the request left it out (the client's only registered
+/// URI was used), it is optional but, if given, must still be that URI. Both sides are
+/// compared as parsed URLs.
+fn check_redirect_uri(
+    request: &NewAuthorizationGrant,
+    given: Option<&str>,
+) -> Result<(), OAuthError> {
+    match given {
+        None if request.redirect_uri_explicit => Err(invalid_grant(
+            "redirect_uri is required: the authorization request included it",
+        )),
+        None => Ok(()),
+        Some(given) if Url::parse(given).ok().as_ref() == Some(&request.redirect_uri) => Ok(()),
+        Some(_) => Err(invalid_grant(
+            "redirect_uri does not match the authorization request",
+        )),
+    }
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.

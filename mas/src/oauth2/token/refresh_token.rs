@@ -2,18 +2,25 @@
 //! use: the presented token is consumed and linked to its successor, a new access and refresh
 //! pair is issued, and the old access token is revoked.
 //!
-//! Lost responses: when an **already consumed** token comes back while its successor is still
-//! unused and the successor's access token was never introspected (`first_used_at` is NULL),
-//! the client most likely never received the answer. The successor pair is revoked and a
-//! fresh pair issued. If the successor was used, the answer is `invalid_grant`.
+//! An **already consumed** token that comes back is judged by its successor:
+//!
+//! - the successor is still unused (neither refreshed nor revoked, and its access token never
+//!   introspected: `first_used_at` is NULL): the client most likely never received the
+//!   answer. The successor pair is revoked and a fresh pair issued (as upstream MAS does);
+//! - the successor was used (refreshed, or its access token introspected): the client moved
+//!   on, so this is a replay by someone else. RFC 9700 §4.14.2: the **whole session** ends
+//!   (every token revoked, the session finished, its device deleted in the homeserver) and
+//!   the answer is `invalid_grant`. Upstream MAS only refuses the token here;
+//! - anything else (no successor recorded, or revoked): `invalid_grant`.
 
 use super::{TokenPair, TokenResponse, invalid_grant};
 use crate::app::AppState;
 use crate::crypto::{TokenKind, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::FormParams;
-use crate::model::{Client, RefreshToken};
-use crate::storage::{access_tokens, introspection, refresh_tokens};
+use crate::model::{Client, RefreshToken, Session};
+use crate::oauth2::SessionEnder;
+use crate::storage::{StorageError, access_tokens, introspection, refresh_tokens};
 
 /// Exchanges a refresh token for a new pair.
 pub(super) async fn grant(
@@ -48,10 +55,22 @@ pub(super) async fn grant(
     if found.token.revoked_at.is_some() {
         return Err(invalid_grant("the refresh token was revoked"));
     }
-    // For a consumed token: the unused successor to replace (rule 2 of §11).
+    // For a consumed token: the unused successor to replace.
     let replaced = match found.token.consumed_at {
         None => None,
-        Some(_) => Some(replaceable_successor(&mut conn, &found.token).await?),
+        Some(_) => match successor_of(&mut conn, &found.token).await? {
+            Successor::Unused(next) => Some(next),
+            Successor::Used => {
+                drop(conn);
+                end_replayed_session(state, &found.session).await?;
+                return Err(invalid_grant(
+                    "the refresh token was already used; the session has ended",
+                ));
+            }
+            Successor::Unavailable => {
+                return Err(invalid_grant("the refresh token was already used"));
+            }
+        },
     };
     drop(conn);
 
@@ -115,26 +134,60 @@ pub(super) async fn grant(
     Ok(TokenResponse::new(pair, ttl, &found.session.scope))
 }
 
-/// The successor of the consumed `token` when the lost-response rule applies: it is neither
-/// consumed nor revoked, and its access token was never used (or is gone). Otherwise
-/// `invalid_grant`.
-async fn replaceable_successor(
+/// What became of the successor of a consumed refresh token.
+#[derive(Debug)]
+enum Successor {
+    /// Neither consumed nor revoked, and its access token never used (or gone): the
+    /// client most likely lost the answer that carried it.
+    Unused(RefreshToken),
+    /// Refreshed, or its access token was introspected: the client has it.
+    Used,
+    /// None recorded, missing, or revoked: nothing to conclude from it.
+    Unavailable,
+}
+
+/// Follows `token.next_refresh_token_id` and judges the successor.
+async fn successor_of(
     conn: &mut sqlx::AnyConnection,
     token: &RefreshToken,
-) -> Result<RefreshToken, OAuthError> {
-    let used = || invalid_grant("the refresh token was already used");
-    let next_id = token.next_refresh_token_id.ok_or_else(used)?;
-    let next = refresh_tokens::find_refresh_token(conn, next_id)
-        .await?
-        .ok_or_else(used)?;
-    if !next.is_valid() {
-        return Err(used());
+) -> Result<Successor, StorageError> {
+    let Some(next_id) = token.next_refresh_token_id else {
+        return Ok(Successor::Unavailable);
+    };
+    let Some(next) = refresh_tokens::find_refresh_token(conn, next_id).await? else {
+        return Ok(Successor::Unavailable);
+    };
+    if next.consumed_at.is_some() {
+        return Ok(Successor::Used);
+    }
+    if next.revoked_at.is_some() {
+        return Ok(Successor::Unavailable);
     }
     if let Some(access_token_id) = next.access_token_id {
         let access = access_tokens::find_access_token(conn, access_token_id).await?;
         if access.is_some_and(|access| access.first_used_at.is_some()) {
-            return Err(used());
+            return Ok(Successor::Used);
         }
     }
-    Ok(next)
+    Ok(Successor::Unused(next))
+}
+
+/// RFC 9700 §4.14.2: a refresh token replayed after the client moved on ends the session.
+/// Every token of the session is revoked first, then [`SessionEnder`] finishes it and deletes
+/// its device (or queues the deletion), as any other session end does.
+async fn end_replayed_session(state: &AppState, session: &Session) -> Result<(), OAuthError> {
+    let clock = state.clock.as_ref();
+    let mut tx = state.db.begin_write().await?;
+    access_tokens::revoke_session_access_tokens(&mut tx, clock, session.id).await?;
+    refresh_tokens::revoke_session_refresh_tokens(&mut tx, clock, session.id).await?;
+    tx.commit().await.map_err(OAuthError::internal)?;
+    // `false`: a concurrent request ended it first, and logged it.
+    if SessionEnder::from_state(state).end(session.id).await? {
+        tracing::warn!(
+            oauth2_session.id = %session.id,
+            oauth2_client.id = %session.client_id,
+            "refresh token replayed after its successor was used; session ended"
+        );
+    }
+    Ok(())
 }

@@ -9,15 +9,21 @@ use axum::http::{Method, StatusCode, header};
 use crate::app::testing::{appliance_listener, form_request};
 use crate::app::{SiteConfig, build_router};
 use crate::crypto::jwt::verify;
+use crate::crypto::sha256_hex;
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash};
 use crate::homeserver::{MockCall, MockFailure};
-use crate::model::{ClientAuthMethod, CodeChallenge, CodeChallengeMethod};
+use crate::model::{
+    Client, ClientAuthMethod, CodeChallenge, CodeChallengeMethod, RefreshToken, Session,
+};
 use crate::oauth2::testing::{
-    ApiApp, DEVICE, MATRIX_SCOPE, REDIRECT_URI, VERIFIER, basic, path, s256,
+    ApiApp, CHALLENGE, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic, path, s256,
 };
 use crate::routes;
 use crate::storage::testing::test_on_both_backends;
-use crate::storage::{Database, browser_sessions, users};
+use crate::storage::{
+    Database, access_tokens, browser_sessions, oauth2_sessions, refresh_tokens, users,
+};
+use crate::views::testing::{Browser, csrf_of, location, url_params};
 
 /// An owned form.
 type Form = Vec<(&'static str, String)>;
@@ -287,6 +293,7 @@ async fn code_exchange_errors_are_rfc6749_json(db: Database) {
         .token(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
+            ("redirect_uri", "https://app.example.com/cb"),
             ("client_id", &confidential_id),
             ("client_secret", "s3cret"),
             ("code_verifier", VERIFIER),
@@ -372,6 +379,129 @@ async fn a_replayed_code_after_20_seconds_ends_the_first_session(db: Database) {
     assert!(!app.homeserver.devices("alice").contains(DEVICE));
 }
 
+/// The code exchange form of the public `client` with [`VERIFIER`], and `redirect_uri` if
+/// given.
+fn code_form(client: &Client, code: &str, redirect_uri: Option<&str>) -> Form {
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.to_owned()),
+        ("client_id", client.id.to_string()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ];
+    if let Some(uri) = redirect_uri {
+        form.push(("redirect_uri", uri.to_owned()));
+    }
+    form
+}
+
+async fn token_form(app: &ApiApp, form: &Form) -> crate::app::testing::TestResponse {
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.token(&pairs).await
+}
+
+async fn a_code_whose_request_carried_redirect_uri_needs_the_same_one(db: Database) {
+    let app = ApiApp::new(db).await;
+    let user = app.user("alice").await;
+    let client = app.public_client().await;
+    let browser = app.login(&user).await;
+    // The fixture's grant, like Element X's request, carried `redirect_uri`.
+    let code = app
+        .fulfilled_grant(&client, &browser, "openid", s256())
+        .await;
+
+    // RFC 6749 §4.1.3: missing, or not identical, is `invalid_grant`.
+    let response = token_form(&app, &code_form(&client, &code, None)).await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&response), "invalid_grant");
+    let description = response.json()["error_description"].to_string();
+    assert!(description.contains("redirect_uri"), "{description}");
+    assert!(description.contains("required"), "{description}");
+    for other in [
+        "io.element.app:/other",
+        "io.element.app:/callback/",
+        "io.element.app:/callback?x=1",
+        "not a uri",
+    ] {
+        let response = token_form(&app, &code_form(&client, &code, Some(other))).await;
+        response.assert_status(StatusCode::BAD_REQUEST);
+        assert_eq!(error_of(&response), "invalid_grant", "{other}");
+    }
+    // Neither consumed the code: the identical one gets the tokens.
+    let response = token_form(&app, &code_form(&client, &code, Some(REDIRECT_URI))).await;
+    response.assert_status(StatusCode::OK);
+    assert!(response.json()["access_token"].is_string());
+}
+
+/// Runs `/authorize` (with `redirect_uri` or without) and the consent page for `client` in
+/// a browser where alice is signed in; returns the code.
+async fn code_from_the_browser(
+    browser: &mut Browser,
+    client: &Client,
+    redirect_uri: Option<&str>,
+) -> String {
+    let client_id = client.id.to_string();
+    let mut params = vec![
+        ("client_id", client_id.as_str()),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("state", "st4te"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    if let Some(uri) = redirect_uri {
+        params.push(("redirect_uri", uri));
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish();
+    let consent = location(&browser.get(&format!("/auth/authorize?{query}")).await);
+    assert!(consent.starts_with("/auth/consent/"), "{consent}");
+    let page = browser.get(&consent).await;
+    page.assert_status(StatusCode::OK);
+    let csrf = csrf_of(&page.text());
+    let back = location(
+        &browser
+            .post(&consent, &[("csrf", &csrf), ("action", "approve")])
+            .await,
+    );
+    assert!(back.starts_with(REDIRECT_URI), "{back}");
+    url_params(&back, false)["code"].clone()
+}
+
+async fn redirect_uri_is_required_only_if_the_authorization_request_carried_it(db: Database) {
+    let app = ApiApp::new(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    let client = app.native_test_client().await;
+    assert_eq!(client.metadata.redirect_uris[0].as_str(), REDIRECT_URI);
+    let mut browser = app.browser();
+    browser.login("alice", "correct horse").await;
+
+    // Given at /authorize: required at the token endpoint.
+    let code = code_from_the_browser(&mut browser, &client, Some(REDIRECT_URI)).await;
+    let response = token_form(&app, &code_form(&client, &code, None)).await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&response), "invalid_grant");
+    token_form(&app, &code_form(&client, &code, Some(REDIRECT_URI)))
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Left out (the single registered URI was used): optional, but checked when given.
+    let code = code_from_the_browser(&mut browser, &client, None).await;
+    let response = token_form(
+        &app,
+        &code_form(&client, &code, Some("io.element.app:/other")),
+    )
+    .await;
+    assert_eq!(error_of(&response), "invalid_grant");
+    token_form(&app, &code_form(&client, &code, None))
+        .await
+        .assert_status(StatusCode::OK);
+    let code = code_from_the_browser(&mut browser, &client, None).await;
+    token_form(&app, &code_form(&client, &code, Some(REDIRECT_URI)))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
 async fn confidential_clients_may_use_plain_pkce_and_basic_auth(db: Database) {
     let app = ApiApp::new(db).await;
     let user = app.user("alice").await;
@@ -392,6 +522,7 @@ async fn confidential_clients_may_use_plain_pkce_and_basic_auth(db: Database) {
         &[
             ("grant_type", "authorization_code"),
             ("code", &code),
+            ("redirect_uri", "https://app.example.com/cb"),
             ("code_verifier", VERIFIER),
         ],
     );
@@ -646,11 +777,8 @@ async fn refresh_rotates_the_pair_and_revokes_the_old_access_token(db: Database)
     assert_eq!(app.introspect(&first.access_token).await["active"], false);
     assert_eq!(app.introspect(access2).await["active"], true);
 
-    // The successor was used (introspected): the old refresh token is dead.
-    let response = app.refresh(&client, &refresh1).await;
-    response.assert_status(StatusCode::BAD_REQUEST);
-    assert_eq!(error_of(&response), "invalid_grant");
-    // The current one still works, and no device call was made for refreshes.
+    // The current one works, and no device call was made for refreshes. (Replaying
+    // `refresh1` now would end the session: see the reuse tests below.)
     app.refresh(&client, refresh2)
         .await
         .assert_status(StatusCode::OK);
@@ -665,25 +793,118 @@ async fn a_lost_refresh_response_can_be_replayed_until_the_successor_is_used(db:
     // The client never saw `lost`, and retries with the old token.
     let response = app.refresh(&client, &refresh1).await;
     response.assert_status(StatusCode::OK);
-    let fresh = response.json();
+    let retried = response.json();
     let lost_refresh = lost["refresh_token"].as_str().unwrap();
+    assert_ne!(retried["refresh_token"].as_str(), Some(lost_refresh));
     assert_eq!(
         app.introspect(lost["access_token"].as_str().unwrap()).await["active"],
         false
     );
     let response = app.refresh(&client, lost_refresh).await;
     assert_eq!(error_of(&response), "invalid_grant");
-    // The fresh pair works; once its access token is used, refresh1 is done for good.
+    // A second retry before the fresh pair is used is still tolerated.
+    let response = app.refresh(&client, &refresh1).await;
+    response.assert_status(StatusCode::OK);
+    let fresh = response.json();
+    // The fresh pair works, and the session was never ended.
     assert_eq!(
         app.introspect(fresh["access_token"].as_str().unwrap())
             .await["active"],
         true
     );
-    let response = app.refresh(&client, &refresh1).await;
-    assert_eq!(error_of(&response), "invalid_grant");
     app.refresh(&client, fresh["refresh_token"].as_str().unwrap())
         .await
         .assert_status(StatusCode::OK);
+    assert!(
+        !app.homeserver
+            .calls()
+            .iter()
+            .any(|call| matches!(call, MockCall::DeleteDevice(..)))
+    );
+    assert!(app.homeserver.devices("alice").contains(DEVICE));
+}
+
+/// The stored session of `refresh_token`, and the token's row.
+async fn stored_session(app: &ApiApp, refresh_token: &str) -> (Session, RefreshToken) {
+    let mut conn = app.conn().await;
+    let token = refresh_tokens::find_refresh_token_by_sha256(&mut conn, &sha256_hex(refresh_token))
+        .await
+        .unwrap()
+        .unwrap();
+    let session = oauth2_sessions::find_oauth2_session(&mut conn, token.session_id)
+        .await
+        .unwrap()
+        .unwrap();
+    (session, token)
+}
+
+/// After a replay ended the session: `invalid_grant`, every token of the session dead and
+/// revoked, the session finished and its device deleted in the homeserver.
+async fn assert_session_ended_by_replay(
+    app: &ApiApp,
+    client: &Client,
+    replay: &crate::app::testing::TestResponse,
+    current: &Tokens,
+) {
+    replay.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(replay), "invalid_grant");
+    assert_eq!(replay.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        app.introspect(&current.access_token).await,
+        serde_json::json!({"active": false})
+    );
+    let current_refresh = current.refresh_token.as_deref().unwrap();
+    assert_eq!(
+        error_of(&app.refresh(client, current_refresh).await),
+        "invalid_grant"
+    );
+    let (session, token) = stored_session(app, current_refresh).await;
+    assert!(session.finished_at.is_some());
+    assert!(token.revoked_at.is_some());
+    let access = access_tokens::find_access_token_by_sha256(
+        &mut *app.conn().await,
+        &sha256_hex(&current.access_token),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(access.revoked_at.is_some());
+    assert!(app.homeserver.calls().contains(&MockCall::DeleteDevice(
+        "alice".to_owned(),
+        DEVICE.to_owned()
+    )));
+    assert!(!app.homeserver.devices("alice").contains(DEVICE));
+}
+
+async fn refresh_token_reuse_after_the_successor_was_used_revokes_the_session(db: Database) {
+    let app = ApiApp::new(db).await;
+    let (client, _, first) = app.logged_in("alice", MATRIX_SCOPE).await;
+    let refresh1 = first.refresh_token.unwrap();
+    let response = app.refresh(&client, &refresh1).await;
+    response.assert_status(StatusCode::OK);
+    let second = Tokens::from_response(&response);
+    // The client moved on: Synapse saw its new access token.
+    assert_eq!(app.introspect(&second.access_token).await["active"], true);
+
+    // Someone else presents the old refresh token (RFC 9700 §4.14.2).
+    let replay = app.refresh(&client, &refresh1).await;
+    assert_session_ended_by_replay(&app, &client, &replay, &second).await;
+}
+
+async fn refresh_token_reuse_after_the_successor_was_refreshed_revokes_the_session(db: Database) {
+    let app = ApiApp::new(db).await;
+    let (client, _, first) = app.logged_in("alice", MATRIX_SCOPE).await;
+    let refresh1 = first.refresh_token.unwrap();
+    let second = app.refresh(&client, &refresh1).await.json();
+    // The client refreshed again without using the second access token.
+    let response = app
+        .refresh(&client, second["refresh_token"].as_str().unwrap())
+        .await;
+    response.assert_status(StatusCode::OK);
+    let third = Tokens::from_response(&response);
+
+    let replay = app.refresh(&client, &refresh1).await;
+    assert_session_ended_by_replay(&app, &client, &replay, &third).await;
 }
 
 async fn refresh_is_refused_for_other_clients_ended_sessions_and_locked_users(db: Database) {
@@ -814,12 +1035,16 @@ test_on_both_backends!(
     code_exchange_errors_are_rfc6749_json,
     expired_codes_ended_browser_sessions_and_locked_users_are_refused,
     a_replayed_code_after_20_seconds_ends_the_first_session,
+    a_code_whose_request_carried_redirect_uri_needs_the_same_one,
+    redirect_uri_is_required_only_if_the_authorization_request_carried_it,
     confidential_clients_may_use_plain_pkce_and_basic_auth,
     client_authentication_failures_are_invalid_client,
     grant_type_problems_have_their_own_errors,
     malformed_requests_are_4xx_never_500,
     refresh_rotates_the_pair_and_revokes_the_old_access_token,
     a_lost_refresh_response_can_be_replayed_until_the_successor_is_used,
+    refresh_token_reuse_after_the_successor_was_used_revokes_the_session,
+    refresh_token_reuse_after_the_successor_was_refreshed_revokes_the_session,
     refresh_is_refused_for_other_clients_ended_sessions_and_locked_users,
     client_credentials_gives_a_userless_access_token,
     expires_in_follows_the_configured_access_token_ttl,

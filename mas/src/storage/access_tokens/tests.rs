@@ -109,8 +109,56 @@ async fn revoke_and_first_use_are_recorded_once(db: Database) {
     );
 }
 
+async fn revoking_a_session_revokes_only_its_live_tokens(db: Database) {
+    let mut t = migrated(db).await;
+    let client = t.client().await;
+    let session = t.oauth2_session(&client, None, "").await;
+    let other = t.oauth2_session(&client, None, "").await;
+    let old = add_access_token(&mut t.conn, &t.clock, &mut t.rng, session.id, SHA_A, None)
+        .await
+        .unwrap();
+    let live = add_access_token(&mut t.conn, &t.clock, &mut t.rng, session.id, SHA_B, None)
+        .await
+        .unwrap();
+    let sha_c = "c".repeat(64);
+    let elsewhere = add_access_token(&mut t.conn, &t.clock, &mut t.rng, other.id, &sha_c, None)
+        .await
+        .unwrap();
+    revoke_access_token(&mut t.conn, &t.clock, old.id)
+        .await
+        .unwrap();
+    let old_revoked_at = t.clock.now_unix_ms();
+
+    t.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        revoke_session_access_tokens(&mut t.conn, &t.clock, session.id)
+            .await
+            .unwrap(),
+        1
+    );
+    let now = t.clock.now_unix_ms();
+    for (token, revoked_at) in [
+        (old, Some(old_revoked_at)),
+        (live, Some(now)),
+        (elsewhere, None),
+    ] {
+        let found = find_access_token(&mut t.conn, token.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.revoked_at, revoked_at);
+    }
+    assert_eq!(
+        revoke_session_access_tokens(&mut t.conn, &t.clock, session.id)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 test_on_both_backends!(
     added_token_is_found_by_hash_and_id,
     same_hash_twice_is_token_collision,
     revoke_and_first_use_are_recorded_once,
+    revoking_a_session_revokes_only_its_live_tokens,
 );

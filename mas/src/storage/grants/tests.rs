@@ -15,6 +15,7 @@ fn request(client_id: Ulid) -> NewAuthorizationGrant {
     NewAuthorizationGrant {
         client_id,
         redirect_uri: "io.element.app:/callback".parse().unwrap(),
+        redirect_uri_explicit: true,
         scope: "openid urn:matrix:client:api:* urn:matrix:client:device:ABCDEFGHIJ"
             .parse()
             .unwrap(),
@@ -62,6 +63,7 @@ async fn created_grant_round_trips(db: Database) {
     bare.code_challenge = None;
     bare.login_hint = None;
     bare.prompt = None;
+    bare.redirect_uri_explicit = false;
     bare.response_mode = ResponseMode::FormPost;
     bare.response_type_id_token = true;
     let stored = create_authorization_grant(&mut t.conn, &t.clock, &mut t.rng, bare.clone())
@@ -78,6 +80,35 @@ async fn created_grant_round_trips(db: Database) {
             .unwrap(),
         None
     );
+}
+
+async fn grants_stored_before_migration_0013_did_not_carry_redirect_uri(db: Database) {
+    let mut t = migrated(db).await;
+    let client = t.client().await;
+    let id = Ulid::from_parts(1, 2);
+    // An insert that does not know the column, as before migration 0013.
+    sqlx::query(
+        "INSERT INTO oauth2_authorization_grants \
+         (oauth2_authorization_grant_id, oauth2_client_id, redirect_uri, scope, response_mode, \
+          response_type_code, response_type_id_token, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id.to_string())
+    .bind(client.id.to_string())
+    .bind("io.element.app:/callback")
+    .bind("openid")
+    .bind("query")
+    .bind(true)
+    .bind(false)
+    .bind(0_i64)
+    .execute(&mut *t.conn)
+    .await
+    .unwrap();
+    let found = find_authorization_grant(&mut t.conn, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!found.request.redirect_uri_explicit);
 }
 
 async fn fulfilment_sets_the_code_once(db: Database) {
@@ -234,6 +265,7 @@ async fn cancel_only_before_exchange(db: Database) {
 }
 
 test_on_both_backends!(
+    grants_stored_before_migration_0013_did_not_carry_redirect_uri,
     created_grant_round_trips,
     fulfilment_sets_the_code_once,
     code_hash_collision_is_token_collision,

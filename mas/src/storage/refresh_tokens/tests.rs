@@ -186,7 +186,44 @@ async fn revoked_token_cannot_be_consumed(db: Database) {
     assert_eq!(found.consumed_at, None);
 }
 
+async fn revoking_a_session_revokes_its_consumed_and_live_tokens_only(db: Database) {
+    let mut t = migrated(db).await;
+    let session = session(&mut t).await;
+    let client = t.client().await;
+    let other = t.oauth2_session(&client, None, "openid").await;
+    let consumed = pair(&mut t, &session, 1).await;
+    let live = pair(&mut t, &session, 2).await;
+    let elsewhere = pair(&mut t, &other, 3).await;
+    consume_refresh_token(&mut t.conn, &t.clock, consumed.id, live.id)
+        .await
+        .unwrap();
+
+    t.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        revoke_session_refresh_tokens(&mut t.conn, &t.clock, session.id)
+            .await
+            .unwrap(),
+        2
+    );
+    let now = t.clock.now_unix_ms();
+    for (token, revoked_at) in [(consumed, Some(now)), (live, Some(now)), (elsewhere, None)] {
+        let found = find_refresh_token(&mut t.conn, token.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.revoked_at, revoked_at);
+    }
+    t.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        revoke_session_refresh_tokens(&mut t.conn, &t.clock, session.id)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 test_on_both_backends!(
+    revoking_a_session_revokes_its_consumed_and_live_tokens_only,
     added_token_is_found_by_hash_and_id,
     consume_links_the_successor_once,
     concurrent_refreshes_have_exactly_one_winner,
