@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use supervisor::bootstrap::{self, Problems};
 use supervisor::env::Env;
 use supervisor::paths::{Layout, mas_cli};
-use supervisor::router::{self, RouterConfig};
+use supervisor::router::{self, Limits, RouterConfig};
 use supervisor::supervise::{self, Outcome, Plan};
 use supervisor::{pid1, privileges};
 use tokio_util::sync::CancellationToken;
@@ -129,6 +129,10 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
             synapse: SocketAddr::from((Ipv4Addr::LOCALHOST, env.synapse_port)),
             mas: SocketAddr::from((Ipv4Addr::LOCALHOST, env.mas_port)),
             trusted_proxies: env.proxy_ip.into_iter().collect(),
+            limits: Limits {
+                max_connections: env.max_connections,
+                request_idle_timeout: env.request_idle_timeout,
+            },
         };
         let router = tokio::spawn(router::serve(
             listener,

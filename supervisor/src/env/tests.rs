@@ -36,6 +36,8 @@ fn empty_environment_gives_the_local_defaults() {
     );
     assert_eq!(env.stop_timeout, Duration::from_secs(10));
     assert_eq!(env.db_wait, Duration::from_secs(30));
+    assert_eq!(env.max_connections, 1024);
+    assert_eq!(env.request_idle_timeout, Duration::from_secs(30));
     assert!(env.password_login);
     assert!(env.oidc.is_none() && env.mail.is_none() && env.turn.is_none());
     assert_eq!(env.user, None);
@@ -152,6 +154,40 @@ fn every_problem_is_reported_at_once() {
             "APPLIANCE_PASSWORD_LOGIN"
         ]
     );
+}
+
+#[test]
+fn router_limits_are_read_and_checked() {
+    let env = parse(&[
+        ("APPLIANCE_MAX_CONNECTIONS", "64"),
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", " 5 "),
+    ])
+    .unwrap();
+    assert_eq!(env.max_connections, 64);
+    assert_eq!(env.request_idle_timeout, Duration::from_secs(5));
+    assert_eq!(
+        problems(&[
+            ("APPLIANCE_MAX_CONNECTIONS", "0"),
+            ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "0"),
+        ]),
+        [
+            "APPLIANCE_MAX_CONNECTIONS: \"0\" is not a whole number from 1 to 1000000",
+            "APPLIANCE_REQUEST_IDLE_TIMEOUT: \"0\" is not a whole number from 1 to 3600",
+        ]
+    );
+    for (var, bad) in [
+        ("APPLIANCE_MAX_CONNECTIONS", "many"),
+        ("APPLIANCE_MAX_CONNECTIONS", "-1"),
+        ("APPLIANCE_MAX_CONNECTIONS", "1000001"),
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "1.5"),
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "3601"),
+        // Larger than any deadline a clock can hold: refused, not a panic later.
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "18446744073709551615"),
+    ] {
+        let p = problems(&[(var, bad)]);
+        assert_eq!(p.len(), 1, "{var}={bad}: {p:?}");
+        assert!(p[0].starts_with(&format!("{var}: ")), "{var}={bad}: {p:?}");
+    }
 }
 
 #[test]
