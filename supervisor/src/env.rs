@@ -505,22 +505,26 @@ impl Parser<'_> {
     }
 }
 
-/// Decodes `%XX` escapes (URL user info and path parts); `None` when not valid UTF-8.
+/// Decodes `%XX` escapes (URL user info and path parts; RFC 3986 §2.1: `%` and two hex digits,
+/// anything else stays as it is); `None` when the result is not valid UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+    let hex = |digit: u8| {
+        char::from(digit)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if let [b'%', hi, lo, after @ ..] = rest
+            && let (Some(hi), Some(lo)) = (hex(*hi), hex(*lo))
+        {
+            out.push((hi << 4) | lo);
+            rest = after;
+            continue;
         }
-        out.push(bytes[i]);
-        i += 1;
+        out.push(first);
+        rest = tail;
     }
     String::from_utf8(out).ok()
 }

@@ -351,3 +351,47 @@ fn relative_dirs_are_anchored_at_the_working_directory() {
     assert_eq!(env.data_dir, Path::new("/srv/app/d"));
     assert_eq!(env.run_dir, Path::new("/tmp/r"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::percent_decode;
+
+    /// `%` and two hex digits is an escape; anything else stays as it is (RFC 3986 §2.1).
+    fn reference(input: &str) -> Option<String> {
+        let mut out = Vec::new();
+        let mut rest = input.as_bytes();
+        while let Some((&first, tail)) = rest.split_first() {
+            if let [b'%', a, b, ..] = rest
+                && a.is_ascii_hexdigit()
+                && b.is_ascii_hexdigit()
+            {
+                let hex = [*a, *b];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).unwrap(), 16).unwrap());
+                rest = &rest[3..];
+                continue;
+            }
+            out.push(first);
+            rest = tail;
+        }
+        String::from_utf8(out).ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn percent_decode_never_panics(input in any::<String>()) {
+            let _ = percent_decode(&input);
+        }
+
+        #[test]
+        fn percent_decode_decodes_exactly_the_valid_escapes(input in "[%0-9a-fA-Fg+é -]{0,12}") {
+            prop_assert_eq!(percent_decode(&input), reference(&input));
+        }
+    }
+}
