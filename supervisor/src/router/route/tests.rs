@@ -107,7 +107,7 @@ mod properties {
         }
     }
 
-    /// The compat line of the routing table (DESIGN §3 in the repository's docs).
+    /// The compat line of the routing table, the regex `is_compat` spells out by hand.
     static COMPAT: LazyLock<regex::Regex> = LazyLock::new(|| {
         regex::Regex::new(r"^/_matrix/client/(api/v1|[^/]+)/(login|logout|refresh)(/.*)?$").unwrap()
     });
