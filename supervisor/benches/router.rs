@@ -20,7 +20,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use supervisor::router::{RouterConfig, serve};
+use supervisor::router::{Limits, RouterConfig, serve};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -122,6 +122,10 @@ fn main() -> Result<(), BoxError> {
             synapse: backend,
             mas: backend,
             trusted_proxies: Vec::new(),
+            limits: Limits {
+                max_connections: 1024,
+                request_idle_timeout: Duration::from_secs(30),
+            },
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(

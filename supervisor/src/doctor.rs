@@ -6,7 +6,8 @@
 //!
 //! Every network check has a short timeout and they run concurrently, so the doctor never hangs.
 //! It reads only: nothing is created, rendered or fixed here. The test email is `mas-cli
-//! doctor --send-test-email`, which `main.rs` runs with the rendered config.
+//! doctor --send-test-email` ([`test_email_command`]), which `main.rs` runs with the rendered
+//! config, as the appliance's user when there is one.
 
 pub(crate) mod http;
 
@@ -20,6 +21,7 @@ use url::Url;
 
 use crate::env::{Database, Env};
 use crate::paths::{Layout, SECRET_FILES, mas_cli};
+use crate::privileges::{Target, command_as};
 
 /// Timeout of each network check.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,6 +109,25 @@ async fn appliance_running(env: &Env) -> Check {
              (`appliance run`, on Cloudron restart the app); the checks below that need it fail too"
         )),
     }
+}
+
+/// `PROGRAM -c CONFIG doctor --send-test-email ADDRESS`, to run as `target` when given.
+///
+/// `appliance doctor` stays root for its own checks, but the rendered config is the app user's to
+/// write: run as root, `mas-cli` would trust a file that user controls. So, like every other
+/// `mas-cli` the appliance starts, it runs as that user (`program` is [`mas_cli`] outside tests).
+pub fn test_email_command(
+    program: &Path,
+    config: &Path,
+    address: &str,
+    target: Option<&Target>,
+) -> std::process::Command {
+    let mut command = command_as(program, target);
+    command
+        .arg("-c")
+        .arg(config)
+        .args(["doctor", "--send-test-email", address]);
+    command
 }
 
 /// The base URL of the server name's domain: the origin itself when they are the same host.

@@ -144,6 +144,11 @@ pub struct Env {
     pub user: Option<String>,
     /// How long to wait for an unreachable database (`APPLIANCE_DB_WAIT`).
     pub db_wait: Duration,
+    /// Connections the public port serves at once (`APPLIANCE_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a client may pause while sending request headers or a request body
+    /// (`APPLIANCE_REQUEST_IDLE_TIMEOUT`).
+    pub request_idle_timeout: Duration,
 }
 
 impl Env {
@@ -203,6 +208,9 @@ impl Env {
         ]);
         let stop_timeout = p.seconds("APPLIANCE_STOP_TIMEOUT", 10, 2);
         let db_wait = p.seconds("APPLIANCE_DB_WAIT", 30, 0);
+        let max_connections = p.count("APPLIANCE_MAX_CONNECTIONS", 1024, 1..=1_000_000);
+        let request_idle_timeout =
+            Duration::from_secs(p.count("APPLIANCE_REQUEST_IDLE_TIMEOUT", 30, 1..=3600) as u64);
         let password_login = p.bool("APPLIANCE_PASSWORD_LOGIN", oidc.is_none());
         let user = match p.src.var("APPLIANCE_USER") {
             Some(u) => Some(u),
@@ -235,6 +243,8 @@ impl Env {
             password_login,
             user,
             db_wait,
+            max_connections,
+            request_idle_timeout,
         })
     }
 }
@@ -319,6 +329,20 @@ impl Parser<'_> {
             v.parse::<u64>().ok().filter(|s| *s >= min)
         });
         Duration::from_secs(secs.unwrap_or(default))
+    }
+
+    /// A whole number in `range` (`APPLIANCE_MAX_CONNECTIONS`, or seconds with an upper bound).
+    fn count(
+        &mut self,
+        name: &str,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> usize {
+        let expected = format!("a whole number from {} to {}", range.start(), range.end());
+        self.parse_with(name, &expected, |v| {
+            v.parse::<usize>().ok().filter(|n| range.contains(n))
+        })
+        .unwrap_or(default)
     }
 
     fn distinct_ports(&mut self, ports: &[(&str, u16)]) {
@@ -481,22 +505,26 @@ impl Parser<'_> {
     }
 }
 
-/// Decodes `%XX` escapes (URL user info and path parts); `None` when not valid UTF-8.
+/// Decodes `%XX` escapes (URL user info and path parts; RFC 3986 §2.1: `%` and two hex digits,
+/// anything else stays as it is); `None` when the result is not valid UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+    let hex = |digit: u8| {
+        char::from(digit)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if let [b'%', hi, lo, after @ ..] = rest
+            && let (Some(hi), Some(lo)) = (hex(*hi), hex(*lo))
+        {
+            out.push((hi << 4) | lo);
+            rest = after;
+            continue;
         }
-        out.push(bytes[i]);
-        i += 1;
+        out.push(first);
+        rest = tail;
     }
     String::from_utf8(out).ok()
 }

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use supervisor::bootstrap::{self, Problems};
 use supervisor::env::Env;
 use supervisor::paths::{Layout, mas_cli};
-use supervisor::router::{self, RouterConfig};
+use supervisor::router::{self, Limits, RouterConfig};
 use supervisor::supervise::{self, Outcome, Plan};
 use supervisor::{pid1, privileges};
 use tokio_util::sync::CancellationToken;
@@ -129,6 +129,10 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
             synapse: SocketAddr::from((Ipv4Addr::LOCALHOST, env.synapse_port)),
             mas: SocketAddr::from((Ipv4Addr::LOCALHOST, env.mas_port)),
             trusted_proxies: env.proxy_ip.into_iter().collect(),
+            limits: Limits {
+                max_connections: env.max_connections,
+                request_idle_timeout: env.request_idle_timeout,
+            },
         };
         let router = tokio::spawn(router::serve(
             listener,
@@ -240,21 +244,26 @@ fn doctor(env: &Env, layout: &Layout, send_test_email: Option<&str>) -> ExitCode
         if !layout.mas_yaml().exists() && render_quietly(env, layout) != ExitCode::SUCCESS {
             return ExitCode::FAILURE;
         }
-        let status = std::process::Command::new(mas_cli())
-            .arg("-c")
-            .arg(layout.mas_yaml())
-            .args(["doctor", "--send-test-email", address])
-            .status();
+        // As root with a target user, only `mas-cli` changes user: the checks above stay root.
+        // (Rendering, when it had to happen, already made this process that user.)
+        let status = privileges::target(env.user.as_deref(), env.cloudron)
+            .map_err(|e| e.to_string())
+            .and_then(|target| {
+                supervisor::doctor::test_email_command(
+                    &mas_cli(),
+                    &layout.mas_yaml(),
+                    address,
+                    target.as_ref(),
+                )
+                .status()
+                .map_err(|e| format!("cannot run {}: {e}", mas_cli().display()))
+            });
         match status {
             Ok(s) if s.success() => {}
             Ok(_) => ok = false,
             Err(e) => {
                 ok = false;
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "❌ test email: cannot run {}: {e}",
-                    mas_cli().display()
-                );
+                let _ = writeln!(std::io::stdout(), "❌ test email: {e}");
             }
         }
     }
@@ -266,6 +275,8 @@ fn doctor(env: &Env, layout: &Layout, send_test_email: Option<&str>) -> ExitCode
 }
 
 /// Replaces this process with `mas-cli -c <run>/mas.yaml ARGS`, rendering first if needed.
+/// As root with a target user, both paths become that user before `exec` (rendering does it
+/// itself), so `mas-cli` never runs as root with a config that user can write.
 fn mas(env: &Env, layout: &Layout, args: &[std::ffi::OsString]) -> ExitCode {
     use std::os::unix::process::CommandExt;
     if !layout.mas_yaml().exists() {

@@ -1,9 +1,12 @@
 //! Running as the right user (DESIGN §2): started as root with a target user (`cloudron` on
 //! Cloudron, else `APPLIANCE_USER`), the supervisor gives the data and run dirs to that user
 //! and then drops its own privileges, so that every child runs as that user too. Started as
-//! non-root, it runs as is.
+//! non-root, it runs as is. Tools that stay root for their own checks (`appliance doctor`) start
+//! their children through [`command_as`] instead, so that only the child changes user.
 
+use std::ffi::OsStr;
 use std::path::Path;
+use std::process::Command;
 
 use nix::unistd::{Gid, Uid, User};
 
@@ -107,4 +110,50 @@ pub fn drop_to(target: &Target) -> Result<(), PrivilegeError> {
     nix::unistd::setgid(target.gid).map_err(switch)?;
     nix::unistd::setuid(target.uid).map_err(switch)?;
     Ok(())
+}
+
+/// A command for `program` that runs as `target` (when given) from its first instruction.
+///
+/// The child sets its group, drops the supplementary groups and sets its user before `exec`
+/// (std's `CommandExt::gid` and `uid`; std clears the supplementary groups when the parent is
+/// root), the order [`drop_to`] uses: the parent keeps its own privileges.
+pub fn command_as(program: impl AsRef<OsStr>, target: Option<&Target>) -> Command {
+    use std::os::unix::process::CommandExt as _;
+    let mut command = Command::new(program);
+    if let Some(target) = target {
+        command.gid(target.gid.as_raw()).uid(target.uid.as_raw());
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{command_as, is_root, target};
+
+    /// `id -u`, `id -g` and `id -G` of a command run as `nobody` (uid and gid 65534 on Debian).
+    #[test]
+    fn command_as_runs_the_child_as_the_target_user_with_only_its_group() {
+        if !is_root() {
+            eprintln!("skipped: changing user needs root (CI runs as root)");
+            return;
+        }
+        let nobody = target(Some("nobody"), false).unwrap().unwrap();
+        let out = command_as("sh", Some(&nobody))
+            .args(["-c", "id -u; id -g; id -G"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{uid}\n{gid}\n{gid}\n")
+        );
+    }
+
+    #[test]
+    fn command_as_without_target_keeps_our_user() {
+        let out = command_as("id", None).arg("-u").output().unwrap();
+        let ours = nix::unistd::Uid::effective().as_raw();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{ours}\n"));
+    }
 }

@@ -8,9 +8,12 @@
 //!
 //! Router-made errors are Matrix JSON: 404 `M_NOT_FOUND` for `/_synapse/mas/...`, 400
 //! `M_UNRECOGNIZED` for a path with dot segments (what Synapse answers for a request it does not
-//! understand), 503/502 `M_UNKNOWN` for a backend that is down or fails.
+//! understand), 503/502 `M_UNKNOWN` for a backend that is down or fails, 408 `M_UNKNOWN` for a
+//! request body that stalled. How many connections it serves at once and how long a client may
+//! stall while sending are bounded (`limits`).
 
 mod forwarded;
+mod limits;
 mod local;
 mod proxy;
 mod route;
@@ -29,9 +32,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use self::limits::Limits;
+use self::limits::{Gate, IdleTimeoutBody, Warnings, Watched};
 use self::local::{Health, WellKnown, matrix_error};
 use self::proxy::{Backend, Proxy};
 use self::route::{MAS_PREFIX, Route, route};
@@ -39,8 +45,8 @@ use self::route::{MAS_PREFIX, Route, route};
 /// The body of every response: streamed from a backend, or made by the router.
 type Body = Either<Incoming, Full<Bytes>>;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The body of a forwarded request: the client's, cut when it stalls.
+type RequestBody = IdleTimeoutBody<Incoming>;
 
 /// What the router needs to know.
 #[derive(Debug, Clone)]
@@ -53,6 +59,8 @@ pub struct RouterConfig {
     pub mas: SocketAddr,
     /// Peers whose `X-Forwarded-*` headers are believed (`CLOUDRON_PROXY_IP`); loopback always is.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The connection cap and the request idle timeout.
+    pub limits: Limits,
 }
 
 /// Everything a request handler reads; shared by all connections.
@@ -61,6 +69,8 @@ struct State {
     proxy: Proxy,
     well_known: WellKnown,
     health: Health,
+    limits: Limits,
+    warnings: Arc<Warnings>,
 }
 
 impl State {
@@ -80,6 +90,8 @@ impl State {
                 synapse: health_uri(config.synapse, "/health")?,
                 mas: health_uri(config.mas, "/auth/health")?,
             },
+            limits: config.limits,
+            warnings: Arc::default(),
         })
     }
 }
@@ -88,7 +100,9 @@ impl State {
 ///
 /// Then it stops accepting, lets requests in flight finish for at most `drain` (idle keep-alive
 /// connections close at once), closes whatever is left and returns. Accept errors (such as
-/// running out of file descriptors) are logged and retried, never fatal.
+/// running out of file descriptors) are logged and retried, never fatal. At most
+/// `config.limits.max_connections` connections are served at once; the next ones wait in the
+/// kernel's accept queue until one closes.
 pub async fn serve(
     listener: TcpListener,
     config: RouterConfig,
@@ -98,15 +112,17 @@ pub async fn serve(
     let local_addr = listener.local_addr()?;
     let state = Arc::new(State::new(&config)?);
     tracing::info!(addr = %local_addr, origin = %config.origin, "router listening");
+    let gate = Gate::new(config.limits.max_connections);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
+            (permit, accepted) = gate.accept(&listener, &state.warnings) => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, state.clone(), shutdown.clone()));
+                    let shutdown = shutdown.clone();
+                    connections.spawn(connection(stream, peer, permit, state.clone(), shutdown));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "router: accept failed");
@@ -138,22 +154,29 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one client connection; on shutdown, finishes the request in flight and closes.
+/// Serves one client connection, holding one of the connection cap's permits until it closes;
+/// on shutdown, finishes the request in flight and closes.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
+    _permit: Option<OwnedSemaphorePermit>,
     state: Arc<State>,
     shutdown: CancellationToken,
 ) {
     // Latency over throughput for small JSON answers; failure only costs latency.
     let _ = stream.set_nodelay(true);
+    let (stream, sent_since_answer) = Watched::new(stream);
+    let idle = state.limits.request_idle_timeout;
+    let service_state = state.clone();
     let service = service_fn(move |request| {
-        let state = state.clone();
+        let state = service_state.clone();
         async move { Ok::<_, Infallible>(handle(&state, peer, request).await) }
     });
+    // The whole header within the idle timeout: headers are small, so a client that needs
+    // longer is trickling them. This also closes keep-alive connections idle that long.
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(idle)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
@@ -163,7 +186,16 @@ async fn connection(
             conn.await
         }
     };
-    if let Err(error) = result {
+    let Err(error) = result else { return };
+    let half_sent = sent_since_answer.load(std::sync::atomic::Ordering::Relaxed);
+    if error.is_timeout() && half_sent && state.warnings.headers.allow() {
+        tracing::warn!(
+            %peer,
+            idle_timeout_s = idle.as_secs(),
+            "router: closed a connection whose request headers did not arrive in time \
+             (APPLIANCE_REQUEST_IDLE_TIMEOUT)"
+        );
+    } else {
         // Clients hang up, time out and send garbage all the time: not worth a warning.
         tracing::debug!(%peer, %error, "router: connection ended with an error");
     }
@@ -171,6 +203,8 @@ async fn connection(
 
 /// Answers one request.
 async fn handle(state: &State, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    let idle = state.limits.request_idle_timeout;
+    let request = request.map(|body| IdleTimeoutBody::new(body, idle, state.warnings.clone()));
     match route(request.uri().path()) {
         Route::Healthz => state.health.check(request.method()).await,
         Route::WellKnownClient => state.well_known.client(request.method()),

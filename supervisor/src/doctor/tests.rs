@@ -162,3 +162,39 @@ async fn without_a_running_appliance_every_line_says_so_quickly() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn test_email_command_runs_as_the_target_user() {
+    if !crate::privileges::is_root() {
+        eprintln!("skipped: changing user needs root (CI runs as root)");
+        return;
+    }
+    let nobody = crate::privileges::target(Some("nobody"), false)
+        .unwrap()
+        .unwrap();
+    // A stand-in for mas-cli that says who runs it and with which arguments; its directory must
+    // be searchable by `nobody`.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = tmp.path().join("mas-cli");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\necho \"$(id -u) $(id -g) $(id -G) $*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = test_email_command(
+        &program,
+        Path::new("/run/mas.yaml"),
+        "admin@example.com",
+        Some(&nobody),
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{uid} {gid} {gid} -c /run/mas.yaml doctor --send-test-email admin@example.com\n")
+    );
+}

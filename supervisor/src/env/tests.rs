@@ -36,6 +36,8 @@ fn empty_environment_gives_the_local_defaults() {
     );
     assert_eq!(env.stop_timeout, Duration::from_secs(10));
     assert_eq!(env.db_wait, Duration::from_secs(30));
+    assert_eq!(env.max_connections, 1024);
+    assert_eq!(env.request_idle_timeout, Duration::from_secs(30));
     assert!(env.password_login);
     assert!(env.oidc.is_none() && env.mail.is_none() && env.turn.is_none());
     assert_eq!(env.user, None);
@@ -152,6 +154,40 @@ fn every_problem_is_reported_at_once() {
             "APPLIANCE_PASSWORD_LOGIN"
         ]
     );
+}
+
+#[test]
+fn router_limits_are_read_and_checked() {
+    let env = parse(&[
+        ("APPLIANCE_MAX_CONNECTIONS", "64"),
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", " 5 "),
+    ])
+    .unwrap();
+    assert_eq!(env.max_connections, 64);
+    assert_eq!(env.request_idle_timeout, Duration::from_secs(5));
+    assert_eq!(
+        problems(&[
+            ("APPLIANCE_MAX_CONNECTIONS", "0"),
+            ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "0"),
+        ]),
+        [
+            "APPLIANCE_MAX_CONNECTIONS: \"0\" is not a whole number from 1 to 1000000",
+            "APPLIANCE_REQUEST_IDLE_TIMEOUT: \"0\" is not a whole number from 1 to 3600",
+        ]
+    );
+    for (var, bad) in [
+        ("APPLIANCE_MAX_CONNECTIONS", "many"),
+        ("APPLIANCE_MAX_CONNECTIONS", "-1"),
+        ("APPLIANCE_MAX_CONNECTIONS", "1000001"),
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "1.5"),
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "3601"),
+        // Larger than any deadline a clock can hold: refused, not a panic later.
+        ("APPLIANCE_REQUEST_IDLE_TIMEOUT", "18446744073709551615"),
+    ] {
+        let p = problems(&[(var, bad)]);
+        assert_eq!(p.len(), 1, "{var}={bad}: {p:?}");
+        assert!(p[0].starts_with(&format!("{var}: ")), "{var}={bad}: {p:?}");
+    }
 }
 
 #[test]
@@ -314,4 +350,48 @@ fn relative_dirs_are_anchored_at_the_working_directory() {
     let env = parse(&[("APPLIANCE_DATA_DIR", "d"), ("APPLIANCE_RUN_DIR", "/tmp/r")]).unwrap();
     assert_eq!(env.data_dir, Path::new("/srv/app/d"));
     assert_eq!(env.run_dir, Path::new("/tmp/r"));
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::percent_decode;
+
+    /// `%` and two hex digits is an escape; anything else stays as it is (RFC 3986 §2.1).
+    fn reference(input: &str) -> Option<String> {
+        let mut out = Vec::new();
+        let mut rest = input.as_bytes();
+        while let Some((&first, tail)) = rest.split_first() {
+            if let [b'%', a, b, ..] = rest
+                && a.is_ascii_hexdigit()
+                && b.is_ascii_hexdigit()
+            {
+                let hex = [*a, *b];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).unwrap(), 16).unwrap());
+                rest = &rest[3..];
+                continue;
+            }
+            out.push(first);
+            rest = tail;
+        }
+        String::from_utf8(out).ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn percent_decode_never_panics(input in any::<String>()) {
+            let _ = percent_decode(&input);
+        }
+
+        #[test]
+        fn percent_decode_decodes_exactly_the_valid_escapes(input in "[%0-9a-fA-Fg+é -]{0,12}") {
+            prop_assert_eq!(percent_decode(&input), reference(&input));
+        }
+    }
 }

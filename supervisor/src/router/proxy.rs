@@ -7,7 +7,8 @@
 //!
 //! A backend that cannot be reached (refused, connect timeout) gives 503 with a Matrix JSON error
 //! at once: the component is down or (re)starting, as `/healthz` would say. A backend that was
-//! reached but failed the exchange (reset, malformed answer) gives 502.
+//! reached but failed the exchange (reset, malformed answer) gives 502. A client whose request
+//! body stalls past the idle timeout gets 408 and its connection closed.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
@@ -17,16 +18,16 @@ use http::header::{
     CONNECTION, EXPECT, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::Body;
 use super::forwarded::{Trust, set_forwarding_headers};
+use super::limits::is_request_body_idle;
 use super::local::matrix_error;
+use super::{Body, RequestBody};
 
 /// How long connecting to a backend may take. Both are on loopback, so this only matters when
 /// something is badly wrong.
@@ -64,7 +65,7 @@ impl Backend {
 /// The forwarding half of the router: a pooled client and the addresses it talks to.
 #[derive(Debug, Clone)]
 pub(crate) struct Proxy {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, RequestBody>,
     synapse: SocketAddr,
     mas: SocketAddr,
     trust: Trust,
@@ -95,7 +96,7 @@ impl Proxy {
         backend: Backend,
         prefix: &str,
         peer: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
     ) -> Response<Body> {
         let (mut parts, body) = request.into_parts();
         let addr = match backend {
@@ -123,6 +124,20 @@ impl Proxy {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, Either::Left(body))
+            }
+            Err(error) if is_request_body_idle(&error) => {
+                // Logged (once a minute at most) where the body timed out.
+                tracing::debug!(http.method = %method, url.path = uri.path(), "request body stalled");
+                // RFC 9110 §15.5.9: 408 and close, as the rest of the body will not be read.
+                let mut response = matrix_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "M_UNKNOWN",
+                    "Request body timed out",
+                );
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                response
             }
             Err(error) => {
                 let unreachable = error.is_connect();

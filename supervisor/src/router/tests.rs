@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{RouterConfig, serve};
+use super::{Limits, RouterConfig, serve};
 
 type TestBody = BoxBody<Bytes, Infallible>;
 
@@ -171,11 +171,32 @@ async fn start_router(synapse: SocketAddr, mas: SocketAddr, drain: Duration) -> 
     start_router_with(synapse, mas, drain, Vec::new()).await
 }
 
+/// The production defaults (`APPLIANCE_MAX_CONNECTIONS`, `APPLIANCE_REQUEST_IDLE_TIMEOUT`).
+const DEFAULT_LIMITS: Limits = Limits {
+    max_connections: 1024,
+    request_idle_timeout: Duration::from_secs(30),
+};
+
 async fn start_router_with(
     synapse: SocketAddr,
     mas: SocketAddr,
     drain: Duration,
     trusted_proxies: Vec<IpAddr>,
+) -> TestRouter {
+    start_router_full(synapse, mas, drain, trusted_proxies, DEFAULT_LIMITS).await
+}
+
+async fn start_router_limited(synapse: SocketAddr, limits: Limits) -> TestRouter {
+    let mas = closed_port().await;
+    start_router_full(synapse, mas, Duration::ZERO, Vec::new(), limits).await
+}
+
+async fn start_router_full(
+    synapse: SocketAddr,
+    mas: SocketAddr,
+    drain: Duration,
+    trusted_proxies: Vec<IpAddr>,
+    limits: Limits,
 ) -> TestRouter {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -184,6 +205,7 @@ async fn start_router_with(
         synapse,
         mas,
         trusted_proxies,
+        limits,
     };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(serve(listener, config, shutdown.clone(), drain));
@@ -714,5 +736,158 @@ async fn router_serves_http_1_0_without_host() {
     assert!(
         status.starts_with("HTTP/1.0 200") || status.starts_with("HTTP/1.1 200"),
         "{status}"
+    );
+}
+
+/// Reads until the router closes the connection (or `limit` passes); returns what came and when
+/// the read ended.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(limit, async {
+        let mut buf = [0; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let elapsed = closed.is_ok().then(|| started.elapsed());
+    (String::from_utf8_lossy(&answer).into_owned(), elapsed)
+}
+
+fn idle_limits(idle: Duration) -> Limits {
+    Limits {
+        request_idle_timeout: idle,
+        ..DEFAULT_LIMITS
+    }
+}
+
+#[tokio::test]
+async fn router_closes_a_connection_that_stalls_in_its_headers() {
+    let router =
+        start_router_limited(echo("synapse").await, idle_limits(Duration::from_secs(1))).await;
+    let mut stream = TcpStream::connect(router.addr).await.unwrap();
+    stream
+        .write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    let closed = closed.expect("the router closes the connection");
+    assert!(
+        closed >= Duration::from_millis(900),
+        "closed after {closed:?}"
+    );
+    assert!(!answer.contains(" 200 "), "{answer}");
+}
+
+/// A POST to an echoing Synapse, its body sent by `send_body` on the raw connection.
+async fn post_slowly<F, Fut>(
+    router: &TestRouter,
+    length: usize,
+    send_body: F,
+) -> (String, Option<Duration>)
+where
+    F: FnOnce(TcpStream) -> Fut,
+    Fut: Future<Output = TcpStream>,
+{
+    let mut stream = TcpStream::connect(router.addr).await.unwrap();
+    let head = format!(
+        "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = send_body(stream).await;
+    read_until_closed(&mut stream, Duration::from_secs(5)).await
+}
+
+#[tokio::test]
+async fn router_cuts_a_request_body_that_stalls() {
+    let router =
+        start_router_limited(echo("synapse").await, idle_limits(Duration::from_secs(1))).await;
+    let started = Instant::now();
+    let (answer, closed) = post_slowly(&router, 100, |mut stream| async move {
+        stream.write_all(&[b'x'; 40]).await.unwrap();
+        // ...and nothing more: the connection stays open from our side.
+        stream
+    })
+    .await;
+    assert!(
+        closed.is_some(),
+        "the router closes the connection: {answer}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("\"M_UNKNOWN\""), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn router_lets_a_slow_but_moving_body_through() {
+    let router =
+        start_router_limited(echo("synapse").await, idle_limits(Duration::from_secs(1))).await;
+    // 6 pieces 300 ms apart: 1.5 s in all, past the idle timeout, never idle that long.
+    let (answer, _) = post_slowly(&router, 60, |mut stream| async move {
+        for i in 0..6 {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            stream.write_all(&[b'x'; 10]).await.unwrap();
+        }
+        stream
+    })
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("\"body_len\":60"), "{answer}");
+}
+
+#[tokio::test]
+async fn router_does_not_time_out_a_slow_response() {
+    // A long-poll: the client has sent everything, the backend takes longer than the idle timeout.
+    let slow = backend(|_request: Request<Incoming>| async move {
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        Response::new(full("{}"))
+    })
+    .await;
+    let router = start_router_limited(slow, idle_limits(Duration::from_secs(1))).await;
+    let answer = get(&router, "/_matrix/client/v3/sync?timeout=30000").await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn router_serves_at_most_max_connections_at_once() {
+    let limits = Limits {
+        max_connections: 2,
+        ..DEFAULT_LIMITS
+    };
+    let router = start_router_limited(echo("synapse").await, limits).await;
+    let request = b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Two keep-alive connections, each served once and left open.
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(router.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut buf = [0; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
+        open.push(stream);
+    }
+    // The third connects (the kernel queues it) but is not served...
+    let mut third = TcpStream::connect(router.addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let mut buf = [0; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(early.is_err(), "served past the cap: {early:?}");
+    // ...until one of the first two closes.
+    drop(open.pop());
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200 "),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
     );
 }
