@@ -261,11 +261,7 @@ async fn password_attempts_are_rate_limited_per_address(db: Database) {
 async fn unknown_users_and_users_without_a_password_cost_one_verification(db: Database) {
     let app = TestApp::new(db).await;
     app.user_with_password("alice", "correct horse").await;
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    users::add_user(&mut conn, &app.clock, &mut app.state.rng.fork(), "bob")
-        .await
-        .unwrap();
-    drop(conn);
+    app.user_without_password("bob").await;
     // The router's state shares this manager (and its counter).
     let manager = app.state.passwords.clone().unwrap();
     assert_eq!(manager.verifications(), 0);

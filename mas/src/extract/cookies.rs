@@ -216,5 +216,25 @@ impl IntoResponseParts for CookieJar {
     }
 }
 
+/// The `name=value` part of a `Set-Cookie` value: what a browser sends back.
+#[cfg(test)]
+pub(crate) fn cookie_pair(set_cookie: &HeaderValue) -> String {
+    let text = set_cookie.to_str().unwrap_or_default();
+    text.split(';').next().unwrap_or_default().to_owned()
+}
+
+/// The `Cookie` request header of a browser that was sent these `Set-Cookie` values.
+#[cfg(test)]
+pub(crate) fn cookie_header<'a>(
+    set_cookies: impl IntoIterator<Item = &'a HeaderValue>,
+) -> HeaderMap {
+    let pairs: Vec<String> = set_cookies.into_iter().map(cookie_pair).collect();
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::try_from(pairs.join("; ")) {
+        headers.insert(COOKIE, value);
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests;

@@ -79,20 +79,9 @@ mod tests {
 
     /// The jar a browser would send back after `jar`'s changes.
     fn round_trip(jar: &CookieJar) -> CookieJar {
-        let mut headers = HeaderMap::new();
-        let cookies: Vec<String> = jar
-            .set_cookie_headers()
-            .iter()
-            .map(|value| {
-                let text = value.to_str().unwrap();
-                text.split(';').next().unwrap().to_owned()
-            })
-            .collect();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&cookies.join("; ")).unwrap(),
-        );
-        manager().jar(&headers)
+        manager().jar(&crate::extract::cookies::cookie_header(
+            &jar.set_cookie_headers(),
+        ))
     }
 
     #[test]

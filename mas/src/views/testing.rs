@@ -57,13 +57,7 @@ impl TestApp {
         redirect_uris: &[&str],
         auth_method: ClientAuthMethod,
     ) -> Client {
-        let mut metadata = native_client_metadata();
-        metadata.redirect_uris = redirect_uris
-            .iter()
-            .map(|uri| uri.parse().unwrap())
-            .collect();
-        metadata.token_endpoint_auth_method = auth_method;
-        metadata.client_name = Some("Test Client".to_owned());
+        let mut metadata = test_metadata(redirect_uris, auth_method, "Test Client");
         // A registered web client's home page is on its redirect URIs' host (MSC2966).
         if let Some(first) = metadata.redirect_uris.first()
             && first.scheme() == "https"
@@ -84,16 +78,18 @@ impl TestApp {
         redirect_uris: &[&str],
         auth_method: ClientAuthMethod,
     ) -> Client {
-        let mut metadata = native_client_metadata();
-        metadata.redirect_uris = redirect_uris
-            .iter()
-            .map(|uri| uri.parse().unwrap())
-            .collect();
-        metadata.token_endpoint_auth_method = auth_method;
-        metadata.client_name = Some("Config Client".to_owned());
+        let metadata = test_metadata(redirect_uris, auth_method, "Config Client");
         let mut conn = self.state.db.pool().acquire().await.unwrap();
         let id = ulid::Ulid::from_parts(1, 42);
         clients::upsert_static_client(&mut conn, &self.clock, id, None, metadata)
+            .await
+            .unwrap()
+    }
+
+    /// A user with no password (as made by an upstream sign-in).
+    pub(crate) async fn user_without_password(&self, username: &str) -> User {
+        let mut conn = self.state.db.pool().acquire().await.unwrap();
+        users::add_user(&mut conn, &self.clock, &mut self.state.rng.fork(), username)
             .await
             .unwrap()
     }
@@ -109,6 +105,22 @@ impl TestApp {
         self.client_with(&["io.element.app:/callback"], ClientAuthMethod::None)
             .await
     }
+}
+
+/// Native-client metadata with these redirect URIs, auth method and name.
+fn test_metadata(
+    redirect_uris: &[&str],
+    auth_method: ClientAuthMethod,
+    name: &str,
+) -> crate::model::ClientMetadata {
+    let mut metadata = native_client_metadata();
+    metadata.redirect_uris = redirect_uris
+        .iter()
+        .map(|uri| uri.parse().unwrap())
+        .collect();
+    metadata.token_endpoint_auth_method = auth_method;
+    metadata.client_name = Some(name.to_owned());
+    metadata
 }
 
 impl Browser {

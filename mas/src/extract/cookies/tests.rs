@@ -22,17 +22,6 @@ fn session(id: &str) -> Session {
     Session { id: id.to_owned() }
 }
 
-/// The `Cookie` request header a browser would send back for `set_cookie` headers.
-fn cookie_header(set_cookies: &[HeaderValue]) -> HeaderMap {
-    let pairs: Vec<&str> = set_cookies
-        .iter()
-        .map(|value| value.to_str().unwrap().split(';').next().unwrap())
-        .collect();
-    let mut headers = HeaderMap::new();
-    headers.insert(COOKIE, HeaderValue::try_from(pairs.join("; ")).unwrap());
-    headers
-}
-
 #[test]
 fn saved_cookies_read_back_on_the_next_request() {
     let manager = manager("http://localhost:8000/auth/");
@@ -272,19 +261,7 @@ fn a_name_sent_twice_reads_as_absent() {
     jar.save(&mut rng, "session", &session("01AB"), Some(PERMANENT))
         .unwrap();
     jar.save(&mut rng, "csrf", &1, None).unwrap();
-    let pairs: Vec<String> = jar
-        .set_cookie_headers()
-        .iter()
-        .map(|value| {
-            value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let pairs: Vec<String> = jar.set_cookie_headers().iter().map(cookie_pair).collect();
     let session_pair = pairs.iter().find(|p| p.starts_with("session=")).unwrap();
     let csrf_pair = pairs.iter().find(|p| p.starts_with("csrf=")).unwrap();
     for header in [

@@ -1,4 +1,3 @@
-use axum::http::header::COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
@@ -7,7 +6,7 @@ use url::Url;
 use super::*;
 use crate::clock::MockClock;
 use crate::config::EncryptionKey;
-use crate::extract::cookies::CookieManager;
+use crate::extract::cookies::{CookieManager, cookie_header};
 
 fn manager() -> CookieManager {
     CookieManager::new(
@@ -18,22 +17,7 @@ fn manager() -> CookieManager {
 
 /// The next request's jar, carrying the cookies `jar` set.
 fn next_request(manager: &CookieManager, jar: &CookieJar) -> CookieJar {
-    let pairs: Vec<String> = jar
-        .set_cookie_headers()
-        .iter()
-        .map(|value| {
-            value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    let mut headers = HeaderMap::new();
-    headers.insert(COOKIE, HeaderValue::try_from(pairs.join("; ")).unwrap());
-    manager.jar(&headers)
+    manager.jar(&cookie_header(&jar.set_cookie_headers()))
 }
 
 #[test]
@@ -131,23 +115,12 @@ fn the_cookie_is_named_csrf_and_lives_an_hour() {
 }
 
 /// The `Cookie` header of a browser holding exactly these jars' cookies.
-fn cookie_header(jars: &[&CookieJar]) -> HeaderMap {
-    let pairs: Vec<String> = jars
+fn jars_header(jars: &[&CookieJar]) -> HeaderMap {
+    let set_cookies: Vec<HeaderValue> = jars
         .iter()
         .flat_map(|jar| jar.set_cookie_headers())
-        .map(|value| {
-            value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
         .collect();
-    let mut headers = HeaderMap::new();
-    headers.insert(COOKIE, HeaderValue::try_from(pairs.join("; ")).unwrap());
-    headers
+    cookie_header(&set_cookies)
 }
 
 #[test]
@@ -162,15 +135,15 @@ fn a_planted_csrf_cookie_of_another_session_does_not_pass() {
     victim_session
         .set_session(&mut rng, Ulid::from_parts(1, 1))
         .unwrap();
-    let planted = manager.jar(&cookie_header(&[&victim_session, &attacker]));
+    let planted = manager.jar(&jars_header(&[&victim_session, &attacker]));
     assert_eq!(
         planted.verify_csrf(&clock, stolen.form_value()),
         Err(CsrfError::OtherSession)
     );
     // A token the victim's browser rendered itself passes.
-    let mut victim = manager.jar(&cookie_header(&[&victim_session]));
+    let mut victim = manager.jar(&jars_header(&[&victim_session]));
     let own = victim.csrf_token(&clock, &mut rng);
-    let post = manager.jar(&cookie_header(&[&victim_session, &victim]));
+    let post = manager.jar(&jars_header(&[&victim_session, &victim]));
     assert_eq!(post.verify_csrf(&clock, own.form_value()), Ok(()));
 }
 
