@@ -401,17 +401,24 @@ async fn stored_clients_with_unsafe_redirect_uris_are_never_used(db: Database) {
     }
 }
 
-async fn pages_let_forms_reach_only_the_clients_redirect_target(db: Database) {
-    let app = TestApp::new(db).await;
+/// A public client redirecting to `redirect_uri`, alice's browser, and the consent page of
+/// its `form_post` request.
+async fn form_post_consent(app: &TestApp, redirect_uri: &str) -> (Client, Browser, String) {
     let client = app
-        .client_with(&["https://app.example.com/cb"], ClientAuthMethod::None)
+        .client_with(&[redirect_uri], ClientAuthMethod::None)
         .await;
-    let mut browser = alice(&app).await;
+    let mut browser = alice(app).await;
     let url = with(
         &code_request(&client, "openid"),
         &[("response_mode", Some("form_post"))],
     );
     let consent = location(&browser.get(&url).await);
+    (client, browser, consent)
+}
+
+async fn pages_let_forms_reach_only_the_clients_redirect_target(db: Database) {
+    let app = TestApp::new(db).await;
+    let (_, mut browser, consent) = form_post_consent(&app, "https://app.example.com/cb").await;
     let page = browser.get(&consent).await;
     let csp = page.header("content-security-policy").unwrap();
     assert!(
@@ -692,15 +699,8 @@ async fn hybrid_flow_returns_a_signed_id_token_with_nonce_and_c_hash(db: Databas
 
 async fn form_post_renders_a_form_to_the_client_with_a_button(db: Database) {
     let app = TestApp::new(db).await;
-    let client = app
-        .client_with(&["https://app.example.com/cb?x=1"], ClientAuthMethod::None)
-        .await;
-    let mut browser = alice(&app).await;
-    let url = with(
-        &code_request(&client, "openid"),
-        &[("response_mode", Some("form_post"))],
-    );
-    let consent = location(&browser.get(&url).await);
+    let (client, mut browser, consent) =
+        form_post_consent(&app, "https://app.example.com/cb?x=1").await;
     let response = approve(&mut browser, &consent).await;
     response.assert_status(StatusCode::OK);
     assert_eq!(response.header("cache-control"), Some("no-store"));
