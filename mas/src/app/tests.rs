@@ -228,3 +228,44 @@ async fn a_planted_csrf_cookie_cannot_submit_a_signed_in_form(db: Database) {
 }
 
 test_on_both_backends!(a_planted_csrf_cookie_cannot_submit_a_signed_in_form);
+
+/// On an https origin the cookies are `__Host-` cookies at `/`; an unprefixed copy (which a
+/// sibling subdomain could set) or a name sent twice reads as no cookie at all.
+async fn https_cookies_are_host_cookies_and_ambiguous_ones_are_ignored(db: Database) {
+    let app = TestApp::new(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    let mut state = app.state.clone();
+    let https: url::Url = "https://matrix.example.com/auth/".parse().unwrap();
+    state.cookies = CookieManager::new(&crate::config::EncryptionKey([7; 32]), &https);
+    let router = build_router(state, &appliance_listener());
+    let mut browser = crate::views::testing::Browser::new(router.clone());
+    let page = browser.get("/auth/login").await;
+    let set_cookie = page.header("set-cookie").unwrap().to_owned();
+    assert!(set_cookie.starts_with("__Host-csrf="), "{set_cookie}");
+    assert!(
+        set_cookie.contains("; Path=/; HttpOnly; SameSite=Lax; Secure"),
+        "{set_cookie}"
+    );
+    browser.login("alice", "correct horse").await;
+    browser
+        .get("/auth/account/")
+        .await
+        .assert_status(StatusCode::OK);
+
+    let session = browser.cookie("__Host-session").unwrap();
+    for cookie in [
+        format!("__Host-session={session}; __Host-session={session}"),
+        format!("__Host-session={session}; __Host-session=other"),
+        format!("session={session}"),
+    ] {
+        let request = Request::get("/auth/account/")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap();
+        let response = TestApp::send_to(&router, request).await;
+        let location = response.header("location").unwrap_or_default().to_owned();
+        assert!(location.starts_with("/auth/login"), "{cookie}: {location}");
+    }
+}
+
+test_on_both_backends!(https_cookies_are_host_cookies_and_ambiguous_ones_are_ignored);
