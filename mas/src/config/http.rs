@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use camino::Utf8PathBuf;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -272,8 +273,10 @@ fn check_socket_address(address: &str) -> Result<(), String> {
         .map_err(|_| format!("`{address}` has an invalid port"))
 }
 
-/// Parses `address/prefix-length` (a bare address means a single host).
-pub(crate) fn parse_cidr(network: &str) -> Result<(IpAddr, u8), String> {
+/// Parses `address/prefix-length` (a bare address means a single host). An IPv4-mapped IPv6
+/// network (`::ffff:10.0.0.0/104`) is its IPv4 form, as client addresses are compared in
+/// their canonical form.
+pub(crate) fn parse_cidr(network: &str) -> Result<IpNet, String> {
     let (address, length) = match network.split_once('/') {
         Some((address, length)) => (address, Some(length)),
         None => (network, None),
@@ -281,16 +284,20 @@ pub(crate) fn parse_cidr(network: &str) -> Result<(IpAddr, u8), String> {
     let address: IpAddr = address
         .parse()
         .map_err(|_| format!("`{network}` is not an IP network (CIDR)"))?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    let length = match length {
-        None => max,
-        Some(length) => length
-            .parse::<u8>()
-            .ok()
-            .filter(|length| *length <= max)
-            .ok_or_else(|| format!("`{network}` has an invalid prefix length"))?,
+    let invalid_length = || format!("`{network}` has an invalid prefix length");
+    let net = match length {
+        None => IpNet::from(address),
+        Some(length) => {
+            let length = length.parse::<u8>().map_err(|_| invalid_length())?;
+            IpNet::new(address, length).map_err(|_| invalid_length())?
+        }
     };
-    Ok((address, length))
+    let canonical = address.to_canonical();
+    if canonical == address {
+        return Ok(net);
+    }
+    // A mapped address sits in the last 32 of 128 bits.
+    IpNet::new(canonical, net.prefix_len().saturating_sub(96)).map_err(|_| invalid_length())
 }
 
 #[cfg(test)]
@@ -334,6 +341,10 @@ mod tests {
         assert!(parse_cidr("::1").is_ok());
         assert!(parse_cidr("10.0.0.0/33").is_err());
         assert!(parse_cidr("example.com/8").is_err());
+        // A mapped IPv6 network is its IPv4 form.
+        let mapped = parse_cidr("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(mapped, "10.0.0.0/8".parse::<IpNet>().unwrap());
+        assert!(mapped.contains(&"10.1.2.3".parse::<IpAddr>().unwrap()));
     }
 
     #[test]

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use ipnet::IpNet;
 
 use crate::app::SiteConfig;
 
 /// The networks whose forwarding headers are believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
-    networks: Vec<(IpAddr, u8)>,
+    networks: Vec<IpNet>,
 }
 
 impl TrustedProxies {
@@ -30,7 +31,6 @@ impl TrustedProxies {
             networks: networks
                 .iter()
                 .filter_map(|network| crate::config::parse_cidr(network).ok())
-                .map(|(ip, len)| (ip.to_canonical(), len))
                 .collect(),
         }
     }
@@ -38,27 +38,7 @@ impl TrustedProxies {
     /// Whether `ip` is inside one of the networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.networks
-            .iter()
-            .any(|&(network, len)| in_network(ip, network, len))
-    }
-}
-
-fn in_network(ip: IpAddr, network: IpAddr, len: u8) -> bool {
-    match (ip, network) {
-        (IpAddr::V4(ip), IpAddr::V4(network)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(len.min(32)))
-                .unwrap_or(0);
-            u32::from(ip) & mask == u32::from(network) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(network)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(len.min(128)))
-                .unwrap_or(0);
-            u128::from(ip) & mask == u128::from(network) & mask
-        }
-        _ => false,
+        self.networks.iter().any(|network| network.contains(&ip))
     }
 }
 
