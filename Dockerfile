@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# The appliance image (platform.md §11.3): Synapse + the built-in MAS + the supervisor, for
-# Cloudron and plain Docker. Pinned versions come from the files the tests use:
+# The appliance image (docs/architecture.md#packaging): Synapse + the built-in MAS + the
+# supervisor, for Cloudron and plain Docker. Pinned versions come from the files the tests use:
 # rust-toolchain.toml (Rust, the builder's tag below) and start/lib/versions.sh (Synapse, read by
 # start/lib/venv.sh). tests/e2e/packaging.test.mjs checks that they match.
 #

@@ -54,7 +54,7 @@ pub struct AppState {
     pub homeserver: Arc<dyn HomeserverConnection>,
     /// Wakes the job worker after a commit that queued a job.
     pub jobs: JobWaker,
-    /// Rate limits (password checks, mas-protocol §17.1).
+    /// Rate limits (password checks, docs/protocol.md#rate-limits).
     pub limiter: RateLimiter,
     /// Settings handlers need, taken from the validated config.
     pub site: Arc<SiteConfig>,

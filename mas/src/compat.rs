@@ -1,7 +1,8 @@
-//! The Matrix compat layer (mas-protocol §3): the legacy client-server login API that Synapse
-//! stops serving when MAS is on. The router rewrites `/_matrix/client/{v}/(login|logout|refresh)`
-//! to `/auth/…`, so these routes live under the listener prefix. Sessions and tokens are in
-//! `storage::compat`; errors are Matrix JSON ([`MatrixError`](crate::error::MatrixError)).
+//! The Matrix compat layer (docs/protocol.md#compat-layer): the legacy client-server login API that
+//! Synapse stops serving when MAS is on. The router rewrites
+//! `/_matrix/client/{v}/(login|logout|refresh)` to `/auth/…`, so these routes live under the
+//! listener prefix. Sessions and tokens are in `storage::compat`; errors are Matrix JSON
+//! ([`MatrixError`](crate::error::MatrixError)).
 
 mod login;
 mod logout;

@@ -1,5 +1,5 @@
-//! `GET /health` (mas-protocol §5.3): 200 `ok` when the database answers `SELECT 1`, else
-//! 503 with a short reason. The appliance's readiness probe.
+//! `GET /health` (docs/protocol.md#pages): 200 `ok` when the database answers `SELECT 1`, else 503
+//! with a short reason. The appliance's readiness probe.
 
 use std::time::Duration;
 

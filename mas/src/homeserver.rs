@@ -1,10 +1,12 @@
-//! The homeserver behind MAS (mas-protocol §13): [`HomeserverConnection`], the calls MAS makes
-//! on Synapse's `/_synapse/mas/*` API, with the Synapse client ([`SynapseConnection`]) and an
-//! in-memory stand-in for tests ([`MockHomeserver`]). Users are addressed by localpart.
+//! The homeserver behind MAS (docs/protocol.md#calls-to-synapse): [`HomeserverConnection`], the
+//! calls MAS makes on Synapse's `/_synapse/mas/*` API, with the Synapse client
+//! ([`SynapseConnection`]) and an in-memory stand-in for tests ([`MockHomeserver`]). Users are
+//! addressed by localpart.
 //!
-//! Status handling follows synapse-contract §3 exactly: the success status of each call is
-//! known (201 vs 200 for upserts, 204 for `delete_device`), an unknown user is `404
-//! M_NOT_FOUND`, and anything else is a [`HomeserverError`] that says whether a retry may help.
+//! Status handling follows Synapse's `/_synapse/mas` API exactly
+//! (docs/protocol.md#calls-to-synapse): the success status of each call is known (201 vs 200 for
+//! upserts, 204 for `delete_device`), an unknown user is `404 M_NOT_FOUND`, and anything else is a
+//! [`HomeserverError`] that says whether a retry may help.
 
 mod error;
 mod mock;
@@ -23,7 +25,7 @@ pub use self::synapse::{SynapseConnection, SynapseSetupError};
 /// Time limit of one call unless the caller passes its own.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time limit of the `query_user` call on the consent page (mas-protocol §2.5).
+/// Time limit of the `query_user` call on the consent page (docs/protocol.md#consent).
 pub const CONSENT_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How MAS talks to its homeserver. Object-safe: `AppState` holds an

@@ -1,7 +1,7 @@
-//! Background jobs (mas-protocol §13.2): the typed payloads of the durable queue
-//! (`storage::jobs`), [`queue`] to add one inside the caller's transaction, [`JobWaker`],
-//! the in-process nudge that tells the worker a job was committed, and the worker itself
-//! ([`worker`]) with the handlers of each queue.
+//! Background jobs (docs/architecture.md#background-jobs): the typed payloads of the durable queue
+//! (`storage::jobs`), [`queue`] to add one inside the caller's transaction, [`JobWaker`], the
+//! in-process nudge that tells the worker a job was committed, and the worker itself ([`worker`])
+//! with the handlers of each queue.
 //!
 //! Usage: queue a job in the same transaction as the change that needs it; after the commit,
 //! call [`JobWaker::wake`] (`state.jobs.wake()`).

@@ -1,7 +1,7 @@
-//! The OAuth 2.0 / OpenID Connect provider (mas-protocol §2, §7, §10–§12): discovery, the
-//! JWKS, dynamic client registration, the token endpoint and its grants, introspection for
-//! Synapse, revocation and userinfo. The browser side (`/authorize`, consent, the scope
-//! policy) lives here too but belongs to the human route group.
+//! The OAuth 2.0 / OpenID Connect provider (RFC 6749, OpenID Connect Core; docs/protocol.md):
+//! discovery, the JWKS, dynamic client registration, the token endpoint and its grants,
+//! introspection for Synapse, revocation and userinfo. The browser side (`/authorize`, consent, the
+//! scope policy) lives here too but belongs to the human route group.
 //!
 //! This module assembles the two route groups ([`discovery_router`], [`api_router`]: a
 //! permissive CORS layer and a 64 KiB body limit) and owns [`SessionEnder`], the one way to end

@@ -1,6 +1,6 @@
-//! In-memory rate limiting (mas-protocol §17.1): keyed GCRA (generic cell rate algorithm,
-//! what upstream's `governor` implements) per process, no sharing between instances. Time
-//! comes from the injected clock, in milliseconds, so tests can step it.
+//! In-memory rate limiting (docs/protocol.md#rate-limits): keyed GCRA (generic cell rate algorithm,
+//! what upstream's `governor` implements) per process, no sharing between instances. Time comes
+//! from the injected clock, in milliseconds, so tests can step it.
 //!
 //! A [`Quota`] is a burst and a sustained rate. A key's state is its theoretical arrival time
 //! (TAT): a request at `now` is allowed when `TAT - now <= (burst - 1) × interval`, and then
@@ -319,7 +319,7 @@ impl KeyedLimiter<IpKey> {
     }
 }
 
-/// The quotas of the limiters MAS uses (mas-protocol §17.1 defaults, and ours for the
+/// The quotas of the limiters MAS uses (upstream MAS's `rate_limiting` defaults, and ours for the
 /// endpoints upstream MAS does not limit).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitConfig {

@@ -6,20 +6,22 @@ use std::sync::Arc;
 
 use url::Url;
 
-/// `GET /health`: readiness probe (mas-protocol §5.3).
+/// `GET /health`: readiness probe (docs/protocol.md#pages).
 pub const HEALTH: &str = "/health";
 
 // --- Human pages (oauth-web) ---
 
-/// `GET /`: the index page (mas-protocol §4).
+/// `GET /`: the index page (docs/protocol.md#pages).
 pub const INDEX: &str = "/";
-/// `GET/POST /login`: the login page; the query carries a post-auth action (mas-protocol §4).
+/// `GET/POST /login`: the login page; the query carries a post-auth action
+/// (docs/protocol.md#pages).
 pub const LOGIN: &str = "/login";
 /// `POST /logout`: ends the browser session.
 pub const LOGOUT: &str = "/logout";
-/// `GET /authorize`: the OAuth 2.0 authorization endpoint (mas-protocol §2.1).
+/// `GET /authorize`: the OAuth 2.0 authorization endpoint (RFC 6749 §3.1,
+/// docs/protocol.md#authorization-endpoint).
 pub const AUTHORIZE: &str = "/authorize";
-/// `GET/POST /consent/{grant_id}`: the consent page (mas-protocol §2.5), as a route pattern.
+/// `GET/POST /consent/{grant_id}`: the consent page (docs/protocol.md#consent), as a route pattern.
 pub const CONSENT: &str = "/consent/{grant_id}";
 /// `GET /assets/*`: static files; the route pattern.
 pub const ASSETS: &str = "/assets/{*path}";
@@ -34,7 +36,7 @@ pub fn consent(grant_id: ulid::Ulid) -> String {
 // --- Login through upstream OpenID providers (upstream) ---
 
 /// `GET /upstream/authorize/{provider_id}`: starts a login at an upstream provider
-/// (mas-protocol §4); the query carries a post-auth action.
+/// (docs/protocol.md#upstream-login); the query carries a post-auth action.
 pub const UPSTREAM_AUTHORIZE: &str = "/upstream/authorize/{provider_id}";
 /// `GET/POST /upstream/callback/{provider_id}`: the provider's answer (query or `form_post`).
 pub const UPSTREAM_CALLBACK: &str = "/upstream/callback/{provider_id}";
@@ -60,7 +62,8 @@ pub fn upstream_link(link_id: ulid::Ulid) -> String {
 
 // --- Legacy Matrix SSO login (compat-sso) ---
 
-/// `GET /_matrix/client/{v}/login/sso/redirect`: starts a legacy SSO login (mas-protocol §3).
+/// `GET /_matrix/client/{v}/login/sso/redirect`: starts a legacy SSO login
+/// (docs/protocol.md#compat-layer).
 pub const COMPAT_SSO_REDIRECT: &str = "/_matrix/client/{version}/login/sso/redirect";
 /// The same with a trailing slash.
 pub const COMPAT_SSO_REDIRECT_SLASH: &str = "/_matrix/client/{version}/login/sso/redirect/";
@@ -78,7 +81,7 @@ pub fn complete_compat_sso(id: ulid::Ulid) -> String {
 
 // --- Matrix compat layer (compat-api) ---
 
-/// `GET/POST /_matrix/client/{v}/login`: legacy login (mas-protocol §3).
+/// `GET/POST /_matrix/client/{v}/login`: legacy login (docs/protocol.md#compat-layer).
 pub const COMPAT_LOGIN: &str = "/_matrix/client/{version}/login";
 /// `POST /_matrix/client/{v}/logout`: ends the compat session of the bearer token.
 pub const COMPAT_LOGOUT: &str = "/_matrix/client/{version}/logout";
@@ -91,19 +94,19 @@ pub const COMPAT_REFRESH: &str = "/_matrix/client/{version}/refresh";
 
 // --- OAuth 2.0 API and discovery (oauth-api) ---
 
-/// `GET /.well-known/openid-configuration`: provider metadata (mas-protocol §7).
+/// `GET /.well-known/openid-configuration`: provider metadata (docs/protocol.md#discovery).
 pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
-/// `GET /.well-known/webfinger`: the issuer link (mas-protocol §2).
+/// `GET /.well-known/webfinger`: the issuer link (OpenID Connect Discovery §2).
 pub const WEBFINGER: &str = "/.well-known/webfinger";
 /// `GET /oauth2/keys.json`: the JWKS.
 pub const OAUTH2_KEYS: &str = "/oauth2/keys.json";
-/// `POST /oauth2/token`: the token endpoint (mas-protocol §2.2).
+/// `POST /oauth2/token`: the token endpoint (docs/protocol.md#token-endpoint).
 pub const OAUTH2_TOKEN: &str = "/oauth2/token";
-/// `POST /oauth2/registration`: dynamic client registration (mas-protocol §2.7).
+/// `POST /oauth2/registration`: dynamic client registration (RFC 7591, MSC2966).
 pub const OAUTH2_REGISTRATION: &str = "/oauth2/registration";
-/// `POST /oauth2/introspect`: token introspection (mas-protocol §12).
+/// `POST /oauth2/introspect`: token introspection (RFC 7662, docs/protocol.md#introspection).
 pub const OAUTH2_INTROSPECT: &str = "/oauth2/introspect";
-/// `POST /oauth2/revoke`: token revocation (mas-protocol §2.6).
+/// `POST /oauth2/revoke`: token revocation (RFC 7009, MSC4254).
 pub const OAUTH2_REVOKE: &str = "/oauth2/revoke";
 /// `GET/POST /oauth2/userinfo`: OpenID Connect userinfo.
 pub const OAUTH2_USERINFO: &str = "/oauth2/userinfo";
@@ -116,7 +119,8 @@ pub const ACCOUNT_BARE: &str = "/account";
 pub const ACCOUNT_REST: &str = "/account/{*rest}";
 /// `POST /account/sessions/{session_id}/end`: signs out one OAuth or compat session.
 pub const ACCOUNT_SESSION_END: &str = "/account/sessions/{session_id}/end";
-/// `POST /account/cross-signing-reset`: lets the user reset their identity (mas-protocol §13).
+/// `POST /account/cross-signing-reset`: lets the user reset their identity
+/// (docs/protocol.md#pages).
 pub const ACCOUNT_CROSS_SIGNING_RESET: &str = "/account/cross-signing-reset";
 
 /// The sign-out form of one session (a path for [`UrlBuilder`]).

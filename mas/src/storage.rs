@@ -1,5 +1,5 @@
-//! Storage: one sqlx `Any` pool over PostgreSQL or SQLite, and the embedded migrations.
-//! Queries are portable SQL, one text for both backends (see DESIGN.md); the table-specific
+//! Storage: one sqlx `Any` pool over PostgreSQL or SQLite, and the embedded migrations. Queries are
+//! portable SQL, one text for both backends (docs/architecture.md#storage); the table-specific
 //! functions come in files of their own under `storage/`. This module owns connecting and
 //! migrating, not the queries' meaning.
 //!

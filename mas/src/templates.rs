@@ -1,6 +1,6 @@
-//! The web pages (mas-protocol §4): [`Templates`], a minijinja environment loaded at run time
-//! from `templates.path` (operators may point it at a customised copy), with one typed render
-//! method per page and a `Serialize` context per page in [`context`].
+//! The web pages (docs/architecture.md#pages-and-templates): [`Templates`], a minijinja environment
+//! loaded at run time from `templates.path` (operators may point it at a customised copy), with one
+//! typed render method per page and a `Serialize` context per page in [`context`].
 //!
 //! Undefined variables are errors (strict mode) and `.html` output is HTML-escaped. Loading
 //! renders every page's `sample()` once, so a broken template is found at start-up or reload,

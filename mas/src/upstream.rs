@@ -1,8 +1,8 @@
-//! The client side of login through upstream OpenID Connect providers (mas-protocol §4, §16.1;
-//! issue 5): [`UpstreamProviders`] holds the configured providers in memory, and each
-//! [`Provider`] builds authorization URLs and completes callbacks: discovery (strictly checked),
-//! the code exchange, ID-token validation against the provider's JWKS, userinfo, and
-//! [`import_claims`] turning the claims into local account attributes.
+//! The client side of login through upstream OpenID Connect providers
+//! (docs/protocol.md#upstream-login; issue 5): [`UpstreamProviders`] holds the configured providers
+//! in memory, and each [`Provider`] builds authorization URLs and completes callbacks: discovery
+//! (strictly checked), the code exchange, ID-token validation against the provider's JWKS,
+//! userinfo, and [`import_claims`] turning the claims into local account attributes.
 //!
 //! This module does no HTTP serving and no storage: the routes and the link/session tables are
 //! `crate::views::upstream` and `crate::storage`. It never logs a token, a code or a secret.

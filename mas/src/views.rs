@@ -1,11 +1,11 @@
-//! The pages for people (mas-protocol §4): the index, login and logout, the account page
-//! ([`account`]), login through upstream providers ([`upstream`]), plus the route group of the `human` resource, which also carries
-//! `/authorize` and the consent page from `oauth2`. Static files (`assets` resource) are served
-//! by [`assets`].
+//! The pages for people (docs/protocol.md#pages): the index, login and logout, the account page
+//! ([`account`]), login through upstream providers ([`upstream`]), plus the route group of the
+//! `human` resource, which also carries `/authorize` and the consent page from `oauth2`. Static
+//! files (`assets` resource) are served by [`assets`].
 //!
-//! Every form POST checks its CSRF token first (§17.2); a bad or missing one is a 403 page.
-//! Pages answer errors as [`HtmlError`]s, rendered by the human group's layer, which also sets
-//! `X-Frame-Options: DENY`.
+//! Every form POST checks its CSRF token first (docs/protocol.md#cookies-and-csrf); a bad or
+//! missing one is a 403 page. Pages answer errors as [`HtmlError`]s, rendered by the human group's
+//! layer, which also sets `X-Frame-Options: DENY`.
 
 mod account;
 pub(crate) mod assets;

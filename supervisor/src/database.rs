@@ -1,6 +1,6 @@
 //! The PostgreSQL pre-flight: reachable within `APPLIANCE_DB_WAIT` (bounded retry), and the
-//! database's collation and ctype are exactly `C`, which Synapse requires
-//! (synapse-contract.md §5.5). Read-only: it creates nothing.
+//! database's collation and ctype are exactly `C`, which Synapse requires (Synapse's "Using
+//! Postgres" documentation). Read-only: it creates nothing.
 
 use std::time::{Duration, Instant};
 

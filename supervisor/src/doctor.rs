@@ -140,14 +140,14 @@ fn server_name_base(env: &Env, server_name: &str) -> String {
     }
 }
 
-/// The `/.well-known/matrix/server` body the router serves (DESIGN §3).
+/// The `/.well-known/matrix/server` body the router serves (docs/architecture.md#public-routing).
 pub fn expected_server(origin: &Url) -> Value {
     let host = origin.host_str().unwrap_or("localhost");
     let port = origin.port_or_known_default().unwrap_or(443);
     json!({ "m.server": format!("{host}:{port}") })
 }
 
-/// The `/.well-known/matrix/client` body the router serves (DESIGN §3).
+/// The `/.well-known/matrix/client` body the router serves (docs/architecture.md#public-routing).
 pub fn expected_client(origin: &Url) -> Value {
     let base = origin.origin().ascii_serialization();
     json!({

@@ -1,4 +1,4 @@
-//! The environment, parsed once into a typed [`Env`] (DESIGN §4).
+//! The environment, parsed once into a typed [`Env`] (docs/architecture.md#environment).
 //!
 //! Parsing reads variables through a [`Source`], so tests can feed a plain map. Every problem is
 //! collected (named after its variable) and reported together, before anything starts or is

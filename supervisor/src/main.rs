@@ -1,4 +1,4 @@
-//! `appliance`: the supervisor binary (DESIGN §2).
+//! `appliance`: the supervisor binary (docs/architecture.md#processes-and-ports).
 //!
 //! `run` is the container's entry point; `render`, `check`, `health`, `doctor` and
 //! `mas -- ARGS` are tools for the admin and the image's health check.

@@ -1,5 +1,6 @@
-//! Where things live: the data dir layout (DESIGN §5), the run dir, and the files that ship
-//! next to the binaries (the `mas-cli` binary, MAS templates and assets, the Synapse venv).
+//! Where things live: the data dir layout (docs/architecture.md#data-dir-and-run-dir), the run dir,
+//! and the files that ship next to the binaries (the `mas-cli` binary, MAS templates and assets,
+//! the Synapse venv).
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
-//! The PID 1 shim (the pid1-rs shape, STYLE.md "Child supervision"). As PID 1 in a container,
-//! the appliance re-executes itself as a child and does only two things: forwards signals to
-//! that child, and reaps every process that gets re-parented to it. The real supervisor (the
-//! child) lets `tokio::process` reap its own children, so exactly one piece of code calls
+//! The PID 1 shim (the pid1-rs shape; docs/architecture.md#start-restart-and-stop). As PID 1 in a
+//! container, the appliance re-executes itself as a child and does only two things: forwards
+//! signals to that child, and reaps every process that gets re-parented to it. The real supervisor
+//! (the child) lets `tokio::process` reap its own children, so exactly one piece of code calls
 //! `waitpid` in each process.
 
 use std::process::Command;

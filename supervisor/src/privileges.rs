@@ -1,8 +1,9 @@
-//! Running as the right user (DESIGN §2): started as root with a target user (`cloudron` on
-//! Cloudron, else `APPLIANCE_USER`), the supervisor gives the data and run dirs to that user
-//! and then drops its own privileges, so that every child runs as that user too. Started as
-//! non-root, it runs as is. Tools that stay root for their own checks (`appliance doctor`) start
-//! their children through [`command_as`] instead, so that only the child changes user.
+//! Running as the right user (docs/architecture.md#start-restart-and-stop): started as root with a
+//! target user (`cloudron` on Cloudron, else `APPLIANCE_USER`), the supervisor gives the data and
+//! run dirs to that user and then drops its own privileges, so that every child runs as that user
+//! too. Started as non-root, it runs as is. Tools that stay root for their own checks (`appliance
+//! doctor`) start their children through [`command_as`] instead, so that only the child changes
+//! user.
 
 use std::ffi::OsStr;
 use std::path::Path;

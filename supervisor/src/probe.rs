@@ -1,9 +1,9 @@
 //! HTTP readiness probes: one `GET` on a fresh connection, healthy on a 2xx answer.
 //!
-//! Used for the start gates (DESIGN §2: "each step gated on real readiness") and by the router's
-//! `/healthz`. Plain `http://` only: the probed services listen on loopback. Each probe opens its
-//! own connection and closes it, so a wedged pooled connection can never make a dead service look
-//! alive.
+//! Used for the start gates (each step gated on real readiness,
+//! docs/architecture.md#start-restart-and-stop) and by the router's `/healthz`. Plain `http://`
+//! only: the probed services listen on loopback. Each probe opens its own connection and closes it,
+//! so a wedged pooled connection can never make a dead service look alive.
 
 use std::time::Duration;
 

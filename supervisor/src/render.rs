@@ -1,9 +1,9 @@
-//! Config rendering (DESIGN §5): the templates in `templates/config/` (embedded at build time)
-//! are rendered with minijinja in strict-undefined mode, then layered:
-//! appliance defaults < operator overrides in `<data>/config/` < keys the appliance owns.
-//! An override of an owned key, or of a key Synapse refuses next to MAS, is dropped with a log
-//! line. MAS's upstream providers are a list with a rule of their own (see `providers`): the
-//! platform's comes first, the operator's are appended. The results are written atomically,
+//! Config rendering (docs/architecture.md#configuration-rendering): the templates in
+//! `templates/config/` (embedded at build time) are rendered with minijinja in strict-undefined
+//! mode, then layered: appliance defaults < operator overrides in `<data>/config/` < keys the
+//! appliance owns. An override of an owned key, or of a key Synapse refuses next to MAS, is dropped
+//! with a log line. MAS's upstream providers are a list with a rule of their own (see `providers`):
+//! the platform's comes first, the operator's are appended. The results are written atomically,
 //! mode 0600, into the run dir (the platform provider's client secret is inline in mas.yaml).
 
 use std::io;
@@ -46,8 +46,9 @@ pub const SYNAPSE_OWNED: &[&str] = &[
     "matrix_authentication_service",
 ];
 
-/// Synapse keys that make Synapse refuse to start when MAS is enabled
-/// (synapse-contract.md §1.2); dropped from overrides.
+/// Synapse keys that make Synapse refuse to start when MAS is enabled (its config checks for
+/// `matrix_authentication_service`; docs/architecture.md#configuration-rendering); dropped from
+/// overrides.
 pub const SYNAPSE_FORBIDDEN: &[&str] = &[
     "enable_registration",
     "password_config.enabled",

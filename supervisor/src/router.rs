@@ -1,4 +1,5 @@
-//! The public HTTP port (DESIGN §3): an in-process router in front of Synapse and MAS.
+//! The public HTTP port (docs/architecture.md#public-routing): an in-process router in front of
+//! Synapse and MAS.
 //!
 //! [`serve`] accepts HTTP/1.1 connections, decides each request's destination from its path
 //! alone (`route`), answers `/healthz`, the `.well-known/matrix` files and the `/auth` redirect

@@ -1,5 +1,5 @@
-//! The generated secrets in `<data>/secrets/` (DESIGN §5): created once when absent, never
-//! regenerated, each written atomically with mode 0600 in a 0700 directory.
+//! The generated secrets in `<data>/secrets/` (docs/architecture.md#secrets): created once when
+//! absent, never regenerated, each written atomically with mode 0600 in a 0700 directory.
 
 use std::io;
 use std::path::Path;

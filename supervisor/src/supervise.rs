@@ -1,7 +1,7 @@
-//! The supervision loop (DESIGN §2): start the router, run MAS's migrations, start Synapse and
-//! MAS, keep them running (capped exponential backoff; more than [`CRASH_LIMIT`] failures in
-//! [`CRASH_WINDOW`] ends the appliance non-zero), re-render and forward SIGHUP, and on
-//! SIGTERM/SIGINT stop in reverse start order within the stop timeout.
+//! The supervision loop (docs/architecture.md#start-restart-and-stop): start the router, run MAS's
+//! migrations, start Synapse and MAS, keep them running (capped exponential backoff; more than
+//! [`CRASH_LIMIT`] failures in [`CRASH_WINDOW`] ends the appliance non-zero), re-render and forward
+//! SIGHUP, and on SIGTERM/SIGINT stop in reverse start order within the stop timeout.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub struct RestartPolicy {
 }
 
 impl Default for RestartPolicy {
-    /// DESIGN §2: more than 5 failures in 2 minutes is fatal.
+    /// More than 5 failures in 2 minutes is fatal (docs/architecture.md#start-restart-and-stop).
     fn default() -> Self {
         RestartPolicy {
             limit: 5,

@@ -87,7 +87,8 @@ group('sqlite: bad environment', 'sqlite', (check) => {
 
   check('APPLIANCE_SERVER_NAME different from the one pinned at the first start', async ({ app }) => {
     const pin = JSON.parse(fs.readFileSync(path.join(app.dataDir, 'appliance.json'), 'utf8'));
-    // Locally the default is the origin's host (DESIGN §4), with or without its port.
+    // Locally the default is the origin's host (docs/architecture.md#environment), with or without
+    // its port.
     assert.ok(
       [`localhost`, `localhost:${app.ports.http}`].includes(pin.server_name),
       `appliance.json pins ${JSON.stringify(pin)}`,

@@ -6,9 +6,10 @@
 // compat-session.suite.mjs; legacy SSO: compat-sso.suite.mjs.) compat-matrix.<backend>.test.mjs
 // run it once per backend, one appliance each.
 //
-// Password attempts: MAS allows a burst of 3 per client IP, then one per 20 s (mas-protocol
-// §17.1), and every request here comes from 127.0.0.1. The tests run in order and make exactly 3
-// before the rate-limit test (alice, bob, the wrong password), which then expects the limit.
+// Password attempts: MAS allows a burst of 3 per client IP, then one per 20 s
+// (docs/protocol.md#rate-limits), and every request here comes from 127.0.0.1. The tests run in
+// order and make exactly 3 before the rate-limit test (alice, bob, the wrong password), which then
+// expects the limit.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { skipReason } from '../lib/config.mjs';

@@ -5,7 +5,8 @@
 // `io.element.only_compat_is_fine: true` (else M_UNRECOGNIZED) and then ends the user's compat
 // sessions. compat-session.<backend>.test.mjs run it once per backend, one appliance each.
 //
-// Password attempts: 2 (erin, frank) of MAS's burst of 3 per client IP (mas-protocol §17.1).
+// Password attempts: 2 (erin, frank) of MAS's burst of 3 per client IP
+// (docs/protocol.md#rate-limits).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { skipReason } from '../lib/config.mjs';

@@ -6,8 +6,8 @@
 // names the user and the new device. The login token works once and for 30 s only; a redirectUrl
 // with a userinfo part is refused. compat-sso.<backend>.test.mjs run it once per backend.
 //
-// Password attempts: one sign-in (dora's) out of MAS's burst of 3 per client IP (§17.1); the
-// second SSO login reuses her signed-in browser.
+// Password attempts: one sign-in (dora's) out of MAS's burst of 3 per client IP
+// (docs/protocol.md#rate-limits); the second SSO login reuses her signed-in browser.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';

@@ -6,9 +6,10 @@
 // tests run one after the other and each does its own code flow, so one failure does not hide the
 // others. oauth-conformance.<backend>.test.mjs run it once per backend.
 //
-// Password attempts: MAS allows a burst of 3 per client IP, then one per 20 s (mas-protocol §17.1),
-// and every browser here is 127.0.0.1. This suite makes exactly 3 (alice in the shared browser, a wrong and a right password in the pages test); a
-// test that signs in once more must reuse a signed-in browser or wait.
+// Password attempts: MAS allows a burst of 3 per client IP, then one per 20 s
+// (docs/protocol.md#rate-limits), and every browser here is 127.0.0.1. This suite makes exactly 3
+// (alice in the shared browser, a wrong and a right password in the pages test); a test that signs
+// in once more must reuse a signed-in browser or wait.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -31,7 +32,7 @@ import {
   recordedTest,
 } from '../lib/oidc.mjs';
 
-/** `mat_` / `mar_` + 30 alphanumerics + `_` + 6-character checksum (mas-protocol §10.1). */
+/** `mat_` / `mar_` + 30 alphanumerics + `_` + 6-character checksum (docs/protocol.md#tokens). */
 const ACCESS_TOKEN = /^mat_[A-Za-z0-9]{30}_[A-Za-z0-9]{6}$/;
 const REFRESH_TOKEN = /^mar_[A-Za-z0-9]{30}_[A-Za-z0-9]{6}$/;
 

@@ -9,9 +9,9 @@
 // unstable (MSC2967) and the stable scope spellings. oauth-matrix.<backend>.test.mjs run it once
 // per backend.
 //
-// Password attempts: MAS allows a burst of 3 per client IP, then one per 20 s (mas-protocol §17.1),
-// and every browser here is 127.0.0.1. This suite makes exactly 3 (alice, root and carol); a
-// test that signs in once more must reuse a signed-in browser or wait.
+// Password attempts: MAS allows a burst of 3 per client IP, then one per 20 s
+// (docs/protocol.md#rate-limits), and every browser here is 127.0.0.1. This suite makes exactly 3
+// (alice, root and carol); a test that signs in once more must reuse a signed-in browser or wait.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';

@@ -1,9 +1,9 @@
 // The package files we cannot run here, checked statically (issue 6):
-// - CloudronManifest.json: keys and types against platform.md §1.1, and the values that must
-//   match the code (public port, health path, OIDC callback path, versions);
+// - CloudronManifest.json: keys and types against Cloudron's manifest reference, and the values
+//   that must match the code (public port, health path, OIDC callback path, versions);
 // - Dockerfile: every COPY source exists and is in the build context, every script it runs
 //   exists (and is executable when executed), pinned versions match rust-toolchain.toml and
-//   start/lib/versions.sh, and the shape platform.md §11.3 and the issue ask for.
+//   start/lib/versions.sh, and the shape docs/architecture.md#packaging and the issue ask for.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

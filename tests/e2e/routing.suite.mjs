@@ -1,8 +1,8 @@
-// The public router (DESIGN §3) in front of a real Synapse and MAS: health, pass-through to
-// Synapse, the well-known documents, /auth, the blocked internal API, and a request held open
-// for 35 s. The tests of one backend share one appliance and run concurrently, so the slow one
-// costs no extra wall time; routing.<backend>.test.mjs run this suite once per backend, as
-// separate files so that the two run at the same time.
+// The public router (docs/architecture.md#public-routing) in front of a real Synapse and MAS:
+// health, pass-through to Synapse, the well-known documents, /auth, the blocked internal API, and a
+// request held open for 35 s. The tests of one backend share one appliance and run concurrently, so
+// the slow one costs no extra wall time; routing.<backend>.test.mjs run this suite once per
+// backend, as separate files so that the two run at the same time.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';

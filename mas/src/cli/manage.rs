@@ -1,4 +1,5 @@
-//! `mas-cli manage …`: administer users from the command line (mas-protocol §18).
+//! `mas-cli manage …`: administer users from the command line (upstream MAS's `manage` verbs;
+//! docs/architecture.md#a-cli-verb).
 //!
 //! Every verb validates its input first and fails with one line before changing anything;
 //! then writes its change in one transaction together with the jobs that carry it to the
@@ -238,8 +239,8 @@ pub(crate) async fn queue(
     Ok(queued.id)
 }
 
-/// Checks a new username (mas-protocol §17.8): `^[a-z0-9.=_/+-]+$`, not only digits, and the
-/// full MXID at most 255 characters.
+/// Checks a new username (docs/protocol.md#usernames): `^[a-z0-9.=_/+-]+$`, not only digits, and
+/// the full MXID at most 255 characters.
 pub(crate) fn validate_username(username: &str, server_name: &str) -> anyhow::Result<()> {
     let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '.' | '=' | '_' | '/' | '+' | '-');
     if username.is_empty() {

@@ -1,6 +1,6 @@
-//! `GET/POST /_matrix/client/{v}/login` (mas-protocol §3): the login flows, and a password or
-//! SSO-token login that starts a compat session with its device upserted in Synapse before
-//! the answer.
+//! `GET/POST /_matrix/client/{v}/login` (Matrix client-server API "Login";
+//! docs/protocol.md#compat-layer): the login flows, and a password or SSO-token login that starts a
+//! compat session with its device upserted in Synapse before the answer.
 
 use std::net::IpAddr;
 

@@ -1,6 +1,7 @@
-//! `POST /_matrix/client/{v}/logout` and `…/logout/all` (mas-protocol §3): end compat
-//! sessions (never OAuth ones), delete their devices in Synapse at once (so the token stops
-//! working despite Synapse's introspection cache) and queue a device sync for the user.
+//! `POST /_matrix/client/{v}/logout` and `…/logout/all` (Matrix client-server API "Logout";
+//! docs/protocol.md#compat-layer): end compat sessions (never OAuth ones), delete their devices in
+//! Synapse at once (so the token stops working despite Synapse's introspection cache) and queue a
+//! device sync for the user.
 
 use axum::Json;
 use axum::body::Bytes;

@@ -1,6 +1,7 @@
-//! `POST /_matrix/client/{v}/refresh` (mas-protocol §3, §11): consumes a compat refresh token
-//! and issues a new access token (lifetime `compat_token_ttl`) and refresh token; the old
-//! access token is revoked. A consumed, revoked or unknown token is `M_UNKNOWN_TOKEN`.
+//! `POST /_matrix/client/{v}/refresh` (Matrix client-server API "Refreshing access tokens";
+//! docs/protocol.md#compat-layer): consumes a compat refresh token and issues a new access token
+//! (lifetime `compat_token_ttl`) and refresh token; the old access token is revoked. A consumed,
+//! revoked or unknown token is `M_UNKNOWN_TOKEN`.
 
 use axum::Json;
 use axum::body::Bytes;

@@ -1,8 +1,9 @@
-//! Legacy Matrix SSO login (mas-protocol §3): `GET /_matrix/client/{v}/login/sso/redirect`
-//! stores a pending [`CompatSsoLogin`](crate::model::CompatSsoLogin) and sends the browser to
-//! the "continue to the application" page ([`complete`]); once the user continues, the client
-//! gets a one-time `loginToken` that it trades through `m.login.token` within 30 s
-//! ([`take_login_token`], called by the `/login` handler, which creates the compat session).
+//! Legacy Matrix SSO login (Matrix client-server API "Client login via SSO";
+//! docs/protocol.md#compat-layer): `GET /_matrix/client/{v}/login/sso/redirect` stores a pending
+//! [`CompatSsoLogin`](crate::model::CompatSsoLogin) and sends the browser to the "continue to the
+//! application" page ([`complete`]); once the user continues, the client gets a one-time
+//! `loginToken` that it trades through `m.login.token` within 30 s ([`take_login_token`], called by
+//! the `/login` handler, which creates the compat session).
 
 pub(crate) mod complete;
 

@@ -7,7 +7,8 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::crypto::SigningKey;
 
-/// The mas.yaml the supervisor renders, verbatim from the team brief.
+/// The mas.yaml the supervisor renders, as a fixed sample: the shape first specified for it,
+/// kept verbatim.
 const BRIEF_SAMPLE: &str = r#"
 http:
   public_base: "http://localhost:8000/auth/"
@@ -54,7 +55,7 @@ email:
   transport: blackhole
 "#;
 
-/// The brief's sample with its secret files present in `dir` and a PostgreSQL URI (the
+/// `BRIEF_SAMPLE` with its secret files present in `dir` and a PostgreSQL URI (the
 /// sample pairs `schema` with SQLite, which validation rightly refuses).
 fn valid_config(dir: &tempfile::TempDir) -> RootConfig {
     let root = Utf8PathBuf::try_from(dir.path().to_owned()).unwrap();

@@ -1,6 +1,7 @@
-//! `upstream_oauth2`: upstream OpenID Connect providers people log in with (mas-protocol §16.1,
-//! upstream key names so upstream's documentation carries over). Providers live in the
-//! configuration only; `crate::upstream::UpstreamProviders` turns them into runtime objects.
+//! `upstream_oauth2`: upstream OpenID Connect providers people log in with
+//! (docs/protocol.md#upstream-login; upstream MAS's key names so upstream's documentation carries
+//! over). Providers live in the configuration only; `crate::upstream::UpstreamProviders` turns them
+//! into runtime objects.
 //!
 //! ```yaml
 //! upstream_oauth2:

@@ -1,6 +1,6 @@
-//! The loaded signing keys as one runtime object: the public JWKS served at
-//! `oauth2/keys.json`, the algorithms discovery advertises, and ID-token signing
-//! (mas-protocol §11: RS256 unless the client registered another algorithm).
+//! The loaded signing keys as one runtime object: the public JWKS served at `oauth2/keys.json`, the
+//! algorithms discovery advertises, and ID-token signing (RS256 unless the client registered
+//! another algorithm; docs/protocol.md#token-endpoint).
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use super::jwk::{Jwk, Jwks, b64};
 use super::jwt::{self, JwsAlgorithm, JwtError};
 use crate::config::{KeyLoadError, LoadedKey, SecretsConfig};
 
-/// How long an ID token is valid, in seconds (mas-protocol §11).
+/// How long an ID token is valid, in seconds (docs/protocol.md#lifetimes).
 pub const ID_TOKEN_TTL_SECS: i64 = 3600;
 
 /// The claims of an ID token (OpenID Connect Core §2, §3.1.3.6). Times are Unix seconds.

@@ -1,8 +1,8 @@
-//! Password hashing by versioned schemes (mas-protocol §14). New hashes use the highest
-//! configured version; a stored hash is verified with the scheme of its own version and is
-//! due for an upgrade when that is not the current one. Hashing is CPU-bound and runs on
-//! tokio's blocking pool, never on the async executor, with a cap on how many hashes run at
-//! once (each Argon2id hash holds 19 MiB). The zxcvbn complexity check lives here too.
+//! Password hashing by versioned schemes (docs/protocol.md#passwords). New hashes use the highest
+//! configured version; a stored hash is verified with the scheme of its own version and is due for
+//! an upgrade when that is not the current one. Hashing is CPU-bound and runs on tokio's blocking
+//! pool, never on the async executor, with a cap on how many hashes run at once (each Argon2id hash
+//! holds 19 MiB). The zxcvbn complexity check lives here too.
 //!
 //! A login for a user that does not exist, or has no password, must cost what a wrong
 //! password costs, or the answer time tells which usernames exist (upstream MAS answers those

@@ -1,6 +1,6 @@
-//! The other random values of mas-protocol §10.2 (codes, secrets, device IDs). Each takes
-//! the injected RNG; none is stored in plaintext except the device ID and the user code,
-//! which are not bearer credentials on their own.
+//! The other random values (codes, secrets, device IDs; docs/protocol.md#tokens). Each takes the
+//! injected RNG; none is stored in plaintext except the device ID and the user code, which are not
+//! bearer credentials on their own.
 
 use rand::distributions::{Alphanumeric, DistString as _, Uniform};
 use rand::{CryptoRng, Rng as _, RngCore};

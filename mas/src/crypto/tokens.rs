@@ -1,7 +1,7 @@
-//! Bearer tokens (mas-protocol §10.1): `<prefix>_<30 alphanumerics>_<checksum>`, where the
-//! checksum is the CRC-32/ISO-HDLC of `<prefix>_<random>` written in base 62. This module
-//! generates and recognises tokens and hashes them for storage; it does not know whether a
-//! token is live (that is a database lookup by [`sha256_hex`]).
+//! Bearer tokens (docs/protocol.md#tokens): `<prefix>_<30 alphanumerics>_<checksum>`, where the
+//! checksum is the CRC-32/ISO-HDLC of `<prefix>_<random>` written in base 62. This module generates
+//! and recognises tokens and hashes them for storage; it does not know whether a token is live
+//! (that is a database lookup by [`sha256_hex`]).
 
 use base64::Engine as _;
 use base64::alphabet::URL_SAFE;
@@ -111,7 +111,7 @@ impl std::fmt::Display for TokenKind {
 }
 
 /// The 6-character checksum of `body` (`<prefix>_<random>`): CRC-32/ISO-HDLC in base 62,
-/// least-significant digit first, left-padded with `0` (mas-protocol §10.1).
+/// least-significant digit first, left-padded with `0` (docs/protocol.md#tokens).
 pub fn checksum(body: &str) -> String {
     let mut n = crc32fast::hash(body.as_bytes());
     let mut digits = String::with_capacity(CHECKSUM_LENGTH);
@@ -152,7 +152,7 @@ mod tests {
 
     use super::*;
 
-    /// The three vectors of mas-protocol §10.1.
+    /// Three vectors computed with upstream MAS's algorithm (docs/protocol.md#tokens).
     const VECTORS: [(&str, u32, &str); 3] = [
         (
             "mat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",

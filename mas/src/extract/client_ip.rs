@@ -1,7 +1,7 @@
-//! The client's IP address, for rate limits and session records (mas-protocol §17.1): the
+//! The client's IP address, for rate limits and session records (docs/protocol.md#rate-limits): the
 //! TCP peer, or, when the peer is one of `http.trusted_proxies`, the address it forwarded in
-//! `X-Forwarded-For` (walked from the right, skipping trusted hops). In the appliance the
-//! router on loopback sends exactly one `X-Forwarded-For` entry.
+//! `X-Forwarded-For` (walked from the right, skipping trusted hops). In the appliance the router on
+//! loopback sends exactly one `X-Forwarded-For` entry.
 //!
 //! The peer comes from axum's `ConnectInfo<SocketAddr>` (the server is started with it).
 //! Without it (in-process tests) the address is unknown: [`ClientIp`] is `None`.

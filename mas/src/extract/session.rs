@@ -1,7 +1,7 @@
-//! The browser session (mas-protocol §17.3): the private `session` cookie holds the id of the
-//! browser's current `user_sessions` row. Reading it gives a session only when the row is
-//! active and its user may still log in (not locked, not deactivated); anything else reads as
-//! "no session".
+//! The browser session (docs/protocol.md#cookies-and-csrf): the private `session` cookie holds the
+//! id of the browser's current `user_sessions` row. Reading it gives a session only when the row is
+//! active and its user may still log in (not locked, not deactivated); anything else reads as "no
+//! session".
 
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;

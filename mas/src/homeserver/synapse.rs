@@ -1,6 +1,6 @@
-//! [`SynapseConnection`]: the `/_synapse/mas/*` client (synapse-contract §3). Plain HTTP over
-//! hyper-util's pooled client (Synapse is on loopback), the shared secret as a bearer token,
-//! JSON bodies, and the exact success status of each call.
+//! [`SynapseConnection`]: the `/_synapse/mas/*` client (docs/protocol.md#calls-to-synapse). Plain
+//! HTTP over hyper-util's pooled client (Synapse is on loopback), the shared secret as a bearer
+//! token, JSON bodies, and the exact success status of each call.
 
 mod body;
 

@@ -1,5 +1,5 @@
-//! What each queue does (mas-protocol §13.2). A handler makes the homeserver calls for one
-//! job and returns the jobs to queue after it (queued together with its completion); it
+//! What each queue does (docs/protocol.md#calls-to-synapse). A handler makes the homeserver calls
+//! for one job and returns the jobs to queue after it (queued together with its completion); it
 //! never panics and says whether a failure is worth retrying.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,5 @@
-//! OAuth 2.0 clients and their registration metadata (RFC 7591, mas-protocol §2.7).
+//! OAuth 2.0 clients and their registration metadata (RFC 7591,
+//! docs/protocol.md#client-registration).
 
 use std::fmt;
 

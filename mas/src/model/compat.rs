@@ -1,5 +1,6 @@
-//! Compat (legacy Matrix `/login`) sessions and their tokens (mas-protocol §3, §9, §11). Only
-//! the tokens' SHA-256 is stored, so the token types carry no token text.
+//! Compat (legacy Matrix `/login`) sessions and their tokens (docs/protocol.md#compat-layer and
+//! docs/protocol.md#lifetimes). Only the tokens' SHA-256 is stored, so the token types carry no
+//! token text.
 
 use ulid::Ulid;
 

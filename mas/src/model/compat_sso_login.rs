@@ -1,10 +1,10 @@
-//! Legacy Matrix SSO logins (mas-protocol §3): a `redirectUrl` waiting for a browser session to
-//! approve it, then a one-time `loginToken` the client trades through `m.login.token`.
+//! Legacy Matrix SSO logins (docs/protocol.md#compat-layer): a `redirectUrl` waiting for a browser
+//! session to approve it, then a one-time `loginToken` the client trades through `m.login.token`.
 
 use ulid::Ulid;
 use url::Url;
 
-/// How long a fulfilled login's token may be exchanged: 30 s (mas-protocol §11).
+/// How long a fulfilled login's token may be exchanged: 30 s (docs/protocol.md#lifetimes).
 pub const COMPAT_LOGIN_TOKEN_LIFETIME_MS: i64 = 30 * 1000;
 
 /// One row of `compat_sso_logins`.

@@ -1,12 +1,12 @@
 //! Authorization grants: one `/authorize` request, from creation through consent to the code
-//! exchange (mas-protocol §2.1, §2.3).
+//! exchange (docs/protocol.md#authorization-endpoint, #authorization-code-grant).
 
 use ulid::Ulid;
 use url::Url;
 
 use super::{Scope, keyword_enum};
 
-/// How long a code may be exchanged after consent: 10 minutes (mas-protocol §2.3).
+/// How long a code may be exchanged after consent: 10 minutes (docs/protocol.md#lifetimes).
 pub const AUTHORIZATION_CODE_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
 keyword_enum! {

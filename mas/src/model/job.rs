@@ -1,5 +1,5 @@
-//! Jobs of the durable queue (mas-protocol §13.2): work that must survive a failure or a
-//! restart, such as provisioning a user or deleting a device in Synapse.
+//! Jobs of the durable queue (docs/architecture.md#background-jobs): work that must survive a
+//! failure or a restart, such as provisioning a user or deleting a device in Synapse.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
-//! OAuth 2.0 scopes (RFC 6749 §3.3) and the Matrix scopes of MSC2967 / mas-protocol §8–§9.
-//! A [`Scope`] is a set of tokens: parsing ignores order and repeated tokens, and printing
-//! gives the tokens sorted and space-separated, which is also how a scope is stored.
+//! OAuth 2.0 scopes (RFC 6749 §3.3) and the Matrix scopes of MSC2967
+//! (docs/protocol.md#scopes-and-policy). A [`Scope`] is a set of tokens: parsing ignores order and
+//! repeated tokens, and printing gives the tokens sorted and space-separated, which is also how a
+//! scope is stored.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -23,7 +24,8 @@ pub const SYNAPSE_ADMIN: &str = "urn:synapse:admin:*";
 /// MAS admin access.
 pub const MAS_ADMIN: &str = "urn:mas:admin";
 
-/// The shortest device ID the policy accepts in a device scope (mas-protocol §8).
+/// The shortest device ID the policy accepts in a device scope
+/// (docs/protocol.md#scopes-and-policy).
 pub const MIN_DEVICE_ID_LEN: usize = 10;
 
 /// Why a scope string was refused.
@@ -162,8 +164,8 @@ impl Scope {
             && self.0.iter().any(ScopeToken::is_unstable_matrix)
     }
 
-    /// The scope as introspection reports it (mas-protocol §9, §12): both the stable and the
-    /// unstable forms of the API scope and of every device scope, everything else as is.
+    /// The scope as introspection reports it (docs/protocol.md#introspection): both the stable and
+    /// the unstable forms of the API scope and of every device scope, everything else as is.
     pub fn normalize_for_introspection(&self) -> Self {
         let mut normalized = self.clone();
         if self.has_api() {
@@ -178,8 +180,8 @@ impl Scope {
     }
 }
 
-/// Whether `device_id` may appear in a device scope: at least [`MIN_DEVICE_ID_LEN`]
-/// characters of `[A-Za-z0-9._~!$&'()*+,;=:@/-]` (mas-protocol §8), at most 255 (Synapse).
+/// Whether `device_id` may appear in a device scope: at least [`MIN_DEVICE_ID_LEN`] characters of
+/// `[A-Za-z0-9._~!$&'()*+,;=:@/-]` (upstream MAS's policy), at most 255 (Synapse).
 pub fn is_valid_device_id(device_id: &str) -> bool {
     (MIN_DEVICE_ID_LEN..=255).contains(&device_id.len())
         && device_id

@@ -1,5 +1,5 @@
-//! OAuth 2.0 sessions: one per login of a client (for Matrix clients, one per device),
-//! created at token exchange (mas-protocol §2.4).
+//! OAuth 2.0 sessions: one per login of a client (for Matrix clients, one per device), created at
+//! token exchange (docs/protocol.md#authorization-code-grant).
 
 use ulid::Ulid;
 

@@ -1,4 +1,4 @@
-//! Login through upstream OpenID providers (mas-protocol §4, §15.1): the link between a
+//! Login through upstream OpenID providers (docs/protocol.md#upstream-login): the link between a
 //! provider's subject and a local user, and one login attempt at a provider (an authorization
 //! session). Providers themselves are configuration (`crate::upstream`), named here by id.
 

@@ -1,6 +1,7 @@
-//! `GET /authorize`: the authorization endpoint (mas-protocol §2.1; PKCE §17.5; redirect URIs
-//! §17.6). Validates the request, stores it as a pending grant and sends the browser on to the
-//! login page (no session) or the consent page.
+//! `GET /authorize`: the authorization endpoint (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2; PKCE
+//! RFC 7636; docs/protocol.md#authorization-endpoint and #redirect-uri-rules). Validates the
+//! request, stores it as a pending grant and sends the browser on to the login page (no session) or
+//! the consent page.
 //!
 //! Errors come in two kinds. Until the client and its redirect URI are known to be good, the
 //! person gets an HTML error page: an unknown client or a bad redirect URI is never redirected
@@ -341,7 +342,7 @@ fn is_valid_code_challenge(challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
-/// The PKCE rules (mas-protocol §17.5, stricter for public clients: S256 is required).
+/// The PKCE rules (RFC 7636; stricter than upstream MAS for public clients: S256 is required).
 fn check_pkce(
     params: &Params,
     client: &Client,
@@ -393,8 +394,8 @@ fn is_loopback_host(url: &Url) -> bool {
     matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
-/// mas-protocol §17.6: an exact match with a registered URI; a registered loopback URI
-/// without port matches any port (RFC 8252 §7.3); none given is fine with exactly one
+/// docs/protocol.md#redirect-uri-rules: an exact match with a registered URI; a registered loopback
+/// URI without port matches any port (RFC 8252 §7.3); none given is fine with exactly one
 /// registered.
 fn resolve_redirect_uri(client: &Client, requested: Option<&str>) -> Result<Url, HtmlError> {
     let registered = &client.metadata.redirect_uris;
@@ -632,7 +633,7 @@ pub(crate) async fn get(
     drop(conn);
     let prompt = request.prompt.as_deref();
     if prompt_has(prompt, "none") {
-        // Consent is asked every time (mas-protocol §2.5), so nothing can happen silently.
+        // Consent is asked every time (docs/protocol.md#consent), so nothing can happen silently.
         let (error, description) = match session {
             None => ("login_required", "the user is not signed in"),
             Some(_) => ("consent_required", "the user must approve the request"),

@@ -1,5 +1,5 @@
-//! `GET/POST /consent/{grant_id}` (mas-protocol §2.5, policy §8): the signed-in user sees who
-//! asks for what and approves or denies. Consent is asked every time.
+//! `GET/POST /consent/{grant_id}` (docs/protocol.md#consent, #scopes-and-policy): the signed-in
+//! user sees who asks for what and approves or denies. Consent is asked every time.
 //!
 //! POST (CSRF first) evaluates the scope policy, fulfils the grant and sends the client its
 //! `code` (32 alphanumerics; only its SHA-256 is stored) and/or `id_token`, with `state`, in

@@ -1,7 +1,8 @@
-//! `GET /.well-known/openid-configuration` (mas-protocol §7) and `GET /.well-known/webfinger`
-//! (§2). Every URL comes from the [`UrlBuilder`] (the public base), never from the request's
-//! `Host`: Synapse fetches this document over loopback and republishes it to clients
-//! (synapse-contract §2.2), so `issuer` and `account_management_uri` must be the public ones.
+//! `GET /.well-known/openid-configuration` (OpenID Connect Discovery §3, RFC 8414, MSC2965,
+//! MSC4191) and `GET /.well-known/webfinger` (RFC 7033, OpenID Connect Discovery §2). Every URL
+//! comes from the [`UrlBuilder`] (the public base), never from the request's `Host`: Synapse
+//! fetches this document over loopback and republishes it to clients (docs/protocol.md#discovery),
+//! so `issuer` and `account_management_uri` must be the public ones.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -115,7 +116,7 @@ impl ProviderMetadata {
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             prompt_values_supported: prompts,
-            // No query string: Synapse appends `?action=…` to it (synapse-contract §2.2).
+            // No query string: Synapse appends `?action=…` to it (docs/protocol.md#discovery).
             account_management_uri: url(routes::ACCOUNT),
             account_management_actions_supported: ACCOUNT_MANAGEMENT_ACTIONS,
         }

@@ -1,8 +1,7 @@
-//! `POST /oauth2/introspect` (RFC 7662; mas-protocol §12, synapse-contract §2.1): Synapse asks
-//! about a client's token on every request it has not cached. This is the hot path: one
-//! indexed query (token hash → token → session → user), a constant-time comparison of the
-//! caller's secret, and a write only on a token's first use (`first_used_at`, which the
-//! refresh-token replay rule needs).
+//! `POST /oauth2/introspect` (RFC 7662; docs/protocol.md#introspection): Synapse asks about a
+//! client's token on every request it has not cached. This is the hot path: one indexed query
+//! (token hash → token → session → user), a constant-time comparison of the caller's secret, and a
+//! write only on a token's first use (`first_used_at`, which the refresh-token replay rule needs).
 //!
 //! Callers authenticate with `Authorization: Bearer <matrix.secret>` (Synapse), or as a
 //! confidential client **declared in the config** (the legacy MSC3861 setup). A dynamically
@@ -165,10 +164,10 @@ pub async fn post(
 
 /// Looks `token` up and decides whether it is active at `now`.
 ///
-/// `X-MAS-Supports-Device-Id: 1` (Synapse sends it) only changes the answer for
-/// compatibility tokens, whose device goes in a separate `device_id` field (mas-protocol §12);
-/// an OAuth session's device is always in its scope, in both forms. `supports_device_id` is
-/// whether the caller sent it.
+/// `X-MAS-Supports-Device-Id: 1` (Synapse sends it) only changes the answer for compatibility
+/// tokens, whose device goes in a separate `device_id` field (docs/protocol.md#introspection); an
+/// OAuth session's device is always in its scope, in both forms. `supports_device_id` is whether
+/// the caller sent it.
 pub async fn introspect(
     conn: &mut AnyConnection,
     clock: &dyn crate::clock::Clock,
@@ -280,8 +279,8 @@ pub async fn introspect(
     }
 }
 
-/// The answer for an active compat token (mas-protocol §12): client `legacy`, both API scope
-/// forms, the device in both scope forms unless the caller takes a separate `device_id`
+/// The answer for an active compat token (docs/protocol.md#introspection): client `legacy`, both
+/// API scope forms, the device in both scope forms unless the caller takes a separate `device_id`
 /// field, and the Synapse admin scope for admin sessions.
 fn compat_active(
     session: &CompatSession,

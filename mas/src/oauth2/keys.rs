@@ -1,5 +1,5 @@
-//! `GET /oauth2/keys.json` (mas-protocol §2): the public halves of the signing keys, with
-//! their stable `kid`s, for checking ID tokens and signed userinfo.
+//! `GET /oauth2/keys.json` (RFC 7517 JWKS; docs/protocol.md#discovery): the public halves of the
+//! signing keys, with their stable `kid`s, for checking ID tokens and signed userinfo.
 
 use axum::Json;
 use axum::extract::State;

@@ -1,7 +1,8 @@
-//! The default scope policy of mas-protocol §8, in Rust (upstream evaluates Rego; we only need
-//! its default rules): who may be granted which scope, and the structural rules for Matrix
-//! scopes (one device scope with a valid id, beside an API scope; stable and unstable forms
-//! not mixed). Every violation is reported, not just the first, so a page can list them.
+//! Upstream MAS's default scope policy (docs/protocol.md#scopes-and-policy), in Rust (upstream
+//! evaluates Rego; we only need its default rules): who may be granted which scope, and the
+//! structural rules for Matrix scopes (one device scope with a valid id, beside an API scope;
+//! stable and unstable forms not mixed). Every violation is reported, not just the first, so a page
+//! can list them.
 //!
 //! Entry points: [`authorization_grant`] for interactive grants (authorization code, device
 //! code) and [`client_credentials`] for a client acting for itself.
@@ -131,7 +132,8 @@ fn evaluate(requester: Requester<'_>, scope: &Scope) -> Result<(), Vec<Violation
     }
 }
 
-/// Whether `requester` may have the scope `token` (mas-protocol §8's table).
+/// Whether `requester` may have the scope `token` (the table in
+/// docs/protocol.md#scopes-and-policy).
 fn allowed(requester: Requester<'_>, token: &str) -> bool {
     let interactive_user = match requester {
         Requester::User(user) => Some(user),

@@ -1,7 +1,7 @@
 //! `POST /oauth2/registration`: dynamic client registration (RFC 7591, OpenID Connect Dynamic
-//! Client Registration; mas-protocol §2.7, §17.7 for the MSC2966 rules in
-//! [`rules`]). The JSON body is normalized into [`ClientMetadata`], checked, and stored; the
-//! answer is **201** with the `client_id` and the normalized metadata.
+//! Client Registration; MSC2966 for the rules in [`rules`]; docs/protocol.md#client-registration).
+//! The JSON body is normalized into [`ClientMetadata`], checked, and stored; the answer is **201**
+//! with the `client_id` and the normalized metadata.
 //!
 //! Secret-based clients get a fresh 20-character secret (stored encrypted). Public clients
 //! (`none`) with identical metadata are deduplicated: the SHA-256 of their normalized
@@ -195,7 +195,8 @@ fn normalize(
             REFRESH_TOKEN => grant_types.refresh_token = true,
             CLIENT_CREDENTIALS => grant_types.client_credentials = true,
             IMPLICIT => implicit = true,
-            // The device-code grant is not enabled here: dropped silently (mas-protocol §17.7).
+            // The device-code grant is not enabled here: dropped silently, as upstream MAS does
+            // when it is disabled (docs/protocol.md#client-registration).
             DEVICE_CODE => {}
             other => return Err(metadata_error(format!("unsupported grant type {other:?}"))),
         }

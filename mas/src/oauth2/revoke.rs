@@ -1,6 +1,6 @@
-//! `POST /oauth2/revoke` (RFC 7009; mas-protocol §2.6). Revoking an access or a refresh token
-//! ends its **whole session**, and the session's device is deleted in Synapse at once (through
-//! [`SessionEnder`]), so that Synapse's introspection cache cannot keep the token alive.
+//! `POST /oauth2/revoke` (RFC 7009, MSC4254; docs/protocol.md#revocation). Revoking an access or a
+//! refresh token ends its **whole session**, and the session's device is deleted in Synapse at once
+//! (through [`SessionEnder`]), so that Synapse's introspection cache cannot keep the token alive.
 //!
 //! The client authenticates as at the token endpoint. Unknown, malformed or already revoked
 //! tokens still get 200 (RFC 7009 §2.2). The success answer is 200 with an empty body and

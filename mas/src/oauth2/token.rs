@@ -1,7 +1,7 @@
-//! `POST /oauth2/token` (RFC 6749 §3.2, mas-protocol §2.2–§2.4, §11): authenticates the client,
-//! checks that it registered the requested grant type, and hands over to one module per
-//! grant. Every answer, success or error, carries `Cache-Control: no-store` and
-//! `Pragma: no-cache`. The device-code grant is not offered (discovery does not list it).
+//! `POST /oauth2/token` (RFC 6749 §3.2, docs/protocol.md#token-endpoint): authenticates the client,
+//! checks that it registered the requested grant type, and hands over to one module per grant.
+//! Every answer, success or error, carries `Cache-Control: no-store` and `Pragma: no-cache`. The
+//! device-code grant is not offered (discovery does not list it).
 
 pub mod authorization_code;
 pub mod client_credentials;

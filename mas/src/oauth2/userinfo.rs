@@ -1,5 +1,5 @@
-//! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core §5.3; mas-protocol §2): who the bearer
-//! of an access token is, as `{sub, username}`. The session must have the `openid` scope. A
+//! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core §5.3; docs/protocol.md#userinfo): who the
+//! bearer of an access token is, as `{sub, username}`. The session must have the `openid` scope. A
 //! client that registered `userinfo_signed_response_alg` gets the claims as a signed JWT
 //! (`application/jwt`) with `iss` and `aud` added.
 

@@ -189,8 +189,8 @@ pub async fn find_authorization_grant(
     row.map(AuthorizationGrant::try_from).transpose()
 }
 
-/// The grant whose code hashes to `code_sha256`, whatever its stage (the token endpoint
-/// needs exchanged grants too, for the replay rule of mas-protocol §2.3).
+/// The grant whose code hashes to `code_sha256`, whatever its stage (the token endpoint needs
+/// exchanged grants too, for the replay rule of docs/protocol.md#authorization-code-grant).
 #[tracing::instrument(name = "db.oauth2_authorization_grants.find_by_code", skip_all, err)]
 pub async fn find_authorization_grant_by_code(
     conn: &mut AnyConnection,

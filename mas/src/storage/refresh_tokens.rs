@@ -1,6 +1,6 @@
-//! `oauth2_refresh_tokens` (migration 0008). Refresh tokens rotate on every use: the used one
-//! is consumed and linked to its successor by a conditional update, so of two concurrent
-//! refreshes with the same token exactly one wins (mas-protocol §11).
+//! `oauth2_refresh_tokens` (migration 0008). Refresh tokens rotate on every use: the used one is
+//! consumed and linked to its successor by a conditional update, so of two concurrent refreshes
+//! with the same token exactly one wins (docs/protocol.md#refresh-token-grant).
 
 use rand::RngCore;
 use sqlx::AnyConnection;
@@ -172,8 +172,8 @@ pub async fn consume_refresh_token(
     Ok(result.rows_affected() == 1)
 }
 
-/// For the lost-response rule (mas-protocol §11, rule 2): re-points a consumed token from
-/// its unused successor `expected_next` to the fresh `new_next`. Returns whether this call
+/// For the lost-response rule (docs/protocol.md#refresh-token-grant): re-points a consumed token
+/// from its unused successor `expected_next` to the fresh `new_next`. Returns whether this call
 /// won: `false` if the link had already moved.
 #[tracing::instrument(
     name = "db.oauth2_refresh_tokens.replace_successor",

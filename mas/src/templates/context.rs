@@ -1,7 +1,7 @@
-//! The page contexts: one `Serialize` struct per page, each with a `sample()` used by the
-//! load-time check, the tests and template authors. Contexts hold ready-made strings: the
-//! public prefix (`/auth`, for assets), form actions and links built by the handler from
-//! `routes.rs`, and the CSRF token of the forms (mas-protocol §17.2).
+//! The page contexts: one `Serialize` struct per page, each with a `sample()` used by the load-time
+//! check, the tests and template authors. Contexts hold ready-made strings: the public prefix
+//! (`/auth`, for assets), form actions and links built by the handler from `routes.rs`, and the
+//! CSRF token of the forms (docs/protocol.md#cookies-and-csrf).
 
 mod account;
 mod compat_sso;

@@ -1,6 +1,7 @@
-//! Claims import (mas-protocol §16.1 `claims_imports`): minijinja templates over the provider's
-//! claims give the subject, localpart, display name, email and account label; each attribute's
-//! action says whether it is ignored, suggested, forced or required.
+//! Claims import (upstream MAS's `claims_imports`; docs/protocol.md#upstream-login): minijinja
+//! templates over the provider's claims give the subject, localpart, display name, email and
+//! account label; each attribute's action says whether it is ignored, suggested, forced or
+//! required.
 //!
 //! Templates see `user` (the merged claims), `id_token_claims`, `userinfo_claims` and
 //! `extra_callback_parameters` (always empty here), with the filters `b64decode`, `b64encode`,

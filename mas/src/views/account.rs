@@ -1,10 +1,10 @@
-//! `GET /account/` (and `/account`, `/account/{*rest}`): the account page (mas-protocol §4, the
-//! MSC4191 `account_management_uri` of §7). It shows the user's Matrix ID, verified email
-//! addresses and active sessions, each with a sign-out form ([`session_end`]), and follows a
-//! client's deep link (`?action=…&device_id=…`): the cross-signing reset page
-//! ([`cross_signing_reset`]), the confirmation of ending a device's session, or the main page
-//! with the named session marked. Without a browser session it sends the person to the login
-//! page with the `manage_account` post-auth action, which brings them back to the same link.
+//! `GET /account/` (and `/account`, `/account/{*rest}`): the account page (docs/protocol.md#pages),
+//! MSC4191's `account_management_uri`. It shows the user's Matrix ID, verified email addresses and
+//! active sessions, each with a sign-out form ([`session_end`]), and follows a client's deep link
+//! (`?action=…&device_id=…`): the cross-signing reset page ([`cross_signing_reset`]), the
+//! confirmation of ending a device's session, or the main page with the named session marked.
+//! Without a browser session it sends the person to the login page with the `manage_account`
+//! post-auth action, which brings them back to the same link.
 //!
 //! Password change and email management are not offered (yet).
 

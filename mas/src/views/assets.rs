@@ -1,7 +1,7 @@
-//! `GET /assets/*` (the `assets` resource, mas-protocol §1, §4): static files from the
-//! resource's `path`, with a content type from the extension, an `ETag` (so revalidation is a
-//! 304), and a short public cache lifetime (the file names carry no version, so an upgrade must
-//! show within the hour).
+//! `GET /assets/*` (the `assets` resource, docs/protocol.md#pages): static files from the
+//! resource's `path`, with a content type from the extension, an `ETag` (so revalidation is a 304),
+//! and a short public cache lifetime (the file names carry no version, so an upgrade must show
+//! within the hour).
 //!
 //! No directory traversal: every path segment must be a plain name (letters, digits, `-`, `_`
 //! and non-leading `.`), and the file found must still be inside the directory after symlinks

@@ -1,4 +1,4 @@
-//! `GET /`: the index (mas-protocol §4): the signed-in user with a logout form, or a link to
+//! `GET /`: the index (docs/protocol.md#pages): the signed-in user with a logout form, or a link to
 //! the login page.
 
 use axum::extract::State;

@@ -1,5 +1,5 @@
-//! `GET/POST /login` (mas-protocol §4, §14, §17.1): the username/password form. The query (and
-//! the form's hidden fields) carry the post-auth action.
+//! `GET/POST /login` (docs/protocol.md#pages, #passwords, #rate-limits): the username/password
+//! form. The query (and the form's hidden fields) carry the post-auth action.
 //!
 //! POST order: CSRF; rate limits per IP and then per account, before any password is looked
 //! at; the password (hash upgraded on success); then the account state, so that whether an

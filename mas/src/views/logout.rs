@@ -1,6 +1,6 @@
-//! `POST /logout` (mas-protocol §4): ends the browser session (CSRF-protected) and goes back to
-//! the index. The OAuth sessions started from it live on (as upstream): logging out of the
-//! web pages does not sign the user's apps out.
+//! `POST /logout` (docs/protocol.md#pages): ends the browser session (CSRF-protected) and goes back
+//! to the index. The OAuth sessions started from it live on (as upstream): logging out of the web
+//! pages does not sign the user's apps out.
 
 use axum::Form;
 use axum::extract::State;

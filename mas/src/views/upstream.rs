@@ -1,4 +1,5 @@
-//! Login through upstream OpenID providers, the web side (mas-protocol §4; issue 5):
+//! Login through upstream OpenID providers, the web side (docs/protocol.md#upstream-login;
+//! issue 5):
 //!
 //! - [`authorize`]: `GET /upstream/authorize/{provider_id}` stores a pending authorization
 //!   session (state, nonce, PKCE verifier, post-auth action), lists it in the browser's

@@ -1,6 +1,7 @@
 //! [`SynapseConnection`] against the real Synapse (the pinned `matrix-synapse` in the repo's
-//! `.venv`): every `/_synapse/mas` call with the status mapping of synapse-contract §3.
-//! Synapse serves that API without MAS running, so its `endpoint` points at an unused port.
+//! `.venv`): every `/_synapse/mas` call with the status mapping of
+//! docs/protocol.md#calls-to-synapse. Synapse serves that API without MAS running, so its
+//! `endpoint` points at an unused port.
 //!
 //! Skips (with a message) when the venv is missing and `CI` is unset; fails in CI.
 
@@ -49,8 +50,8 @@ pub(crate) struct Synapse {
 }
 
 impl Synapse {
-    /// Starts Synapse per synapse-contract §1.3 in a temporary directory and waits for
-    /// `/health`.
+    /// Starts Synapse with a minimal config (loopback listener, SQLite, the
+    /// `matrix_authentication_service` section) in a temporary directory and waits for `/health`.
     pub(crate) async fn start(python: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path();

@@ -2,9 +2,9 @@
 
 use url::Url;
 
-/// The default server name (DESIGN §4): on Cloudron the app domain minus its first label when
-/// it has three or more labels (`matrix.example.com` → `example.com`), else the app domain;
-/// elsewhere the origin's host.
+/// The default server name (docs/architecture.md#environment): on Cloudron the app domain minus its
+/// first label when it has three or more labels (`matrix.example.com` → `example.com`), else the
+/// app domain; elsewhere the origin's host.
 pub fn default_server_name(cloudron: bool, origin: &Url, app_domain: &str) -> String {
     if cloudron {
         let labels: Vec<&str> = app_domain.split('.').collect();

@@ -196,8 +196,8 @@ impl Context {
             secret: t.secret.clone(),
         });
         let mail = env.mail.as_ref().map(|m| {
-            // platform.md §5.2: the plain port has TLS disabled and is the relay's main door;
-            // SMTPS only when no plain port is given.
+            // Cloudron's `sendmail` addon: the plain port has TLS disabled and is the relay's main
+            // door; SMTPS only when no plain port is given.
             let (port, implicit_tls) = match (m.smtp_port, m.smtps_port) {
                 (Some(p), _) => (p, false),
                 (None, Some(p)) => (p, true),

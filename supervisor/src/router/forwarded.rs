@@ -1,8 +1,8 @@
 //! Which client a request came from, and the `X-Forwarded-*` headers the backends see.
 //!
 //! The router resolves one client address and sends exactly `X-Forwarded-For: <that ip>`, so MAS
-//! and Synapse only have to trust loopback (platform.md §9). An incoming `X-Forwarded-For` is
-//! believed only from a trusted peer: loopback, or one of `CLOUDRON_PROXY_IP`.
+//! and Synapse only have to trust loopback (docs/architecture.md#public-routing). An incoming
+//! `X-Forwarded-For` is believed only from a trusted peer: loopback, or one of `CLOUDRON_PROXY_IP`.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -1,4 +1,5 @@
-//! The routing table of the public port (DESIGN §3) as a pure function of the request path.
+//! The routing table of the public port (docs/architecture.md#public-routing) as a pure function of
+//! the request path.
 //!
 //! Prefix matches (`/auth`, the compat endpoints, the well-known files) look at the path as sent,
 //! because that is what the backends route on. The two safety checks (dot segments and the

@@ -1,5 +1,5 @@
-//! `GET/POST /complete-compat-sso/{id}` (a `human` route, mas-protocol §3): without a browser
-//! session, off to the login page with `kind=continue_compat_sso_login`; with one, a
+//! `GET/POST /complete-compat-sso/{id}` (a `human` route, docs/protocol.md#compat-layer): without a
+//! browser session, off to the login page with `kind=continue_compat_sso_login`; with one, a
 //! "continue to the application" page. Its POST (CSRF first) fulfils the login with a fresh
 //! 32-alphanumeric token (only its SHA-256 is stored) and sends the browser to the client's
 //! `redirectUrl` with `loginToken` added to the query.

@@ -1,7 +1,7 @@
-//! One password hashing scheme, synchronous and CPU-bound: call it only from a blocking
-//! thread (the [`super::PasswordManager`] does). Input preparation follows mas-protocol §14:
-//! NFKC first when asked, then the pepper (Argon2's secret input, or appended to the bytes
-//! for bcrypt and PBKDF2), then bcrypt's 72-byte truncation.
+//! One password hashing scheme, synchronous and CPU-bound: call it only from a blocking thread (the
+//! [`super::PasswordManager`] does). Input preparation follows upstream MAS
+//! (docs/protocol.md#passwords): NFKC first when asked, then the pepper (Argon2's secret input, or
+//! appended to the bytes for bcrypt and PBKDF2), then bcrypt's 72-byte truncation.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};

@@ -1,5 +1,6 @@
-//! The JSON bodies of `/_synapse/mas/*` (synapse-contract §3). Synapse validates strictly: a
-//! `set_x` next to its `unset_x` is refused even when false, so absent fields are omitted.
+//! The JSON bodies of `/_synapse/mas/*` (docs/protocol.md#calls-to-synapse). Synapse validates
+//! strictly: a `set_x` next to its `unset_x` is refused even when false, so absent fields are
+//! omitted.
 
 use std::collections::BTreeSet;
 

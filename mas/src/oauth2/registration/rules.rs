@@ -1,5 +1,5 @@
-//! The MSC2966 rules for dynamically registered clients (mas-protocol §17.7), as upstream's
-//! default client-registration policy applies them:
+//! The MSC2966 rules for dynamically registered clients (docs/protocol.md#client-registration), as
+//! upstream's default client-registration policy applies them:
 //!
 //! - `client_uri` is required, https, not a localhost name, and not a public suffix;
 //! - `logo_uri`, `policy_uri` and `tos_uri` are https on the `client_uri` host or a subdomain;

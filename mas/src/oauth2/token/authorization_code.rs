@@ -1,4 +1,5 @@
-//! The `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636; mas-protocol §2.3–§2.4):
+//! The `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636;
+//! docs/protocol.md#authorization-code-grant):
 //!
 //! - the code is found by its hash, must belong to this client, be fulfilled and not older
 //!   than 10 minutes after consent, and works once. A second exchange is `invalid_grant`, and
@@ -194,8 +195,8 @@ fn is_valid_verifier(verifier: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-/// Checks the PKCE verifier against the grant's challenge (RFC 7636 §4.6) and our rule that
-/// public clients must use `S256` (mas-protocol §17.5 allows `plain` for confidential ones).
+/// Checks the PKCE verifier against the grant's challenge (RFC 7636 §4.6) and our rule that public
+/// clients must use `S256` (RFC 7636 allows `plain`; we only accept it from confidential ones).
 pub(crate) fn verify_pkce(
     public_client: bool,
     challenge: Option<&CodeChallenge>,

@@ -1,5 +1,5 @@
-//! The `client_credentials` grant (RFC 6749 §4.4; mas-protocol §8, §11): a confidential
-//! client gets an access token for itself, in a session without a user, and no refresh
+//! The `client_credentials` grant (RFC 6749 §4.4; docs/protocol.md#client-credentials-grant): a
+//! confidential client gets an access token for itself, in a session without a user, and no refresh
 //! token. Matrix scopes need a user and an interactive grant, so they are refused here, as is
 //! `urn:mas:admin` (no `policy.data.admin_clients` yet).
 
@@ -13,7 +13,7 @@ use crate::model::scope::MAS_ADMIN;
 use crate::model::{Client, NewSession, Scope};
 use crate::storage::oauth2_sessions;
 
-/// Whether a client_credentials session may carry `token` (mas-protocol §8).
+/// Whether a client_credentials session may carry `token` (docs/protocol.md#scopes-and-policy).
 fn allowed_without_user(token: &str) -> bool {
     !(token.starts_with("urn:matrix:") || token.starts_with("urn:synapse:") || token == MAS_ADMIN)
 }

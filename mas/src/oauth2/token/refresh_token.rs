@@ -1,6 +1,6 @@
-//! The `refresh_token` grant (RFC 6749 §6; mas-protocol §11). Refresh tokens rotate on every
-//! use: the presented token is consumed and linked to its successor, a new access and refresh
-//! pair is issued, and the old access token is revoked.
+//! The `refresh_token` grant (RFC 6749 §6; docs/protocol.md#refresh-token-grant). Refresh tokens
+//! rotate on every use: the presented token is consumed and linked to its successor, a new access
+//! and refresh pair is issued, and the old access token is revoked.
 //!
 //! An **already consumed** token that comes back is judged by its successor:
 //!

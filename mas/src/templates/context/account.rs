@@ -1,5 +1,5 @@
-//! The account pages (`GET /account/`, mas-protocol §4 and the MSC4191 deep links of §7): the
-//! main page, the confirmation of ending a device's session, and the cross-signing reset.
+//! The account pages (`GET /account/` and its MSC4191 deep links; docs/protocol.md#pages): the main
+//! page, the confirmation of ending a device's session, and the cross-signing reset.
 
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
 //! The "continue to the application" page of a legacy Matrix SSO login
-//! (`/complete-compat-sso/{id}`, mas-protocol §3).
+//! (`/complete-compat-sso/{id}`, docs/protocol.md#compat-layer).
 
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
-//! The consent page (`GET/POST /consent/{grant_id}`, mas-protocol §2.5) and the requested
-//! scopes in words (§8).
+//! The consent page (`GET/POST /consent/{grant_id}`, docs/protocol.md#consent) and the requested
+//! scopes in words (docs/protocol.md#scopes-and-policy).
 
 use serde::Serialize;
 

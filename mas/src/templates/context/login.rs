@@ -1,4 +1,4 @@
-//! The login page (`GET/POST /login`, mas-protocol §4).
+//! The login page (`GET/POST /login`, docs/protocol.md#pages).
 
 use serde::Serialize;
 

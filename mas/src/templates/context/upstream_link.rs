@@ -1,6 +1,6 @@
-//! The confirmation page of a login through an upstream provider
-//! (`/upstream/link/{link_id}`, mas-protocol §4): the account that will be created from the
-//! provider's claims, with the choices `claims_imports` leaves to the person.
+//! The confirmation page of a login through an upstream provider (`/upstream/link/{link_id}`,
+//! docs/protocol.md#upstream-login): the account that will be created from the provider's claims,
+//! with the choices `claims_imports` leaves to the person.
 
 use serde::Serialize;
 

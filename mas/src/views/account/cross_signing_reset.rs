@@ -1,6 +1,6 @@
-//! `POST /account/cross-signing-reset` (mas-protocol §13, the `org.matrix.cross_signing_reset`
-//! deep link): asks the homeserver to let the user replace their cross-signing keys without
-//! interactive auth for the next 10 minutes, then says so. A refusal or an unreachable
+//! `POST /account/cross-signing-reset` (MSC4191's `org.matrix.cross_signing_reset` deep link;
+//! docs/protocol.md#pages): asks the homeserver to let the user replace their cross-signing keys
+//! without interactive auth for the next 10 minutes, then says so. A refusal or an unreachable
 //! homeserver is an error page (502), never a 500.
 
 use axum::Form;

@@ -1,7 +1,7 @@
-//! `POST /account/sessions/{session_id}/end` (mas-protocol §4): signs out one of the user's
+//! `POST /account/sessions/{session_id}/end` (docs/protocol.md#pages): signs out one of the user's
 //! active OAuth or compat sessions, the way revocation and compat logout do: the session is
-//! finished and its device deleted in the homeserver at once (a failure there is left to a
-//! queued device sync). A session that is not one of the user's active ones is a 404 page.
+//! finished and its device deleted in the homeserver at once (a failure there is left to a queued
+//! device sync). A session that is not one of the user's active ones is a 404 page.
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;

@@ -1,8 +1,9 @@
-//! Settling the account of a verified upstream login (mas-protocol §16.1 `claims_imports`):
-//! [`decide`] reads what exists (the subject's link, a local user with the imported username,
-//! the homeserver's view of that username) and picks a [`Plan`]; [`execute`] carries it out in
-//! the caller's write transaction; [`log_in`] then consumes the authorization session, starts
-//! (or re-authenticates) the browser session and continues the post-auth action.
+//! Settling the account of a verified upstream login (upstream MAS's `claims_imports`;
+//! docs/protocol.md#upstream-login): [`decide`] reads what exists (the subject's link, a local user
+//! with the imported username, the homeserver's view of that username) and picks a [`Plan`];
+//! [`execute`] carries it out in the caller's write transaction; [`log_in`] then consumes the
+//! authorization session, starts (or re-authenticates) the browser session and continues the
+//! post-auth action.
 //!
 //! `on_conflict` applies only to a username the provider fixes (`force`/`require`): a name the
 //! person typed on the confirmation page never links to someone else's account.

@@ -1,8 +1,8 @@
-//! `GET /upstream/authorize/{provider_id}` (mas-protocol §4): starts a login at an upstream
-//! provider. A fresh `state`, `nonce` and PKCE verifier are stored in a pending authorization
-//! session with the post-auth action of the query (`kind`, `id`); the session is listed in the
-//! browser's `upstream-oauth2-sessions` cookie and the browser goes to the provider (303). A
-//! provider that cannot be reached (discovery) is a 502 page; nothing is stored then.
+//! `GET /upstream/authorize/{provider_id}` (docs/protocol.md#upstream-login): starts a login at an
+//! upstream provider. A fresh `state`, `nonce` and PKCE verifier are stored in a pending
+//! authorization session with the post-auth action of the query (`kind`, `id`); the session is
+//! listed in the browser's `upstream-oauth2-sessions` cookie and the browser goes to the provider
+//! (303). A provider that cannot be reached (discovery) is a 502 page; nothing is stored then.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -1,5 +1,5 @@
-//! `GET`/`POST /upstream/callback/{provider_id}` (mas-protocol §4): the provider's answer,
-//! in the query (`response_mode=query`) or as a form (`form_post`).
+//! `GET`/`POST /upstream/callback/{provider_id}` (docs/protocol.md#upstream-login): the provider's
+//! answer, in the query (`response_mode=query`) or as a form (`form_post`).
 //!
 //! Order: the `state`, which must be one this browser's `upstream-oauth2-sessions` cookie
 //! lists and whose session is still pending (else "state mismatch" or "replayed"); only then

@@ -1,10 +1,10 @@
-//! The `upstream-oauth2-sessions` cookie (mas-protocol §17.3): the authorization sessions this
-//! browser started, so that a callback is only accepted in the browser that began the login
-//! (a `state` not listed here is a "state mismatch") and the link page only for the browser
-//! that came back from the provider. Used sessions stay listed (their database row says they
-//! were used: a replay is refused as such) until they expire. Private (encrypted) like every cookie, `SameSite=Lax`
-//! (the provider's redirect back is a top-level GET), a browser-session cookie. It keeps the
-//! newest [`MAX_SESSIONS`] entries younger than [`MAX_AGE_MS`].
+//! The `upstream-oauth2-sessions` cookie (docs/protocol.md#cookies-and-csrf): the authorization
+//! sessions this browser started, so that a callback is only accepted in the browser that began the
+//! login (a `state` not listed here is a "state mismatch") and the link page only for the browser
+//! that came back from the provider. Used sessions stay listed (their database row says they were
+//! used: a replay is refused as such) until they expire. Private (encrypted) like every cookie,
+//! `SameSite=Lax` (the provider's redirect back is a top-level GET), a browser-session cookie. It
+//! keeps the newest [`MAX_SESSIONS`] entries younger than [`MAX_AGE_MS`].
 
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};

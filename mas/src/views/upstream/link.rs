@@ -1,7 +1,7 @@
-//! `GET`/`POST /upstream/link/{link_id}` (mas-protocol §4): the "create your account" page of
-//! an upstream login whose provider asks for a confirmation (`skip_confirmation: false`, or
-//! an attribute `suggest`ed). Only the browser whose callback settled on the link may use it
-//! (the `upstream-oauth2-sessions` cookie), once.
+//! `GET`/`POST /upstream/link/{link_id}` (docs/protocol.md#upstream-login): the "create your
+//! account" page of an upstream login whose provider asks for a confirmation (`skip_confirmation:
+//! false`, or an attribute `suggest`ed). Only the browser whose callback settled on the link may
+//! use it (the `upstream-oauth2-sessions` cookie), once.
 //!
 //! The page shows the username (fixed when the provider forces it, else a field pre-filled
 //! with the suggestion), and the display name and email the provider sent, each with an
@@ -179,7 +179,7 @@ pub(super) async fn get(
     render(&state, jar, &loaded, None, Vec::new())
 }
 
-/// Whether a typed username is a valid Matrix localpart (mas-protocol §17.8): the grammar,
+/// Whether a typed username is a valid Matrix localpart (docs/protocol.md#usernames): the grammar,
 /// not all digits, and a full MXID of at most 255 characters.
 fn username_problem(username: &str, server_name: &str) -> Option<&'static str> {
     if username.is_empty() {
