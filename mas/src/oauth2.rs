@@ -19,11 +19,10 @@ pub mod token;
 pub mod userinfo;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
 use axum::routing::{get, post};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use ulid::Ulid;
 
 use crate::app::AppState;
@@ -42,7 +41,7 @@ pub(crate) fn discovery_router() -> Router<AppState> {
     Router::new()
         .route(routes::OIDC_DISCOVERY, get(discovery::get))
         .route(routes::WEBFINGER, get(discovery::webfinger))
-        .layer(middleware::from_fn(cors))
+        .layer(cors())
 }
 
 /// The `oauth` resource: the `/oauth2/*` API.
@@ -58,48 +57,18 @@ pub(crate) fn api_router() -> Router<AppState> {
             get(userinfo::get).post(userinfo::post),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(cors))
+        .layer(cors())
 }
 
 /// A permissive CORS layer (upstream serves the OAuth API with one): any origin, no
-/// credentials (the API uses no cookies). Preflight requests are answered here.
-pub(crate) async fn cors(request: Request, next: Next) -> Response {
-    if request.method() == Method::OPTIONS
-        && request
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-    {
-        let requested_headers = request
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .cloned();
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, OPTIONS"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            requested_headers
-                .unwrap_or_else(|| HeaderValue::from_static("authorization, content-type")),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-        return response;
-    }
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    response
+/// credentials (the API uses no cookies), the request's headers allowed; preflight requests
+/// are answered here (Fetch standard, "CORS protocol").
+pub(crate) fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(std::time::Duration::from_secs(86_400))
 }
 
 /// Ends OAuth 2.0 sessions the way every caller must (revocation, a replayed code, logout,

@@ -135,7 +135,8 @@ async fn cors_preflight_is_answered(db: Database) {
             .body(Body::empty())
             .unwrap();
         let response = app.request(request).await;
-        response.assert_status(StatusCode::NO_CONTENT);
+        // The Fetch standard asks for an "ok status" (200-299); tower-http answers 200.
+        assert!(response.status.is_success(), "{}", response.status);
         assert_eq!(response.header("access-control-allow-origin"), Some("*"));
         assert_eq!(
             response.header("access-control-allow-headers"),
