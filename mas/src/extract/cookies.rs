@@ -22,6 +22,7 @@ use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponseParts, ResponseParts};
+use cookie::{Cookie, SameSite};
 use rand::{CryptoRng, RngCore};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -78,24 +79,25 @@ impl CookieManager {
     pub fn jar(&self, headers: &HeaderMap) -> CookieJar {
         let mut incoming = BTreeMap::new();
         let mut repeated = std::collections::BTreeSet::new();
-        let pairs = headers
+        let cookies = headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='));
-        for (name, value) in pairs {
-            let name = name.trim();
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok);
+        for cookie in cookies {
             let name = if self.secure {
-                match name.strip_prefix(HOST_PREFIX) {
+                match cookie.name().strip_prefix(HOST_PREFIX) {
                     Some(name) => name,
                     None => continue,
                 }
             } else {
-                name
+                cookie.name()
             };
-            let value = value.trim().trim_matches('"').to_owned();
-            if incoming.insert(name.to_owned(), value).is_some() {
+            if incoming
+                .insert(name.to_owned(), cookie.value_trimmed().to_owned())
+                .is_some()
+            {
                 repeated.insert(name.to_owned());
             }
         }
@@ -111,15 +113,16 @@ impl CookieManager {
     }
 
     fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
-        let name = self.wire_name(name);
-        let mut header = format!("{name}={value}; Path={}; HttpOnly; SameSite=Lax", self.path);
-        if self.secure {
-            header.push_str("; Secure");
-        }
+        let mut cookie = Cookie::build((self.wire_name(name), value.to_owned()))
+            .path(self.path.to_string())
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure);
         if let Some(max_age) = max_age {
-            header.push_str(&format!("; Max-Age={}", max_age.as_secs()));
+            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            cookie = cookie.max_age(cookie::time::Duration::seconds(seconds));
         }
-        header
+        cookie.build().to_string()
     }
 }
 
@@ -221,6 +224,12 @@ impl IntoResponseParts for CookieJar {
 pub(crate) fn cookie_pair(set_cookie: &HeaderValue) -> String {
     let text = set_cookie.to_str().unwrap_or_default();
     text.split(';').next().unwrap_or_default().to_owned()
+}
+
+/// The attributes of a `Set-Cookie` value (`Path=/`, `HttpOnly`…), in any order.
+#[cfg(test)]
+pub(crate) fn cookie_attributes(set_cookie: &str) -> std::collections::BTreeSet<String> {
+    set_cookie.split("; ").skip(1).map(str::to_owned).collect()
 }
 
 /// The `Cookie` request header of a browser that was sent these `Set-Cookie` values.
