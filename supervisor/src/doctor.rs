@@ -395,8 +395,8 @@ async fn database(env: &Env) -> Check {
 }
 
 /// Free space for unprivileged users on the file system of `dir`.
-pub fn free_bytes(dir: &Path) -> Result<u64, String> {
-    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| e.to_string())?;
+pub fn free_bytes(dir: &Path) -> Result<u64, nix::Error> {
+    let stat = nix::sys::statvfs::statvfs(dir)?;
     #[expect(
         clippy::useless_conversion,
         reason = "the field types differ between targets (u32 or u64)"
@@ -409,7 +409,7 @@ fn free_disk(data: &Path) -> Check {
     check_free(data, free_bytes(data))
 }
 
-fn check_free(data: &Path, free: Result<u64, String>) -> Check {
+fn check_free(data: &Path, free: Result<u64, nix::Error>) -> Check {
     const MIB: u64 = 1 << 20;
     match free {
         Ok(free) if free >= MIN_FREE_BYTES => Check::pass(format!(

@@ -18,7 +18,7 @@ mod services;
 
 pub use services::{Mail, Oidc, Turn};
 
-pub use server_name::{default_server_name, validate_server_name};
+pub use server_name::{ServerNameError, default_server_name, validate_server_name};
 
 /// Where variables come from: the process environment in production, a map in tests.
 pub trait Source {

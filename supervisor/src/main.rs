@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use supervisor::bootstrap::{self, Problems};
 use supervisor::env::Env;
 use supervisor::paths::{Layout, mas_cli};
+use supervisor::privileges::PrivilegeError;
 use supervisor::router::{self, Limits, RouterConfig};
 use supervisor::supervise::{self, Outcome, Plan};
 use supervisor::{pid1, privileges};
@@ -92,11 +93,11 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
         Err(Problems(lines)) => return report(lines),
     };
     if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
+        return report([e.to_string()]);
     }
     let server_name = match bootstrap::prepare(env, layout, &pin) {
         Ok(name) => name,
-        Err(e) => return report([e]),
+        Err(e) => return report([e.to_string()]),
     };
     tracing::info!(
         server_name = %server_name,
@@ -168,7 +169,7 @@ fn render(env: &Env, layout: &Layout) -> ExitCode {
         Err(Problems(lines)) => return report(lines),
     };
     if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
+        return report([e.to_string()]);
     }
     match bootstrap::prepare(env, layout, &pin) {
         Ok(_) => {
@@ -182,7 +183,7 @@ fn render(env: &Env, layout: &Layout) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => report([e]),
+        Err(e) => report([e.to_string()]),
     }
 }
 
@@ -285,7 +286,7 @@ fn mas(env: &Env, layout: &Layout, args: &[std::ffi::OsString]) -> ExitCode {
             return code;
         }
     } else if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
+        return report([e.to_string()]);
     }
     let err = std::process::Command::new(mas_cli())
         .arg("-c")
@@ -301,18 +302,17 @@ fn render_quietly(env: &Env, layout: &Layout) -> ExitCode {
         Err(Problems(lines)) => return report(lines),
     };
     if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
+        return report([e.to_string()]);
     }
     match bootstrap::prepare(env, layout, &pin) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => report([e]),
+        Err(e) => report([e.to_string()]),
     }
 }
 
 /// As root with a target user: give it the data and run dirs, then become it.
-fn become_target_user(env: &Env, layout: &Layout) -> Result<(), String> {
-    let target =
-        privileges::target(env.user.as_deref(), env.cloudron).map_err(|e| e.to_string())?;
+fn become_target_user(env: &Env, layout: &Layout) -> Result<(), PrivilegeError> {
+    let target = privileges::target(env.user.as_deref(), env.cloudron)?;
     let Some(target) = target else {
         if privileges::is_root() {
             tracing::warn!(
@@ -322,16 +322,15 @@ fn become_target_user(env: &Env, layout: &Layout) -> Result<(), String> {
         return Ok(());
     };
     for dir in [&layout.data, &layout.run] {
-        create_owned_dir(dir)?;
-        privileges::chown_tree(dir, &target).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|source| PrivilegeError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        privileges::chown_tree(dir, &target)?;
     }
-    privileges::drop_to(&target).map_err(|e| e.to_string())?;
+    privileges::drop_to(&target)?;
     tracing::info!(user = %target.name, uid = target.uid.as_raw(), "dropped privileges");
     Ok(())
-}
-
-fn create_owned_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 /// Runs a future on a single-threaded runtime (before privileges are dropped, no threads
