@@ -4,14 +4,16 @@
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::child::ChildSpec;
 use crate::env::{Database, Env};
 use crate::fsutil::ensure_dir;
 use crate::paths::{Layout, mas_cli};
-use crate::state::Pin;
+use crate::render::RenderError;
+use crate::secrets::SecretsError;
+use crate::state::{Pin, StateError};
 use crate::{database, render, secrets, state};
 
 /// Problems found before anything was written, one line each.
@@ -75,16 +77,32 @@ pub async fn preflight(
     }
 }
 
+/// Why [`prepare`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
 /// Creates the directories, pins the state on first start, creates missing secrets and writes
 /// the rendered configs. Returns the server name in force.
-pub fn prepare(env: &Env, layout: &Layout, pin: &Pin) -> Result<String, String> {
+pub fn prepare(env: &Env, layout: &Layout, pin: &Pin) -> Result<String, PrepareError> {
     for (dir, mode) in [
         (layout.data.clone(), 0o750),
         (layout.synapse_dir(), 0o750),
         (layout.mas_dir(), 0o750),
         (layout.overrides_dir(), 0o750),
     ] {
-        ensure_dir(&dir, mode).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        ensure_dir(&dir, mode).map_err(|source| PrepareError::CreateDir { path: dir, source })?;
     }
     if let Pin::Pinned {
         state,
@@ -97,9 +115,8 @@ pub fn prepare(env: &Env, layout: &Layout, pin: &Pin) -> Result<String, String> 
             "the derived server name changed; keeping the pinned one (set APPLIANCE_SERVER_NAME to silence this)"
         );
     }
-    let state = state::pin(layout, pin, unix_now()).map_err(|e| e.to_string())?;
-    let created =
-        secrets::ensure_secrets(layout, &mut rand::rngs::OsRng).map_err(|e| e.to_string())?;
+    let state = state::pin(layout, pin, unix_now())?;
+    let created = secrets::ensure_secrets(layout, &mut rand::rngs::OsRng)?;
     if !created.is_empty() {
         tracing::info!(secrets = ?created, "generated new secrets");
     }
@@ -108,12 +125,12 @@ pub fn prepare(env: &Env, layout: &Layout, pin: &Pin) -> Result<String, String> 
 }
 
 /// Renders and writes every config; logs each ignored override.
-pub fn render_and_write(env: &Env, layout: &Layout, server_name: &str) -> Result<(), String> {
-    let rendered = render::render(env, layout, server_name).map_err(|e| e.to_string())?;
+pub fn render_and_write(env: &Env, layout: &Layout, server_name: &str) -> Result<(), RenderError> {
+    let rendered = render::render(env, layout, server_name)?;
     for ignored in &rendered.ignored {
         tracing::warn!(file = %ignored.file, key = %ignored.key, reason = ignored.reason, "operator override ignored");
     }
-    render::write(layout, &rendered).map_err(|e| e.to_string())
+    render::write(layout, &rendered)
 }
 
 /// The child processes: MAS's one-shot migration, then Synapse and MAS (start order).

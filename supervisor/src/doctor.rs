@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use url::Url;
 
+use self::http::FetchError;
 use crate::env::{Database, Env};
 use crate::paths::{Layout, SECRET_FILES, mas_cli};
 use crate::privileges::{Target, command_as};
@@ -265,19 +266,15 @@ async fn mas_discovery(origin: &str) -> Check {
 }
 
 /// `GET url` expecting a 2xx JSON answer.
-async fn fetch_json(url: &str) -> Result<Value, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
-    let fetched = http::get(&parsed, TIMEOUT).await?;
+async fn fetch_json(url: &str) -> Result<Value, FetchError> {
+    let fetched = http::get(&Url::parse(url)?, TIMEOUT).await?;
     if !fetched.status.is_success() {
-        return Err(format!(
-            "HTTP {} from {}",
-            fetched.status.as_u16(),
-            fetched.url
-        ));
+        return Err(FetchError::StatusFrom {
+            status: fetched.status,
+            url: fetched.url,
+        });
     }
-    fetched
-        .json()
-        .ok_or_else(|| format!("{} did not answer JSON", fetched.url))
+    fetched.json().ok_or(FetchError::NotJson(fetched.url))
 }
 
 /// The pinned Synapse version, from `start/lib/versions.sh`.
@@ -371,13 +368,12 @@ async fn mas_version(env: &Env, running: bool) -> Check {
     }
 }
 
-async fn fetch_status(url: &str) -> Result<(), String> {
-    let parsed = Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
-    let fetched = http::get(&parsed, TIMEOUT).await?;
+async fn fetch_status(url: &str) -> Result<(), FetchError> {
+    let fetched = http::get(&Url::parse(url)?, TIMEOUT).await?;
     if fetched.status.is_success() {
         Ok(())
     } else {
-        Err(format!("HTTP {}", fetched.status.as_u16()))
+        Err(FetchError::Status(fetched.status))
     }
 }
 
@@ -399,8 +395,8 @@ async fn database(env: &Env) -> Check {
 }
 
 /// Free space for unprivileged users on the file system of `dir`.
-pub fn free_bytes(dir: &Path) -> Result<u64, String> {
-    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| e.to_string())?;
+pub fn free_bytes(dir: &Path) -> Result<u64, nix::Error> {
+    let stat = nix::sys::statvfs::statvfs(dir)?;
     #[expect(
         clippy::useless_conversion,
         reason = "the field types differ between targets (u32 or u64)"
@@ -413,7 +409,7 @@ fn free_disk(data: &Path) -> Check {
     check_free(data, free_bytes(data))
 }
 
-fn check_free(data: &Path, free: Result<u64, String>) -> Check {
+fn check_free(data: &Path, free: Result<u64, nix::Error>) -> Check {
     const MIB: u64 = 1 << 20;
     match free {
         Ok(free) if free >= MIN_FREE_BYTES => Check::pass(format!(

@@ -4,6 +4,7 @@
 //! collected (named after its variable) and reported together, before anything starts or is
 //! written. This module does no I/O besides reading `NAME_FILE` secret files.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -17,7 +18,7 @@ mod services;
 
 pub use services::{Mail, Oidc, Turn};
 
-pub use server_name::{default_server_name, validate_server_name};
+pub use server_name::{ServerNameError, default_server_name, validate_server_name};
 
 /// Where variables come from: the process environment in production, a map in tests.
 pub trait Source {
@@ -508,25 +509,10 @@ impl Parser<'_> {
 /// Decodes `%XX` escapes (URL user info and path parts; RFC 3986 §2.1: `%` and two hex digits,
 /// anything else stays as it is); `None` when the result is not valid UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let hex = |digit: u8| {
-        char::from(digit)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let mut out = Vec::with_capacity(s.len());
-    let mut rest = s.as_bytes();
-    while let Some((&first, tail)) = rest.split_first() {
-        if let [b'%', hi, lo, after @ ..] = rest
-            && let (Some(hi), Some(lo)) = (hex(*hi), hex(*lo))
-        {
-            out.push((hi << 4) | lo);
-            rest = after;
-            continue;
-        }
-        out.push(first);
-        rest = tail;
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
 }
 
 #[cfg(test)]

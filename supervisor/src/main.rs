@@ -4,8 +4,8 @@
 //! `mas -- ARGS` are tools for the admin and the image's health check.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use supervisor::bootstrap::{self, Problems};
 use supervisor::env::Env;
 use supervisor::paths::{Layout, mas_cli};
+use supervisor::privileges::PrivilegeError;
 use supervisor::router::{self, Limits, RouterConfig};
 use supervisor::supervise::{self, Outcome, Plan};
 use supervisor::{pid1, privileges};
@@ -86,17 +87,10 @@ fn main() -> ExitCode {
 }
 
 fn run(env: &Env, layout: &Layout) -> ExitCode {
-    let (pin, listener) = match block_on(bootstrap::preflight(env, layout, true)) {
-        Ok((pin, Some(listener))) => (pin, listener),
+    let (server_name, listener) = match set_up(env, layout, true) {
+        Ok((name, Some(listener))) => (name, listener),
         Ok((_, None)) => return report(["the public port was not bound".to_owned()]),
-        Err(Problems(lines)) => return report(lines),
-    };
-    if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
-    }
-    let server_name = match bootstrap::prepare(env, layout, &pin) {
-        Ok(name) => name,
-        Err(e) => return report([e]),
+        Err(code) => return code,
     };
     tracing::info!(
         server_name = %server_name,
@@ -163,27 +157,18 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
 }
 
 fn render(env: &Env, layout: &Layout) -> ExitCode {
-    let pin = match block_on(bootstrap::preflight(env, layout, false)) {
-        Ok((pin, _)) => pin,
-        Err(Problems(lines)) => return report(lines),
-    };
-    if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
+    if let Err(code) = set_up(env, layout, false) {
+        return code;
     }
-    match bootstrap::prepare(env, layout, &pin) {
-        Ok(_) => {
-            let mut out = std::io::stdout().lock();
-            for path in [
-                layout.homeserver_yaml(),
-                layout.synapse_log_yaml(),
-                layout.mas_yaml(),
-            ] {
-                let _ = writeln!(out, "{}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => report([e]),
+    let mut out = std::io::stdout().lock();
+    for path in [
+        layout.homeserver_yaml(),
+        layout.synapse_log_yaml(),
+        layout.mas_yaml(),
+    ] {
+        let _ = writeln!(out, "{}", path.display());
     }
+    ExitCode::SUCCESS
 }
 
 fn check(env: &Env, layout: &Layout) -> ExitCode {
@@ -241,8 +226,10 @@ fn doctor(env: &Env, layout: &Layout, send_test_email: Option<&str>) -> ExitCode
         let _ = out.flush();
     }
     if let Some(address) = send_test_email {
-        if !layout.mas_yaml().exists() && render_quietly(env, layout) != ExitCode::SUCCESS {
-            return ExitCode::FAILURE;
+        if !layout.mas_yaml().exists()
+            && let Err(code) = set_up(env, layout, false)
+        {
+            return code;
         }
         // As root with a target user, only `mas-cli` changes user: the checks above stay root.
         // (Rendering, when it had to happen, already made this process that user.)
@@ -279,13 +266,13 @@ fn doctor(env: &Env, layout: &Layout, send_test_email: Option<&str>) -> ExitCode
 /// itself), so `mas-cli` never runs as root with a config that user can write.
 fn mas(env: &Env, layout: &Layout, args: &[std::ffi::OsString]) -> ExitCode {
     use std::os::unix::process::CommandExt;
-    if !layout.mas_yaml().exists() {
-        let code = render_quietly(env, layout);
-        if code != ExitCode::SUCCESS {
-            return code;
-        }
-    } else if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
+    let ready = if layout.mas_yaml().exists() {
+        become_target_user(env, layout).map_err(|e| report([e.to_string()]))
+    } else {
+        set_up(env, layout, false).map(drop)
+    };
+    if let Err(code) = ready {
+        return code;
     }
     let err = std::process::Command::new(mas_cli())
         .arg("-c")
@@ -295,24 +282,26 @@ fn mas(env: &Env, layout: &Layout, args: &[std::ffi::OsString]) -> ExitCode {
     report([format!("cannot run {}: {err}", mas_cli().display())])
 }
 
-fn render_quietly(env: &Env, layout: &Layout) -> ExitCode {
-    let pin = match block_on(bootstrap::preflight(env, layout, false)) {
-        Ok((pin, _)) => pin,
-        Err(Problems(lines)) => return report(lines),
-    };
-    if let Err(e) = become_target_user(env, layout) {
-        return report([e]);
-    }
-    match bootstrap::prepare(env, layout, &pin) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => report([e]),
-    }
+/// How `run`, `render`, and `mas` or `doctor --send-test-email` with nothing rendered yet,
+/// start: the read-only pre-flight (with `need_runtime`, the runtime checks and the public
+/// port's listener too), then, as root with a target user, becoming that user, then the writes
+/// (state, secrets, configs). Returns the server name in force and the listener; on failure the
+/// problems are already reported and the exit code is the error.
+fn set_up(
+    env: &Env,
+    layout: &Layout,
+    need_runtime: bool,
+) -> Result<(String, Option<TcpListener>), ExitCode> {
+    let (pin, listener) = block_on(bootstrap::preflight(env, layout, need_runtime))
+        .map_err(|Problems(lines)| report(lines))?;
+    become_target_user(env, layout).map_err(|e| report([e.to_string()]))?;
+    let server_name = bootstrap::prepare(env, layout, &pin).map_err(|e| report([e.to_string()]))?;
+    Ok((server_name, listener))
 }
 
 /// As root with a target user: give it the data and run dirs, then become it.
-fn become_target_user(env: &Env, layout: &Layout) -> Result<(), String> {
-    let target =
-        privileges::target(env.user.as_deref(), env.cloudron).map_err(|e| e.to_string())?;
+fn become_target_user(env: &Env, layout: &Layout) -> Result<(), PrivilegeError> {
+    let target = privileges::target(env.user.as_deref(), env.cloudron)?;
     let Some(target) = target else {
         if privileges::is_root() {
             tracing::warn!(
@@ -322,16 +311,15 @@ fn become_target_user(env: &Env, layout: &Layout) -> Result<(), String> {
         return Ok(());
     };
     for dir in [&layout.data, &layout.run] {
-        create_owned_dir(dir)?;
-        privileges::chown_tree(dir, &target).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|source| PrivilegeError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        privileges::chown_tree(dir, &target)?;
     }
-    privileges::drop_to(&target).map_err(|e| e.to_string())?;
+    privileges::drop_to(&target)?;
     tracing::info!(user = %target.name, uid = target.uid.as_raw(), "dropped privileges");
     Ok(())
-}
-
-fn create_owned_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 /// Runs a future on a single-threaded runtime (before privileges are dropped, no threads

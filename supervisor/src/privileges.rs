@@ -23,6 +23,11 @@ pub struct Target {
 /// Errors while preparing or dropping privileges.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivilegeError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("{var}: there is no user named {name:?} on this system")]
     NoSuchUser { var: &'static str, name: String },
     #[error("cannot change the owner of {path}: {source}")]

@@ -21,7 +21,7 @@ mod providers;
 
 pub use context::Context;
 pub use layers::{Ignored, deep_merge};
-pub use providers::CLOUDRON_PROVIDER_ID;
+pub use providers::{CLOUDRON_PROVIDER_ID, ProvidersError};
 
 const HOMESERVER_TEMPLATE: &str = include_str!("../../templates/config/homeserver.yaml");
 const SYNAPSE_LOG_TEMPLATE: &str = include_str!("../../templates/config/synapse-log.yaml");
@@ -95,6 +95,11 @@ pub enum RenderError {
     },
     #[error("{path}: {message}")]
     Override { path: String, message: String },
+    #[error("{path}: {source}")]
+    Providers {
+        path: String,
+        source: providers::ProvidersError,
+    },
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: io::Error },
 }
@@ -200,10 +205,10 @@ fn layered(
         return Ok(rendered.to_owned());
     };
     let operator_providers = if rules.upstream_providers {
-        providers::take_operator_providers(&mut overrides).map_err(|message| {
-            RenderError::Override {
+        providers::take_operator_providers(&mut overrides).map_err(|source| {
+            RenderError::Providers {
                 path: override_path.display().to_string(),
-                message,
+                source,
             }
         })?
     } else {

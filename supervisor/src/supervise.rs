@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::child::{ChildSpec, describe, run_once};
 use crate::probe::probe;
+use crate::render::RenderError;
 
 /// When and how often a child is restarted.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +60,7 @@ pub struct Plan {
     pub router: JoinHandle<std::io::Result<()>>,
     pub router_shutdown: CancellationToken,
     /// Re-renders the configs on SIGHUP; errors are logged and the old files kept.
-    pub rerender: Box<dyn Fn() -> Result<(), String> + Send>,
+    pub rerender: Box<dyn Fn() -> Result<(), RenderError> + Send>,
 }
 
 struct Service {

@@ -1,20 +1,13 @@
-//! The doctor's HTTP client: one `GET` over `http://` or `https://` (rustls, webpki roots),
-//! following a few redirects, with a hard timeout over the whole exchange and a small body cap.
-//! The router's probes (`probe.rs`) stay plain-HTTP and body-less; the doctor needs public
-//! TLS and bodies, and nothing else in the appliance does.
+//! The doctor's HTTP client: one `GET` over `http://` or `https://` (reqwest with rustls and the
+//! webpki roots), following a few redirects, with a hard timeout over the whole exchange and a
+//! small body cap. The router's probes (`probe.rs`) stay plain-HTTP and body-less; the doctor
+//! needs public TLS and bodies, and nothing else in the appliance does.
 
-use std::sync::{Arc, OnceLock};
+use std::error::Error as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, LOCATION, USER_AGENT};
-use http::{HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use http::StatusCode;
 use url::Url;
 
 /// Largest body read: the documents the doctor looks at are a few hundred bytes.
@@ -36,116 +29,125 @@ impl Fetched {
     }
 }
 
-/// `GET url` within `timeout` (all redirects included).
-pub(crate) async fn get(url: &Url, timeout: Duration) -> Result<Fetched, String> {
-    tokio::time::timeout(timeout, follow(url.clone()))
-        .await
-        .map_err(|_elapsed| format!("no answer within {} s", timeout.as_secs()))?
+/// Why a check's `GET` gave nothing to look at; the texts end up in the doctor's `❌` lines.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("bad URL: {0}")]
+    BadUrl(#[from] url::ParseError),
+    #[error("HTTP client setup failed: {0}")]
+    Setup(reqwest::Error),
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("cannot connect to {authority}: {reason}")]
+    Connect { authority: String, reason: String },
+    #[error("TLS with {authority} failed: {reason}")]
+    Tls { authority: String, reason: String },
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooManyRedirects,
+    #[error("HTTP request failed: {0}")]
+    Request(String),
+    #[error("reading the body failed: {0}")]
+    Body(String),
+    /// A 2xx answer was expected.
+    #[error("HTTP {}", .0.as_u16())]
+    Status(StatusCode),
+    /// A 2xx answer was expected; `url` is the one that answered.
+    #[error("HTTP {} from {url}", status.as_u16())]
+    StatusFrom { status: StatusCode, url: Url },
+    #[error("{0} did not answer JSON")]
+    NotJson(Url),
 }
 
-async fn follow(mut url: Url) -> Result<Fetched, String> {
-    for _ in 0..=MAX_REDIRECTS {
-        let (status, location, body) = once(&url).await?;
-        match location {
-            Some(location) if status.is_redirection() => {
-                url = url
-                    .join(&location)
-                    .map_err(|e| format!("bad redirect to {location:?}: {e}"))?;
-            }
-            _ => return Ok(Fetched { status, body, url }),
+/// `GET url` within `timeout` (all redirects and the body included).
+pub(crate) async fn get(url: &Url, timeout: Duration) -> Result<Fetched, FetchError> {
+    tokio::time::timeout(timeout, fetch(url))
+        .await
+        .map_err(|_elapsed| FetchError::Timeout(timeout))?
+}
+
+async fn fetch(url: &Url) -> Result<Fetched, FetchError> {
+    // One client per check: the doctor makes a handful of requests, and a client kept in a
+    // static would outlive the runtime its pooled connections belong to.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .user_agent("appliance-doctor")
+        // The checks are about the path from this host; a proxy from the environment would
+        // answer for the origin instead.
+        .no_proxy()
+        .build()
+        .map_err(FetchError::Setup)?;
+    let mut response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| request_error(url, &e))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Body(root_cause(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(FetchError::Body("length limit exceeded".to_owned()));
         }
+        body.extend_from_slice(&chunk);
     }
-    Err(format!("more than {MAX_REDIRECTS} redirects"))
+    Ok(Fetched {
+        status: response.status(),
+        body: body.into(),
+        url: response.url().clone(),
+    })
 }
 
-async fn once(url: &Url) -> Result<(StatusCode, Option<String>, Bytes), String> {
-    let host = url.host_str().ok_or("the URL has no host")?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let port = url.port_or_known_default().ok_or("the URL has no port")?;
-    let tcp = TcpStream::connect((bare, port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    match url.scheme() {
-        "http" => exchange(tcp, url).await,
-        "https" => {
-            let name = rustls::pki_types::ServerName::try_from(bare.to_owned())
-                .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
-            let tls = TlsConnector::from(tls_config()?)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {host}:{port} failed: {e}"))?;
-            exchange(tls, url).await
-        }
-        other => Err(format!("unsupported scheme {other}")),
+/// Names what failed, the way an admin reads it: connecting, TLS, redirects or the exchange.
+fn request_error(url: &Url, e: &reqwest::Error) -> FetchError {
+    if e.is_redirect() {
+        return FetchError::TooManyRedirects;
     }
-}
-
-async fn exchange<S>(stream: S, url: &Url) -> Result<(StatusCode, Option<String>, Bytes), String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-    let conn = tokio::spawn(conn);
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let authority = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_owned(),
-    };
-    let mut request = Request::get(path)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("bad request: {e}"))?;
-    let headers = request.headers_mut();
-    headers.insert(
-        HOST,
-        HeaderValue::from_str(&authority).map_err(|e| format!("bad host: {e}"))?,
+    if !e.is_connect() {
+        return FetchError::Request(root_cause(e));
+    }
+    // The URL that failed may be a redirect's target.
+    let url = e.url().unwrap_or(url);
+    let authority = format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
     );
-    headers.insert(USER_AGENT, HeaderValue::from_static("appliance-doctor"));
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("HTTP request failed: {e}"))?;
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the body failed: {e}"))?
-            .to_bytes();
-        Ok((status, location, body))
+    let reason = root_cause(e);
+    if is_tls_failure(e) {
+        FetchError::Tls { authority, reason }
+    } else {
+        FetchError::Connect { authority, reason }
     }
-    .await;
-    conn.abort();
-    result
 }
 
-fn tls_config() -> Result<Arc<ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let config = ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
+/// tokio-rustls reports every TLS failure as an `InvalidData` I/O error (which reqwest wraps in
+/// another I/O error); a socket's own errors never are.
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    fn invalid_data(io: &std::io::Error) -> bool {
+        io.kind() == std::io::ErrorKind::InvalidData
+            || io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+                .is_some_and(invalid_data)
+    }
+    std::iter::successors(e.source(), |&cause| cause.source()).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(invalid_data)
+    })
+}
+
+/// The innermost cause: reqwest's and hyper's own texts ("error sending request", "client
+/// error (Connect)") say less than the socket's or rustls's.
+fn root_cause(e: &reqwest::Error) -> String {
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |&cause| {
+        cause.source()
+    })
+    .last()
+    .map(ToString::to_string)
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -185,11 +187,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn follows_three_redirects_and_no_more() {
+        let hop = "HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n";
+        let done = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        let port = serve(vec![hop, hop, hop, done]).await;
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let fetched = get(&url, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(fetched.status, StatusCode::OK);
+
+        let port = serve(vec![hop, hop, hop, hop]).await;
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let error = get(&url, Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(error.to_string(), "more than 3 redirects");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_says_it_cannot_connect() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let error = get(&url, Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused() {
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+            MAX_BODY + 1,
+            "x".repeat(MAX_BODY + 1)
+        );
+        let port = serve(vec![answer.leak()]).await;
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let error = get(&url, Duration::from_secs(5)).await.unwrap_err();
+        assert!(
+            error.to_string().starts_with("reading the body failed"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_silent_server_times_out_instead_of_hanging() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
-        let error = get(&url, Duration::from_millis(300)).await.unwrap_err();
+        let error = get(&url, Duration::from_millis(300))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("no answer"), "{error}");
         drop(listener);
     }
@@ -198,7 +250,10 @@ mod tests {
     async fn https_to_a_plain_server_fails_with_a_tls_error() {
         let port = serve(vec!["HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]).await;
         let url = Url::parse(&format!("https://localhost:{port}/")).unwrap();
-        let error = get(&url, Duration::from_secs(5)).await.unwrap_err();
+        let error = get(&url, Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("TLS"), "{error}");
     }
 }

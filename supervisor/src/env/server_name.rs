@@ -16,27 +16,44 @@ pub fn default_server_name(cloudron: bool, origin: &Url, app_domain: &str) -> St
     origin.host_str().unwrap_or_default().to_ascii_lowercase()
 }
 
+/// Why a server name is not one (completes "… is not a valid Matrix server name: ").
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServerNameError {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is longer than 255 characters")]
+    TooLong,
+    #[error("an IPv6 literal needs a closing ]")]
+    UnclosedIpv6,
+    #[error("[{0}] is not an IPv6 address")]
+    BadIpv6(String),
+    #[error("unexpected {0:?} after the IPv6 literal")]
+    AfterIpv6(String),
+    #[error("{0:?} is not a valid port")]
+    BadPort(String),
+    #[error("{0:?} is not a valid host name")]
+    BadHost(String),
+}
+
 /// Checks `name` against the grammar `server_name = hostname [ ":" port ]`, where hostname is
 /// an IPv4 literal, a bracketed IPv6 literal, or a DNS name of `[A-Za-z0-9.-]`, at most 255
 /// characters.
-pub fn validate_server_name(name: &str) -> Result<(), String> {
+pub fn validate_server_name(name: &str) -> Result<(), ServerNameError> {
     if name.is_empty() {
-        return Err("it is empty".to_owned());
+        return Err(ServerNameError::Empty);
     }
     if name.len() > 255 {
-        return Err("it is longer than 255 characters".to_owned());
+        return Err(ServerNameError::TooLong);
     }
     let (host, port) = if let Some(rest) = name.strip_prefix('[') {
-        let (v6, after) = rest
-            .split_once(']')
-            .ok_or("an IPv6 literal needs a closing ]")?;
+        let (v6, after) = rest.split_once(']').ok_or(ServerNameError::UnclosedIpv6)?;
         v6.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| format!("[{v6}] is not an IPv6 address"))?;
+            .map_err(|_| ServerNameError::BadIpv6(v6.to_owned()))?;
         match after {
             "" => (None, None),
             _ => match after.strip_prefix(':') {
                 Some(port) => (None, Some(port)),
-                None => return Err(format!("unexpected {after:?} after the IPv6 literal")),
+                None => return Err(ServerNameError::AfterIpv6(after.to_owned())),
             },
         }
     } else {
@@ -48,7 +65,7 @@ pub fn validate_server_name(name: &str) -> Result<(), String> {
     if let Some(port) = port {
         match port.parse::<u16>() {
             Ok(p) if p > 0 => {}
-            _ => return Err(format!("{port:?} is not a valid port")),
+            _ => return Err(ServerNameError::BadPort(port.to_owned())),
         }
     }
     if let Some(host) = host {
@@ -59,7 +76,7 @@ pub fn validate_server_name(name: &str) -> Result<(), String> {
                     && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
         if !valid {
-            return Err(format!("{host:?} is not a valid host name"));
+            return Err(ServerNameError::BadHost(host.to_owned()));
         }
     }
     Ok(())

@@ -35,17 +35,24 @@ pub(super) const PLATFORM_OWNED: &[&str] = &[
     "jwks_uri",
 ];
 
+/// An operator's `upstream_oauth2` section that is not shaped as MAS reads it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvidersError {
+    #[error("{SECTION} must be a mapping (with a `{LIST}` list)")]
+    SectionNotMapping,
+    #[error("{SECTION}.{LIST} must be a list of providers")]
+    NotList,
+}
+
 /// Takes `upstream_oauth2.providers` out of the operator's overrides (removing an
-/// `upstream_oauth2` section left empty), so the generic merge never sees it. `Err` with a
-/// message when it is there but not a list.
-pub(super) fn take_operator_providers(overrides: &mut Value) -> Result<Vec<Value>, String> {
+/// `upstream_oauth2` section left empty), so the generic merge never sees it. `Err` when it is
+/// there but not a list.
+pub(super) fn take_operator_providers(overrides: &mut Value) -> Result<Vec<Value>, ProvidersError> {
     let Some(section) = overrides.get_mut(SECTION) else {
         return Ok(Vec::new());
     };
     let Some(section_map) = section.as_mapping_mut() else {
-        return Err(format!(
-            "{SECTION} must be a mapping (with a `{LIST}` list)"
-        ));
+        return Err(ProvidersError::SectionNotMapping);
     };
     let taken = section_map.remove(LIST);
     let now_empty = section_map.is_empty();
@@ -55,7 +62,7 @@ pub(super) fn take_operator_providers(overrides: &mut Value) -> Result<Vec<Value
     match taken {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Sequence(list)) => Ok(list),
-        Some(_) => Err(format!("{SECTION}.{LIST} must be a list of providers")),
+        Some(_) => Err(ProvidersError::NotList),
     }
 }
 

@@ -130,31 +130,7 @@ fn is_compat_endpoint(rest: &str) -> bool {
 /// Decodes `%XX` escapes in one pass, leaving malformed ones as they are (like Python's
 /// `urllib.parse.unquote_to_bytes`, which Twisted uses on path segments).
 fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        let escaped = match input.get(i..i + 3) {
-            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(hi, lo)| (hi << 4) | lo),
-            _ => None,
-        };
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(input[i]);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    char::from(digit)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
+    percent_encoding::percent_decode(input).collect()
 }
 
 #[cfg(test)]
