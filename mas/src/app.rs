@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRef, Request};
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -199,11 +199,20 @@ fn resource_router(resource: &Resource) -> Option<Router<AppState>> {
         Resource::Health {} => Some(crate::health::router()),
         Resource::Discovery {} => Some(crate::oauth2::discovery_router()),
         Resource::OAuth {} => Some(crate::oauth2::api_router()),
-        Resource::Human {} => Some(crate::views::router()),
+        Resource::Human {} => Some(human_router()),
         Resource::Assets { path } => Some(crate::views::assets::router(path)),
         Resource::Compat {} => Some(crate::compat::router()),
         Resource::Prometheus {} | Resource::AdminApi {} => None,
     }
+}
+
+/// The `human` resource: the pages of `views`, plus `/authorize` and the consent page from
+/// `oauth2` and the legacy SSO page from `compat`, all under the page form body limit.
+fn human_router() -> Router<AppState> {
+    crate::views::router()
+        .merge(crate::oauth2::human_router())
+        .merge(crate::compat::human_router())
+        .layer(DefaultBodyLimit::max(crate::pages::FORM_BODY_LIMIT))
 }
 
 /// Whether [`build_router`] serves anything for `resource` yet.

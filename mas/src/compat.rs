@@ -9,8 +9,6 @@ mod logout;
 mod refresh;
 pub mod sso;
 
-pub(crate) use self::logout::end_sessions;
-
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -25,6 +23,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::COMPAT_LOGOUT_ALL, post(logout::logout_all))
         .route(routes::COMPAT_REFRESH, post(refresh::post))
         .merge(sso::router())
+}
+
+/// This area's routes of the `human` resource: the legacy SSO "continue" page.
+pub(crate) fn human_router() -> Router<AppState> {
+    Router::new().route(
+        routes::COMPLETE_COMPAT_SSO,
+        get(sso::complete::get).post(sso::complete::post),
+    )
 }
 
 #[cfg(test)]

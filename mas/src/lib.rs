@@ -3,6 +3,7 @@
 //! wrapper around [`cli::main`].
 
 pub mod app;
+pub(crate) mod auth;
 pub mod cli;
 pub mod clock;
 pub mod compat;
@@ -18,6 +19,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod model;
 pub mod oauth2;
+pub(crate) mod pages;
 pub mod ratelimit;
 pub mod rng;
 pub mod routes;

@@ -22,7 +22,7 @@ pub use self::compat::{CompatAccessToken, CompatRefreshToken, CompatSession};
 pub use self::compat_sso_login::{COMPAT_LOGIN_TOKEN_LIFETIME_MS, CompatSsoLogin};
 pub use self::grant::{
     AUTHORIZATION_CODE_LIFETIME_MS, AuthorizationGrant, CodeChallenge, CodeChallengeMethod,
-    GrantStage, NewAuthorizationGrant, ResponseMode,
+    GrantStage, NewAuthorizationGrant, ResponseMode, prompt_has,
 };
 pub use self::job::{Job, JobStatus, retry_delay};
 pub use self::scope::{Scope, ScopeToken};

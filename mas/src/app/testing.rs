@@ -2,6 +2,9 @@
 //! a [`MockClock`], a seeded RNG, fixed signing keys, the repository's templates and a
 //! [`MockHomeserver`] that records calls. Endpoint tests drive it through `oneshot`.
 
+pub(crate) mod browser;
+pub(crate) mod oauth;
+
 use std::sync::Arc;
 use std::time::Duration;
 

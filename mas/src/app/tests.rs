@@ -159,7 +159,7 @@ async fn every_html_response_carries_the_security_headers(db: Database) {
             let consent = to_consent.header("location").unwrap().to_owned();
             let page = browser.get(&consent).await;
             assert_page_headers(&consent, &page);
-            let csrf = crate::views::testing::csrf_of(&page.text());
+            let csrf = crate::app::testing::browser::csrf_of(&page.text());
             let answer = browser
                 .post(&consent, &[("csrf", &csrf), ("action", "approve")])
                 .await;
@@ -212,7 +212,7 @@ async fn a_planted_csrf_cookie_cannot_submit_a_signed_in_form(db: Database) {
     app.user_with_password("alice", "correct horse").await;
     let mut attacker = app.browser();
     let page = attacker.get("/auth/login").await;
-    let token = crate::views::testing::csrf_of(&page.text());
+    let token = crate::app::testing::browser::csrf_of(&page.text());
     let planted = attacker.cookie("csrf").unwrap();
 
     let mut victim = app.browser();
@@ -238,7 +238,7 @@ async fn https_cookies_are_host_cookies_and_ambiguous_ones_are_ignored(db: Datab
     let https: url::Url = "https://matrix.example.com/auth/".parse().unwrap();
     state.cookies = CookieManager::new(&crate::config::EncryptionKey([7; 32]), &https);
     let router = build_router(state, &appliance_listener());
-    let mut browser = crate::views::testing::Browser::new(router.clone());
+    let mut browser = crate::app::testing::browser::Browser::new(router.clone());
     let page = browser.get("/auth/login").await;
     let set_cookie = page.header("set-cookie").unwrap().to_owned();
     assert!(set_cookie.starts_with("__Host-csrf="), "{set_cookie}");

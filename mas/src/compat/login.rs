@@ -13,16 +13,17 @@ use serde_json::{Value, json};
 use ulid::Ulid;
 
 use crate::app::AppState;
-use crate::crypto::passwords::PasswordError;
+use crate::auth::account::{AccountRefusal, check_account};
+use crate::auth::device::provision_device;
+use crate::auth::password::{self, PasswordLogin, PasswordRefusal, localpart_of};
+use crate::auth::sessions::SessionEnder;
 use crate::crypto::{TokenKind, random, sha256_hex};
 use crate::error::MatrixError;
 use crate::extract::client_ip::ClientIp;
-use crate::jobs::{self, Job};
 use crate::model::User;
 use crate::ratelimit::RateLimited;
 use crate::storage::compat::{self as store, NewCompatSession};
-use crate::storage::{passwords, users};
-use crate::views::localpart_of;
+use crate::storage::users;
 
 /// Synapse accepts device ids of 1 to 255 characters.
 const MAX_DEVICE_ID_LENGTH: usize = 255;
@@ -109,11 +110,29 @@ pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
 }
 
 /// Who logs in, once the credentials were checked.
-struct Authenticated {
-    user: User,
-    user_session_id: Option<Ulid>,
-    /// A newer password hash to store (version, hash) and the one it replaces.
-    upgrade: Option<(u16, String, Ulid)>,
+enum Authenticated {
+    /// A checked password (with, perhaps, a newer hash of it to store).
+    Password(password::Authenticated),
+    /// A login token from a legacy SSO login, taken in the login's transaction.
+    Token { user: User, user_session_id: Ulid },
+}
+
+impl Authenticated {
+    fn user(&self) -> &User {
+        match self {
+            Self::Password(authenticated) => &authenticated.user,
+            Self::Token { user, .. } => user,
+        }
+    }
+
+    fn user_session_id(&self) -> Option<Ulid> {
+        match self {
+            Self::Password(_) => None,
+            Self::Token {
+                user_session_id, ..
+            } => Some(*user_session_id),
+        }
+    }
 }
 
 /// `POST …/login`.
@@ -155,10 +174,10 @@ pub(super) async fn post(
             let user = users::find_user(&mut tx, user_id)
                 .await?
                 .ok_or_else(|| forbidden("invalid login token"))?;
-            let authenticated = Authenticated {
+            check_account(&user).map_err(account_refused)?;
+            let authenticated = Authenticated::Token {
                 user,
-                user_session_id: Some(user_session_id),
-                upgrade: None,
+                user_session_id,
             };
             (tx, authenticated)
         }
@@ -177,23 +196,12 @@ pub(super) async fn post(
             ));
         }
     };
-    check_account(&authenticated.user)?;
-    let user = &authenticated.user;
+    let user = authenticated.user();
 
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
-    if let Some((version, hash, old)) = &authenticated.upgrade {
-        passwords::add_password(
-            &mut tx,
-            clock,
-            &mut rng,
-            user.id,
-            hash,
-            *version,
-            Some(*old),
-        )
-        .await?;
-        tracing::info!(user.id = %user.id, password.version = version, "password hash upgraded");
+    if let Authenticated::Password(password) = &authenticated {
+        password.store_upgrade(&mut tx, clock, &mut rng).await?;
     }
     // Replace device: the sessions that hold this device end (the device itself stays).
     for old in store::find_active_compat_sessions_by_device(&mut tx, user.id, &device_id).await? {
@@ -207,7 +215,7 @@ pub(super) async fn post(
         NewCompatSession {
             user_id: user.id,
             device_id: &device_id,
-            user_session_id: authenticated.user_session_id,
+            user_session_id: authenticated.user_session_id(),
             is_synapse_admin: false,
             user_agent,
             human_name: request.initial_device_display_name.as_deref(),
@@ -242,27 +250,21 @@ pub(super) async fn post(
     };
     tx.commit().await.map_err(MatrixError::internal)?;
 
-    // The device must exist in Synapse before the token is handed out.
-    if crate::oauth2::token::authorization_code::ensure_device(
+    // The device must exist in Synapse before the token is handed out; if it cannot be, the
+    // session ends again as any compat session ends (a device sync is queued).
+    let display_name = request.initial_device_display_name.as_deref();
+    if provision_device(
         state.homeserver.as_ref(),
         &user.username,
         &device_id,
-        request.initial_device_display_name.as_deref(),
+        display_name,
     )
     .await
     .is_err()
     {
-        let mut tx = state.db.begin_write().await?;
-        store::finish_compat_session(&mut tx, clock, session.id).await?;
-        jobs::queue(
-            &mut tx,
-            clock,
-            &mut rng,
-            &Job::SyncDevices { user_id: user.id },
-        )
-        .await?;
-        tx.commit().await.map_err(MatrixError::internal)?;
-        state.jobs.wake();
+        SessionEnder::from_state(&state)
+            .end_compat_sessions(user, std::slice::from_ref(&session))
+            .await?;
         return Err(MatrixError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "M_UNKNOWN",
@@ -287,39 +289,43 @@ pub(super) async fn post(
 }
 
 /// Deactivated → `M_USER_DEACTIVATED`, locked → `M_USER_LOCKED`, guest → `M_FORBIDDEN`.
-fn check_account(user: &User) -> Result<(), MatrixError> {
-    if user.deactivated_at.is_some() {
-        return Err(MatrixError::new(
+fn account_refused(refusal: AccountRefusal) -> MatrixError {
+    match refusal {
+        AccountRefusal::Deactivated => MatrixError::new(
             StatusCode::FORBIDDEN,
             "M_USER_DEACTIVATED",
             "This account has been deactivated",
-        ));
-    }
-    if user.locked_at.is_some() {
-        return Err(MatrixError::new(
+        ),
+        AccountRefusal::Locked => MatrixError::new(
             StatusCode::UNAUTHORIZED,
             "M_USER_LOCKED",
             "This account has been locked",
         )
-        .with("soft_logout", false));
+        .with("soft_logout", false),
+        AccountRefusal::Guest => forbidden("Guest accounts cannot log in here"),
     }
-    if user.is_guest {
-        return Err(forbidden("Guest accounts cannot log in here"));
-    }
-    Ok(())
 }
 
-/// `m.login.password`: the user from `user` or an `m.id.user` identifier, rate limits per
-/// address then per account before the hash is checked. An unknown user, or one without a
-/// password, still costs one verification against a dummy hash, so the answer time does not
-/// tell which usernames exist.
+/// A refused password login in Matrix terms.
+fn password_refused(refusal: PasswordRefusal) -> MatrixError {
+    match refusal {
+        PasswordRefusal::RateLimited(limited) => limit_exceeded(limited),
+        PasswordRefusal::InvalidCredentials => invalid_credentials(),
+        PasswordRefusal::Account(refusal) => account_refused(refusal),
+        PasswordRefusal::Internal(error) => MatrixError::internal(error),
+    }
+}
+
+/// `m.login.password`: the user from `user` or an `m.id.user` identifier, then the whole
+/// password sequence of [`PasswordLogin::authenticate`] (rate limits, dummy verification for an
+/// unknown user, the account state).
 async fn password_login(
     state: &AppState,
     ip: Option<IpAddr>,
     request: &LoginRequest,
 ) -> Result<Authenticated, MatrixError> {
     // SSO-only mode (issue 5): `GET` lists no `m.login.password`; say why it is refused.
-    let Some(manager) = state.passwords.as_deref() else {
+    let Some(login) = PasswordLogin::from_state(state) else {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
             "M_UNKNOWN",
@@ -345,43 +351,9 @@ async fn password_login(
         return Err(bad_json("Missing password"));
     };
     let username = localpart_of(username, &state.site.server_name);
-
-    let now = state.clock.now_unix_ms();
-    state
-        .limiter
-        .check_password_ip(ip, now)
-        .map_err(limit_exceeded)?;
-    let mut conn = state.db.acquire().await?;
-    let Some(user) = users::find_user_by_username(&mut conn, username).await? else {
-        drop(conn);
-        manager.verify_dummy(password).await;
-        return Err(invalid_credentials());
-    };
-    state
-        .limiter
-        .check_password_account(user.id, now)
-        .map_err(limit_exceeded)?;
-    let stored = passwords::active_password(&mut conn, user.id).await?;
-    drop(conn);
-    let Some(stored) = stored else {
-        manager.verify_dummy(password).await;
-        return Err(invalid_credentials());
-    };
-    let mut rng = state.rng.fork();
-    let upgrade = match manager
-        .verify_and_upgrade(&mut rng, stored.version, &stored.hashed_password, password)
+    let authenticated = login
+        .authenticate(ip, username, password)
         .await
-    {
-        Ok(upgrade) => upgrade,
-        Err(PasswordError::Mismatch) => {
-            tracing::info!(user.id = %user.id, "compat login refused: wrong password");
-            return Err(invalid_credentials());
-        }
-        Err(error) => return Err(MatrixError::internal(error)),
-    };
-    Ok(Authenticated {
-        user,
-        user_session_id: None,
-        upgrade: upgrade.map(|(version, hash)| (version, hash, stored.id)),
-    })
+        .map_err(password_refused)?;
+    Ok(Authenticated::Password(authenticated))
 }

@@ -1,7 +1,7 @@
-//! `POST /_matrix/client/{v}/logout` and `…/logout/all` (Matrix client-server API "Logout";
-//! docs/protocol.md#compat-layer): end compat sessions (never OAuth ones), delete their devices in
-//! Synapse at once (so the token stops working despite Synapse's introspection cache) and queue a
-//! device sync for the user.
+//! `POST /_matrix/client/{v}/logout` and `…/logout/all` (Matrix client-server API, "Logout";
+//! docs/protocol.md#compat-layer): end compat sessions (never OAuth ones) through
+//! [`SessionEnder`], which deletes their devices in Synapse at once (so the token stops working
+//! despite Synapse's introspection cache) and queues a device sync for the user.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::auth::sessions::SessionEnder;
 use crate::crypto::{TokenKind, sha256_hex};
 use crate::error::MatrixError;
 use crate::extract::bearer::Bearer;
-use crate::jobs::{self, Job};
 use crate::model::{CompatSession, User};
-use crate::storage::{StorageError, compat};
+use crate::storage::compat;
 
 /// `M_UNKNOWN_TOKEN` (401, not a soft logout).
 pub(super) fn unknown_token() -> MatrixError {
@@ -55,57 +55,15 @@ async fn authenticate(
     Ok((found.session, found.user))
 }
 
-/// Finishes `sessions` of `user`, queues a device sync, then deletes in Synapse each device
-/// no active session holds any more (a failure there is left to the queued sync). Also used by
-/// the account page's "Sign out".
-pub(crate) async fn end_sessions(
-    state: &AppState,
-    user: &User,
-    sessions: &[CompatSession],
-) -> Result<(), StorageError> {
-    let clock = state.clock.as_ref();
-    let mut rng = state.rng.fork();
-    let mut tx = state.db.begin_write().await?;
-    for session in sessions {
-        compat::finish_compat_session(&mut tx, clock, session.id).await?;
-    }
-    jobs::queue(
-        &mut tx,
-        clock,
-        &mut rng,
-        &Job::SyncDevices { user_id: user.id },
-    )
-    .await?;
-    let remaining = jobs::device_set(&mut tx, user.id).await?;
-    tx.commit().await?;
-    for session in sessions {
-        if remaining.contains(&session.device_id) {
-            continue;
-        }
-        if let Err(error) = state
-            .homeserver
-            .delete_device(&user.username, &session.device_id)
-            .await
-        {
-            tracing::warn!(
-                user.id = %user.id,
-                device.id = %session.device_id,
-                error = &error as &dyn std::error::Error,
-                "deleting the device failed; the queued device sync will retry"
-            );
-        }
-    }
-    state.jobs.wake();
-    Ok(())
-}
-
 /// `POST …/logout`.
 pub(super) async fn logout(
     State(state): State<AppState>,
     Bearer(bearer): Bearer,
 ) -> Result<Json<Value>, MatrixError> {
     let (session, user) = authenticate(&state, bearer.as_deref()).await?;
-    end_sessions(&state, &user, std::slice::from_ref(&session)).await?;
+    SessionEnder::from_state(&state)
+        .end_compat_sessions(&user, std::slice::from_ref(&session))
+        .await?;
     tracing::info!(user.id = %user.id, compat_session.id = %session.id, "compat logout");
     Ok(Json(json!({})))
 }
@@ -139,7 +97,9 @@ pub(super) async fn logout_all(
     let mut conn = state.db.acquire().await?;
     let sessions = compat::list_active_compat_sessions(&mut conn, user.id).await?;
     drop(conn);
-    end_sessions(&state, &user, &sessions).await?;
+    SessionEnder::from_state(&state)
+        .end_compat_sessions(&user, &sessions)
+        .await?;
     tracing::info!(user.id = %user.id, sessions = sessions.len(), "compat logout of all sessions");
     Ok(Json(json!({})))
 }

@@ -19,6 +19,7 @@ use ulid::Ulid;
 use url::Url;
 
 use crate::app::AppState;
+use crate::auth::post_auth::PostAuthAction;
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
 use crate::error::MatrixError;
@@ -26,7 +27,6 @@ use crate::extract::client_ip::ClientIp;
 use crate::model::redirect_uri;
 use crate::routes;
 use crate::storage::{StorageError, compat_sso_logins};
-use crate::views::PostAuthAction;
 
 /// The SSO redirect routes (for the `compat` resource's router).
 pub(crate) fn router() -> Router<AppState> {

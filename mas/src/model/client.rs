@@ -110,6 +110,22 @@ impl Client {
         self.metadata.token_endpoint_auth_method == ClientAuthMethod::None
     }
 
+    /// The name people see: `client_name`, else its home page's host, else its id.
+    pub fn display_name(&self) -> String {
+        let metadata = &self.metadata;
+        metadata
+            .client_name
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .or_else(|| {
+                metadata
+                    .client_uri
+                    .as_ref()
+                    .and_then(|uri| uri.host_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| self.id.to_string())
+    }
+
     /// Whether `uri` is one of its registered redirect URIs, compared exactly.
     pub fn has_redirect_uri(&self, uri: &Url) -> bool {
         self.metadata.redirect_uris.contains(uri)

@@ -127,3 +127,8 @@ impl AuthorizationGrant {
             .is_none_or(|fulfilled| now > fulfilled.saturating_add(AUTHORIZATION_CODE_LIFETIME_MS))
     }
 }
+
+/// Whether the space-separated `prompt` of a grant has `value`.
+pub fn prompt_has(prompt: Option<&str>, value: &str) -> bool {
+    prompt.is_some_and(|prompt| prompt.split(' ').any(|v| v == value))
+}

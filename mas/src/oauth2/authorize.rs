@@ -23,6 +23,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use url::Url;
 
 use crate::app::AppState;
+use crate::auth::post_auth::{PostAuthAction, login_url};
 use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
@@ -31,10 +32,10 @@ use crate::extract::session::load_session;
 use crate::model::redirect_uri;
 use crate::model::{
     Client, CodeChallenge, CodeChallengeMethod, NewAuthorizationGrant, ResponseMode, Scope,
+    prompt_has,
 };
 use crate::storage::{StorageError, clients, grants};
 use crate::templates::{AuthorizeErrorView, FormPostContext, FormPostParam, Templates};
-use crate::views::{PostAuthAction, login_url};
 
 /// Where and how an authorization response goes back to the client.
 #[derive(Debug, Clone)]
@@ -197,22 +198,6 @@ fn unsafe_redirect_uri() -> HtmlError {
         "The address this application asked to send you back to is not allowed on this \
          server, so the request was stopped. Contact the developer of the application.",
     )
-}
-
-/// The name people see for `client`: `client_name`, else its home page's host, else its id.
-pub(crate) fn client_display_name(client: &Client) -> String {
-    let metadata = &client.metadata;
-    metadata
-        .client_name
-        .clone()
-        .filter(|name| !name.trim().is_empty())
-        .or_else(|| {
-            metadata
-                .client_uri
-                .as_ref()
-                .and_then(|uri| uri.host_str().map(str::to_owned))
-        })
-        .unwrap_or_else(|| client.id.to_string())
 }
 
 /// The request's parameters. RFC 6749 §3.1: a parameter without a value is as if omitted, and
@@ -558,11 +543,6 @@ fn validate(
     })
 }
 
-/// Whether the space-separated `prompt` of a grant has `value`.
-pub(crate) fn prompt_has(prompt: Option<&str>, value: &str) -> bool {
-    prompt.is_some_and(|prompt| prompt.split(' ').any(|v| v == value))
-}
-
 fn internal(error: StorageError) -> HtmlError {
     HtmlError::internal(error)
 }
@@ -609,7 +589,7 @@ pub(crate) async fn get(
         redirect_uri: redirect_uri.clone(),
         mode: error_mode(&params),
         state: params.get("state").ok().flatten().map(str::to_owned),
-        client_name: client_display_name(&client),
+        client_name: client.display_name(),
     };
     let request = match validate(&params, &client, redirect_uri) {
         Ok(request) => request,

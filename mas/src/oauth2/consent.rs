@@ -12,12 +12,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use sqlx::AnyConnection;
 use ulid::Ulid;
 
-use super::authorize::{Callback, client_display_name, prompt_has};
+use super::authorize::Callback;
 use super::policy;
 use crate::app::AppState;
+use crate::auth::post_auth::{PostAuthAction, login_url, needs_fresh_login};
 use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, random, sha256_hex};
 use crate::csp::CspSources;
@@ -25,9 +25,9 @@ use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
 use crate::model::{AuthorizationGrant, BrowserSession, Client, GrantStage};
-use crate::storage::{StorageError, browser_sessions, clients, grants};
+use crate::pages::{bad_form, csrf_failed, user_view};
+use crate::storage::{browser_sessions, clients, grants};
 use crate::templates::{ClientView, ConsentContext, describe_scopes, device_id_of};
-use crate::views::{PostAuthAction, bad_form, csrf_failed, login_url};
 
 /// The consent form.
 #[derive(Debug, Deserialize)]
@@ -36,20 +36,6 @@ pub(crate) struct ConsentForm {
     csrf: String,
     #[serde(default)]
     action: String,
-}
-
-/// Whether `session` must log in again before consenting to `grant`: the grant asked for
-/// `prompt=login` and the session's last authentication is older than the grant.
-pub(crate) async fn needs_fresh_login(
-    conn: &mut AnyConnection,
-    session: &BrowserSession,
-    grant: &AuthorizationGrant,
-) -> Result<bool, StorageError> {
-    if !prompt_has(grant.request.prompt.as_deref(), "login") {
-        return Ok(false);
-    }
-    let last = browser_sessions::last_authentication(conn, session.id).await?;
-    Ok(last.is_none_or(|auth| auth.created_at < grant.created_at))
 }
 
 fn not_found() -> HtmlError {
@@ -101,7 +87,7 @@ fn callback(grant: &AuthorizationGrant, client: &Client) -> Callback {
         redirect_uri: grant.request.redirect_uri.clone(),
         mode: grant.request.response_mode,
         state: grant.request.state.clone(),
-        client_name: client_display_name(client),
+        client_name: client.display_name(),
     }
 }
 
@@ -177,7 +163,7 @@ pub(crate) async fn get(
     };
     policy::authorization_grant(&session.user, &grant.request.scope)
         .map_err(|violations| policy_violation(&violations))?;
-    let user = crate::views::user_view(&state, &session.user).await;
+    let user = user_view(&state, &session.user).await;
     let scope = grant.request.scope.to_string();
     let metadata = &client.metadata;
     let mut rng = state.rng.fork();
@@ -188,7 +174,7 @@ pub(crate) async fn get(
         form_action: state.urls.relative(&crate::routes::consent(grant.id)),
         client: ClientView {
             client_id: client.id.to_string(),
-            name: client_display_name(&client),
+            name: client.display_name(),
             // Defence in depth: only web addresses become links or images, whatever is stored.
             logo_uri: web_link(metadata.logo_uri.as_ref()),
             client_uri: web_link(metadata.client_uri.as_ref()),

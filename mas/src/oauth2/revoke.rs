@@ -11,8 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ulid::Ulid;
 
-use super::SessionEnder;
 use crate::app::AppState;
+use crate::auth::sessions::SessionEnder;
 use crate::crypto::{TokenKind, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::ClientAuthorization;
@@ -90,7 +90,9 @@ pub async fn post(
 
 /// Ends the session and its device (see [`SessionEnder`]).
 async fn end_session(state: &AppState, session_id: Ulid) -> Result<(), OAuthError> {
-    let ended = SessionEnder::from_state(state).end(session_id).await?;
+    let ended = SessionEnder::from_state(state)
+        .end_oauth2_session(session_id)
+        .await?;
     if ended {
         tracing::info!(oauth2_session.id = %session_id, "session revoked");
     }

@@ -21,13 +21,13 @@ use serde::Deserialize;
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
-use super::{PostAuthAction, bad_query, login_url, user_view};
 use crate::app::AppState;
+use crate::auth::post_auth::{PostAuthAction, login_url};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
 use crate::model::User;
-use crate::oauth2::authorize::client_display_name;
+use crate::pages::{bad_query, user_view};
 use crate::routes::{self, UrlBuilder};
 use crate::storage::{StorageError, clients, compat, emails, oauth2_sessions};
 use crate::templates::{AccountContext, CrossSigningResetContext, SessionEndContext, SessionView};
@@ -221,7 +221,7 @@ async fn list_sessions(
     for session in oauth2_sessions::list_active_oauth2_sessions(conn, user_id).await? {
         let client = clients::find_client(conn, session.client_id).await?;
         views.push(SessionView {
-            name: client.map_or_else(|| "Unknown app".to_owned(), |c| client_display_name(&c)),
+            name: client.map_or_else(|| "Unknown app".to_owned(), |c| c.display_name()),
             legacy: false,
             device_id: session.scope.device_id().map(str::to_owned),
             created_at: format_time(session.created_at),

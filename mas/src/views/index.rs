@@ -8,39 +8,9 @@ use crate::app::AppState;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
-use crate::homeserver::CONSENT_QUERY_TIMEOUT;
-use crate::model::User;
+use crate::pages::user_view;
 use crate::routes;
-use crate::templates::{IndexContext, UserView};
-
-/// The user as pages show them: the display name from the homeserver (within
-/// [`CONSENT_QUERY_TIMEOUT`]), falling back to the username when the homeserver does not answer
-/// or has none.
-pub(crate) async fn user_view(state: &AppState, user: &User) -> UserView {
-    let homeserver = &state.homeserver;
-    // The client bounds the call; the outer limit guards against one that does not.
-    let query = homeserver.query_user(&user.username, CONSENT_QUERY_TIMEOUT);
-    let display_name = match tokio::time::timeout(CONSENT_QUERY_TIMEOUT * 2, query).await {
-        Ok(Ok(Some(profile))) => profile.display_name,
-        Ok(Ok(None)) => None,
-        Err(_) => {
-            tracing::warn!(user.id = %user.id, "display name query timed out; showing the username");
-            None
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(
-                user.id = %user.id,
-                error = &error as &dyn std::error::Error,
-                "cannot fetch the display name; showing the username"
-            );
-            None
-        }
-    };
-    UserView {
-        mxid: homeserver.mxid(&user.username),
-        display_name: Some(display_name.unwrap_or_else(|| user.username.clone())),
-    }
-}
+use crate::templates::IndexContext;
 
 /// `GET /`.
 pub(super) async fn get(

@@ -20,20 +20,18 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{
-    PostAuthAction, bad_form, bad_query, csrf_failed, localpart_of, upstream_authorize_url,
-};
 use crate::app::AppState;
-use crate::crypto::PasswordError;
+use crate::auth::account::AccountRefusal;
+use crate::auth::password::{Authenticated, PasswordLogin, PasswordRefusal, localpart_of};
+use crate::auth::post_auth::{PostAuthAction, needs_fresh_login, upstream_authorize_url};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::extract::session::load_session;
 use crate::model::{AuthenticationMethod, BrowserSession};
-use crate::oauth2::consent::needs_fresh_login;
-use crate::ratelimit::RateLimited;
+use crate::pages::{bad_form, bad_query, csrf_failed};
 use crate::routes;
-use crate::storage::{browser_sessions, grants, passwords, users};
+use crate::storage::{browser_sessions, grants};
 use crate::templates::{FormError, LoginContext, ProviderLink};
 
 /// The login query.
@@ -71,16 +69,29 @@ impl Refusal {
         }
     }
 
-    fn invalid_credentials() -> Self {
-        Self::form(StatusCode::FORBIDDEN, "Invalid username or password.")
-    }
-
-    fn rate_limited(limited: RateLimited) -> Self {
-        let seconds = limited.retry_after_secs();
-        Self::form(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many sign-in attempts. Wait {seconds} seconds and try again."),
-        )
+    /// The form's text for a refused password; an internal error is a 500 page instead.
+    fn from_password(refusal: PasswordRefusal) -> Result<Self, HtmlError> {
+        let message = match refusal {
+            PasswordRefusal::RateLimited(limited) => {
+                let seconds = limited.retry_after_secs();
+                return Ok(Self::form(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many sign-in attempts. Wait {seconds} seconds and try again."),
+                ));
+            }
+            PasswordRefusal::Internal(error) => return Err(HtmlError::internal(error)),
+            PasswordRefusal::InvalidCredentials => "Invalid username or password.",
+            PasswordRefusal::Account(AccountRefusal::Deactivated) => {
+                "This account has been deactivated."
+            }
+            PasswordRefusal::Account(AccountRefusal::Locked) => {
+                "This account is locked. Contact the administrator of this server."
+            }
+            PasswordRefusal::Account(AccountRefusal::Guest) => {
+                "Guest accounts cannot sign in here."
+            }
+        };
+        Ok(Self::form(StatusCode::FORBIDDEN, message))
     }
 }
 
@@ -207,25 +218,18 @@ pub(super) async fn post(
         .map(str::to_owned);
     match attempt(&state, ip, &username, &form.password).await? {
         Err(refusal) => render(&state, jar, action.as_ref(), username, Some(refusal)),
-        Ok(success) => finish_login(&state, jar, action, success, user_agent, ip).await,
+        Ok(authenticated) => finish_login(&state, jar, action, authenticated, user_agent, ip).await,
     }
 }
 
-/// A checked password.
-struct Success {
-    user: crate::model::User,
-    password_id: ulid::Ulid,
-    upgrade: Option<(u16, String)>,
-}
-
-/// The checks of a login attempt, in order; `Ok(Err(_))` is a refusal to show on the form.
+/// The checks of a login attempt; `Ok(Err(_))` is a refusal to show on the form.
 async fn attempt(
     state: &AppState,
     ip: Option<std::net::IpAddr>,
     username: &str,
     password: &str,
-) -> Result<Result<Success, Refusal>, HtmlError> {
-    let Some(manager) = state.passwords.as_deref() else {
+) -> Result<Result<Authenticated, Refusal>, HtmlError> {
+    let Some(login) = PasswordLogin::from_state(state) else {
         return Ok(Err(Refusal::form(
             StatusCode::FORBIDDEN,
             "Signing in with a password is not enabled on this server.",
@@ -244,62 +248,10 @@ async fn attempt(
             errors: missing,
         }));
     }
-    let now = state.clock.now_unix_ms();
-    if let Err(limited) = state.limiter.check_password_ip(ip, now) {
-        tracing::info!(client.ip = ?ip, "login refused: too many attempts from this address");
-        return Ok(Err(Refusal::rate_limited(limited)));
+    match login.authenticate(ip, username, password).await {
+        Ok(authenticated) => Ok(Ok(authenticated)),
+        Err(refusal) => Refusal::from_password(refusal).map(Err),
     }
-    let mut conn = state.db.acquire().await?;
-    let Some(user) = users::find_user_by_username(&mut conn, username).await? else {
-        drop(conn);
-        manager.verify_dummy(password).await;
-        return Ok(Err(Refusal::invalid_credentials()));
-    };
-    if let Err(limited) = state.limiter.check_password_account(user.id, now) {
-        tracing::info!(user.id = %user.id, "login refused: too many attempts on this account");
-        return Ok(Err(Refusal::rate_limited(limited)));
-    }
-    let stored = passwords::active_password(&mut conn, user.id).await?;
-    drop(conn);
-    let Some(stored) = stored else {
-        manager.verify_dummy(password).await;
-        return Ok(Err(Refusal::invalid_credentials()));
-    };
-    let mut rng = state.rng.fork();
-    let verified = manager
-        .verify_and_upgrade(&mut rng, stored.version, &stored.hashed_password, password)
-        .await;
-    let upgrade = match verified {
-        Ok(upgrade) => upgrade,
-        Err(PasswordError::Mismatch) => {
-            tracing::info!(user.id = %user.id, "login refused: wrong password");
-            return Ok(Err(Refusal::invalid_credentials()));
-        }
-        Err(error) => return Err(HtmlError::internal(error)),
-    };
-    if user.deactivated_at.is_some() {
-        return Ok(Err(Refusal::form(
-            StatusCode::FORBIDDEN,
-            "This account has been deactivated.",
-        )));
-    }
-    if user.locked_at.is_some() {
-        return Ok(Err(Refusal::form(
-            StatusCode::FORBIDDEN,
-            "This account is locked. Contact the administrator of this server.",
-        )));
-    }
-    if user.is_guest {
-        return Ok(Err(Refusal::form(
-            StatusCode::FORBIDDEN,
-            "Guest accounts cannot sign in here.",
-        )));
-    }
-    Ok(Ok(Success {
-        user,
-        password_id: stored.id,
-        upgrade,
-    }))
 }
 
 /// Stores the upgraded hash, starts (or re-authenticates) the browser session, records the
@@ -308,32 +260,17 @@ async fn finish_login(
     state: &AppState,
     mut jar: CookieJar,
     action: Option<PostAuthAction>,
-    success: Success,
+    authenticated: Authenticated,
     user_agent: Option<String>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Response, HtmlError> {
-    let Success {
-        user,
-        mut password_id,
-        upgrade,
-    } = success;
     let clock = state.clock.as_ref();
     let mut rng = state.rng.fork();
     let mut tx = state.db.begin_write().await?;
-    if let Some((version, hash)) = upgrade {
-        let new = passwords::add_password(
-            &mut tx,
-            clock,
-            &mut rng,
-            user.id,
-            &hash,
-            version,
-            Some(password_id),
-        )
+    let password_id = authenticated
+        .store_upgrade(&mut tx, clock, &mut rng)
         .await?;
-        tracing::info!(user.id = %user.id, password.version = version, "password hash upgraded");
-        password_id = new.id;
-    }
+    let user = authenticated.user;
     let current = load_session(&mut tx, &jar).await?;
     let session = match current {
         Some(session) if session.user.id == user.id => session,

@@ -7,12 +7,12 @@ use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{CsrfForm, bad_form, csrf_failed};
 use crate::app::AppState;
+use crate::auth::sessions::end_browser_session;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
+use crate::pages::{CsrfForm, bad_form, csrf_failed};
 use crate::routes;
-use crate::storage::browser_sessions;
 
 /// `POST /logout`.
 pub(super) async fn post(
@@ -25,11 +25,7 @@ pub(super) async fn post(
         .map_err(csrf_failed)?;
     if let Some(id) = jar.session_id() {
         let mut conn = state.db.acquire().await?;
-        let finished =
-            browser_sessions::finish_browser_session(&mut conn, state.clock.as_ref(), id).await?;
-        if finished {
-            tracing::info!(user_session.id = %id, "browser session ended");
-        }
+        end_browser_session(&mut conn, state.clock.as_ref(), id).await?;
     }
     jar.clear_session();
     Ok((jar, Redirect::to(&state.urls.relative(routes::INDEX))).into_response())

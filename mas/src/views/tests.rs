@@ -1,81 +1,3 @@
-use super::*;
-
-#[test]
-fn post_auth_actions_round_trip_through_their_fields() {
-    let action = PostAuthAction::ContinueAuthorizationGrant {
-        id: Ulid::from_parts(1, 2),
-    };
-    let (kind, id) = action.fields();
-    assert_eq!(
-        PostAuthAction::from_fields(Some(kind), Some(&id)),
-        Some(action)
-    );
-    assert_eq!(
-        PostAuthAction::from_fields(Some("unknown_kind"), Some(&id)),
-        None
-    );
-    assert_eq!(PostAuthAction::from_fields(Some(kind), Some("nope")), None);
-    assert_eq!(PostAuthAction::from_fields(None, None), None);
-}
-
-#[test]
-fn manage_account_keeps_the_deep_link_through_fields_and_json() {
-    let urls = UrlBuilder::new("http://localhost:8000/auth/".parse().unwrap());
-    let action = PostAuthAction::ManageAccount {
-        action: Some("org.matrix.session_end".to_owned()),
-        device_id: Some("A&B C".to_owned()),
-    };
-    let (kind, id) = action.fields();
-    assert_eq!(kind, "manage_account");
-    assert_eq!(
-        PostAuthAction::from_fields(Some(kind), Some(&id)),
-        Some(action.clone())
-    );
-    assert_eq!(
-        PostAuthAction::from_json(&action.to_json()),
-        Some(action.clone())
-    );
-    assert_eq!(
-        PostAuthAction::destination(Some(&action), &urls),
-        "/auth/account/?action=org.matrix.session_end&device_id=A%26B+C"
-    );
-    let plain = PostAuthAction::from_fields(Some("manage_account"), None).unwrap();
-    assert_eq!(
-        PostAuthAction::destination(Some(&plain), &urls),
-        "/auth/account/"
-    );
-    assert!(login_url(&urls, Some(&plain), None).starts_with("/auth/login?kind=manage_account"));
-}
-
-#[test]
-fn login_urls_carry_the_action_and_hint() {
-    let urls = UrlBuilder::new("http://localhost:8000/auth/".parse().unwrap());
-    let action = PostAuthAction::ContinueAuthorizationGrant {
-        id: Ulid::from_parts(1, 2),
-    };
-    assert_eq!(login_url(&urls, None, None), "/auth/login");
-    assert_eq!(
-        login_url(&urls, Some(&action), Some("a b")),
-        format!(
-            "/auth/login?kind=continue_authorization_grant&id={}&login_hint=a+b",
-            Ulid::from_parts(1, 2)
-        )
-    );
-}
-
-#[test]
-fn localparts_come_from_mxids_of_this_server_only() {
-    for (input, expected) in [
-        ("alice", "alice"),
-        (" alice ", "alice"),
-        ("@alice:example.com", "alice"),
-        ("mxid:@alice:example.com", "alice"),
-        ("@alice:elsewhere.org", "@alice:elsewhere.org"),
-    ] {
-        assert_eq!(localpart_of(input, "example.com"), expected, "{input}");
-    }
-}
-
 // --- Router-level tests of the pages ---
 
 mod pages {
@@ -85,12 +7,12 @@ mod pages {
     use axum::http::StatusCode;
 
     use crate::app::build_router;
+    use crate::app::testing::browser::{Browser, csrf_of, location};
     use crate::app::testing::{TestApp, appliance_listener};
     use crate::config::{HashingAlgorithm, Resource};
     use crate::crypto::passwords::{Hasher, PasswordManager};
     use crate::storage::testing::test_on_both_backends;
     use crate::storage::{Database, browser_sessions, passwords, users};
-    use crate::views::testing::{Browser, csrf_of, location};
 
     async fn login_page_has_a_csrf_token_the_hint_and_no_framing(db: Database) {
         let app = TestApp::new(db).await;

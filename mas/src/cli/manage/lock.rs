@@ -6,8 +6,9 @@
 //! (`delete_user` in the homeserver, which takes the devices and tokens with it).
 
 use super::{Manage, queue};
+use crate::auth::sessions::{EndedSessions, end_all_sessions};
 use crate::jobs::Job;
-use crate::storage::{browser_sessions, compat, emails, oauth2_sessions, users};
+use crate::storage::{emails, users};
 
 /// Arguments of `lock-user`.
 #[derive(Debug, clap::Args)]
@@ -34,9 +35,7 @@ pub(super) async fn lock(manage: &Manage, args: LockArgs) -> anyhow::Result<Vec<
     let clock = manage.ctx.clock.as_ref();
     let mut tx = manage.ctx.db.begin_write().await?;
     users::lock_user(&mut tx, clock, user.id).await?;
-    let oauth = oauth2_sessions::finish_all_oauth2_sessions(&mut tx, clock, user.id).await?;
-    let browser = browser_sessions::finish_all_browser_sessions(&mut tx, clock, user.id).await?;
-    let compat = compat::finish_all_compat_sessions(&mut tx, clock, user.id).await?;
+    let ended = end_all_sessions(&mut tx, clock, user.id).await?;
     let jobs = if args.deactivate {
         users::deactivate_user(&mut tx, clock, user.id).await?;
         emails::remove_all_emails(&mut tx, user.id).await?;
@@ -60,12 +59,10 @@ pub(super) async fn lock(manage: &Manage, args: LockArgs) -> anyhow::Result<Vec<
         (false, false) => "Locked",
         (false, true) => "Locked (already locked)",
     };
-    let ended = oauth + browser + compat;
     let first = format!(
-        "{verb} {} ({mxid}) and ended {ended} {} ({oauth} OAuth, {}{browser} browser).",
+        "{verb} {} ({mxid}) and ended {}.",
         user.username,
-        if ended == 1 { "session" } else { "sessions" },
-        compat_part(compat),
+        describe_ended(&ended),
     );
     let done = if args.deactivate {
         format!("Deactivated {mxid} in the homeserver.")
@@ -109,11 +106,23 @@ pub(super) async fn unlock(manage: &Manage, args: UnlockArgs) -> anyhow::Result<
     Ok(vec![first, manage.run_jobs(&[job], &done).await?])
 }
 
-/// `N compatibility, ` for the session breakdown, or nothing when there were none.
-pub(super) fn compat_part(compat: u64) -> String {
-    if compat == 0 {
+/// `N session(s) (N OAuth, [N compatibility, ]N browser)`: compat sessions are named only
+/// when there were some.
+fn describe_ended(ended: &EndedSessions) -> String {
+    let total = ended.total();
+    format!(
+        "{total} {} ({})",
+        if total == 1 { "session" } else { "sessions" },
+        breakdown(ended),
+    )
+}
+
+/// `N OAuth, [N compatibility, ]N browser`.
+pub(super) fn breakdown(ended: &EndedSessions) -> String {
+    let compat = if ended.compat == 0 {
         String::new()
     } else {
-        format!("{compat} compatibility, ")
-    }
+        format!("{} compatibility, ", ended.compat)
+    };
+    format!("{} OAuth, {compat}{} browser", ended.oauth2, ended.browser)
 }

@@ -12,16 +12,17 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use ulid::Ulid;
 
 use crate::app::AppState;
+use crate::auth::post_auth::{PostAuthAction, login_url};
 use crate::crypto::{random, sha256_hex};
 use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
 use crate::model::{BrowserSession, CompatSsoLogin, redirect_uri};
+use crate::pages::{CsrfForm, bad_form, csrf_failed, user_view};
 use crate::routes;
 use crate::storage::compat_sso_logins;
 use crate::templates::CompatSsoContext;
-use crate::views::{CsrfForm, PostAuthAction, bad_form, csrf_failed, login_url};
 
 fn not_found() -> HtmlError {
     HtmlError::new(
@@ -85,7 +86,7 @@ pub(crate) async fn get(
         Loaded::Login(response) => return Ok(response),
         Loaded::Ready(login, session) => (login, session),
     };
-    let user = crate::views::user_view(&state, &session.user).await;
+    let user = user_view(&state, &session.user).await;
     let mut rng = state.rng.fork();
     let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
     let context = CompatSsoContext {

@@ -8,10 +8,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 
 use super::*;
+use crate::app::testing::browser::{csrf_of, location, url_params};
 use crate::app::testing::{TestApp, TestResponse};
 use crate::storage::Database;
 use crate::storage::testing::test_on_both_backends;
-use crate::views::testing::{csrf_of, location, url_params};
 
 const REDIRECT: &str = "/auth/_matrix/client/v3/login/sso/redirect";
 

@@ -5,12 +5,12 @@ use axum::http::StatusCode;
 use ulid::Ulid;
 
 use crate::app::testing::TestApp;
+use crate::app::testing::browser::{Browser, csrf_of, hidden_field, location, url_params};
 use crate::crypto::sha256_hex;
 use crate::homeserver::{MockFailure, MockUser};
 use crate::model::{AuthorizationGrant, Client, ClientAuthMethod, GrantStage};
 use crate::storage::testing::test_on_both_backends;
 use crate::storage::{Database, grants, users};
-use crate::views::testing::{Browser, csrf_of, hidden_field, location, url_params};
 
 /// The RFC 7636 example challenge (S256 of `dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk`).
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";

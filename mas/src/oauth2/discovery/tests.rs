@@ -7,8 +7,8 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::json;
 
 use crate::app::testing::appliance_listener;
+use crate::app::testing::oauth::{ApiApp, path};
 use crate::app::{SiteConfig, build_router};
-use crate::oauth2::testing::{ApiApp, path};
 use crate::routes;
 use crate::storage::Database;
 use crate::storage::testing::test_on_both_backends;

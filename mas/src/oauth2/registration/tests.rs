@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::app::testing::TestResponse;
-use crate::oauth2::testing::{ApiApp, path};
+use crate::app::testing::oauth::{ApiApp, path};
 use crate::routes;
 use crate::storage::Database;
 use crate::storage::testing::test_on_both_backends;

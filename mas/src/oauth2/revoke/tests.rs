@@ -2,10 +2,10 @@
 
 use axum::http::{Method, StatusCode, header};
 
+use crate::app::testing::oauth::{ApiApp, DEVICE, MATRIX_SCOPE, basic, path};
 use crate::app::testing::{TestResponse, form_request};
 use crate::homeserver::{MockCall, MockFailure};
 use crate::model::ClientAuthMethod;
-use crate::oauth2::testing::{ApiApp, DEVICE, MATRIX_SCOPE, basic, path};
 use crate::routes;
 use crate::storage::Database;
 use crate::storage::testing::test_on_both_backends;

@@ -22,15 +22,15 @@ use url::Url;
 
 use super::{TokenPair, TokenResponse, invalid_grant};
 use crate::app::AppState;
+use crate::auth::device::{DeviceError, provision_device};
+use crate::auth::sessions::SessionEnder;
 use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::FormParams;
-use crate::homeserver::{HomeserverConnection, ProvisionRequest};
 use crate::model::{
     Client, CodeChallenge, CodeChallengeMethod, GrantStage, NewAuthorizationGrant, NewSession,
 };
-use crate::oauth2::SessionEnder;
 use crate::storage::{browser_sessions, grants, oauth2_sessions};
 
 /// A second exchange later than this after the first ends the first one's session.
@@ -64,7 +64,9 @@ pub(super) async fn grant(
                     oauth2_session.id = %session_id,
                     "authorization code replayed; ending the session it created"
                 );
-                SessionEnder::from_state(state).end(session_id).await?;
+                SessionEnder::from_state(state)
+                    .end_oauth2_session(session_id)
+                    .await?;
             }
             return Err(invalid_grant("the code was already used"));
         }
@@ -101,13 +103,20 @@ pub(super) async fn grant(
     let scope = grant.request.scope.clone();
     let user = browser.user;
     if let Some(device_id) = scope.device_id() {
-        ensure_device(
+        provision_device(
             state.homeserver.as_ref(),
             &user.username,
             device_id,
             client.metadata.client_name.as_deref(),
         )
-        .await?;
+        .await
+        .map_err(|_: DeviceError| {
+            OAuthError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the homeserver is not available; try again later",
+            )
+        })?;
     }
 
     let mut rng = state.rng.fork();
@@ -234,47 +243,6 @@ pub(crate) fn verify_pkce(
             }
         }
     }
-}
-
-/// Makes sure the device exists in Synapse before the token is handed out. Synapse answers
-/// 404 for a user it does not know: the user is provisioned, then the upsert is tried once
-/// more. Any remaining failure is 503 `temporarily_unavailable`.
-pub(crate) async fn ensure_device(
-    homeserver: &dyn HomeserverConnection,
-    localpart: &str,
-    device_id: &str,
-    display_name: Option<&str>,
-) -> Result<(), OAuthError> {
-    let unavailable = |error: &(dyn std::error::Error + 'static)| {
-        tracing::warn!(
-            user.username = localpart,
-            device.id = device_id,
-            error,
-            "cannot create the device in the homeserver"
-        );
-        OAuthError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the homeserver is not available; try again later",
-        )
-    };
-    match homeserver
-        .upsert_device(localpart, device_id, display_name)
-        .await
-    {
-        Ok(_) => return Ok(()),
-        Err(error) if error.is_not_found() => {}
-        Err(error) => return Err(unavailable(&error)),
-    }
-    homeserver
-        .provision_user(&ProvisionRequest::new(localpart))
-        .await
-        .map_err(|error| unavailable(&error))?;
-    homeserver
-        .upsert_device(localpart, device_id, display_name)
-        .await
-        .map_err(|error| unavailable(&error))?;
-    Ok(())
 }
 
 #[cfg(test)]

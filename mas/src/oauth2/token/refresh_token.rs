@@ -15,11 +15,11 @@
 
 use super::{TokenPair, TokenResponse, invalid_grant};
 use crate::app::AppState;
+use crate::auth::sessions::SessionEnder;
 use crate::crypto::{TokenKind, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::FormParams;
 use crate::model::{Client, RefreshToken, Session};
-use crate::oauth2::SessionEnder;
 use crate::storage::{StorageError, access_tokens, introspection, refresh_tokens};
 
 /// Exchanges a refresh token for a new pair.
@@ -174,7 +174,7 @@ async fn successor_of(
 
 /// RFC 9700 §4.14.2: a refresh token replayed after the client moved on ends the session.
 /// Every token of the session is revoked first, then [`SessionEnder`] finishes it and deletes
-/// its device (or queues the deletion), as any other session end does.
+/// its device (a queued device sync retries a failed deletion), as any other session end does.
 async fn end_replayed_session(state: &AppState, session: &Session) -> Result<(), OAuthError> {
     let clock = state.clock.as_ref();
     let mut tx = state.db.begin_write().await?;
@@ -182,7 +182,10 @@ async fn end_replayed_session(state: &AppState, session: &Session) -> Result<(),
     refresh_tokens::revoke_session_refresh_tokens(&mut tx, clock, session.id).await?;
     tx.commit().await.map_err(OAuthError::internal)?;
     // `false`: a concurrent request ended it first, and logged it.
-    if SessionEnder::from_state(state).end(session.id).await? {
+    if SessionEnder::from_state(state)
+        .end_oauth2_session(session.id)
+        .await?
+    {
         tracing::warn!(
             oauth2_session.id = %session.id,
             oauth2_client.id = %session.client_id,

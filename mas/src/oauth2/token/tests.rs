@@ -6,6 +6,10 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
 
+use crate::app::testing::browser::{Browser, csrf_of, location, url_params};
+use crate::app::testing::oauth::{
+    ApiApp, CHALLENGE, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic, path, s256,
+};
 use crate::app::testing::{appliance_listener, form_request};
 use crate::app::{SiteConfig, build_router};
 use crate::crypto::jwt::verify;
@@ -15,15 +19,11 @@ use crate::homeserver::{MockCall, MockFailure};
 use crate::model::{
     Client, ClientAuthMethod, CodeChallenge, CodeChallengeMethod, RefreshToken, Session,
 };
-use crate::oauth2::testing::{
-    ApiApp, CHALLENGE, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic, path, s256,
-};
 use crate::routes;
 use crate::storage::testing::test_on_both_backends;
 use crate::storage::{
     Database, access_tokens, browser_sessions, oauth2_sessions, refresh_tokens, users,
 };
-use crate::views::testing::{Browser, csrf_of, location, url_params};
 
 /// An owned form.
 type Form = Vec<(&'static str, String)>;

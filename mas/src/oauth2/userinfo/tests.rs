@@ -6,9 +6,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
 
+use crate::app::testing::oauth::{ApiApp, MATRIX_SCOPE, path, s256};
 use crate::app::testing::{TestResponse, bearer};
 use crate::crypto::jwt::verify;
-use crate::oauth2::testing::{ApiApp, MATRIX_SCOPE, path, s256};
 use crate::routes;
 use crate::storage::Database;
 use crate::storage::testing::test_on_both_backends;

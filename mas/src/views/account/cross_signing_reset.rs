@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
+use crate::pages::{CsrfForm, bad_form, csrf_failed, user_view};
 use crate::routes;
 use crate::templates::CrossSigningResetContext;
-use crate::views::{CsrfForm, bad_form, csrf_failed, user_view};
 
 /// `POST /account/cross-signing-reset`.
 #[tracing::instrument(name = "handlers.views.account.cross_signing_reset.post", skip_all)]

@@ -11,13 +11,13 @@ use ulid::Ulid;
 
 use super::{session_not_found, to_login};
 use crate::app::AppState;
+use crate::auth::sessions::SessionEnder;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
-use crate::oauth2::SessionEnder;
+use crate::pages::{CsrfForm, bad_form, csrf_failed};
 use crate::routes;
 use crate::storage::{compat, oauth2_sessions};
-use crate::views::{CsrfForm, bad_form, csrf_failed};
 
 /// `POST /account/sessions/{session_id}/end`.
 #[tracing::instrument(name = "handlers.views.account.session_end.post", skip_all)]
@@ -46,10 +46,13 @@ pub(super) async fn post(
             .filter(|session| session.is_active() && session.user_id == user.id),
     };
     drop(conn);
+    let ender = SessionEnder::from_state(&state);
     if oauth.is_some() {
-        SessionEnder::from_state(&state).end(id).await?;
+        ender.end_oauth2_session(id).await?;
     } else if let Some(session) = legacy {
-        crate::compat::end_sessions(&state, &user, std::slice::from_ref(&session)).await?;
+        ender
+            .end_compat_sessions(&user, std::slice::from_ref(&session))
+            .await?;
     } else {
         return Err(session_not_found());
     }

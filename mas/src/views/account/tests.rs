@@ -48,12 +48,12 @@ mod pages {
     use axum::http::StatusCode;
     use serde_json::json;
 
+    use crate::app::testing::browser::{Browser, csrf_of, html_unescape, location};
+    use crate::app::testing::oauth::{ApiApp, s256};
     use crate::homeserver::{MockCall, MockFailure, MockUser};
     use crate::model::User;
-    use crate::oauth2::testing::{ApiApp, s256};
     use crate::storage::testing::test_on_both_backends;
     use crate::storage::{Database, browser_sessions, compat, oauth2_sessions};
-    use crate::views::testing::{Browser, csrf_of, html_unescape, location};
 
     const PASSWORD: &str = "correct horse";
 

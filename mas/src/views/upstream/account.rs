@@ -15,6 +15,8 @@ use ulid::Ulid;
 
 use super::failure;
 use crate::app::AppState;
+use crate::auth::account::{AccountRefusal, check_account};
+use crate::auth::post_auth::PostAuthAction;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
@@ -23,7 +25,6 @@ use crate::model::{AuthenticationMethod, UpstreamSession, User};
 use crate::storage::upstream_links::{self, NewUpstreamLink};
 use crate::storage::{StorageError, browser_sessions, emails, upstream_sessions, users};
 use crate::upstream::{ImportAction, ImportedClaims, OnConflict, Provider};
-use crate::views::PostAuthAction;
 
 /// The browser a login happens in, for the new browser session.
 #[derive(Debug, Clone, Default)]
@@ -102,26 +103,17 @@ pub(super) fn offered_email(claims: &ImportedClaims) -> Option<&str> {
     imported(&claims.email).filter(|_| claims.email_verified)
 }
 
-/// The refusal of a login as `user`: locked, deactivated or a guest.
+/// The refusal of a login as `user`: deactivated, locked or a guest.
 pub(super) fn check_user(provider: &Provider, user: &User) -> Result<(), HtmlError> {
-    if user.deactivated_at.is_some() {
-        return Err(failure::account_unavailable(
-            provider,
-            &user.username,
-            "user_deactivated",
-        ));
-    }
-    if user.locked_at.is_some() {
-        return Err(failure::account_locked(provider, &user.username));
-    }
-    if user.is_guest {
-        return Err(failure::account_unavailable(
-            provider,
-            &user.username,
-            "guest_user",
-        ));
-    }
-    Ok(())
+    check_account(user).map_err(|refusal| match refusal {
+        AccountRefusal::Deactivated => {
+            failure::account_unavailable(provider, &user.username, "user_deactivated")
+        }
+        AccountRefusal::Locked => failure::account_locked(provider, &user.username),
+        AccountRefusal::Guest => {
+            failure::account_unavailable(provider, &user.username, "guest_user")
+        }
+    })
 }
 
 /// How a username stands for a new person.

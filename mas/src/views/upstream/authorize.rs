@@ -13,13 +13,14 @@ use serde::Deserialize;
 use super::cookie::UpstreamSessions;
 use super::{failure, redirect_uri};
 use crate::app::AppState;
+use crate::auth::post_auth::PostAuthAction;
 use crate::crypto::random;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
+use crate::pages::bad_query;
 use crate::storage::upstream_sessions::{self, NewUpstreamSession};
 use crate::upstream::AuthorizationParams;
-use crate::views::{PostAuthAction, bad_query};
 
 /// Length of the random `state` and `nonce`.
 const STATE_LENGTH: usize = 32;

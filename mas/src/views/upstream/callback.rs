@@ -29,11 +29,11 @@ use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::model::{UpstreamCompletion, UpstreamSession};
+use crate::pages::{bad_form, bad_query};
 use crate::routes;
 use crate::storage::upstream_sessions;
 use crate::templates::{FormPostParam, UpstreamResubmitContext};
 use crate::upstream::{CallbackParams, Provider, import_claims};
-use crate::views::{bad_form, bad_query};
 
 /// The field our re-post page adds, so that it is not offered twice.
 const RESUBMITTED: &str = "mas_resubmitted";

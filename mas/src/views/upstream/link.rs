@@ -31,11 +31,11 @@ use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::model::{UpstreamLink, UpstreamSession, User};
+use crate::pages::{bad_form, csrf_failed};
 use crate::routes;
 use crate::storage::{upstream_links, upstream_sessions, users};
 use crate::templates::{FormError, UpstreamLinkContext};
 use crate::upstream::{ImportAction, ImportedClaims, Provider, UpstreamIdentity, import_claims};
-use crate::views::{bad_form, csrf_failed};
 
 /// The confirmation form.
 #[derive(Debug, Deserialize)]

@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::app::build_router;
+use crate::app::testing::browser::{Browser, csrf_of, location};
 use crate::app::testing::{TestApp, TestResponse, appliance_listener};
 use crate::config::UpstreamOAuth2Config;
 use crate::homeserver::MockCall;
 use crate::storage::Database;
 use crate::storage::{upstream_links, users};
 use crate::upstream::testing::{FakeProvider, Knobs, PROVIDER_ID};
-use crate::views::testing::{Browser, csrf_of, location};
 
 const AUTHORIZE: &str = "/auth/upstream/authorize/01J00000000000000000PR0V1D";
 const CALLBACK_URL: &str =
