@@ -1,5 +1,5 @@
 //! Outgoing mail: the [`Mailer`] built from the `email` config section
-//! ([`EmailConfig::build_mailer`](crate::config::EmailConfig::build_mailer)).
+//! ([`Mailer::from_config`]).
 //!
 //! `smtp` talks to a relay in one of three modes: `plain` (no TLS at all: the platform's relay
 //! disables it on its plain port), `tls` (implicit TLS, SMTPS) and `starttls`; `sendmail` pipes
@@ -21,7 +21,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::config::SmtpMode;
+use crate::config::{EmailConfig, EmailTransport, SmtpMode};
 
 /// How long one SMTP exchange (connect, each command) may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -141,6 +141,35 @@ pub struct Delivered {
 }
 
 impl Mailer {
+    /// The runtime mailer for a (validated) `email` section.
+    pub fn from_config(config: &EmailConfig) -> Result<Self, MailError> {
+        match config.transport {
+            EmailTransport::Blackhole => Self::blackhole(&config.from, &config.reply_to),
+            EmailTransport::Sendmail => Self::sendmail(
+                config.command.as_deref().unwrap_or("sendmail"),
+                &config.from,
+                &config.reply_to,
+            ),
+            EmailTransport::Smtp => {
+                let hostname = config.hostname.as_deref().ok_or_else(|| {
+                    MailError::Setup("email.hostname is required with transport smtp".to_owned())
+                })?;
+                let mode = config.mode.ok_or_else(|| {
+                    MailError::Setup("email.mode is required with transport smtp".to_owned())
+                })?;
+                let credentials = config.username.as_deref().zip(config.password.as_deref());
+                let settings = SmtpSettings {
+                    hostname,
+                    port: config.port,
+                    mode,
+                    credentials,
+                    accept_invalid_certs: config.accept_invalid_certs,
+                };
+                Self::smtp(&settings, &config.from, &config.reply_to)
+            }
+        }
+    }
+
     /// A mailer that sends nothing.
     pub fn blackhole(from: &str, reply_to: &str) -> Result<Self, MailError> {
         Ok(Self {

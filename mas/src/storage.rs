@@ -33,6 +33,7 @@ pub mod oauth2_sessions;
 pub mod passwords;
 pub mod refresh_tokens;
 mod rows;
+pub mod static_clients;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod upstream_links;

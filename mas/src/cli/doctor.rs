@@ -36,7 +36,7 @@ pub(super) async fn run(args: DoctorArgs, files: &[Utf8PathBuf]) -> anyhow::Resu
             ));
         }
     }
-    let mailer = match config.email.build_mailer() {
+    let mailer = match crate::email::Mailer::from_config(&config.email) {
         Ok(mailer) => Some(mailer),
         Err(error) => {
             ok = false;

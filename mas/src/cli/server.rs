@@ -34,7 +34,7 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
         Arc::new(homeserver),
     )?;
     // Static clients from `clients` are written into the database at every start.
-    crate::config::sync_static_clients(
+    crate::storage::static_clients::sync_static_clients(
         &db,
         state.clock.as_ref(),
         &state.rng,

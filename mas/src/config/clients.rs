@@ -1,6 +1,6 @@
 //! `clients`: OAuth 2.0 clients declared in the configuration rather than registered
 //! dynamically (upstream key names). `mas-cli server` writes them into the database at start
-//! ([`sync_static_clients`]): created, or replaced under the same `client_id`. Clients removed
+//! (`storage::static_clients::sync_static_clients`): created, or replaced under the same `client_id`. Clients removed
 //! from the file stay in the database (upstream only deletes them with `config sync --prune`).
 //!
 //! ```yaml
@@ -18,12 +18,8 @@ use ulid::Ulid;
 use url::Url;
 
 use super::{Problems, REDACTED, SecretError, secret};
-use crate::clock::Clock;
-use crate::crypto::Encrypter;
 use crate::model::redirect_uri;
 use crate::model::{ClientAuthMethod, ClientMetadata, GrantTypes};
-use crate::rng::RngSource;
-use crate::storage::{Database, StorageError, clients};
 
 /// One static client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,23 +62,6 @@ pub enum ClientConfigError {
     /// The secret is missing or unreadable.
     #[error("client_secret: {0}")]
     Secret(#[from] SecretError),
-}
-
-/// Why syncing the static clients failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// A client's configuration is unusable (`config check` reports it first).
-    #[error("clients[{index}]: {source}")]
-    Config {
-        /// Its position in `clients`.
-        index: usize,
-        /// What is wrong.
-        #[source]
-        source: ClientConfigError,
-    },
-    /// The database failed.
-    #[error("storing the static clients failed")]
-    Storage(#[from] StorageError),
 }
 
 impl ClientConfig {
@@ -198,41 +177,9 @@ pub(crate) fn redact(clients: &mut [ClientConfig]) {
     }
 }
 
-/// Writes every static client into the database (created or replaced under its id), its
-/// secret encrypted with `encrypter`. Returns how many were written.
-#[tracing::instrument(name = "config.clients.sync", skip_all, err)]
-pub async fn sync_static_clients(
-    db: &Database,
-    clock: &dyn Clock,
-    rng: &RngSource,
-    encrypter: &Encrypter,
-    clients: &[ClientConfig],
-) -> Result<usize, SyncError> {
-    let mut rng = rng.fork();
-    let mut prepared = Vec::with_capacity(clients.len());
-    for (index, client) in clients.iter().enumerate() {
-        let config_error = |source| SyncError::Config { index, source };
-        let id = client.id().map_err(config_error)?;
-        let secret = client.load_secret().map_err(config_error)?;
-        let metadata = client.metadata().map_err(config_error)?;
-        let encrypted = secret.map(|secret| encrypter.encrypt(&mut rng, secret.as_bytes()));
-        prepared.push((id, encrypted, metadata));
-    }
-    let mut tx = db.begin_write().await?;
-    for (id, encrypted, metadata) in prepared {
-        clients::upsert_static_client(&mut tx, clock, id, encrypted, metadata).await?;
-    }
-    tx.commit().await.map_err(StorageError::from)?;
-    tracing::info!(count = clients.len(), "static clients synced");
-    Ok(clients.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::MockClock;
-    use crate::config::EncryptionKey;
-    use crate::storage::testing::test_on_both_backends;
 
     const ID: &str = "01J00000000000000000SYNAPS";
 
@@ -338,36 +285,4 @@ mod tests {
         redact(&mut clients);
         assert_eq!(clients[0].client_secret.as_deref(), Some(REDACTED));
     }
-
-    async fn sync_creates_then_replaces_static_clients(db: Database) {
-        crate::storage::migrate(&db).await.unwrap();
-        let clock = MockClock::default();
-        let rng = RngSource::seeded(1);
-        let encrypter = Encrypter::derive(&EncryptionKey([3; 32]), "secrets-at-rest");
-        let mut config = client("client_secret_basic", Some("first"));
-        let written = sync_static_clients(&db, &clock, &rng, &encrypter, &[config.clone()])
-            .await
-            .unwrap();
-        assert_eq!(written, 1);
-        config.client_secret = Some("second".to_owned());
-        config.client_name = Some("Renamed".to_owned());
-        sync_static_clients(&db, &clock, &rng, &encrypter, &[config])
-            .await
-            .unwrap();
-
-        let mut conn = db.pool().acquire().await.unwrap();
-        let stored = clients::find_client(&mut conn, Ulid::from_string(ID).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(stored.is_static);
-        assert_eq!(stored.metadata.client_name.as_deref(), Some("Renamed"));
-        assert!(stored.metadata.grant_types.client_credentials);
-        let secret = encrypter
-            .decrypt(stored.encrypted_client_secret.as_deref().unwrap())
-            .unwrap();
-        assert_eq!(secret, b"second");
-    }
-
-    test_on_both_backends!(sync_creates_then_replaces_static_clients);
 }

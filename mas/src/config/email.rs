@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Problems, REDACTED};
-use crate::email::{MailError, Mailer, SmtpSettings};
 
 /// The `email` section. `Debug` shows `<redacted>` for the password.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,35 +145,6 @@ impl EmailConfig {
         }
         if self.command.is_some() && self.transport != EmailTransport::Sendmail {
             problems.push("email.command", "only applies to transport sendmail");
-        }
-    }
-
-    /// The runtime mailer for this (validated) section.
-    pub fn build_mailer(&self) -> Result<Mailer, MailError> {
-        match self.transport {
-            EmailTransport::Blackhole => Mailer::blackhole(&self.from, &self.reply_to),
-            EmailTransport::Sendmail => Mailer::sendmail(
-                self.command.as_deref().unwrap_or("sendmail"),
-                &self.from,
-                &self.reply_to,
-            ),
-            EmailTransport::Smtp => {
-                let hostname = self.hostname.as_deref().ok_or_else(|| {
-                    MailError::Setup("email.hostname is required with transport smtp".to_owned())
-                })?;
-                let mode = self.mode.ok_or_else(|| {
-                    MailError::Setup("email.mode is required with transport smtp".to_owned())
-                })?;
-                let credentials = self.username.as_deref().zip(self.password.as_deref());
-                let settings = SmtpSettings {
-                    hostname,
-                    port: self.port,
-                    mode,
-                    credentials,
-                    accept_invalid_certs: self.accept_invalid_certs,
-                };
-                Mailer::smtp(&settings, &self.from, &self.reply_to)
-            }
         }
     }
 

@@ -270,27 +270,6 @@ fn missing_file_is_a_read_error_naming_it() {
 }
 
 #[test]
-fn generated_config_validates_and_loads_its_keys() {
-    let generated = generate(&mut StdRng::seed_from_u64(3)).unwrap();
-    let yaml = serde_yaml::to_string(&generated).unwrap();
-    let config = from_str(&yaml).unwrap();
-    assert_eq!(config, generated);
-    assert_eq!(config.validate(), []);
-    let keys = config.secrets.load_keys().unwrap();
-    let algorithms: Vec<_> = keys.iter().map(|loaded| loaded.key.algorithm()).collect();
-    assert_eq!(algorithms, ["RS256", "ES256"]);
-    assert!(config.secrets.encryption_key().is_ok());
-}
-
-#[test]
-fn redaction_hides_inline_secrets() {
-    let config = generate(&mut StdRng::seed_from_u64(4)).unwrap();
-    let yaml = serde_yaml::to_string(&config.redacted()).unwrap();
-    assert!(!yaml.contains("PRIVATE KEY"), "{yaml}");
-    assert!(!yaml.contains(config.matrix.secret.as_deref().unwrap()));
-}
-
-#[test]
 fn defaults_are_valid_apart_from_required_values() {
     assert_eq!(
         paths(&RootConfig::default()),

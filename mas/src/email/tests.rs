@@ -73,7 +73,7 @@ fn smtp_config(port: u16, credentials: bool) -> EmailConfig {
 #[tokio::test]
 async fn plain_smtp_delivers_the_test_email_with_the_display_name() {
     let (port, seen) = sink().await;
-    let mailer = smtp_config(port, false).build_mailer().unwrap();
+    let mailer = Mailer::from_config(&smtp_config(port, false)).unwrap();
     assert!(mailer.is_enabled());
     let delivered = mailer
         .send_test("admin@example.org", "example.com")
@@ -117,7 +117,7 @@ async fn plain_smtp_delivers_the_test_email_with_the_display_name() {
 #[tokio::test]
 async fn smtp_authenticates_when_credentials_are_set() {
     let (port, seen) = sink().await;
-    let mailer = smtp_config(port, true).build_mailer().unwrap();
+    let mailer = Mailer::from_config(&smtp_config(port, true)).unwrap();
     mailer
         .send_test("a@example.org", "example.com")
         .await
@@ -132,7 +132,7 @@ async fn smtp_authenticates_when_credentials_are_set() {
 
 #[tokio::test]
 async fn blackhole_refuses_and_names_the_variables_that_enable_mail() {
-    let mailer = EmailConfig::default().build_mailer().unwrap();
+    let mailer = Mailer::from_config(&EmailConfig::default()).unwrap();
     assert!(!mailer.is_enabled());
     let error = mailer
         .send_test("a@example.org", "example.com")
@@ -148,7 +148,7 @@ async fn an_unreachable_relay_is_an_error_naming_it() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let mailer = smtp_config(port, false).build_mailer().unwrap();
+    let mailer = Mailer::from_config(&smtp_config(port, false)).unwrap();
     let text = mailer
         .send_test("a@example.org", "example.com")
         .await
@@ -162,7 +162,7 @@ fn a_bad_recipient_or_sender_is_refused_before_sending() {
     let mut config = smtp_config(25, false);
     config.from = "not a mailbox".to_owned();
     assert!(matches!(
-        config.build_mailer(),
+        Mailer::from_config(&config),
         Err(MailError::Address {
             what: "email.from",
             ..
@@ -172,7 +172,7 @@ fn a_bad_recipient_or_sender_is_refused_before_sending() {
 
 #[test]
 fn debug_output_never_shows_the_password() {
-    let mailer = smtp_config(25, true).build_mailer().unwrap();
+    let mailer = Mailer::from_config(&smtp_config(25, true)).unwrap();
     let debug = format!("{mailer:?}");
     assert!(!debug.contains("relay-pass"), "{debug}");
 }
@@ -184,7 +184,7 @@ async fn implicit_tls_and_starttls_build_with_rustls() {
         config.mode = Some(mode);
         config.port = None;
         config.hostname = Some("mail.example.com".to_owned());
-        let mailer = config.build_mailer().unwrap();
+        let mailer = Mailer::from_config(&config).unwrap();
         let expected = match mode {
             SmtpMode::Tls => "smtp://mail.example.com:465 (tls)",
             _ => "smtp://mail.example.com:587 (starttls)",

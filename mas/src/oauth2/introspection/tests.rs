@@ -7,10 +7,11 @@ use serde_json::json;
 
 use crate::app::testing::oauth::{ApiApp, DEVICE, MATRIX_SCOPE, basic, path};
 use crate::app::testing::{MATRIX_SECRET, TestResponse, bearer, form_request};
-use crate::config::{ClientConfig, sync_static_clients};
+use crate::config::ClientConfig;
 use crate::crypto::sha256_hex;
 use crate::model::ClientAuthMethod;
 use crate::routes;
+use crate::storage::static_clients::sync_static_clients;
 use crate::storage::testing::test_on_both_backends;
 use crate::storage::{Database, access_tokens, oauth2_sessions, users};
 

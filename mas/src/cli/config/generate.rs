@@ -1,24 +1,24 @@
-//! `config generate`: a complete configuration for local use, with fresh secrets inline.
+//! `config generate`: a complete configuration for local use, with fresh secrets inline (the
+//! keys are made here, in the CLI, so that `config` stays plain data).
 
 use std::path::Path;
 
 use camino::Utf8PathBuf;
 
-use super::TemplatesConfig;
 use rand::distributions::Alphanumeric;
 use rand::{CryptoRng, Rng, RngCore};
 use url::Url;
 
-use super::{
+use crate::config::{
     BindConfig, DatabaseConfig, HttpConfig, KeyConfig, ListenerConfig, MatrixConfig, Resource,
-    RootConfig, SecretsConfig,
+    RootConfig, SecretsConfig, TemplatesConfig,
 };
 use crate::crypto::{KeyError, SigningKey};
 
 /// A working configuration for local use: MAS on `http://localhost:8080/` with every
 /// resource, data in `./mas.db`, Synapse expected on `localhost:8008`, and fresh secrets (a
 /// 32-byte encryption key, RSA-2048 and EC P-256 signing keys, a homeserver secret).
-pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Result<RootConfig, KeyError> {
+pub(crate) fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Result<RootConfig, KeyError> {
     let rsa = SigningKey::generate_rsa(rng)?.to_pkcs8_pem()?;
     let ec = SigningKey::generate_ec_p256(rng).to_pkcs8_pem()?;
     let http = HttpConfig {
@@ -103,4 +103,34 @@ fn random_kid(rng: &mut impl RngCore) -> String {
         .take(10)
         .map(char::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng as _;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::config::from_str;
+
+    #[test]
+    fn generated_config_validates_and_loads_its_keys() {
+        let generated = generate(&mut StdRng::seed_from_u64(3)).unwrap();
+        let yaml = serde_yaml::to_string(&generated).unwrap();
+        let config = from_str(&yaml).unwrap();
+        assert_eq!(config, generated);
+        assert_eq!(config.validate(), []);
+        let keys = config.secrets.load_keys().unwrap();
+        let algorithms: Vec<_> = keys.iter().map(|loaded| loaded.key.algorithm()).collect();
+        assert_eq!(algorithms, ["RS256", "ES256"]);
+        assert!(config.secrets.encryption_key().is_ok());
+    }
+
+    #[test]
+    fn redaction_hides_inline_secrets() {
+        let config = generate(&mut StdRng::seed_from_u64(4)).unwrap();
+        let yaml = serde_yaml::to_string(&config.redacted()).unwrap();
+        assert!(!yaml.contains("PRIVATE KEY"), "{yaml}");
+        assert!(!yaml.contains(config.matrix.secret.as_deref().unwrap()));
+    }
 }
