@@ -98,7 +98,11 @@ fn only_an_smtps_port_renders_implicit_tls() {
     assert_eq!(r.homeserver["email"]["enable_tls"], true);
     let config = mas::config::from_str(&r.mas_text).unwrap();
     assert!(config.validate().is_empty(), "{:?}", config.validate());
-    assert!(config.email.build_mailer().unwrap().is_enabled());
+    assert!(
+        mas::email::Mailer::from_config(&config.email)
+            .unwrap()
+            .is_enabled()
+    );
 }
 
 #[test]
@@ -137,7 +141,11 @@ fn no_mail_variables_mean_mail_off_in_both() {
     assert!(r.homeserver.get("email").is_none());
     let config = mas::config::from_str(&r.mas_text).unwrap();
     assert!(config.validate().is_empty());
-    assert!(!config.email.build_mailer().unwrap().is_enabled());
+    assert!(
+        !mas::email::Mailer::from_config(&config.email)
+            .unwrap()
+            .is_enabled()
+    );
 }
 
 #[test]
@@ -223,7 +231,7 @@ async fn the_rendered_mas_config_delivers_a_test_email_with_the_right_from() {
     ]);
     let r = render_for(&vars);
     let config = mas::config::from_str(&r.mas_text).unwrap();
-    let mailer = config.email.build_mailer().unwrap();
+    let mailer = mas::email::Mailer::from_config(&config.email).unwrap();
     mailer
         .send_test("admin@example.org", &config.matrix.homeserver)
         .await

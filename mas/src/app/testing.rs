@@ -11,8 +11,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use tower::ServiceExt as _;
 
 use super::{AppState, SiteConfig, build_router};
 use crate::clock::MockClock;
@@ -131,15 +129,7 @@ impl TestApp {
 
     /// Sends `request` through the router.
     pub(crate) async fn request(&self, request: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        Self::send_to(&self.router, request).await
     }
 
     /// `GET path`.

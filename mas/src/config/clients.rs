@@ -47,6 +47,21 @@ pub struct ClientConfig {
     pub redirect_uris: Vec<Url>,
 }
 
+#[cfg(test)]
+impl ClientConfig {
+    /// The client `01J00000000000000000SYNAPS` ("Service") with this method and inline secret.
+    pub(crate) fn sample(method: &str, secret: Option<&str>) -> Self {
+        Self {
+            client_id: "01J00000000000000000SYNAPS".to_owned(),
+            client_auth_method: method.to_owned(),
+            client_name: Some("Service".to_owned()),
+            client_secret: secret.map(str::to_owned),
+            client_secret_file: None,
+            redirect_uris: vec!["https://app.example.com/cb".parse().unwrap()],
+        }
+    }
+}
+
 /// Why a static client cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientConfigError {
@@ -181,17 +196,8 @@ pub(crate) fn redact(clients: &mut [ClientConfig]) {
 mod tests {
     use super::*;
 
-    const ID: &str = "01J00000000000000000SYNAPS";
-
     fn client(method: &str, secret: Option<&str>) -> ClientConfig {
-        ClientConfig {
-            client_id: ID.to_owned(),
-            client_auth_method: method.to_owned(),
-            client_name: Some("Service".to_owned()),
-            client_secret: secret.map(str::to_owned),
-            client_secret_file: None,
-            redirect_uris: vec!["https://app.example.com/cb".parse().unwrap()],
-        }
+        ClientConfig::sample(method, secret)
     }
 
     fn problems(clients: &[ClientConfig]) -> Vec<String> {

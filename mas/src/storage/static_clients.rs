@@ -66,14 +66,7 @@ mod tests {
     const ID: &str = "01J00000000000000000SYNAPS";
 
     fn client(method: &str, secret: Option<&str>) -> ClientConfig {
-        ClientConfig {
-            client_id: ID.to_owned(),
-            client_auth_method: method.to_owned(),
-            client_name: None,
-            client_secret: secret.map(str::to_owned),
-            client_secret_file: None,
-            redirect_uris: vec!["https://app.example.com/cb".parse().unwrap()],
-        }
+        ClientConfig::sample(method, secret)
     }
 
     async fn sync_creates_then_replaces_static_clients(db: Database) {
