@@ -184,6 +184,7 @@ async fn deactivate_user(
     }
     let clock = ctx.clock.as_ref();
     oauth2_sessions::finish_all_oauth2_sessions(&mut tx, clock, user_id).await?;
+    crate::storage::compat::finish_all_compat_sessions(&mut tx, clock, user_id).await?;
     browser_sessions::finish_all_browser_sessions(&mut tx, clock, user_id).await?;
     emails::remove_all_emails(&mut tx, user_id).await?;
     tx.commit().await?;

@@ -325,6 +325,21 @@ async fn deactivation_ends_sessions_removes_emails_and_deletes_the_user(db: Data
         h.t.oauth2_session(&client, Some(&alice), DEVICE_SCOPE)
             .await;
     let (clock, rng) = (&h.t.clock, &mut h.t.rng);
+    let compat_session = crate::storage::compat::add_compat_session(
+        &mut h.t.conn,
+        clock,
+        rng,
+        crate::storage::compat::NewCompatSession {
+            user_id: alice.id,
+            device_id: "LEGACYDEV1",
+            user_session_id: None,
+            is_synapse_admin: false,
+            user_agent: None,
+            human_name: None,
+        },
+    )
+    .await
+    .unwrap();
     emails::add_email(
         &mut h.t.conn,
         clock,
@@ -360,6 +375,12 @@ async fn deactivation_ends_sessions_removes_emails_and_deletes_the_user(db: Data
         .unwrap()
         .unwrap();
     assert!(!session.is_active());
+    let compat_session =
+        crate::storage::compat::find_compat_session(&mut h.t.conn, compat_session.id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(!compat_session.is_active(), "legacy logins end too");
     assert!(
         emails::list_emails(&mut h.t.conn, alice.id)
             .await
