@@ -72,11 +72,13 @@ impl Quota {
     /// every 30 s (120 an hour). A legacy client starts one SSO login per sign-in, and a person
     /// retries a few times at most; each request stores a pending compat SSO login.
     pub const COMPAT_SSO_REDIRECT_PER_IP: Self = Self::new(10, 1.0 / 30.0);
-    /// `GET /upstream/authorize/{id}` per client address: 20 at once, then one every 15 s
-    /// (240 an hour). Each request stores an upstream authorization session; more room than
-    /// the SSO redirect because in SSO-only mode every visit of the login page (every
-    /// authorization by a signed-out client, every reload) lands here.
-    pub const UPSTREAM_AUTHORIZE_PER_IP: Self = Self::new(20, 1.0 / 15.0);
+    /// `GET /upstream/authorize/{id}` per client address: 60 at once, then one every 2 s
+    /// (1,800 an hour). Each request stores an upstream authorization session; far more room
+    /// than the SSO redirect because in SSO-only mode every visit of the login page (every
+    /// authorization by a signed-out client, every reload) lands here, and many people may
+    /// share one address (an office, a conference network). Still bounds what one address
+    /// can store.
+    pub const UPSTREAM_AUTHORIZE_PER_IP: Self = Self::new(60, 0.5);
 
     /// A quota of `burst` requests at once and `per_second` sustained.
     pub const fn new(burst: u32, per_second: f64) -> Self {

@@ -177,7 +177,7 @@ fn row_creating_endpoints_have_their_own_quotas() {
     let cases: [(Check, u32, u64); 3] = [
         (RateLimiter::check_client_registration, 10, 60),
         (RateLimiter::check_compat_sso_redirect, 10, 30),
-        (RateLimiter::check_upstream_authorize, 20, 15),
+        (RateLimiter::check_upstream_authorize, 60, 2),
     ];
     for (check, burst, interval_secs) in cases {
         let limiter = RateLimiter::default();
