@@ -5,9 +5,9 @@
 // backend, as separate files so that the two run at the same time.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
-import { Harness } from '../lib/harness.mjs';
+import { Harness, sharedCheck } from '../lib/harness.mjs';
 import { request, response } from '../lib/http.mjs';
 
 /** Declares the routing tests on `backend`. */
@@ -29,16 +29,8 @@ export function routingSuite(backend) {
 
     after(() => h.cleanup(), { timeout: 60000 });
 
-    // Like e2eTest, for tests sharing the appliance above: dump its output on failure.
-    const check = (name, fn, timeout = 60000) =>
-      test(name, { timeout }, async () => {
-        try {
-          await fn();
-        } catch (err) {
-          h.dump(err);
-          throw err;
-        }
-      });
+    // Tests share the appliance above: dump its output on failure.
+    const check = sharedCheck(h);
 
     check('GET /healthz → 200 with {"status":"ok"}', async () => {
       const res = await app.request('/healthz');

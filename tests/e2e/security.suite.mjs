@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
-import { Harness } from '../lib/harness.mjs';
+import { Harness, sharedCheck } from '../lib/harness.mjs';
 import { queryDatabase } from '../lib/pg.mjs';
 
 const EXPLOIT = 'javascript:alert(document.domain)//';
@@ -51,15 +51,9 @@ export function securitySuite(backend) {
 
     after(() => h.cleanup(), { timeout: 60000 });
 
-    const check = (name, fn, timeout = 90000) =>
-      test(name, { timeout }, async () => {
-        try {
-          await fn();
-        } catch (err) {
-          h.dump(err);
-          throw err;
-        }
-      });
+    const sharedTest = sharedCheck(h);
+
+    const check = (name, fn, timeout = 90000) => sharedTest(name, fn, timeout);
 
     const register = (metadata) =>
       app.request('/auth/oauth2/registration', {

@@ -121,6 +121,22 @@ export class Harness {
   }
 }
 
+/**
+ * For tests that share one harness's appliance (a suite's `before`): `check(name, fn, timeout)`
+ * declares a node:test test that dumps the appliance's output when `fn` throws.
+ */
+export function sharedCheck(h) {
+  return (name, fn, timeout = 60000) =>
+    test(name, { timeout }, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        h.dump(err);
+        throw err;
+      }
+    });
+}
+
 /** A node:test test with its own Harness: `e2eTest(name, {timeout, skip}, async (h, t) => ...)`. */
 export function e2eTest(name, opts, fn) {
   return test(name, { timeout: 180000, ...opts }, (t) => new Harness(name).run((h) => fn(h, t)));
