@@ -29,6 +29,7 @@ use crate::storage::users;
 const MAX_DEVICE_ID_LENGTH: usize = 255;
 
 /// `GET …/login`: the supported flows, in upstream's order.
+#[tracing::instrument(name = "handlers.compat.login.get", skip_all)]
 pub(super) async fn get(State(state): State<AppState>) -> Json<Value> {
     let mut flows = Vec::new();
     if state.passwords.is_some() {
@@ -136,6 +137,7 @@ impl Authenticated {
 }
 
 /// `POST …/login`.
+#[tracing::instrument(name = "handlers.compat.login.post", skip_all)]
 pub(super) async fn post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -56,6 +56,7 @@ async fn authenticate(
 }
 
 /// `POST …/logout`.
+#[tracing::instrument(name = "handlers.compat.logout.post", skip_all)]
 pub(super) async fn logout(
     State(state): State<AppState>,
     Bearer(bearer): Bearer,
@@ -76,6 +77,7 @@ struct LogoutAllRequest {
 
 /// `POST …/logout/all`: only with `io.element.only_compat_is_fine: true`, since OAuth
 /// sessions are not ended here.
+#[tracing::instrument(name = "handlers.compat.logout_all.post", skip_all)]
 pub(super) async fn logout_all(
     State(state): State<AppState>,
     Bearer(bearer): Bearer,

@@ -20,6 +20,7 @@ struct RefreshRequest {
 }
 
 /// `POST …/refresh`.
+#[tracing::instrument(name = "handlers.compat.refresh.post", skip_all)]
 pub(super) async fn post(
     State(state): State<AppState>,
     body: Bytes,

@@ -97,6 +97,7 @@ fn bad_param(errcode: &'static str, message: &'static str) -> MatrixError {
 /// login, so they are rate-limited per client address
 /// ([`COMPAT_SSO_REDIRECT_PER_IP`](crate::ratelimit::Quota::COMPAT_SSO_REDIRECT_PER_IP)):
 /// `M_LIMIT_EXCEEDED` with `retry_after_ms`, and `Retry-After`.
+#[tracing::instrument(name = "handlers.compat.sso.redirect.get", skip_all)]
 async fn redirect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -548,6 +548,7 @@ fn internal(error: StorageError) -> HtmlError {
 }
 
 /// `GET /authorize`.
+#[tracing::instrument(name = "handlers.oauth2.authorize.get", skip_all)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     jar: CookieJar,

@@ -148,6 +148,7 @@ async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loade
 }
 
 /// `GET /consent/{grant_id}`.
+#[tracing::instrument(name = "handlers.oauth2.consent.get", skip_all)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     mut jar: CookieJar,
@@ -202,6 +203,7 @@ pub(crate) async fn get(
 }
 
 /// `POST /consent/{grant_id}`.
+#[tracing::instrument(name = "handlers.oauth2.consent.post", skip_all)]
 pub(crate) async fn post(
     State(state): State<AppState>,
     jar: CookieJar,

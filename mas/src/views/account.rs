@@ -86,6 +86,7 @@ impl DeepLink {
 }
 
 /// `GET /account`: to `/account/`, keeping the query.
+#[tracing::instrument(name = "handlers.views.account.bare.get", skip_all)]
 async fn bare(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
     let path = state.urls.relative(routes::ACCOUNT);
     let location = match uri.query() {

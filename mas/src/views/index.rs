@@ -13,6 +13,7 @@ use crate::routes;
 use crate::templates::IndexContext;
 
 /// `GET /`.
+#[tracing::instrument(name = "handlers.views.index.get", skip_all)]
 pub(super) async fn get(
     State(state): State<AppState>,
     mut jar: CookieJar,

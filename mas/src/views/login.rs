@@ -150,6 +150,7 @@ async fn must_reauthenticate(
 }
 
 /// `GET /login`.
+#[tracing::instrument(name = "handlers.views.login.get", skip_all)]
 pub(super) async fn get(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -200,6 +201,7 @@ fn sso_only_redirect(
 }
 
 /// `POST /login`.
+#[tracing::instrument(name = "handlers.views.login.post", skip_all)]
 pub(super) async fn post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -15,6 +15,7 @@ use crate::pages::{CsrfForm, bad_form, csrf_failed};
 use crate::routes;
 
 /// `POST /logout`.
+#[tracing::instrument(name = "handlers.views.logout.post", skip_all)]
 pub(super) async fn post(
     State(state): State<AppState>,
     mut jar: CookieJar,

@@ -77,6 +77,7 @@ fn redirect_host(login: &CompatSsoLogin) -> String {
 }
 
 /// `GET /complete-compat-sso/{id}`.
+#[tracing::instrument(name = "handlers.compat.sso.complete.get", skip_all)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     mut jar: CookieJar,
@@ -107,6 +108,7 @@ pub(crate) async fn get(
 }
 
 /// `POST /complete-compat-sso/{id}`.
+#[tracing::instrument(name = "handlers.compat.sso.complete.post", skip_all)]
 pub(crate) async fn post(
     State(state): State<AppState>,
     jar: CookieJar,
