@@ -233,17 +233,15 @@ where
             this.waiting = false;
             return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }
-        let deadline = Instant::now() + this.idle;
+        // The clock is read only when a wait starts, not on every poll of a wait.
         let timer = match &mut this.timer {
             Some(timer) => {
                 if !this.waiting {
-                    timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(Instant::now() + this.idle);
                 }
                 timer
             }
-            None => this
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            None => this.timer.insert(Box::pin(tokio::time::sleep(this.idle))),
         };
         this.waiting = true;
         if timer.as_mut().poll(cx).is_pending() {
