@@ -167,12 +167,15 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
     for resource in &listener.resources {
         if let Some(mut group) = resource_router(resource) {
             if *resource == (Resource::Human {}) {
-                // Pages for people: HTML error pages (their security headers come from the
-                // layer on every route, `csp::security_headers`).
-                group = group.layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    crate::error::render_html_errors,
-                ));
+                // Pages for people: HTML error pages, then the security headers of every
+                // response of the group (outermost, so rendered error pages get them too). Only
+                // here: the APIs (introspection on every Synapse request) serve no HTML.
+                group = group
+                    .layer(middleware::from_fn_with_state(
+                        state.clone(),
+                        crate::error::render_html_errors,
+                    ))
+                    .layer(middleware::from_fn(crate::csp::security_headers));
             }
             routes = routes.merge(group);
         }
@@ -188,7 +191,6 @@ pub fn build_router(state: AppState, listener: &ListenerConfig) -> Router {
     routes
         .fallback(not_found)
         .layer(middleware::from_fn(crate::error::log_internal_errors))
-        .layer(middleware::from_fn(crate::csp::security_headers))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -1,4 +1,5 @@
-//! The security headers of every HTML response (a layer on the whole router):
+//! The security headers of every page (a layer on the `human` route group, the only one that
+//! serves HTML):
 //!
 //! - `Content-Security-Policy` (CSP Level 3): the pages run no script at all, so
 //!   `default-src 'none'`; styles and images from our origin; forms may only go to our origin
@@ -8,8 +9,8 @@
 //!   consent page and the legacy SSO "continue" page. The consent page adds the client's logo
 //!   the same way.
 //!
-//! Every response also gets `Referrer-Policy: same-origin` (page URLs carry grant ids and
-//! `state`), `X-Frame-Options: DENY` (for browsers without `frame-ancestors`) and
+//! Every response of the group also gets `Referrer-Policy: same-origin` (page URLs carry grant
+//! ids and `state`), `X-Frame-Options: DENY` (for browsers without `frame-ancestors`) and
 //! `X-Content-Type-Options: nosniff`.
 
 use axum::extract::Request;
@@ -69,7 +70,7 @@ pub fn policy(extra: &CspSources) -> String {
     )
 }
 
-/// Layer for every route: adds the headers above to HTML responses.
+/// Layer for the pages: adds the headers above (the CSP to HTML responses).
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let extra = response
