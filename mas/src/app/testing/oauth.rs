@@ -237,6 +237,21 @@ impl ApiApp {
         code
     }
 
+    /// alice, signed in, and a code for `scope` granted to a new public client (S256 of
+    /// [`VERIFIER`]): the start of most code-exchange tests.
+    pub(crate) async fn alice_code(&self, scope: &str) -> AliceCode {
+        let user = self.user("alice").await;
+        let client = self.public_client().await;
+        let browser = self.login(&user).await;
+        let code = self.fulfilled_grant(&client, &browser, scope, s256()).await;
+        AliceCode {
+            user,
+            client,
+            browser,
+            code,
+        }
+    }
+
     /// `POST /oauth2/token` with a form.
     pub(crate) async fn token(&self, form: &[(&str, &str)]) -> TestResponse {
         self.post_form(&path(routes::OAUTH2_TOKEN), form).await
@@ -320,4 +335,16 @@ pub(crate) fn s256() -> Option<CodeChallenge> {
 /// An `Authorization: Basic` value for `client_id` and `secret`.
 pub(crate) fn basic(client_id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{client_id}:{secret}")))
+}
+
+/// What [`ApiApp::alice_code`] sets up.
+pub(crate) struct AliceCode {
+    /// alice.
+    pub(crate) user: User,
+    /// The public client the code is for.
+    pub(crate) client: Client,
+    /// alice's browser session, which consented.
+    pub(crate) browser: BrowserSession,
+    /// The authorization code.
+    pub(crate) code: String,
 }

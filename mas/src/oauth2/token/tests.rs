@@ -8,7 +8,8 @@ use axum::http::{Method, StatusCode, header};
 
 use crate::app::testing::browser::{Browser, csrf_of, location, url_params};
 use crate::app::testing::oauth::{
-    ApiApp, CHALLENGE, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic, path, s256,
+    AliceCode, ApiApp, CHALLENGE, DEVICE, MATRIX_SCOPE, REDIRECT_URI, Tokens, VERIFIER, basic,
+    path, s256,
 };
 use crate::app::testing::{appliance_listener, form_request};
 use crate::app::{SiteConfig, build_router};
@@ -34,12 +35,9 @@ fn error_of(response: &crate::app::testing::TestResponse) -> String {
 
 async fn code_exchange_issues_tokens_an_id_token_and_the_device_first(db: Database) {
     let app = ApiApp::new(db).await;
-    let user = app.user("alice").await;
-    let client = app.public_client().await;
-    let browser = app.login(&user).await;
-    let code = app
-        .fulfilled_grant(&client, &browser, MATRIX_SCOPE, s256())
-        .await;
+    let AliceCode {
+        user, client, code, ..
+    } = app.alice_code(MATRIX_SCOPE).await;
     app.clock.advance(Duration::from_secs(3));
     let response = app.exchange(&client, &code).await;
     response.assert_status(StatusCode::OK);
@@ -110,12 +108,9 @@ async fn an_unknown_user_is_provisioned_before_its_device(db: Database) {
 
 async fn a_homeserver_failure_is_503_and_creates_nothing(db: Database) {
     let app = ApiApp::new(db).await;
-    let user = app.user("alice").await;
-    let client = app.public_client().await;
-    let browser = app.login(&user).await;
-    let code = app
-        .fulfilled_grant(&client, &browser, MATRIX_SCOPE, s256())
-        .await;
+    let AliceCode {
+        user, client, code, ..
+    } = app.alice_code(MATRIX_SCOPE).await;
     app.homeserver.set_failure(Some(MockFailure::Unreachable));
     let response = app.exchange(&client, &code).await;
     response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
@@ -305,13 +300,12 @@ async fn code_exchange_errors_are_rfc6749_json(db: Database) {
 
 async fn expired_codes_ended_browser_sessions_and_locked_users_are_refused(db: Database) {
     let app = ApiApp::new(db).await;
-    let user = app.user("alice").await;
-    let client = app.public_client().await;
-    let browser = app.login(&user).await;
-
-    let code = app
-        .fulfilled_grant(&client, &browser, "openid", s256())
-        .await;
+    let AliceCode {
+        user,
+        client,
+        browser,
+        code,
+    } = app.alice_code("openid").await;
     app.clock.advance(Duration::from_secs(600));
     app.exchange(&client, &code)
         .await
@@ -347,12 +341,7 @@ async fn expired_codes_ended_browser_sessions_and_locked_users_are_refused(db: D
 
 async fn a_replayed_code_after_20_seconds_ends_the_first_session(db: Database) {
     let app = ApiApp::new(db).await;
-    let user = app.user("alice").await;
-    let client = app.public_client().await;
-    let browser = app.login(&user).await;
-    let code = app
-        .fulfilled_grant(&client, &browser, MATRIX_SCOPE, s256())
-        .await;
+    let AliceCode { client, code, .. } = app.alice_code(MATRIX_SCOPE).await;
     let first = app.exchange(&client, &code).await;
     first.assert_status(StatusCode::OK);
     let access = first.json()["access_token"].as_str().unwrap().to_owned();
@@ -401,13 +390,8 @@ async fn token_form(app: &ApiApp, form: &Form) -> crate::app::testing::TestRespo
 
 async fn a_code_whose_request_carried_redirect_uri_needs_the_same_one(db: Database) {
     let app = ApiApp::new(db).await;
-    let user = app.user("alice").await;
-    let client = app.public_client().await;
-    let browser = app.login(&user).await;
+    let AliceCode { client, code, .. } = app.alice_code("openid").await;
     // The fixture's grant, like Element X's request, carried `redirect_uri`.
-    let code = app
-        .fulfilled_grant(&client, &browser, "openid", s256())
-        .await;
 
     // RFC 6749 §4.1.3: missing, or not identical, is `invalid_grant`.
     let response = token_form(&app, &code_form(&client, &code, None)).await;
