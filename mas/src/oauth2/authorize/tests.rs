@@ -903,3 +903,38 @@ test_on_both_backends!(
     admin_scope_is_granted_to_users_who_may_request_it,
     consent_falls_back_to_the_username_when_the_homeserver_fails,
 );
+
+/// The responder itself never sends a browser to a script or local URI, in any mode, whatever
+/// handed it one (defence in depth below the redirect URI rules).
+#[tokio::test]
+async fn the_responder_refuses_unsafe_targets_in_every_mode() {
+    let templates = crate::templates::Templates::load(
+        &camino::Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates/mas"),
+    )
+    .unwrap();
+    for uri in [
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "file:///etc/passwd",
+    ] {
+        for mode in [
+            crate::model::ResponseMode::Query,
+            crate::model::ResponseMode::Fragment,
+            crate::model::ResponseMode::FormPost,
+        ] {
+            let callback = super::Callback {
+                redirect_uri: uri.parse().unwrap(),
+                mode,
+                state: Some("s".to_owned()),
+                client_name: "Evil".to_owned(),
+            };
+            let params = vec![("code", "c".to_owned())];
+            let refused = callback.respond(&templates, "/auth", params).unwrap_err();
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{uri} {mode:?}");
+            let refused = callback
+                .error_page(&templates, "/auth", "invalid_request", "x")
+                .unwrap_err();
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{uri} {mode:?}");
+        }
+    }
+}
