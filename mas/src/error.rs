@@ -311,6 +311,26 @@ impl From<crate::storage::StorageError> for HtmlError {
     }
 }
 
+// A failed query or commit outside the storage functions (`tx.commit()`, `db.begin()`) is
+// the server's fault in the same way.
+impl From<sqlx::Error> for OAuthError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<sqlx::Error> for MatrixError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<sqlx::Error> for HtmlError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
 // A page that cannot be rendered is the server's fault too.
 impl From<crate::templates::TemplateError> for HtmlError {
     fn from(error: crate::templates::TemplateError) -> Self {

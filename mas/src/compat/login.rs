@@ -250,7 +250,7 @@ pub(super) async fn post(
     } else {
         None
     };
-    tx.commit().await.map_err(MatrixError::internal)?;
+    tx.commit().await?;
 
     // The device must exist in Synapse before the token is handed out; if it cannot be, the
     // session ends again as any compat session ends (a device sync is queued).

@@ -63,7 +63,7 @@ pub(super) async fn post(
         &sha256_hex(&refresh_token),
     )
     .await?;
-    tx.commit().await.map_err(MatrixError::internal)?;
+    tx.commit().await?;
     tracing::info!(compat_session.id = %found.session.id, "compat token refreshed");
     Ok(Json(json!({
         "access_token": access_token,

@@ -305,7 +305,7 @@ async fn fulfil(
             .map_err(HtmlError::internal)?;
         params.push(("id_token", id_token));
     }
-    tx.commit().await.map_err(HtmlError::internal)?;
+    tx.commit().await?;
     tracing::info!(
         grant.id = %grant.id,
         user_session.id = %session.id,

@@ -299,7 +299,7 @@ async fn finish_login(
         },
     )
     .await?;
-    tx.commit().await.map_err(HtmlError::internal)?;
+    tx.commit().await?;
     tracing::info!(user.id = %user.id, user_session.id = %session.id, "logged in");
     jar.set_session(&mut rng, session.id)
         .map_err(HtmlError::internal)?;

@@ -164,7 +164,7 @@ pub(super) async fn grant(
     }
     pair.store(&mut tx, clock, &mut rng, session.id, ttl)
         .await?;
-    tx.commit().await.map_err(OAuthError::internal)?;
+    tx.commit().await?;
     tracing::info!(
         oauth2_session.id = %session.id,
         user.id = %user.id,

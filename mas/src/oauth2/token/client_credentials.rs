@@ -65,6 +65,6 @@ pub(super) async fn grant(
     let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new).await?;
     pair.store(&mut tx, clock, &mut rng, session.id, ttl)
         .await?;
-    tx.commit().await.map_err(OAuthError::internal)?;
+    tx.commit().await?;
     Ok(TokenResponse::new(pair, ttl, &scope))
 }

@@ -124,7 +124,7 @@ pub(super) async fn grant(
     if let Some(access_token_id) = to_revoke {
         access_tokens::revoke_access_token(&mut tx, clock, access_token_id).await?;
     }
-    tx.commit().await.map_err(OAuthError::internal)?;
+    tx.commit().await?;
     if replaced.is_some() {
         tracing::info!(
             oauth2_session.id = %found.session.id,
@@ -180,7 +180,7 @@ async fn end_replayed_session(state: &AppState, session: &Session) -> Result<(),
     let mut tx = state.db.begin_write().await?;
     access_tokens::revoke_session_access_tokens(&mut tx, clock, session.id).await?;
     refresh_tokens::revoke_session_refresh_tokens(&mut tx, clock, session.id).await?;
-    tx.commit().await.map_err(OAuthError::internal)?;
+    tx.commit().await?;
     // `false`: a concurrent request ended it first, and logged it.
     if SessionEnder::from_state(state)
         .end_oauth2_session(session.id)

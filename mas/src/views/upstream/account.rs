@@ -492,7 +492,7 @@ pub(super) async fn log_in(
         },
     )
     .await?;
-    tx.commit().await.map_err(HtmlError::internal)?;
+    tx.commit().await?;
     if queued_job {
         state.jobs.wake();
     }

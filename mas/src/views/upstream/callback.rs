@@ -271,7 +271,7 @@ async fn handle(
         )
         .await;
     }
-    tx.commit().await.map_err(HtmlError::internal)?;
+    tx.commit().await?;
     tracing::info!(
         provider = %provider.id,
         upstream_oauth_link.id = %executed.link_id,
