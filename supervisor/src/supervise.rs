@@ -70,42 +70,84 @@ struct Service {
     task: JoinHandle<()>,
 }
 
+/// The signals the main loop listens to, installed once before anything starts.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Runs the appliance until a signal or a fatal failure.
 pub async fn run(plan: Plan) -> std::io::Result<Outcome> {
     let started = Instant::now();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let mut signals = Signals::install()?;
 
-    // One-shot migrations first; a signal meanwhile stops everything.
-    let migrate = tokio::select! {
-        status = run_once(&plan.migrate) => Some(status),
-        _ = term.recv() => None,
-        _ = int.recv() => None,
-    };
-    let outcome = match migrate {
-        None => Some(Outcome::Stopped),
-        Some(Ok(status)) if status.success() => None,
-        Some(Ok(status)) => Some(Outcome::Failed(format!(
-            "MAS database migration failed ({}); see the mas | lines above",
-            describe(Some(status))
-        ))),
-        Some(Err(e)) => Some(Outcome::Failed(format!(
-            "cannot run {}: {e}",
-            plan.migrate.program.display()
-        ))),
-    };
-    if let Some(outcome) = outcome {
+    if let Some(outcome) = migrate(&plan.migrate, &mut signals).await {
         plan.router_shutdown.cancel();
         let _ = plan.router.await;
         return Ok(outcome);
     }
 
-    let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(4);
+    let (fatal_tx, fatal_rx) = mpsc::channel::<String>(4);
+    let services = start_services(plan.services, &fatal_tx, started);
+    let outcome = wait_for_stop(&mut signals, &services, &plan.rerender, fatal_rx).await;
+
+    // Stop: the router stops accepting, then the children in reverse start order.
+    tracing::info!("stopping");
+    plan.router_shutdown.cancel();
+    for service in services.into_iter().rev() {
+        service.cancel.cancel();
+        if service.task.await.is_err() {
+            tracing::error!(child = service.name, "supervision task failed");
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), plan.router).await;
+    Ok(outcome)
+}
+
+/// Runs the one-shot migrations; `None` when they succeeded and the services may start, else
+/// how the appliance ends (a signal meanwhile stops everything).
+async fn migrate(spec: &ChildSpec, signals: &mut Signals) -> Option<Outcome> {
+    let status = tokio::select! {
+        status = run_once(spec) => status,
+        _ = signals.term.recv() => return Some(Outcome::Stopped),
+        _ = signals.int.recv() => return Some(Outcome::Stopped),
+    };
+    match status {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(Outcome::Failed(format!(
+            "MAS database migration failed ({}); see the mas | lines above",
+            describe(Some(status))
+        ))),
+        Err(e) => Some(Outcome::Failed(format!(
+            "cannot run {}: {e}",
+            spec.program.display()
+        ))),
+    }
+}
+
+/// Starts one supervision task per service, in order, and logs "appliance ready" once every
+/// one of them has been ready once.
+fn start_services(
+    specs: Vec<ChildSpec>,
+    fatal: &mpsc::Sender<String>,
+    started: Instant,
+) -> Vec<Service> {
     let mut services = Vec::new();
     let mut ready = Vec::new();
-    for spec in plan.services {
+    for spec in specs {
         let cancel = CancellationToken::new();
         let hup = Arc::new(Notify::new());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -117,7 +159,7 @@ pub async fn run(plan: Plan) -> std::io::Result<Outcome> {
             Channels {
                 cancel: cancel.clone(),
                 hup: hup.clone(),
-                fatal: fatal_tx.clone(),
+                fatal: fatal.clone(),
                 ready: ready_tx,
             },
         ));
@@ -139,34 +181,32 @@ pub async fn run(plan: Plan) -> std::io::Result<Outcome> {
             "appliance ready"
         );
     });
+    services
+}
 
-    let outcome = loop {
+/// Waits for a stop signal or a child's fatal failure; on SIGHUP re-renders the configs and
+/// forwards the signal to every service.
+async fn wait_for_stop(
+    signals: &mut Signals,
+    services: &[Service],
+    rerender: &(dyn Fn() -> Result<(), RenderError> + Send),
+    mut fatal: mpsc::Receiver<String>,
+) -> Outcome {
+    loop {
         tokio::select! {
-            _ = term.recv() => break Outcome::Stopped,
-            _ = int.recv() => break Outcome::Stopped,
-            _ = quit.recv() => break Outcome::Stopped,
-            _ = hup.recv() => {
+            _ = signals.term.recv() => return Outcome::Stopped,
+            _ = signals.int.recv() => return Outcome::Stopped,
+            _ = signals.quit.recv() => return Outcome::Stopped,
+            _ = signals.hup.recv() => {
                 tracing::info!("SIGHUP: re-rendering configs and forwarding the signal");
-                match (plan.rerender)() {
+                match rerender() {
                     Ok(()) => services.iter().for_each(|s| s.hup.notify_one()),
                     Err(e) => tracing::error!(error = %e, "re-render failed; keeping the previous configs"),
                 }
             }
-            Some(reason) = fatal_rx.recv() => break Outcome::Failed(reason),
-        }
-    };
-
-    // Stop: the router stops accepting, then the children in reverse start order.
-    tracing::info!("stopping");
-    plan.router_shutdown.cancel();
-    for service in services.into_iter().rev() {
-        service.cancel.cancel();
-        if service.task.await.is_err() {
-            tracing::error!(child = service.name, "supervision task failed");
+            Some(reason) = fatal.recv() => return Outcome::Failed(reason),
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), plan.router).await;
-    Ok(outcome)
 }
 
 /// How a supervised child talks to the main loop.
