@@ -32,7 +32,7 @@ use crate::pages::{bad_form, bad_query};
 use crate::routes::{self, UrlBuilder};
 use crate::storage::upstream_sessions;
 use crate::templates::{FormPostParam, Templates, UpstreamResubmitContext};
-use crate::upstream::{CallbackParams, Provider, UpstreamIdentity, import_claims};
+use crate::upstream::{CallbackParams, ImportedClaims, Provider, UpstreamIdentity, import_claims};
 
 /// The field our re-post page adds, so that it is not offered twice.
 const RESUBMITTED: &str = "mas_resubmitted";
@@ -202,39 +202,16 @@ async fn handle(
         .ok_or_else(|| failure::unknown_provider(provider_id))?;
     let session = pending_session(state, &jar, provider, params.state.as_deref()).await?;
     let code = answered_code(provider, &params)?;
-    let redirect_uri = redirect_uri(&state.urls, &provider.id);
-    let identity = provider
-        .complete(CallbackParams {
-            redirect_uri: &redirect_uri,
-            code,
-            code_verifier: session.code_verifier.as_deref(),
-            nonce: &session.nonce,
-        })
-        .await
-        .map_err(|error| failure::upstream_error(provider, &error))?;
-    let claims = import_claims(provider, &identity)
-        .map_err(|error| failure::claims_error(provider, &error))?;
+    let (identity, claims) = verified_identity(state, provider, &session, code).await?;
     let site = &state.site;
-    let decision = account::decide(
-        &state.db,
-        state.homeserver.as_ref(),
-        &site.server_name,
-        provider,
-        &claims,
-    )
-    .await?;
+    let homeserver = state.homeserver.as_ref();
+    let decision =
+        account::decide(&state.db, homeserver, &site.server_name, provider, &claims).await?;
 
     let mut tx = state.db.begin_write().await?;
-    let executed = account::execute(
-        &mut tx,
-        state.clock.as_ref(),
-        &state.rng,
-        provider,
-        &claims,
-        decision.unbound,
-        decision.plan,
-    )
-    .await?;
+    let (clock, rng) = (state.clock.as_ref(), &state.rng);
+    let (unbound, plan) = (decision.unbound, decision.plan);
+    let executed = account::execute(&mut tx, clock, rng, provider, &claims, unbound, plan).await?;
     complete_session(
         state,
         &mut tx,
@@ -263,6 +240,29 @@ async fn handle(
         .urls
         .relative(&routes::upstream_link(executed.link_id));
     Ok((jar, Redirect::to(&destination)).into_response())
+}
+
+/// Has the provider exchange `code` and validate the ID token (and fetch userinfo), then
+/// imports the claims.
+async fn verified_identity(
+    state: &UpstreamState,
+    provider: &Provider,
+    session: &UpstreamSession,
+    code: &str,
+) -> Result<(UpstreamIdentity, ImportedClaims), HtmlError> {
+    let redirect_uri = redirect_uri(&state.urls, &provider.id);
+    let identity = provider
+        .complete(CallbackParams {
+            redirect_uri: &redirect_uri,
+            code,
+            code_verifier: session.code_verifier.as_deref(),
+            nonce: &session.nonce,
+        })
+        .await
+        .map_err(|error| failure::upstream_error(provider, &error))?;
+    let claims = import_claims(provider, &identity)
+        .map_err(|error| failure::claims_error(provider, &error))?;
+    Ok((identity, claims))
 }
 
 /// The code of the provider's answer; an `error` answer (checked only once the state is known
