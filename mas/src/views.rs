@@ -4,8 +4,9 @@
 //! the legacy SSO page from `compat`). Static files (`assets` resource) are served by
 //! [`assets`].
 //!
-//! Every form POST checks its CSRF token first (docs/protocol.md#cookies-and-csrf); a bad or
-//! missing one is a 403 page ([`crate::pages`]). Pages answer errors as
+//! Every form POST checks its CSRF token first (docs/protocol.md#cookies-and-csrf): its handler
+//! takes [`CsrfForm`](crate::pages::CsrfForm), which answers a bad or missing one with a 403
+//! page. Pages answer errors as
 //! [`HtmlError`](crate::error::HtmlError)s, rendered by the human group's layer; the security
 //! headers come from `crate::csp`.
 

@@ -9,7 +9,8 @@
 //!
 //! Usage: the GET handler calls [`CookieJar::csrf_token`] and puts
 //! [`CsrfToken::form_value`] in the form; the POST handler calls [`CookieJar::verify_csrf`]
-//! with the submitted field before anything else.
+//! with the submitted field before anything else (page handlers through the
+//! `crate::pages::CsrfForm` extractor).
 
 use std::time::Duration;
 

@@ -6,8 +6,8 @@
 //! the grant's response mode. "Deny" cancels the grant and sends `access_denied`. A policy
 //! violation is a page, never a redirect: the user can only go back to the application.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -16,24 +16,24 @@ use ulid::Ulid;
 
 use super::authorize::Callback;
 use super::policy;
-use crate::app::AppState;
+use crate::app::SiteConfig;
 use crate::auth::post_auth::{PostAuthAction, login_url, needs_fresh_login};
-use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
+use crate::crypto::keystore::{ID_TOKEN_TTL_SECS, Keystore};
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, random, sha256_hex};
 use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
+use crate::homeserver::HomeserverConnection;
 use crate::model::{AuthorizationGrant, BrowserSession, Client, GrantStage};
-use crate::pages::{bad_form, csrf_failed, user_view};
-use crate::storage::{browser_sessions, clients, grants};
+use crate::pages::{CsrfForm, PageState, user_view};
+use crate::routes::UrlBuilder;
+use crate::storage::{Database, browser_sessions, clients, grants};
 use crate::templates::{ClientView, ConsentContext, describe_scopes, device_id_of};
 
-/// The consent form.
+/// The consent form (besides its CSRF token).
 #[derive(Debug, Deserialize)]
 pub(crate) struct ConsentForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     action: String,
 }
@@ -104,9 +104,14 @@ struct Ready {
     session: BrowserSession,
 }
 
-async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loaded, HtmlError> {
+async fn load(
+    db: &Database,
+    urls: &UrlBuilder,
+    jar: &CookieJar,
+    grant_id: &str,
+) -> Result<Loaded, HtmlError> {
     let id: Ulid = grant_id.parse().map_err(|_| not_found())?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = db.acquire().await?;
     let grant = grants::find_authorization_grant(&mut conn, id)
         .await?
         .ok_or_else(not_found)?;
@@ -115,11 +120,7 @@ async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loade
     }
     let login = || {
         let action = PostAuthAction::ContinueAuthorizationGrant { id };
-        let url = login_url(
-            &state.urls,
-            Some(&action),
-            grant.request.login_hint.as_deref(),
-        );
+        let url = login_url(urls, Some(&action), grant.request.login_hint.as_deref());
         Loaded::Login(Redirect::to(&url).into_response())
     };
     let Some(session) = load_session(&mut conn, jar).await? else {
@@ -150,7 +151,9 @@ async fn load(state: &AppState, jar: &CookieJar, grant_id: &str) -> Result<Loade
 /// `GET /consent/{grant_id}`.
 #[tracing::instrument(name = "handlers.oauth2.consent.get", skip_all)]
 pub(crate) async fn get(
-    State(state): State<AppState>,
+    State(page): State<PageState>,
+    State(db): State<Database>,
+    State(homeserver): State<Arc<dyn HomeserverConnection>>,
     mut jar: CookieJar,
     Path(grant_id): Path<String>,
 ) -> Result<Response, HtmlError> {
@@ -158,21 +161,20 @@ pub(crate) async fn get(
         grant,
         client,
         session,
-    } = match load(&state, &jar, &grant_id).await? {
+    } = match load(&db, &page.urls, &jar, &grant_id).await? {
         Loaded::Login(response) => return Ok(response),
         Loaded::Ready(ready) => *ready,
     };
     policy::authorization_grant(&session.user, &grant.request.scope)
         .map_err(|violations| policy_violation(&violations))?;
-    let user = user_view(&state, &session.user).await;
+    let user = user_view(homeserver.as_ref(), &session.user).await;
     let scope = grant.request.scope.to_string();
     let metadata = &client.metadata;
-    let mut rng = state.rng.fork();
-    let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
+    let csrf = page.csrf_token(&mut jar);
     let context = ConsentContext {
-        prefix: state.urls.prefix().to_owned(),
+        prefix: page.urls.prefix().to_owned(),
         csrf_token: csrf.form_value().to_owned(),
-        form_action: state.urls.relative(&crate::routes::consent(grant.id)),
+        form_action: page.urls.relative(&crate::routes::consent(grant.id)),
         client: ClientView {
             client_id: client.id.to_string(),
             name: client.display_name(),
@@ -186,7 +188,7 @@ pub(crate) async fn get(
         device_id: device_id_of(&scope),
         user,
     };
-    let html = state.templates.render_consent(&context)?;
+    let html = page.templates.render_consent(&context)?;
     // The answer to this page's form redirects to the client; browsers hold that redirect to
     // the page's `form-action`.
     let mut sources = CspSources::default().form_action(&grant.request.redirect_uri);
@@ -205,32 +207,28 @@ pub(crate) async fn get(
 /// `POST /consent/{grant_id}`.
 #[tracing::instrument(name = "handlers.oauth2.consent.post", skip_all)]
 pub(crate) async fn post(
-    State(state): State<AppState>,
-    jar: CookieJar,
+    State(page): State<PageState>,
+    State(db): State<Database>,
+    State(site): State<Arc<SiteConfig>>,
+    State(keystore): State<Arc<Keystore>>,
     Path(grant_id): Path<String>,
-    form: Result<Form<ConsentForm>, FormRejection>,
+    CsrfForm { jar, fields: form }: CsrfForm<ConsentForm>,
 ) -> Result<Response, HtmlError> {
-    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
-    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
-        .map_err(csrf_failed)?;
-    let Ready {
-        grant,
-        client,
-        session,
-    } = match load(&state, &jar, &grant_id).await? {
+    let ready = match load(&db, &page.urls, &jar, &grant_id).await? {
         Loaded::Login(response) => return Ok(response),
         Loaded::Ready(ready) => *ready,
     };
-    let prefix = state.urls.prefix();
-    let callback = callback(&grant, &client);
+    let Ready { grant, client, .. } = &ready;
+    let prefix = page.urls.prefix();
+    let callback = callback(grant, client);
     match form.action.as_str() {
         "approve" => {}
         "deny" => {
-            let mut conn = state.db.acquire().await?;
-            grants::cancel_authorization_grant(&mut conn, state.clock.as_ref(), grant.id).await?;
+            let mut conn = db.acquire().await?;
+            grants::cancel_authorization_grant(&mut conn, page.clock.as_ref(), grant.id).await?;
             tracing::info!(grant.id = %grant.id, "authorization grant denied by the user");
             return callback.error(
-                &state.templates,
+                &page.templates,
                 prefix,
                 "access_denied",
                 "the user denied the request",
@@ -243,28 +241,35 @@ pub(crate) async fn post(
             ));
         }
     }
-    policy::authorization_grant(&session.user, &grant.request.scope)
+    policy::authorization_grant(&ready.session.user, &grant.request.scope)
         .map_err(|violations| policy_violation(&violations))?;
-    let params = fulfil(&state, &grant, &client, &session).await?;
-    callback.respond(&state.templates, prefix, params)
+    let params = fulfil(&page, &db, &site.issuer, &keystore, &ready).await?;
+    callback.respond(&page.templates, prefix, params)
 }
 
-/// Marks the grant fulfilled by `session` and makes the response parameters: the code (its
-/// hash stored) and the ID token, as the response type asks.
+/// Marks the grant fulfilled by the session and makes the response parameters: the code (its
+/// hash stored) and the ID token (issued by `issuer`, signed with `keystore`), as the response
+/// type asks.
 async fn fulfil(
-    state: &AppState,
-    grant: &AuthorizationGrant,
-    client: &Client,
-    session: &BrowserSession,
+    page: &PageState,
+    db: &Database,
+    issuer: &str,
+    keystore: &Keystore,
+    ready: &Ready,
 ) -> Result<Vec<(&'static str, String)>, HtmlError> {
-    let clock = state.clock.as_ref();
-    let mut rng = state.rng.fork();
+    let Ready {
+        grant,
+        client,
+        session,
+    } = ready;
+    let clock = page.clock.as_ref();
+    let mut rng = page.rng.fork();
     let code = grant
         .request
         .response_type_code
         .then(|| random::authorization_code(&mut rng));
     let code_sha256 = code.as_deref().map(sha256_hex);
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = db.begin_write().await?;
     let fulfilled = grants::fulfill_authorization_grant(
         &mut tx,
         clock,
@@ -289,7 +294,7 @@ async fn fulfil(
             .map_err(HtmlError::internal)?;
         let iat = clock.now_unix_ms() / 1000;
         let claims = IdTokenClaims {
-            iss: state.site.issuer.clone(),
+            iss: issuer.to_owned(),
             sub: session.user.sub(),
             aud: client.id.to_string(),
             iat,
@@ -299,8 +304,7 @@ async fn fulfil(
             at_hash: None,
             c_hash: code.as_deref().map(|code| oidc_hash(alg, code)),
         };
-        let id_token = state
-            .keystore
+        let id_token = keystore
             .sign_id_token(&mut rng, alg, &claims)
             .map_err(HtmlError::internal)?;
         params.push(("id_token", id_token));

@@ -11,6 +11,8 @@
 mod cross_signing_reset;
 mod session_end;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -26,11 +28,13 @@ use crate::auth::post_auth::{PostAuthAction, login_url};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
-use crate::model::User;
-use crate::pages::{bad_query, user_view};
+use crate::homeserver::HomeserverConnection;
+use crate::pages::{PageState, bad_query, user_view};
 use crate::routes::{self, UrlBuilder};
-use crate::storage::{StorageError, clients, compat, emails, oauth2_sessions};
-use crate::templates::{AccountContext, CrossSigningResetContext, SessionEndContext, SessionView};
+use crate::storage::{Database, StorageError, clients, compat, emails, oauth2_sessions};
+use crate::templates::{
+    AccountContext, CrossSigningResetContext, SessionEndContext, SessionView, UserView,
+};
 
 /// The routes of the account pages.
 pub(super) fn router() -> Router<AppState> {
@@ -87,8 +91,8 @@ impl DeepLink {
 
 /// `GET /account`: to `/account/`, keeping the query.
 #[tracing::instrument(name = "handlers.views.account.bare.get", skip_all)]
-async fn bare(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
-    let path = state.urls.relative(routes::ACCOUNT);
+async fn bare(State(urls): State<UrlBuilder>, uri: axum::http::Uri) -> Response {
+    let path = urls.relative(routes::ACCOUNT);
     let location = match uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path,
@@ -115,38 +119,36 @@ fn session_not_found() -> HtmlError {
 /// `GET /account/` and every path under it.
 #[tracing::instrument(name = "handlers.views.account.get", skip_all)]
 async fn get_page(
-    State(state): State<AppState>,
+    State(page): State<PageState>,
+    State(db): State<Database>,
+    State(homeserver): State<Arc<dyn HomeserverConnection>>,
     mut jar: CookieJar,
     query: Result<Query<AccountQuery>, QueryRejection>,
 ) -> Result<Response, HtmlError> {
     let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = db.acquire().await?;
     let Some(session) = load_session(&mut conn, &jar).await? else {
-        return Ok(to_login(&state.urls, query.action, query.device_id));
+        return Ok(to_login(&page.urls, query.action, query.device_id));
     };
     let user = session.user;
-    let mut sessions = list_sessions(&mut conn, &state.urls, user.id).await?;
+    let mut sessions = list_sessions(&mut conn, &page.urls, user.id).await?;
     let addresses = emails::list_emails(&mut conn, user.id).await?;
     drop(conn);
-    let mut rng = state.rng.fork();
-    let csrf_token = jar
-        .csrf_token(state.clock.as_ref(), &mut rng)
-        .form_value()
-        .to_owned();
-    let prefix = state.urls.prefix().to_owned();
-    let account_url = state.urls.relative(routes::ACCOUNT);
+    let csrf_token = page.csrf_token(&mut jar).form_value().to_owned();
+    let prefix = page.urls.prefix().to_owned();
+    let account_url = page.urls.relative(routes::ACCOUNT);
     let mut notice = None;
     let html = match DeepLink::parse(query.action.as_deref(), query.device_id.as_deref()) {
         DeepLink::CrossSigningReset => {
             let context = CrossSigningResetContext {
                 prefix,
                 csrf_token,
-                user: user_view(&state, &user).await,
-                form_action: state.urls.relative(routes::ACCOUNT_CROSS_SIGNING_RESET),
+                user: user_view(homeserver.as_ref(), &user).await,
+                form_action: page.urls.relative(routes::ACCOUNT_CROSS_SIGNING_RESET),
                 allowed: false,
                 account_url,
             };
-            let html = state.templates.render_account_cross_signing_reset(&context);
+            let html = page.templates.render_account_cross_signing_reset(&context);
             return Ok((jar, Html(html?)).into_response());
         }
         DeepLink::EndDevice(device_id) => {
@@ -163,11 +165,12 @@ async fn get_page(
                     sessions: held,
                     account_url,
                 };
-                let html = state.templates.render_account_session_end(&context);
+                let html = page.templates.render_account_session_end(&context);
                 return Ok((jar, Html(html?)).into_response());
             }
             notice = Some(format!("No app is signed in on device {device_id}."));
-            render_main(&state, &user, csrf_token, sessions, addresses, notice).await?
+            let user = user_view(homeserver.as_ref(), &user).await;
+            render_main(&page, user, csrf_token, sessions, addresses, notice)?
         }
         DeepLink::Main { selected } => {
             for view in &mut sessions {
@@ -176,26 +179,27 @@ async fn get_page(
             if selected.is_some() && !sessions.iter().any(|view| view.selected) {
                 notice = Some("That session has ended.".to_owned());
             }
-            render_main(&state, &user, csrf_token, sessions, addresses, notice).await?
+            let user = user_view(homeserver.as_ref(), &user).await;
+            render_main(&page, user, csrf_token, sessions, addresses, notice)?
         }
     };
     Ok((jar, Html(html)).into_response())
 }
 
 /// The main page.
-async fn render_main(
-    state: &AppState,
-    user: &User,
+fn render_main(
+    page: &PageState,
+    user: UserView,
     csrf_token: String,
     sessions: Vec<SessionView>,
     addresses: Vec<crate::model::UserEmail>,
     notice: Option<String>,
 ) -> Result<String, HtmlError> {
-    let account_url = state.urls.relative(routes::ACCOUNT);
+    let account_url = page.urls.relative(routes::ACCOUNT);
     let context = AccountContext {
-        prefix: state.urls.prefix().to_owned(),
+        prefix: page.urls.prefix().to_owned(),
         csrf_token,
-        user: user_view(state, user).await,
+        user,
         emails: addresses
             .into_iter()
             .filter(|email| email.confirmed_at.is_some())
@@ -204,10 +208,9 @@ async fn render_main(
         sessions,
         notice,
         cross_signing_reset_url: format!("{account_url}?action=org.matrix.cross_signing_reset"),
-        logout_action: state.urls.relative(routes::LOGOUT),
+        logout_action: page.urls.relative(routes::LOGOUT),
     };
-    state
-        .templates
+    page.templates
         .render_account(&context)
         .map_err(HtmlError::internal)
 }

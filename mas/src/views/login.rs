@@ -13,26 +13,65 @@
 //! post-auth action). In SSO-only mode (passwords disabled, exactly one provider) `GET` answers
 //! 302 straight to that provider instead of a page with a single button.
 
-use axum::Form;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Query, State};
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRef, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::app::AppState;
+use crate::app::{AppState, SiteConfig};
 use crate::auth::account::AccountRefusal;
 use crate::auth::password::{Authenticated, PasswordLogin, PasswordRefusal, localpart_of};
 use crate::auth::post_auth::{PostAuthAction, needs_fresh_login, upstream_authorize_url};
+use crate::crypto::passwords::PasswordManager;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::extract::session::load_session;
 use crate::model::{AuthenticationMethod, BrowserSession};
-use crate::pages::{bad_form, bad_query, csrf_failed};
+use crate::pages::{CsrfForm, PageState, bad_query};
+use crate::ratelimit::RateLimiter;
 use crate::routes;
-use crate::storage::{browser_sessions, grants};
+use crate::storage::{Database, browser_sessions, grants};
 use crate::templates::{FormError, LoginContext, ProviderLink};
+use crate::upstream::UpstreamProviders;
+
+/// The parts of the state the login page reads besides those of [`PageState`].
+#[derive(Debug, Clone)]
+pub(super) struct LoginState {
+    db: Database,
+    site: Arc<SiteConfig>,
+    passwords: Option<Arc<PasswordManager>>,
+    limiter: RateLimiter,
+    upstream: UpstreamProviders,
+}
+
+impl FromRef<AppState> for LoginState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            site: state.site.clone(),
+            passwords: state.passwords.clone(),
+            limiter: state.limiter.clone(),
+            upstream: state.upstream.clone(),
+        }
+    }
+}
+
+impl LoginState {
+    /// The handles of a password login; `None` when password login is disabled.
+    fn password_login<'a>(&'a self, page: &'a PageState) -> Option<PasswordLogin<'a>> {
+        Some(PasswordLogin {
+            db: &self.db,
+            clock: page.clock.as_ref(),
+            limiter: &self.limiter,
+            manager: self.passwords.as_deref()?,
+            rng: &page.rng,
+        })
+    }
+}
 
 /// The login query.
 #[derive(Debug, Deserialize)]
@@ -42,11 +81,9 @@ pub(super) struct LoginQuery {
     login_hint: Option<String>,
 }
 
-/// The login form.
+/// The login form (besides its CSRF token).
 #[derive(Debug, Deserialize)]
 pub(super) struct LoginForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -97,50 +134,50 @@ impl Refusal {
 
 /// Renders the login page.
 fn render(
-    state: &AppState,
+    page: &PageState,
+    login: &LoginState,
     mut jar: CookieJar,
     action: Option<&PostAuthAction>,
     username: String,
     refusal: Option<Refusal>,
 ) -> Result<Response, HtmlError> {
-    let mut rng = state.rng.fork();
-    let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
+    let csrf = page.csrf_token(&mut jar);
     let (status, errors) = refusal.map_or((StatusCode::OK, Vec::new()), |r| (r.status, r.errors));
     let login_hint = (!username.is_empty()).then_some(username.as_str());
-    let providers = state
+    let providers = login
         .upstream
         .enabled()
         .iter()
         .map(|provider| ProviderLink {
             name: provider.display_name().to_owned(),
-            url: upstream_authorize_url(&state.urls, &provider.id, action, login_hint),
+            url: upstream_authorize_url(&page.urls, &provider.id, action, login_hint),
         })
         .collect();
     let context = LoginContext {
-        prefix: state.urls.prefix().to_owned(),
+        prefix: page.urls.prefix().to_owned(),
         csrf_token: csrf.form_value().to_owned(),
-        form_action: state.urls.relative(routes::LOGIN),
-        password_enabled: state.passwords.is_some(),
+        form_action: page.urls.relative(routes::LOGIN),
+        password_enabled: login.passwords.is_some(),
         username,
         errors,
         providers,
         post_auth_action: action.map(PostAuthAction::view),
     };
-    let html = state.templates.render_login(&context)?;
+    let html = page.templates.render_login(&context)?;
     Ok((status, jar, Html(html)).into_response())
 }
 
 /// Whether `session` must log in again before `action` (a grant with `prompt=login` that is
 /// newer than the session's last authentication).
 async fn must_reauthenticate(
-    state: &AppState,
+    db: &Database,
     session: &BrowserSession,
     action: Option<&PostAuthAction>,
 ) -> Result<bool, HtmlError> {
     let Some(PostAuthAction::ContinueAuthorizationGrant { id }) = action else {
         return Ok(false);
     };
-    let mut conn = state.db.acquire().await?;
+    let mut conn = db.acquire().await?;
     let Some(grant) = grants::find_authorization_grant(&mut conn, *id).await? else {
         return Ok(false);
     };
@@ -152,48 +189,51 @@ async fn must_reauthenticate(
 /// `GET /login`.
 #[tracing::instrument(name = "handlers.views.login.get", skip_all)]
 pub(super) async fn get(
-    State(state): State<AppState>,
+    State(page): State<PageState>,
+    State(login): State<LoginState>,
     jar: CookieJar,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Result<Response, HtmlError> {
     let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
     let action = PostAuthAction::from_fields(query.kind.as_deref(), query.id.as_deref());
-    let mut conn = state.db.acquire().await?;
+    let mut conn = login.db.acquire().await?;
     let session = load_session(&mut conn, &jar).await?;
     drop(conn);
     let mut username = query
         .login_hint
         .as_deref()
-        .map(|hint| localpart_of(hint, &state.site.server_name).to_owned())
+        .map(|hint| localpart_of(hint, &login.site.server_name).to_owned())
         .unwrap_or_default();
     if let Some(session) = session {
-        if !must_reauthenticate(&state, &session, action.as_ref()).await? {
-            let destination = PostAuthAction::destination(action.as_ref(), &state.urls);
+        if !must_reauthenticate(&login.db, &session, action.as_ref()).await? {
+            let destination = PostAuthAction::destination(action.as_ref(), &page.urls);
             return Ok(Redirect::to(&destination).into_response());
         }
         username = session.user.username;
     }
-    if let Some(url) = sso_only_redirect(&state, action.as_ref(), query.login_hint.as_deref()) {
+    let hint = query.login_hint.as_deref();
+    if let Some(url) = sso_only_redirect(&login, &page.urls, action.as_ref(), hint) {
         return Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response());
     }
-    render(&state, jar, action.as_ref(), username, None)
+    render(&page, &login, jar, action.as_ref(), username, None)
 }
 
 /// SSO-only mode (issue 5): with password login off and exactly one provider the page would
 /// show nothing but its button, so the browser goes straight to the provider.
 fn sso_only_redirect(
-    state: &AppState,
+    login: &LoginState,
+    urls: &crate::routes::UrlBuilder,
     action: Option<&PostAuthAction>,
     login_hint: Option<&str>,
 ) -> Option<String> {
-    if state.passwords.is_some() {
+    if login.passwords.is_some() {
         return None;
     }
-    let [provider] = state.upstream.enabled() else {
+    let [provider] = login.upstream.enabled() else {
         return None;
     };
     Some(upstream_authorize_url(
-        &state.urls,
+        urls,
         &provider.id,
         action,
         login_hint,
@@ -203,35 +243,35 @@ fn sso_only_redirect(
 /// `POST /login`.
 #[tracing::instrument(name = "handlers.views.login.post", skip_all)]
 pub(super) async fn post(
-    State(state): State<AppState>,
+    State(page): State<PageState>,
+    State(login): State<LoginState>,
     ClientIp(ip): ClientIp,
-    jar: CookieJar,
     headers: axum::http::HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
+    CsrfForm { jar, fields: form }: CsrfForm<LoginForm>,
 ) -> Result<Response, HtmlError> {
-    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
-    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
-        .map_err(csrf_failed)?;
     let action = PostAuthAction::from_fields(form.kind.as_deref(), form.id.as_deref());
-    let username = localpart_of(&form.username, &state.site.server_name).to_owned();
+    let username = localpart_of(&form.username, &login.site.server_name).to_owned();
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    match attempt(&state, ip, &username, &form.password).await? {
-        Err(refusal) => render(&state, jar, action.as_ref(), username, Some(refusal)),
-        Ok(authenticated) => finish_login(&state, jar, action, authenticated, user_agent, ip).await,
+    match attempt(&page, &login, ip, &username, &form.password).await? {
+        Err(refusal) => render(&page, &login, jar, action.as_ref(), username, Some(refusal)),
+        Ok(authenticated) => {
+            finish_login(&page, &login.db, jar, action, authenticated, user_agent, ip).await
+        }
     }
 }
 
 /// The checks of a login attempt; `Ok(Err(_))` is a refusal to show on the form.
 async fn attempt(
-    state: &AppState,
+    page: &PageState,
+    login: &LoginState,
     ip: Option<std::net::IpAddr>,
     username: &str,
     password: &str,
 ) -> Result<Result<Authenticated, Refusal>, HtmlError> {
-    let Some(login) = PasswordLogin::from_state(state) else {
+    let Some(login) = login.password_login(page) else {
         return Ok(Err(Refusal::form(
             StatusCode::FORBIDDEN,
             "Signing in with a password is not enabled on this server.",
@@ -259,16 +299,17 @@ async fn attempt(
 /// Stores the upgraded hash, starts (or re-authenticates) the browser session, records the
 /// authentication, sets the cookie and continues.
 async fn finish_login(
-    state: &AppState,
+    page: &PageState,
+    db: &Database,
     mut jar: CookieJar,
     action: Option<PostAuthAction>,
     authenticated: Authenticated,
     user_agent: Option<String>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Response, HtmlError> {
-    let clock = state.clock.as_ref();
-    let mut rng = state.rng.fork();
-    let mut tx = state.db.begin_write().await?;
+    let clock = page.clock.as_ref();
+    let mut rng = page.rng.fork();
+    let mut tx = db.begin_write().await?;
     let password_id = authenticated
         .store_upgrade(&mut tx, clock, &mut rng)
         .await?;
@@ -303,6 +344,6 @@ async fn finish_login(
     tracing::info!(user.id = %user.id, user_session.id = %session.id, "logged in");
     jar.set_session(&mut rng, session.id)
         .map_err(HtmlError::internal)?;
-    let destination = PostAuthAction::destination(action.as_ref(), &state.urls);
+    let destination = PostAuthAction::destination(action.as_ref(), &page.urls);
     Ok((jar, Redirect::to(&destination)).into_response())
 }

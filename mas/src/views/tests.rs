@@ -178,11 +178,9 @@ mod pages {
         ));
         let router = build_router(state, &appliance_listener());
 
+        let user = app.user_without_password("alice").await;
         let mut conn = app.state.db.pool().acquire().await.unwrap();
         let mut rng = app.state.rng.fork();
-        let user = users::add_user(&mut conn, &app.clock, &mut rng, "alice")
-            .await
-            .unwrap();
         let old =
             passwords::add_password(&mut conn, &app.clock, &mut rng, user.id, &old_hash, 1, None)
                 .await

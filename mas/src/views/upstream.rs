@@ -24,11 +24,57 @@ mod cookie;
 mod failure;
 mod link;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::get;
 
-use crate::app::AppState;
-use crate::routes;
+use crate::app::{AppState, SiteConfig};
+use crate::clock::Clock;
+use crate::homeserver::HomeserverConnection;
+use crate::jobs::JobWaker;
+use crate::rng::RngSource;
+use crate::routes::{self, UrlBuilder};
+use crate::storage::Database;
+use crate::upstream::UpstreamProviders;
+
+/// The parts of the state an upstream login uses: the providers, and what settling the
+/// account and starting the browser session need.
+#[derive(Debug, Clone)]
+struct UpstreamState {
+    /// The database pool.
+    db: Database,
+    /// The injected clock.
+    clock: Arc<dyn Clock>,
+    /// The injected randomness.
+    rng: RngSource,
+    /// Public URLs.
+    urls: UrlBuilder,
+    /// The homeserver (is a username free there?).
+    homeserver: Arc<dyn HomeserverConnection>,
+    /// Wakes the job worker after a provisioning job was queued.
+    jobs: JobWaker,
+    /// The server name (the length of a Matrix ID).
+    site: Arc<SiteConfig>,
+    /// The enabled upstream providers.
+    providers: UpstreamProviders,
+}
+
+impl FromRef<AppState> for UpstreamState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            rng: state.rng.clone(),
+            urls: state.urls.clone(),
+            homeserver: state.homeserver.clone(),
+            jobs: state.jobs.clone(),
+            site: state.site.clone(),
+            providers: state.upstream.clone(),
+        }
+    }
+}
 
 /// The upstream routes (part of the `human` resource).
 pub(crate) fn router() -> Router<AppState> {
@@ -42,10 +88,8 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// The redirect URI registered at the provider: `<public_base>upstream/callback/<id>`.
-fn redirect_uri(state: &AppState, provider_id: &str) -> String {
-    state
-        .urls
-        .absolute(&routes::upstream_callback(provider_id))
+fn redirect_uri(urls: &UrlBuilder, provider_id: &str) -> String {
+    urls.absolute(&routes::upstream_callback(provider_id))
         .to_string()
 }
 

@@ -4,24 +4,26 @@
 //! 32-alphanumeric token (only its SHA-256 is stored) and sends the browser to the client's
 //! `redirectUrl` with `loginToken` added to the query.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use ulid::Ulid;
 
-use crate::app::AppState;
 use crate::auth::post_auth::{PostAuthAction, login_url};
+use crate::clock::Clock;
 use crate::crypto::{random, sha256_hex};
 use crate::csp::CspSources;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
+use crate::homeserver::HomeserverConnection;
 use crate::model::{BrowserSession, CompatSsoLogin, redirect_uri};
-use crate::pages::{CsrfForm, bad_form, csrf_failed, user_view};
-use crate::routes;
-use crate::storage::compat_sso_logins;
+use crate::pages::{CsrfForm, PageState, user_view};
+use crate::rng::RngSource;
+use crate::routes::{self, UrlBuilder};
+use crate::storage::{Database, compat_sso_logins};
 use crate::templates::CompatSsoContext;
 
 fn not_found() -> HtmlError {
@@ -46,9 +48,14 @@ enum Loaded {
     Login(Response),
 }
 
-async fn load(state: &AppState, jar: &CookieJar, id: &str) -> Result<Loaded, HtmlError> {
+async fn load(
+    db: &Database,
+    urls: &UrlBuilder,
+    jar: &CookieJar,
+    id: &str,
+) -> Result<Loaded, HtmlError> {
     let id: Ulid = id.parse().map_err(|_| not_found())?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = db.acquire().await?;
     let login = compat_sso_logins::find_compat_sso_login(&mut conn, id)
         .await?
         .ok_or_else(not_found)?;
@@ -62,7 +69,7 @@ async fn load(state: &AppState, jar: &CookieJar, id: &str) -> Result<Loaded, Htm
     let Some(session) = load_session(&mut conn, jar).await? else {
         // `action=register` also lands on the login page: this server has no registration.
         let action = PostAuthAction::ContinueCompatSsoLogin { id };
-        let url = login_url(&state.urls, Some(&action), None);
+        let url = login_url(urls, Some(&action), None);
         return Ok(Loaded::Login(Redirect::to(&url).into_response()));
     };
     Ok(Loaded::Ready(login, Box::new(session)))
@@ -79,26 +86,27 @@ fn redirect_host(login: &CompatSsoLogin) -> String {
 /// `GET /complete-compat-sso/{id}`.
 #[tracing::instrument(name = "handlers.compat.sso.complete.get", skip_all)]
 pub(crate) async fn get(
-    State(state): State<AppState>,
+    State(page): State<PageState>,
+    State(db): State<Database>,
+    State(homeserver): State<Arc<dyn HomeserverConnection>>,
     mut jar: CookieJar,
     Path(id): Path<String>,
 ) -> Result<Response, HtmlError> {
-    let (login, session) = match load(&state, &jar, &id).await? {
+    let (login, session) = match load(&db, &page.urls, &jar, &id).await? {
         Loaded::Login(response) => return Ok(response),
         Loaded::Ready(login, session) => (login, session),
     };
-    let user = user_view(&state, &session.user).await;
-    let mut rng = state.rng.fork();
-    let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
+    let user = user_view(homeserver.as_ref(), &session.user).await;
+    let csrf = page.csrf_token(&mut jar);
     let context = CompatSsoContext {
-        prefix: state.urls.prefix().to_owned(),
+        prefix: page.urls.prefix().to_owned(),
         csrf_token: csrf.form_value().to_owned(),
-        form_action: state.urls.relative(&routes::complete_compat_sso(login.id)),
+        form_action: page.urls.relative(&routes::complete_compat_sso(login.id)),
         user,
         redirect_host: redirect_host(&login),
         redirect_uri: login.redirect_uri.to_string(),
     };
-    let html = state.templates.render_compat_sso(&context)?;
+    let html = page.templates.render_compat_sso(&context)?;
     // The answer to this page's form redirects to the client (CSP `form-action`).
     let mut response = (jar, Html(html)).into_response();
     response
@@ -110,23 +118,22 @@ pub(crate) async fn get(
 /// `POST /complete-compat-sso/{id}`.
 #[tracing::instrument(name = "handlers.compat.sso.complete.post", skip_all)]
 pub(crate) async fn post(
-    State(state): State<AppState>,
-    jar: CookieJar,
+    State(db): State<Database>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(rng): State<RngSource>,
+    State(urls): State<UrlBuilder>,
     Path(id): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    CsrfForm { jar, .. }: CsrfForm,
 ) -> Result<Response, HtmlError> {
-    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
-    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
-        .map_err(csrf_failed)?;
-    let (login, session) = match load(&state, &jar, &id).await? {
+    let (login, session) = match load(&db, &urls, &jar, &id).await? {
         Loaded::Login(response) => return Ok(response),
         Loaded::Ready(login, session) => (login, session),
     };
-    let token = random::login_token(&mut state.rng.fork());
-    let mut conn = state.db.acquire().await?;
+    let token = random::login_token(&mut rng.fork());
+    let mut conn = db.acquire().await?;
     let fulfilled = compat_sso_logins::fulfill_compat_sso_login(
         &mut conn,
-        state.clock.as_ref(),
+        clock.as_ref(),
         login.id,
         session.id,
         &sha256_hex(&token),

@@ -3,43 +3,37 @@
 //! without interactive auth for the next 10 minutes, then says so. A refusal or an unreachable
 //! homeserver is an error page (502), never a 500.
 
-use axum::Form;
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::to_login;
-use crate::app::AppState;
 use crate::error::HtmlError;
-use crate::extract::CookieJar;
 use crate::extract::session::load_session;
-use crate::pages::{CsrfForm, bad_form, csrf_failed, user_view};
+use crate::homeserver::HomeserverConnection;
+use crate::pages::{CsrfForm, PageState, user_view};
 use crate::routes;
+use crate::storage::Database;
 use crate::templates::CrossSigningResetContext;
 
 /// `POST /account/cross-signing-reset`.
 #[tracing::instrument(name = "handlers.views.account.cross_signing_reset.post", skip_all)]
 pub(super) async fn post(
-    State(state): State<AppState>,
-    mut jar: CookieJar,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    State(page): State<PageState>,
+    State(db): State<Database>,
+    State(homeserver): State<Arc<dyn HomeserverConnection>>,
+    CsrfForm { mut jar, .. }: CsrfForm,
 ) -> Result<Response, HtmlError> {
-    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
-    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
-        .map_err(csrf_failed)?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = db.acquire().await?;
     let Some(session) = load_session(&mut conn, &jar).await? else {
         let action = Some("org.matrix.cross_signing_reset".to_owned());
-        return Ok(to_login(&state.urls, action, None));
+        return Ok(to_login(&page.urls, action, None));
     };
     drop(conn);
     let user = session.user;
-    if let Err(error) = state
-        .homeserver
-        .allow_cross_signing_reset(&user.username)
-        .await
-    {
+    if let Err(error) = homeserver.allow_cross_signing_reset(&user.username).await {
         tracing::warn!(
             user.id = %user.id,
             error = &error as &dyn std::error::Error,
@@ -52,17 +46,16 @@ pub(super) async fn post(
         ));
     }
     tracing::info!(user.id = %user.id, "cross-signing reset allowed for 10 minutes");
-    let mut rng = state.rng.fork();
-    let csrf = jar.csrf_token(state.clock.as_ref(), &mut rng);
+    let csrf = page.csrf_token(&mut jar);
     let context = CrossSigningResetContext {
-        prefix: state.urls.prefix().to_owned(),
+        prefix: page.urls.prefix().to_owned(),
         csrf_token: csrf.form_value().to_owned(),
-        user: user_view(&state, &user).await,
-        form_action: state.urls.relative(routes::ACCOUNT_CROSS_SIGNING_RESET),
+        user: user_view(homeserver.as_ref(), &user).await,
+        form_action: page.urls.relative(routes::ACCOUNT_CROSS_SIGNING_RESET),
         allowed: true,
-        account_url: state.urls.relative(routes::ACCOUNT),
+        account_url: page.urls.relative(routes::ACCOUNT),
     };
-    let html = state
+    let html = page
         .templates
         .render_account_cross_signing_reset(&context)?;
     Ok((jar, Html(html)).into_response())

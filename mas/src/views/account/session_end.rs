@@ -3,36 +3,70 @@
 //! finished and its device deleted in the homeserver at once (a failure there is left to a queued
 //! device sync). A session that is not one of the user's active ones is a 404 page.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use ulid::Ulid;
 
 use super::{session_not_found, to_login};
 use crate::app::AppState;
 use crate::auth::sessions::SessionEnder;
+use crate::clock::Clock;
 use crate::error::HtmlError;
-use crate::extract::CookieJar;
 use crate::extract::session::load_session;
-use crate::pages::{CsrfForm, bad_form, csrf_failed};
-use crate::routes;
-use crate::storage::{compat, oauth2_sessions};
+use crate::homeserver::HomeserverConnection;
+use crate::jobs::JobWaker;
+use crate::pages::CsrfForm;
+use crate::rng::RngSource;
+use crate::routes::{self, UrlBuilder};
+use crate::storage::{Database, compat, oauth2_sessions};
+
+/// The parts of the state ending a session needs (those of [`SessionEnder`]).
+#[derive(Debug, Clone)]
+pub(super) struct EnderState {
+    db: Database,
+    clock: Arc<dyn Clock>,
+    rng: RngSource,
+    homeserver: Arc<dyn HomeserverConnection>,
+    jobs: JobWaker,
+}
+
+impl FromRef<AppState> for EnderState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            rng: state.rng.clone(),
+            homeserver: state.homeserver.clone(),
+            jobs: state.jobs.clone(),
+        }
+    }
+}
+
+impl EnderState {
+    fn ender(&self) -> SessionEnder<'_> {
+        SessionEnder {
+            db: &self.db,
+            clock: self.clock.as_ref(),
+            rng: &self.rng,
+            homeserver: self.homeserver.as_ref(),
+            jobs: &self.jobs,
+        }
+    }
+}
 
 /// `POST /account/sessions/{session_id}/end`.
 #[tracing::instrument(name = "handlers.views.account.session_end.post", skip_all)]
 pub(super) async fn post(
-    State(state): State<AppState>,
-    jar: CookieJar,
+    State(state): State<EnderState>,
+    State(urls): State<UrlBuilder>,
     Path(session_id): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    CsrfForm { jar, .. }: CsrfForm,
 ) -> Result<Response, HtmlError> {
-    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
-    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
-        .map_err(csrf_failed)?;
     let mut conn = state.db.acquire().await?;
     let Some(browser) = load_session(&mut conn, &jar).await? else {
-        return Ok(to_login(&state.urls, None, None));
+        return Ok(to_login(&urls, None, None));
     };
     let user = browser.user;
     let id: Ulid = session_id.parse().map_err(|_| session_not_found())?;
@@ -46,7 +80,7 @@ pub(super) async fn post(
             .filter(|session| session.is_active() && session.user_id == user.id),
     };
     drop(conn);
-    let ender = SessionEnder::from_state(&state);
+    let ender = state.ender();
     if oauth.is_some() {
         ender.end_oauth2_session(id).await?;
     } else if let Some(session) = legacy {
@@ -57,5 +91,5 @@ pub(super) async fn post(
         return Err(session_not_found());
     }
     tracing::info!(user.id = %user.id, session.id = %id, "session ended from the account page");
-    Ok(Redirect::to(&state.urls.relative(routes::ACCOUNT)).into_response())
+    Ok(Redirect::to(&urls.relative(routes::ACCOUNT)).into_response())
 }

@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::cookie::UpstreamSessions;
-use super::{failure, redirect_uri};
-use crate::app::AppState;
+use super::{UpstreamState, failure, redirect_uri};
 use crate::auth::post_auth::PostAuthAction;
 use crate::crypto::random;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::pages::bad_query;
+use crate::ratelimit::RateLimiter;
 use crate::storage::upstream_sessions::{self, NewUpstreamSession};
 use crate::upstream::AuthorizationParams;
 
@@ -45,16 +45,14 @@ pub(super) struct AuthorizeQuery {
     fields(provider = %provider_id)
 )]
 pub(super) async fn get(
-    State(state): State<AppState>,
+    State(state): State<UpstreamState>,
+    State(limiter): State<RateLimiter>,
     ClientIp(ip): ClientIp,
     mut jar: CookieJar,
     Path(provider_id): Path<String>,
     query: Result<Query<AuthorizeQuery>, QueryRejection>,
 ) -> Result<Response, HtmlError> {
-    if let Err(limited) = state
-        .limiter
-        .check_upstream_authorize(ip, state.clock.now_unix_ms())
-    {
+    if let Err(limited) = limiter.check_upstream_authorize(ip, state.clock.now_unix_ms()) {
         tracing::info!(client.ip = ?ip, "upstream login refused: too many from this address");
         let error = HtmlError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -68,7 +66,7 @@ pub(super) async fn get(
     }
     let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
     let provider = state
-        .upstream
+        .providers
         .get(&provider_id)
         .ok_or_else(|| failure::unknown_provider(&provider_id))?;
     let action = PostAuthAction::from_fields(query.kind.as_deref(), query.id.as_deref());
@@ -76,7 +74,7 @@ pub(super) async fn get(
     let state_value = random::alphanumeric(&mut rng, STATE_LENGTH);
     let nonce = random::alphanumeric(&mut rng, STATE_LENGTH);
     let verifier = random::alphanumeric(&mut rng, VERIFIER_LENGTH);
-    let redirect_uri = redirect_uri(&state, &provider.id);
+    let redirect_uri = redirect_uri(&state.urls, &provider.id);
     let request = provider
         .authorization_url(AuthorizationParams {
             redirect_uri: &redirect_uri,

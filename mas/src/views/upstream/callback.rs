@@ -23,17 +23,16 @@ use serde::Deserialize;
 
 use super::account::{self, BrowserInfo};
 use super::cookie::UpstreamSessions;
-use super::{failure, redirect_uri};
-use crate::app::AppState;
+use super::{UpstreamState, failure, redirect_uri};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::model::{UpstreamCompletion, UpstreamSession};
 use crate::pages::{bad_form, bad_query};
-use crate::routes;
+use crate::routes::{self, UrlBuilder};
 use crate::storage::upstream_sessions;
-use crate::templates::{FormPostParam, UpstreamResubmitContext};
-use crate::upstream::{CallbackParams, Provider, import_claims};
+use crate::templates::{FormPostParam, Templates, UpstreamResubmitContext};
+use crate::upstream::{CallbackParams, ImportedClaims, Provider, UpstreamIdentity, import_claims};
 
 /// The field our re-post page adds, so that it is not offered twice.
 const RESUBMITTED: &str = "mas_resubmitted";
@@ -67,7 +66,7 @@ pub(super) fn browser_info(headers: &HeaderMap, ClientIp(ip): ClientIp) -> Brows
     fields(provider = %provider_id)
 )]
 pub(super) async fn get(
-    State(state): State<AppState>,
+    State(state): State<UpstreamState>,
     ip: ClientIp,
     jar: CookieJar,
     headers: HeaderMap,
@@ -92,7 +91,8 @@ pub(super) async fn get(
     fields(provider = %provider_id)
 )]
 pub(super) async fn post(
-    State(state): State<AppState>,
+    State(state): State<UpstreamState>,
+    State(templates): State<Templates>,
     ip: ClientIp,
     jar: CookieJar,
     headers: HeaderMap,
@@ -101,11 +101,11 @@ pub(super) async fn post(
 ) -> Result<Response, HtmlError> {
     let Form(params) = form.map_err(|rejection| bad_form(&rejection))?;
     let now = state.clock.now_unix_ms();
-    if let Some(provider) = state.upstream.get(&provider_id)
+    if let Some(provider) = state.providers.get(&provider_id)
         && params.resubmitted.is_none()
         && UpstreamSessions::load(&jar, now).is_empty()
     {
-        return resubmit(&state, provider, &params);
+        return resubmit(&templates, &state.urls, provider, &params);
     }
     handle(
         &state,
@@ -119,7 +119,8 @@ pub(super) async fn post(
 
 /// The page that re-posts a cookie-less `form_post` answer from our own origin.
 fn resubmit(
-    state: &AppState,
+    templates: &Templates,
+    urls: &UrlBuilder,
     provider: &Provider,
     params: &CallbackQuery,
 ) -> Result<Response, HtmlError> {
@@ -143,20 +144,18 @@ fn resubmit(
         value: "1".to_owned(),
     });
     let context = UpstreamResubmitContext {
-        prefix: state.urls.prefix().to_owned(),
+        prefix: urls.prefix().to_owned(),
         provider_name: provider.display_name().to_owned(),
-        form_action: state
-            .urls
-            .relative(&routes::upstream_callback(&provider.id)),
+        form_action: urls.relative(&routes::upstream_callback(&provider.id)),
         params: hidden,
     };
-    let html = state.templates.render_upstream_resubmit(&context)?;
+    let html = templates.render_upstream_resubmit(&context)?;
     Ok(Html(html).into_response())
 }
 
 /// The pending session this browser started with `state_param` at `provider`.
 async fn pending_session(
-    state: &AppState,
+    state: &UpstreamState,
     jar: &CookieJar,
     provider: &Provider,
     state_param: Option<&str>,
@@ -188,35 +187,70 @@ async fn pending_session(
     Ok(session)
 }
 
-/// The callback, once its parameters are read.
+/// The callback, once its parameters are read: the state, the provider's answer, the code
+/// exchange and claims import, then the account, settled and written in one transaction.
 async fn handle(
-    state: &AppState,
+    state: &UpstreamState,
     mut jar: CookieJar,
     provider_id: &str,
     params: CallbackQuery,
     browser: BrowserInfo,
 ) -> Result<Response, HtmlError> {
     let provider = state
-        .upstream
+        .providers
         .get(provider_id)
         .ok_or_else(|| failure::unknown_provider(provider_id))?;
     let session = pending_session(state, &jar, provider, params.state.as_deref()).await?;
-    if let Some(error) = params.error.as_deref() {
-        let description = params.error_description.as_deref();
-        return Err(if error == "access_denied" {
-            failure::cancelled(provider, description)
-        } else {
-            failure::provider_error(provider, error, description)
-        });
+    let code = answered_code(provider, &params)?;
+    let (identity, claims) = verified_identity(state, provider, &session, code).await?;
+    let site = &state.site;
+    let homeserver = state.homeserver.as_ref();
+    let decision =
+        account::decide(&state.db, homeserver, &site.server_name, provider, &claims).await?;
+
+    let mut tx = state.db.begin_write().await?;
+    let (clock, rng) = (state.clock.as_ref(), &state.rng);
+    let (unbound, plan) = (decision.unbound, decision.plan);
+    let executed = account::execute(&mut tx, clock, rng, provider, &claims, unbound, plan).await?;
+    complete_session(
+        state,
+        &mut tx,
+        provider,
+        &session,
+        &identity,
+        executed.link_id,
+    )
+    .await?;
+    if let Some(user) = &executed.user {
+        let queued_job = executed.queued_job;
+        return account::log_in(state, tx, jar, &session, user, &browser, queued_job).await;
     }
-    let Some(code) = params.code.as_deref().filter(|code| !code.is_empty()) else {
-        return Err(failure::provider_error(
-            provider,
-            "invalid_request",
-            Some("no code in the callback"),
-        ));
-    };
-    let redirect_uri = redirect_uri(state, &provider.id);
+    tx.commit().await?;
+    tracing::info!(
+        provider = %provider.id,
+        upstream_oauth_link.id = %executed.link_id,
+        "upstream login waits for the account confirmation"
+    );
+    let mut sessions = UpstreamSessions::load(&jar, state.clock.now_unix_ms());
+    sessions.set_link(session.id, executed.link_id);
+    sessions
+        .save(&mut jar, &mut state.rng.fork())
+        .map_err(HtmlError::internal)?;
+    let destination = state
+        .urls
+        .relative(&routes::upstream_link(executed.link_id));
+    Ok((jar, Redirect::to(&destination)).into_response())
+}
+
+/// Has the provider exchange `code` and validate the ID token (and fetch userinfo), then
+/// imports the claims.
+async fn verified_identity(
+    state: &UpstreamState,
+    provider: &Provider,
+    session: &UpstreamSession,
+    code: &str,
+) -> Result<(UpstreamIdentity, ImportedClaims), HtmlError> {
+    let redirect_uri = redirect_uri(&state.urls, &provider.id);
     let identity = provider
         .complete(CallbackParams {
             redirect_uri: &redirect_uri,
@@ -228,26 +262,47 @@ async fn handle(
         .map_err(|error| failure::upstream_error(provider, &error))?;
     let claims = import_claims(provider, &identity)
         .map_err(|error| failure::claims_error(provider, &error))?;
-    let decision = account::decide(state, provider, &claims).await?;
+    Ok((identity, claims))
+}
 
-    let mut tx = state.db.begin_write().await?;
-    let executed = account::execute(
-        state,
-        &mut tx,
-        provider,
-        &claims,
-        decision.unbound,
-        decision.plan,
-    )
-    .await?;
+/// The code of the provider's answer; an `error` answer (checked only once the state is known
+/// to be this browser's) or one without a code is a refusal.
+fn answered_code<'a>(provider: &Provider, params: &'a CallbackQuery) -> Result<&'a str, HtmlError> {
+    if let Some(error) = params.error.as_deref() {
+        let description = params.error_description.as_deref();
+        return Err(if error == "access_denied" {
+            failure::cancelled(provider, description)
+        } else {
+            failure::provider_error(provider, error, description)
+        });
+    }
+    params
+        .code
+        .as_deref()
+        .filter(|code| !code.is_empty())
+        .ok_or_else(|| {
+            failure::provider_error(provider, "invalid_request", Some("no code in the callback"))
+        })
+}
+
+/// Marks the authorization session completed with the subject's link `link_id` and what the
+/// provider sent, once: a concurrent callback that completed it first makes this one a replay.
+async fn complete_session(
+    state: &UpstreamState,
+    tx: &mut sqlx::AnyConnection,
+    provider: &Provider,
+    session: &UpstreamSession,
+    identity: &UpstreamIdentity,
+    link_id: ulid::Ulid,
+) -> Result<(), HtmlError> {
     let completion = UpstreamCompletion {
-        link_id: executed.link_id,
+        link_id,
         id_token: &identity.id_token,
         id_token_claims: &identity.id_token_claims,
         userinfo: identity.userinfo.as_ref(),
     };
     if !upstream_sessions::complete_upstream_session(
-        &mut tx,
+        tx,
         state.clock.as_ref(),
         session.id,
         completion,
@@ -259,32 +314,5 @@ async fn handle(
             "a concurrent callback completed the authorization session",
         ));
     }
-    if let Some(user) = &executed.user {
-        return account::log_in(
-            state,
-            tx,
-            jar,
-            &session,
-            user,
-            &browser,
-            executed.queued_job,
-        )
-        .await;
-    }
-    tx.commit().await?;
-    tracing::info!(
-        provider = %provider.id,
-        upstream_oauth_link.id = %executed.link_id,
-        "upstream login waits for the account confirmation"
-    );
-    let mut rng = state.rng.fork();
-    let mut sessions = UpstreamSessions::load(&jar, state.clock.now_unix_ms());
-    sessions.set_link(session.id, executed.link_id);
-    sessions
-        .save(&mut jar, &mut rng)
-        .map_err(HtmlError::internal)?;
-    let destination = state
-        .urls
-        .relative(&routes::upstream_link(executed.link_id));
-    Ok((jar, Redirect::to(&destination)).into_response())
+    Ok(())
 }

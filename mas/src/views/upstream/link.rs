@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -25,23 +23,20 @@ use super::account::{
 };
 use super::callback::browser_info;
 use super::cookie::UpstreamSessions;
-use super::failure;
-use crate::app::AppState;
+use super::{UpstreamState, failure};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::model::{UpstreamLink, UpstreamSession, User};
-use crate::pages::{bad_form, csrf_failed};
+use crate::pages::CsrfForm;
 use crate::routes;
 use crate::storage::{upstream_links, upstream_sessions, users};
-use crate::templates::{FormError, UpstreamLinkContext};
+use crate::templates::{FormError, Templates, UpstreamLinkContext};
 use crate::upstream::{ImportAction, ImportedClaims, Provider, UpstreamIdentity, import_claims};
 
-/// The confirmation form.
+/// The confirmation form (besides its CSRF token).
 #[derive(Debug, Deserialize)]
 pub(super) struct LinkForm {
-    #[serde(default)]
-    csrf: String,
     username: Option<String>,
     import_display_name: Option<String>,
     import_email: Option<String>,
@@ -63,14 +58,14 @@ struct Loaded {
     claims: ImportedClaims,
 }
 
-async fn load(state: &AppState, jar: &CookieJar, link_id: &str) -> Result<Loaded, HtmlError> {
+async fn load(state: &UpstreamState, jar: &CookieJar, link_id: &str) -> Result<Loaded, HtmlError> {
     let link_id: Ulid = link_id.parse().map_err(|_| not_found())?;
     let mut conn = state.db.acquire().await?;
     let link = upstream_links::find_upstream_link(&mut conn, link_id)
         .await?
         .ok_or_else(not_found)?;
     let provider = state
-        .upstream
+        .providers
         .get(&link.provider_id)
         .ok_or_else(|| failure::unknown_provider(&link.provider_id))?
         .clone();
@@ -108,7 +103,8 @@ async fn load(state: &AppState, jar: &CookieJar, link_id: &str) -> Result<Loaded
 
 /// Renders the page, with `username` in the field and `errors`.
 fn render(
-    state: &AppState,
+    state: &UpstreamState,
+    templates: &Templates,
     mut jar: CookieJar,
     loaded: &Loaded,
     username: Option<String>,
@@ -142,13 +138,13 @@ fn render(
         email_optional: claims.email.action == ImportAction::Suggest,
         errors,
     };
-    let html = state.templates.render_upstream_link(&context)?;
+    let html = templates.render_upstream_link(&context)?;
     Ok((status, jar, Html(html)).into_response())
 }
 
 /// The link got a user meanwhile (another tab confirmed it): log in as that user.
 async fn log_in_linked(
-    state: &AppState,
+    state: &UpstreamState,
     jar: CookieJar,
     loaded: &Loaded,
     user_id: Ulid,
@@ -165,7 +161,8 @@ async fn log_in_linked(
 /// `GET /upstream/link/{link_id}`.
 #[tracing::instrument(name = "handlers.upstream.link.get", skip_all, fields(upstream_oauth_link.id = %link_id))]
 pub(super) async fn get(
-    State(state): State<AppState>,
+    State(state): State<UpstreamState>,
+    State(templates): State<Templates>,
     ip: ClientIp,
     jar: CookieJar,
     headers: HeaderMap,
@@ -176,7 +173,7 @@ pub(super) async fn get(
         let browser = browser_info(&headers, ip);
         return log_in_linked(&state, jar, &loaded, user_id, &browser).await;
     }
-    render(&state, jar, &loaded, None, Vec::new())
+    render(&state, &templates, jar, &loaded, None, Vec::new())
 }
 
 /// Whether a typed username is a valid Matrix localpart (docs/protocol.md#usernames): the grammar,
@@ -202,7 +199,7 @@ fn username_problem(username: &str, server_name: &str) -> Option<&'static str> {
 
 /// The plan for the form, or the form errors to show.
 async fn plan_for_form(
-    state: &AppState,
+    state: &UpstreamState,
     loaded: &Loaded,
     form: &LinkForm,
 ) -> Result<Result<Plan, (String, Vec<FormError>)>, HtmlError> {
@@ -224,8 +221,10 @@ async fn plan_for_form(
         return Ok(Err((username, vec![FormError::field("username", problem)])));
     }
     let mut conn = state.db.acquire().await?;
+    let homeserver = state.homeserver.as_ref();
     let check =
-        account::check_username(state, &mut conn, provider, &username, fixed.is_some()).await?;
+        account::check_username(&mut conn, homeserver, provider, &username, fixed.is_some())
+            .await?;
     let opted_in = |action: ImportAction, field: &Option<String>| {
         action != ImportAction::Suggest || field.is_some()
     };
@@ -259,16 +258,13 @@ async fn plan_for_form(
 /// `POST /upstream/link/{link_id}`.
 #[tracing::instrument(name = "handlers.upstream.link.post", skip_all, fields(upstream_oauth_link.id = %link_id))]
 pub(super) async fn post(
-    State(state): State<AppState>,
+    State(state): State<UpstreamState>,
+    State(templates): State<Templates>,
     ip: ClientIp,
-    jar: CookieJar,
     headers: HeaderMap,
     Path(link_id): Path<String>,
-    form: Result<Form<LinkForm>, FormRejection>,
+    CsrfForm { jar, fields: form }: CsrfForm<LinkForm>,
 ) -> Result<Response, HtmlError> {
-    let Form(form) = form.map_err(|rejection| bad_form(&rejection))?;
-    jar.verify_csrf(state.clock.as_ref(), &form.csrf)
-        .map_err(csrf_failed)?;
     let loaded = load(&state, &jar, &link_id).await?;
     let browser = browser_info(&headers, ip);
     if let Some(user_id) = loaded.link.user_id {
@@ -276,12 +272,15 @@ pub(super) async fn post(
     }
     let plan = match plan_for_form(&state, &loaded, &form).await? {
         Ok(plan) => plan,
-        Err((username, errors)) => return render(&state, jar, &loaded, Some(username), errors),
+        Err((username, errors)) => {
+            return render(&state, &templates, jar, &loaded, Some(username), errors);
+        }
     };
     let mut tx = state.db.begin_write().await?;
     let executed = account::execute(
-        &state,
         &mut tx,
+        state.clock.as_ref(),
+        &state.rng,
         &loaded.provider,
         &loaded.claims,
         Some(loaded.link.id),
