@@ -14,7 +14,7 @@ use crate::paths::{Layout, mas_cli};
 use crate::render::RenderError;
 use crate::secrets::SecretsError;
 use crate::state::{Pin, StateError};
-use crate::{database, render, secrets, state};
+use crate::{appservices, database, render, secrets, state};
 
 /// Problems found before anything was written, one line each.
 #[derive(Debug)]
@@ -66,6 +66,9 @@ pub async fn preflight(
             }
         }
     }
+    if let Err(appservices::Problems(found)) = appservices::load(&layout.appservices_dir()) {
+        problems.extend(found.iter().map(ToString::to_string));
+    }
     if let Database::Postgres(pg) = &env.database
         && let Err(e) = database::check(pg, env.db_wait).await
     {
@@ -101,6 +104,7 @@ pub fn prepare(env: &Env, layout: &Layout, pin: &Pin) -> Result<String, PrepareE
         (layout.synapse_dir(), 0o750),
         (layout.mas_dir(), 0o750),
         (layout.overrides_dir(), 0o750),
+        (layout.appservices_dir(), 0o700),
     ] {
         ensure_dir(&dir, mode).map_err(|source| PrepareError::CreateDir { path: dir, source })?;
     }

@@ -2,7 +2,8 @@
 //! what to do. Is the appliance running; is delegation served on the server name's domain
 //! (the exact JSON expected); do the login paths reach MAS through the public origin; which
 //! Synapse and MAS run; is the PostgreSQL database's collation `C`; is there free disk on the
-//! data dir; are the secrets present with the right modes.
+//! data dir; are the secrets present with the right modes; which appservices are registered, and
+//! does each one's URL answer.
 //!
 //! Every network check has a short timeout and they run concurrently, so the doctor never hangs.
 //! It reads only: nothing is created, rendered or fixed here. The test email is `mas-cli
@@ -67,7 +68,7 @@ pub async fn run(env: &Env, layout: &Layout, server_name: &str) -> Vec<Check> {
     let running = appliance_running(env).await;
     let is_running = running.ok;
     let origin = env.origin_str();
-    let (server, client, login, discovery, synapse, mas, database) = tokio::join!(
+    let (server, client, login, discovery, synapse, mas, database, bridges) = tokio::join!(
         well_known_server(env, server_name),
         well_known_client(env, server_name),
         login_path(&origin),
@@ -75,8 +76,9 @@ pub async fn run(env: &Env, layout: &Layout, server_name: &str) -> Vec<Check> {
         synapse_version(env, is_running),
         mas_version(env, is_running),
         database(env),
+        appservices(layout, server_name),
     );
-    vec![
+    let mut checks = vec![
         running,
         server,
         client,
@@ -87,7 +89,9 @@ pub async fn run(env: &Env, layout: &Layout, server_name: &str) -> Vec<Check> {
         database,
         free_disk(&layout.data),
         secrets(layout),
-    ]
+    ];
+    checks.extend(bridges);
+    checks
 }
 
 async fn appliance_running(env: &Env) -> Check {
@@ -469,6 +473,74 @@ pub fn secrets(layout: &Layout) -> Check {
         ))
     } else {
         Check::fail(format!("secrets: {}", problems.join("; ")))
+    }
+}
+
+/// One line per registered appservice (id, URL, sender) saying whether its URL answers, or one
+/// line per problem of the registration files, or one line saying there are none.
+pub async fn appservices(layout: &Layout, server_name: &str) -> Vec<Check> {
+    let dir = layout.appservices_dir();
+    let registrations = match crate::appservices::load(&dir) {
+        Ok(r) if r.is_empty() => {
+            return vec![Check::pass(format!(
+                "appservices: none registered (put bridge registration files in {})",
+                dir.display()
+            ))];
+        }
+        Ok(r) => r,
+        Err(crate::appservices::Problems(problems)) => {
+            return problems
+                .iter()
+                .map(|p| {
+                    Check::fail(format!(
+                        "appservices: {p}; the appliance does not start until this is fixed"
+                    ))
+                })
+                .collect();
+        }
+    };
+    // Concurrently, so that many bridges down still cost one timeout.
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, registration) in registrations.into_iter().enumerate() {
+        let sender = format!("@{}:{server_name}", registration.sender_localpart);
+        probes.spawn(async move { (i, appservice_reachable(&registration, &sender).await) });
+    }
+    let mut checks: Vec<(usize, Check)> = Vec::new();
+    while let Some(joined) = probes.join_next().await {
+        match joined {
+            Ok(check) => checks.push(check),
+            Err(e) => checks.push((usize::MAX, Check::fail(format!("appservices: {e}")))),
+        }
+    }
+    checks.sort_by_key(|(i, _)| *i);
+    checks.into_iter().map(|(_, check)| check).collect()
+}
+
+/// Any HTTP answer from the registration's `url` counts: the appservice API has no health
+/// endpoint, and a bridge answers unknown paths with an error.
+async fn appservice_reachable(
+    registration: &crate::appservices::Registration,
+    sender: &str,
+) -> Check {
+    let id = &registration.id;
+    let file = &registration.file;
+    let Some(url) = &registration.url else {
+        return Check::pass(format!(
+            "appservice {id} ({file}): no URL, push disabled; sender {sender}"
+        ));
+    };
+    let answer = match Url::parse(url) {
+        Ok(parsed) => http::get(&parsed, TIMEOUT).await.map(|f| f.status),
+        Err(e) => Err(FetchError::BadUrl(e)),
+    };
+    match answer {
+        Ok(status) => Check::pass(format!(
+            "appservice {id} ({file}): {url} answers (HTTP {}); sender {sender}",
+            status.as_u16()
+        )),
+        Err(e) => Check::fail(format!(
+            "appservice {id} ({file}): {url}: {e}; sender {sender}; start the bridge, or fix              `url` in {file} (Synapse cannot push events to it)"
+        )),
     }
 }
 

@@ -1,10 +1,11 @@
 //! The appliance supervisor as a library, so that its parts can be tested one by one.
 //!
 //! `env` parses the environment, `paths` knows the layout, `secrets` and `state` keep what must
-//! persist, `render` writes the configs, `database` checks PostgreSQL, `child` and `supervise`
-//! run Synapse and MAS, `router` fronts them on the public port, `doctor` checks a running
-//! appliance.
+//! persist, `appservices` checks the bridges' registration files, `render` writes the configs,
+//! `database` checks PostgreSQL, `child` and `supervise` run Synapse and MAS, `router` fronts
+//! them on the public port, `doctor` checks a running appliance.
 
+pub mod appservices;
 pub mod bootstrap;
 pub mod child;
 pub mod database;

@@ -49,6 +49,11 @@ impl Layout {
         self.data.join("config")
     }
 
+    /// `<data>/appservices/`: the operator's appservice registration files.
+    pub fn appservices_dir(&self) -> PathBuf {
+        self.data.join(crate::appservices::DIR_NAME)
+    }
+
     pub fn synapse_dir(&self) -> PathBuf {
         self.data.join("synapse")
     }

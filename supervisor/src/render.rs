@@ -3,8 +3,10 @@
 //! mode, then layered: appliance defaults < operator overrides in `<data>/config/` < keys the
 //! appliance owns. An override of an owned key, or of a key Synapse refuses next to MAS, is dropped
 //! with a log line. MAS's upstream providers are a list with a rule of their own (see `providers`):
-//! the platform's comes first, the operator's are appended. The results are written atomically,
-//! mode 0600, into the run dir (the platform provider's client secret is inline in mas.yaml).
+//! the platform's comes first, the operator's are appended. Synapse gets the appservice
+//! registrations of `<data>/appservices/` once they pass their checks (see `appservices`). The
+//! results are written atomically, mode 0600, into the run dir (the platform provider's client
+//! secret is inline in mas.yaml).
 
 use std::io;
 use std::path::Path;
@@ -44,6 +46,14 @@ pub const SYNAPSE_OWNED: &[&str] = &[
     "registration_shared_secret",
     "registration_shared_secret_path",
     "matrix_authentication_service",
+    // The checked files of `<data>/appservices/` (see `appservices`), nothing else.
+    "app_service_config_files",
+    // What encrypted bridges need (README "Bridges"): MSC3202's device lists and one-time key
+    // counts, and MSC2409/MSC4203's to-device messages, in appservice transactions. Each
+    // appservice still opts in from its registration; other experimental features stay the
+    // operator's.
+    "experimental_features.msc3202_transaction_extensions",
+    "experimental_features.msc2409_to_device_messages_enabled",
 ];
 
 /// Synapse keys that make Synapse refuse to start when MAS is enabled (its config checks for
@@ -100,6 +110,8 @@ pub enum RenderError {
         path: String,
         source: providers::ProvidersError,
     },
+    #[error(transparent)]
+    Appservices(#[from] crate::appservices::Problems),
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: io::Error },
 }
@@ -115,7 +127,11 @@ pub struct Rendered {
 
 /// Renders every config for `env`, with `server_name` the pinned name.
 pub fn render(env: &Env, layout: &Layout, server_name: &str) -> Result<Rendered, RenderError> {
-    let ctx = Context::new(env, layout, server_name);
+    let mut ctx = Context::new(env, layout, server_name);
+    ctx.appservice_files = crate::appservices::load(&layout.appservices_dir())?
+        .into_iter()
+        .map(|r| r.path.display().to_string())
+        .collect();
     let mut ignored = Vec::new();
 
     let homeserver = layered(

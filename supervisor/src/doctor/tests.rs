@@ -198,3 +198,108 @@ fn test_email_command_runs_as_the_target_user() {
         format!("{uid} {gid} {gid} -c /run/mas.yaml doctor --send-test-email admin@example.com\n")
     );
 }
+
+fn write_registration(layout: &Layout, name: &str, id: &str, url: &str) {
+    let dir = layout.appservices_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(name),
+        format!(
+            "id: {id}\nurl: {url}\nas_token: as-{id}-s3cret\nhs_token: hs-{id}-s3cret\n\
+             sender_localpart: {id}bot\nnamespaces: {{users: []}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn appservices_none_registered_is_one_passing_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&tmp.path().join("data"), &tmp.path().join("run"));
+    let checks = appservices(&layout, "example.com").await;
+    assert_eq!(checks.len(), 1);
+    assert!(checks[0].ok, "{}", checks[0]);
+    assert!(
+        checks[0].text.starts_with("appservices: none registered"),
+        "{}",
+        checks[0]
+    );
+}
+
+#[tokio::test]
+async fn appservices_are_listed_with_url_and_sender_and_a_dead_url_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&tmp.path().join("data"), &tmp.path().join("run"));
+    // Something answering HTTP (any status counts), a closed port, and push turned off.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let alive = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let dead = unused_port();
+    write_registration(
+        &layout,
+        "a.yaml",
+        "alive",
+        &format!("http://127.0.0.1:{alive}"),
+    );
+    write_registration(
+        &layout,
+        "b.yaml",
+        "dead",
+        &format!("http://127.0.0.1:{dead}"),
+    );
+    write_registration(&layout, "c.yaml", "quiet", "null");
+    let checks = appservices(&layout, "example.com").await;
+    let lines: Vec<String> = checks.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "✅ appservice alive (appservices/a.yaml): http://127.0.0.1:{alive} answers (HTTP 404); \
+             sender @alivebot:example.com"
+        )
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "❌ appservice dead (appservices/b.yaml): http://127.0.0.1:{dead}: cannot connect"
+        )),
+        "{lines:?}"
+    );
+    assert!(lines[1].contains("start the bridge"), "{lines:?}");
+    assert_eq!(
+        lines[2],
+        "✅ appservice quiet (appservices/c.yaml): no URL, push disabled; sender @quietbot:example.com"
+    );
+    assert!(lines.iter().all(|l| !l.contains("s3cret")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn appservices_with_a_bad_registration_fail_naming_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&tmp.path().join("data"), &tmp.path().join("run"));
+    write_registration(&layout, "a.yaml", "one", "null");
+    write_registration(&layout, "b.yaml", "one", "null");
+    let checks = appservices(&layout, "example.com").await;
+    let lines: Vec<String> = checks.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 4, "id, sender and both tokens: {lines:?}");
+    assert_eq!(
+        lines[..2],
+        [
+            "❌ appservices: appservices/b.yaml: id: \"one\" is also used by appservices/a.yaml; \
+             the appliance does not start until this is fixed",
+            "❌ appservices: appservices/b.yaml: sender_localpart: \"onebot\" is also used by \
+             appservices/a.yaml; the appliance does not start until this is fixed",
+        ]
+    );
+    assert!(lines.iter().all(|l| !l.contains("s3cret")), "{lines:?}");
+}

@@ -29,6 +29,9 @@ pub struct Context {
     pub mail: Option<MailContext>,
     /// The platform's OIDC provider, rendered as MAS's first upstream provider.
     pub oidc: Option<OidcContext>,
+    /// Absolute paths of the checked appservice registrations, for Synapse's
+    /// `app_service_config_files` (filled in by `render`, which reads the directory).
+    pub appservice_files: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -243,6 +246,7 @@ impl Context {
             turn,
             mail,
             oidc: env.oidc.as_ref().map(OidcContext::new),
+            appservice_files: Vec::new(),
         }
     }
 }

@@ -625,3 +625,118 @@ fn the_client_secret_is_only_in_the_private_mas_yaml() {
         "Debug hides the secret"
     );
 }
+
+/// A registration Synapse accepts, for the appservice rendering tests.
+fn registration(id: &str) -> String {
+    format!(
+        "id: {id}\nurl: null\nas_token: as-{id}\nhs_token: hs-{id}\nsender_localpart: {id}bot\n\
+         namespaces: {{users: [{{exclusive: true, regex: '@{id}_.*'}}]}}\n"
+    )
+}
+
+#[test]
+fn homeserver_without_appservices_has_no_registration_list_but_the_bridge_features() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = render(&env(&[]), &layout(tmp.path()), "localhost").unwrap();
+    let hs = yaml(&r.homeserver);
+    assert!(hs.get("app_service_config_files").is_none(), "{hs:?}");
+    assert_eq!(
+        at(&hs, "experimental_features.msc3202_transaction_extensions"),
+        true
+    );
+    assert_eq!(
+        at(
+            &hs,
+            "experimental_features.msc2409_to_device_messages_enabled"
+        ),
+        true
+    );
+}
+
+#[test]
+fn homeserver_lists_the_checked_appservice_files_by_absolute_path_in_name_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let dir = layout.appservices_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("whatsapp.yaml"), registration("whatsapp")).unwrap();
+    std::fs::write(dir.join("telegram.yml"), registration("telegram")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a registration").unwrap();
+    let r = render(&env(&[]), &layout, "localhost").unwrap();
+    let hs = yaml(&r.homeserver);
+    let expected: Vec<Value> = ["telegram.yml", "whatsapp.yaml"]
+        .iter()
+        .map(|name| Value::from(dir.join(name).display().to_string()))
+        .collect();
+    assert_eq!(
+        hs["app_service_config_files"],
+        Value::Sequence(expected),
+        "{}",
+        r.homeserver
+    );
+    assert!(dir.is_absolute());
+    assert!(
+        !r.homeserver.contains("as-telegram"),
+        "no token in the config"
+    );
+}
+
+#[test]
+fn a_bad_appservice_file_stops_the_render_naming_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let dir = layout.appservices_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("telegram.yaml"),
+        registration("telegram").replace("as_token: as-telegram\n", ""),
+    )
+    .unwrap();
+    let err = render(&env(&[]), &layout, "localhost").unwrap_err();
+    assert!(matches!(err, RenderError::Appservices(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "appservices/telegram.yaml: as_token: missing"
+    );
+}
+
+#[test]
+fn operator_overrides_keep_their_experimental_features_but_not_the_bridge_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    std::fs::create_dir_all(layout.overrides_dir()).unwrap();
+    std::fs::write(
+        layout.overrides_dir().join("homeserver.yaml"),
+        "experimental_features:\n\
+         \x20 msc3266_enabled: true\n\
+         \x20 msc3202_transaction_extensions: false\n\
+         \x20 msc2409_to_device_messages_enabled: false\n\
+         app_service_config_files: [/etc/unchecked.yaml]\n",
+    )
+    .unwrap();
+    let r = render(&env(&[]), &layout, "localhost").unwrap();
+    let hs = yaml(&r.homeserver);
+    assert_eq!(at(&hs, "experimental_features.msc3266_enabled"), true);
+    assert_eq!(
+        at(&hs, "experimental_features.msc3202_transaction_extensions"),
+        true
+    );
+    assert_eq!(
+        at(
+            &hs,
+            "experimental_features.msc2409_to_device_messages_enabled"
+        ),
+        true
+    );
+    assert!(hs.get("app_service_config_files").is_none(), "{hs:?}");
+    let mut keys: Vec<&str> = r.ignored.iter().map(|i| i.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "app_service_config_files",
+            "experimental_features.msc2409_to_device_messages_enabled",
+            "experimental_features.msc3202_transaction_extensions",
+        ]
+    );
+}
