@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -15,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::app::AppState;
 use crate::clock::Clock;
 use crate::error::HtmlError;
+use crate::extract::params::{FormError, ParamsError, StrictForm};
 use crate::extract::{CookieJar, CookieManager, CsrfError, CsrfToken};
 use crate::homeserver::{CONSENT_QUERY_TIMEOUT, HomeserverConnection};
 use crate::model::User;
@@ -87,10 +87,10 @@ impl PageState {
 
 /// A page's form POST whose CSRF token passed (docs/protocol.md#cookies-and-csrf): the fields
 /// `T` and the request's cookie jar, handed back for the handler's own use. The body is read
-/// like [`axum::Form`] reads it, and refused before the handler runs: an unreadable form is the
-/// [`bad_form`] page, then a `csrf` field that does not match the session's CSRF cookie the
-/// [`csrf_failed`] page (403). Being a body extractor, it comes last among a handler's
-/// arguments.
+/// strictly ([`StrictForm`]: bad escapes, bytes that are not UTF-8 and repeated names refused)
+/// and refused before the handler runs: an unreadable form is the [`bad_form`] page, then a
+/// `csrf` field that does not match the session's CSRF cookie the [`csrf_failed`] page (403).
+/// Being a body extractor, it comes last among a handler's arguments.
 #[derive(Debug)]
 pub(crate) struct CsrfForm<T = NoFields> {
     /// The request's cookies (the CSRF check does not change them).
@@ -103,13 +103,12 @@ pub(crate) struct CsrfForm<T = NoFields> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct NoFields {}
 
-/// The body of a page form: the `csrf` field and the form's own fields.
+/// The `csrf` field of a page form; `T` reads the form's own fields from the same pairs
+/// (serde ignores the names a type does not declare).
 #[derive(Deserialize)]
-struct WithCsrf<T> {
+struct Csrf {
     #[serde(default)]
     csrf: String,
-    #[serde(flatten)]
-    fields: T,
 }
 
 impl<S, T> FromRequest<S> for CsrfForm<T>
@@ -123,9 +122,10 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let jar = CookieManager::from_ref(state).jar(request.headers());
-        let Form(WithCsrf { csrf, fields }) = Form::<WithCsrf<T>>::from_request(request, state)
-            .await
-            .map_err(|rejection| bad_form(&rejection))?;
+        let StrictForm((Csrf { csrf }, fields)) =
+            StrictForm::<(Csrf, T)>::from_request(request, state)
+                .await
+                .map_err(|rejection| bad_form(&rejection))?;
         let clock = Arc::<dyn Clock>::from_ref(state);
         jar.verify_csrf(clock.as_ref(), &csrf)
             .map_err(csrf_failed)?;
@@ -145,22 +145,18 @@ fn csrf_failed(error: CsrfError) -> HtmlError {
 }
 
 /// The page for a form body that could not be read.
-pub(crate) fn bad_form(rejection: &axum::extract::rejection::FormRejection) -> HtmlError {
-    let status = rejection.status();
-    let status = if status.is_client_error() {
-        status
-    } else {
-        StatusCode::BAD_REQUEST
-    };
+pub(crate) fn bad_form(rejection: &FormError) -> HtmlError {
+    tracing::info!(reason = %rejection, "form refused");
     HtmlError::new(
-        status,
+        rejection.status(),
         "Invalid form",
         "The form could not be read. Go back, reload the page and try again.",
     )
 }
 
 /// The page for a query string that could not be read.
-pub(crate) fn bad_query(_rejection: &axum::extract::rejection::QueryRejection) -> HtmlError {
+pub(crate) fn bad_query(rejection: &ParamsError) -> HtmlError {
+    tracing::info!(reason = %rejection, "query refused");
     HtmlError::bad_request(
         "Invalid link",
         "The address of this page is malformed. Go back and try again.",

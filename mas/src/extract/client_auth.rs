@@ -33,20 +33,15 @@ impl FormParams {
     /// Parses an `application/x-www-form-urlencoded` body. Repeated names, bad percent
     /// escapes and bytes that are not UTF-8 are `invalid_request`.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let pairs = super::params::decode_pairs(body)
+        let pairs = super::params::strict_pairs(body)
             .map_err(|error| OAuthError::invalid_request(error.to_string()))?;
-        let mut params = BTreeMap::new();
-        for (name, value) in pairs {
-            if params.contains_key(&name) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{name}` is repeated"
-                )));
-            }
-            params.insert(name, value);
-        }
         // Empty values are dropped only now, so that `a=&a=x` is still a repetition.
-        params.retain(|_, value: &mut String| !value.is_empty());
-        Ok(Self(params))
+        Ok(Self(
+            pairs
+                .into_iter()
+                .filter(|(_, value)| !value.is_empty())
+                .collect(),
+        ))
     }
 
     /// The value of `name`, if given.

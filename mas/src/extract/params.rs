@@ -1,7 +1,17 @@
 //! Decoding `application/x-www-form-urlencoded` text (WHATWG URL §5.1), strictly, as RFC 6749
 //! §3.1 asks of OAuth parameters: a bad percent escape or bytes that are not UTF-8 are an error,
 //! not a replacement character. Used for form bodies ([`super::client_auth::FormParams`]) and
-//! for the authorization endpoint's query. What a repeated name means is the caller's to say.
+//! for the authorization endpoint's query, and under [`StrictQuery`] and [`StrictForm`] for the
+//! queries and forms of the pages, where a repeated name is refused too.
+
+use std::collections::HashSet;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
 
 /// Why form-encoded text could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +60,115 @@ pub fn decode(raw: &[u8]) -> Result<String, DecodeError> {
         index += 1;
     }
     String::from_utf8(bytes).map_err(|_| DecodeError::Utf8)
+}
+
+/// Why a query or form could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    /// A bad percent escape or bytes that are not UTF-8.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A name given twice (RFC 6749 §3.1: "Request and response parameters MUST NOT be
+    /// included more than once").
+    #[error("parameter `{0}` is repeated")]
+    Repeated(String),
+    /// The pairs do not make the expected fields (a missing or unparsable one).
+    #[error("{0}")]
+    Fields(String),
+}
+
+/// The decoded pairs of `raw`, refusing a repeated name.
+pub fn strict_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, ParamsError> {
+    let pairs = decode_pairs(raw)?;
+    let mut seen = HashSet::with_capacity(pairs.len());
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(ParamsError::Repeated(name.clone()));
+    }
+    Ok(pairs)
+}
+
+/// `T` from form-encoded text, once [`strict_pairs`] has accepted it.
+pub fn deserialize<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ParamsError> {
+    strict_pairs(raw)?;
+    serde_urlencoded::from_bytes(raw).map_err(|error| ParamsError::Fields(error.to_string()))
+}
+
+// Handlers answer these in their own protocol's shape (`Result<StrictQuery<T>, ParamsError>`);
+// a bare rejection is plain text.
+impl IntoResponse for ParamsError {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, self.to_string()).into_response()
+    }
+}
+
+impl IntoResponse for FormError {
+    fn into_response(self) -> Response {
+        (self.status(), self.to_string()).into_response()
+    }
+}
+
+/// The query string as `T`, read strictly (no query reads as empty).
+#[derive(Debug, Clone)]
+pub struct StrictQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = ParamsError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        deserialize(query.as_bytes()).map(Self)
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body as `T`, read strictly.
+#[derive(Debug, Clone)]
+pub struct StrictForm<T>(pub T);
+
+/// Why a form body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    /// The body is not declared as a form.
+    #[error("the body must be application/x-www-form-urlencoded")]
+    ContentType,
+    /// The body could not be read: too large (413) or broken (400).
+    #[error("the body could not be read")]
+    Body(StatusCode),
+    /// The parameters are malformed.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+}
+
+impl FormError {
+    /// The status the refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Body(status) => *status,
+            Self::Params(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictForm<T> {
+    type Rejection = FormError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = "application/x-www-form-urlencoded";
+        if !super::client_auth::has_content_type(request.headers(), form) {
+            return Err(FormError::ContentType);
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                FormError::Body(if status.is_client_error() {
+                    status
+                } else {
+                    StatusCode::BAD_REQUEST
+                })
+            })?;
+        Ok(Self(deserialize(&body)?))
+    }
 }
 
 fn hex_value(byte: u8) -> Option<u8> {

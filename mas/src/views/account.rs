@@ -14,8 +14,7 @@ mod session_end;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -27,6 +26,7 @@ use crate::app::AppState;
 use crate::auth::post_auth::{PostAuthAction, login_url};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
+use crate::extract::params::{ParamsError, StrictQuery};
 use crate::extract::session::load_session;
 use crate::homeserver::HomeserverConnection;
 use crate::pages::{PageState, bad_query, user_view};
@@ -123,9 +123,9 @@ async fn get_page(
     State(db): State<Database>,
     State(homeserver): State<Arc<dyn HomeserverConnection>>,
     mut jar: CookieJar,
-    query: Result<Query<AccountQuery>, QueryRejection>,
+    query: Result<StrictQuery<AccountQuery>, ParamsError>,
 ) -> Result<Response, HtmlError> {
-    let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
+    let StrictQuery(query) = query.map_err(|rejection| bad_query(&rejection))?;
     let mut conn = db.acquire().await?;
     let Some(session) = load_session(&mut conn, &jar).await? else {
         return Ok(to_login(&page.urls, query.action, query.device_id));

@@ -15,8 +15,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -29,6 +28,7 @@ use crate::crypto::passwords::PasswordManager;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
+use crate::extract::params::{ParamsError, StrictQuery};
 use crate::extract::session::load_session;
 use crate::model::{AuthenticationMethod, BrowserSession};
 use crate::pages::{CsrfForm, PageState, bad_query};
@@ -192,9 +192,9 @@ pub(super) async fn get(
     State(page): State<PageState>,
     State(login): State<LoginState>,
     jar: CookieJar,
-    query: Result<Query<LoginQuery>, QueryRejection>,
+    query: Result<StrictQuery<LoginQuery>, ParamsError>,
 ) -> Result<Response, HtmlError> {
-    let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
+    let StrictQuery(query) = query.map_err(|rejection| bad_query(&rejection))?;
     let action = PostAuthAction::from_fields(query.kind.as_deref(), query.id.as_deref());
     let mut conn = login.db.acquire().await?;
     let session = load_session(&mut conn, &jar).await?;

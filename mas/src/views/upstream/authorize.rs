@@ -4,8 +4,7 @@
 //! listed in the browser's `upstream-oauth2-sessions` cookie and the browser goes to the provider
 //! (303). A provider that cannot be reached (discovery) is a 502 page; nothing is stored then.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -17,6 +16,7 @@ use crate::crypto::random;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
+use crate::extract::params::{ParamsError, StrictQuery};
 use crate::pages::bad_query;
 use crate::ratelimit::RateLimiter;
 use crate::storage::upstream_sessions::{self, NewUpstreamSession};
@@ -50,7 +50,7 @@ pub(super) async fn get(
     ClientIp(ip): ClientIp,
     mut jar: CookieJar,
     Path(provider_id): Path<String>,
-    query: Result<Query<AuthorizeQuery>, QueryRejection>,
+    query: Result<StrictQuery<AuthorizeQuery>, ParamsError>,
 ) -> Result<Response, HtmlError> {
     if let Err(limited) = limiter.check_upstream_authorize(ip, state.clock.now_unix_ms()) {
         tracing::info!(client.ip = ?ip, "upstream login refused: too many from this address");
@@ -64,7 +64,7 @@ pub(super) async fn get(
         );
         return Ok(limited.respond(error));
     }
-    let Query(query) = query.map_err(|rejection| bad_query(&rejection))?;
+    let StrictQuery(query) = query.map_err(|rejection| bad_query(&rejection))?;
     let provider = state
         .providers
         .get(&provider_id)

@@ -14,9 +14,7 @@
 //! When it arrives without the cookie, the page re-posts the same fields to the same URL from
 //! our own origin (one button, no JavaScript); that second POST carries the cookie.
 
-use axum::Form;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -27,6 +25,7 @@ use super::{UpstreamState, failure, redirect_uri};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
+use crate::extract::params::{FormError, ParamsError, StrictForm, StrictQuery};
 use crate::model::{UpstreamCompletion, UpstreamSession};
 use crate::pages::{bad_form, bad_query};
 use crate::routes::{self, UrlBuilder};
@@ -71,9 +70,9 @@ pub(super) async fn get(
     jar: CookieJar,
     headers: HeaderMap,
     Path(provider_id): Path<String>,
-    query: Result<Query<CallbackQuery>, QueryRejection>,
+    query: Result<StrictQuery<CallbackQuery>, ParamsError>,
 ) -> Result<Response, HtmlError> {
-    let Query(params) = query.map_err(|rejection| bad_query(&rejection))?;
+    let StrictQuery(params) = query.map_err(|rejection| bad_query(&rejection))?;
     handle(
         &state,
         jar,
@@ -97,9 +96,9 @@ pub(super) async fn post(
     jar: CookieJar,
     headers: HeaderMap,
     Path(provider_id): Path<String>,
-    form: Result<Form<CallbackQuery>, FormRejection>,
+    form: Result<StrictForm<CallbackQuery>, FormError>,
 ) -> Result<Response, HtmlError> {
-    let Form(params) = form.map_err(|rejection| bad_form(&rejection))?;
+    let StrictForm(params) = form.map_err(|rejection| bad_form(&rejection))?;
     let now = state.clock.now_unix_ms();
     if let Some(provider) = state.providers.get(&provider_id)
         && params.resubmitted.is_none()
