@@ -38,7 +38,7 @@ use crate::clock::Clock;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
-use crate::model::{Client, prompt_has};
+use crate::model::{Client, NewAuthorizationGrant, prompt_has};
 use crate::rng::RngSource;
 use crate::routes::UrlBuilder;
 use crate::storage::{Database, StorageError, clients, grants};
@@ -110,21 +110,34 @@ pub(crate) async fn get(
         return callback.error(&templates, prefix, error, description);
     }
 
+    store_and_continue(&db, clock.as_ref(), &rng, &urls, request, session.is_some()).await
+}
+
+/// Stores the checked request as a pending grant and sends the browser on: to the login page
+/// without a session or when the client asked for a fresh login, else to the consent page.
+async fn store_and_continue(
+    db: &Database,
+    clock: &dyn Clock,
+    rng: &RngSource,
+    urls: &UrlBuilder,
+    request: NewAuthorizationGrant,
+    signed_in: bool,
+) -> Result<Response, HtmlError> {
+    let prompt = request.prompt.as_deref();
+    let needs_login = !signed_in || prompt_has(prompt, "login") || prompt_has(prompt, "create");
     let login_hint = request.login_hint.clone();
-    let needs_login =
-        session.is_none() || prompt_has(prompt, "login") || prompt_has(prompt, "create");
+    let client_id = request.client_id;
     let mut tx = db.begin_write().await.map_err(internal)?;
-    let grant =
-        grants::create_authorization_grant(&mut tx, clock.as_ref(), &mut rng.fork(), request)
-            .await
-            .map_err(internal)?;
+    let grant = grants::create_authorization_grant(&mut tx, clock, &mut rng.fork(), request)
+        .await
+        .map_err(internal)?;
     tx.commit().await.map_err(|e| internal(e.into()))?;
-    tracing::info!(grant.id = %grant.id, oauth2_client.id = %client.id, "authorization grant created");
+    tracing::info!(grant.id = %grant.id, oauth2_client.id = %client_id, "authorization grant created");
 
     let destination = if needs_login {
         // `prompt=create`: registration is not offered (yet), so the login page it is.
         let action = PostAuthAction::ContinueAuthorizationGrant { id: grant.id };
-        login_url(&urls, Some(&action), login_hint.as_deref())
+        login_url(urls, Some(&action), login_hint.as_deref())
     } else {
         urls.relative(&crate::routes::consent(grant.id))
     };

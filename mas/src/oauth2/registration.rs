@@ -19,7 +19,9 @@ use axum::Json;
 use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use url::Url;
 
 use self::rules::RegistrationError;
@@ -153,42 +155,45 @@ pub(crate) async fn post(
         .map(|secret| state.encrypter.encrypt(&mut rng, secret.as_bytes()));
 
     let mut conn = state.db.acquire().await?;
-    let existing = match &digest {
-        Some(digest) => clients::find_client_by_metadata_digest(&mut conn, digest).await?,
-        None => None,
-    };
-    let client = match existing {
-        Some(client) => client,
-        None => {
-            let added = clients::add_client(
-                &mut conn,
-                clock,
-                &mut rng,
-                encrypted,
-                metadata,
-                digest.clone(),
-            )
-            .await;
-            match (added, &digest) {
-                (Ok(client), _) => {
-                    tracing::info!(oauth2_client.id = %client.id, "client registered");
-                    client
-                }
-                // Registered by a concurrent request a moment ago.
-                (Err(StorageError::DuplicateClientMetadata), Some(digest)) => {
-                    clients::find_client_by_metadata_digest(&mut conn, digest)
-                        .await?
-                        .ok_or_else(|| OAuthError::internal("deduplicated client vanished"))?
-                }
-                (Err(error), _) => return Err(OAuthError::internal(error)),
-            }
-        }
-    };
+    let client = store_client(&mut conn, clock, &mut rng, metadata, encrypted, digest).await?;
     let mut response = (StatusCode::CREATED, Json(response(&client, secret))).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// Stores the client, or for a public client whose metadata `digest` is already known, returns
+/// the stored one (also when a concurrent identical registration wins the race).
+async fn store_client(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    rng: &mut (impl RngCore + ?Sized),
+    metadata: ClientMetadata,
+    encrypted: Option<String>,
+    digest: Option<String>,
+) -> Result<Client, OAuthError> {
+    let existing = match &digest {
+        Some(digest) => clients::find_client_by_metadata_digest(conn, digest).await?,
+        None => None,
+    };
+    if let Some(client) = existing {
+        return Ok(client);
+    }
+    let added = clients::add_client(conn, clock, rng, encrypted, metadata, digest.clone()).await;
+    match (added, &digest) {
+        (Ok(client), _) => {
+            tracing::info!(oauth2_client.id = %client.id, "client registered");
+            Ok(client)
+        }
+        // Registered by a concurrent request a moment ago.
+        (Err(StorageError::DuplicateClientMetadata), Some(digest)) => {
+            clients::find_client_by_metadata_digest(conn, digest)
+                .await?
+                .ok_or_else(|| OAuthError::internal("deduplicated client vanished"))
+        }
+        (Err(error), _) => Err(OAuthError::internal(error)),
+    }
 }
 
 /// Applies the defaults of RFC 7591 §2 and turns the request into [`ClientMetadata`],

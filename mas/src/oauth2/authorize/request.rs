@@ -275,6 +275,41 @@ pub(super) fn error_mode(params: &Params) -> ResponseMode {
     }
 }
 
+/// OpenID Connect Core §6: request objects (`request`, `request_uri`) are not supported, nor
+/// is passing registration metadata (`registration`) here.
+fn refuse_unsupported(params: &Params) -> Result<(), ClientError> {
+    for (name, error) in [
+        ("request", "request_not_supported"),
+        ("request_uri", "request_uri_not_supported"),
+        ("registration", "registration_not_supported"),
+    ] {
+        if params.get(name)?.is_some() {
+            return Err(ClientError::new(
+                error,
+                format!("the {name} parameter is not supported"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An ID token from the authorization endpoint needs the `openid` scope and a `nonce`
+/// (OpenID Connect Core, implicit and hybrid flows).
+fn check_id_token_request(scope: &Scope, nonce: Option<&str>) -> Result<(), ClientError> {
+    if !scope.has_openid() {
+        return Err(ClientError::invalid_request(
+            "an ID token needs the openid scope",
+        ));
+    }
+    if nonce.is_none() {
+        return Err(ClientError::invalid_request(
+            "a nonce is required when an ID token is returned from the authorization \
+             endpoint",
+        ));
+    }
+    Ok(())
+}
+
 /// The checked request, ready to be stored.
 pub(super) fn validate(
     params: &Params,
@@ -288,18 +323,7 @@ pub(super) fn validate(
         .map_err(|_| {
             ClientError::invalid_request("response_mode must be query, fragment or form_post")
         })?;
-    for (name, error) in [
-        ("request", "request_not_supported"),
-        ("request_uri", "request_uri_not_supported"),
-        ("registration", "registration_not_supported"),
-    ] {
-        if params.get(name)?.is_some() {
-            return Err(ClientError::new(
-                error,
-                format!("the {name} parameter is not supported"),
-            ));
-        }
-    }
+    refuse_unsupported(params)?;
     let response_type = parse_response_type(
         params
             .get("response_type")?
@@ -329,17 +353,7 @@ pub(super) fn validate(
         .map_err(|_| ClientError::new("invalid_scope", "the scope is malformed"))?;
     let nonce = params.get("nonce")?;
     if response_type.id_token {
-        if !scope.has_openid() {
-            return Err(ClientError::invalid_request(
-                "an ID token needs the openid scope",
-            ));
-        }
-        if nonce.is_none() {
-            return Err(ClientError::invalid_request(
-                "a nonce is required when an ID token is returned from the authorization \
-                 endpoint",
-            ));
-        }
+        check_id_token_request(&scope, nonce)?;
     }
     let prompt = parse_prompt(params.get("prompt")?)?;
     let code_challenge = check_pkce(params, client, response_type)?;

@@ -29,9 +29,10 @@ use crate::auth::sessions::SessionEnder;
 use crate::crypto::keystore::{ID_TOKEN_TTL_SECS, Keystore};
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
 use crate::error::OAuthError;
+use crate::homeserver::HomeserverConnection;
 use crate::model::{
     AuthorizationGrant, BrowserSession, Client, CodeChallenge, CodeChallengeMethod, GrantStage,
-    NewAuthorizationGrant, NewSession,
+    NewAuthorizationGrant, NewSession, User,
 };
 use crate::storage::{browser_sessions, grants, oauth2_sessions};
 
@@ -77,20 +78,7 @@ pub(super) async fn grant(
     let scope = grant.request.scope.clone();
     let user = browser.user;
     if let Some(device_id) = scope.device_id() {
-        provision_device(
-            state.homeserver.as_ref(),
-            &user.username,
-            device_id,
-            client.metadata.client_name.as_deref(),
-        )
-        .await
-        .map_err(|_: DeviceError| {
-            OAuthError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the homeserver is not available; try again later",
-            )
-        })?;
+        provision(state.homeserver.as_ref(), &user, device_id, client).await?;
     }
 
     let mut rng = state.rng.fork();
@@ -105,6 +93,7 @@ pub(super) async fn grant(
             exp: now / 1000 + ID_TOKEN_TTL_SECS,
             nonce: grant.request.nonce.clone(),
             auth_time: Some(auth_time / 1000),
+            // Set once the algorithm is known.
             at_hash: None,
             c_hash: None,
         };
@@ -224,6 +213,30 @@ async fn consenting_session(
     Ok((browser, auth_time))
 }
 
+/// Makes sure the homeserver knows `user` and its device `device_id` before anything is stored
+/// (docs/protocol.md#authorization-code-grant); if it cannot, 503 `temporarily_unavailable`.
+async fn provision(
+    homeserver: &dyn HomeserverConnection,
+    user: &User,
+    device_id: &str,
+    client: &Client,
+) -> Result<(), OAuthError> {
+    provision_device(
+        homeserver,
+        &user.username,
+        device_id,
+        client.metadata.client_name.as_deref(),
+    )
+    .await
+    .map_err(|_: DeviceError| {
+        OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the homeserver is not available; try again later",
+        )
+    })
+}
+
 /// Signs the ID token (RS256 unless the client registered another algorithm), with the
 /// `at_hash` of the new access token.
 fn sign_id_token(
@@ -313,64 +326,4 @@ pub(crate) fn verify_pkce(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    /// RFC 7636 appendix B.
-    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-    fn challenge(method: CodeChallengeMethod, value: &str) -> CodeChallenge {
-        CodeChallenge {
-            challenge: value.to_owned(),
-            method,
-        }
-    }
-
-    #[test]
-    fn s256_matches_the_rfc_example() {
-        let c = challenge(CodeChallengeMethod::S256, CHALLENGE);
-        assert!(verify_pkce(true, Some(&c), Some(VERIFIER)).is_ok());
-        let other = format!("{}x", &VERIFIER[..VERIFIER.len() - 1]);
-        assert_eq!(
-            verify_pkce(true, Some(&c), Some(&other)).unwrap_err().error,
-            "invalid_grant"
-        );
-    }
-
-    #[test]
-    fn public_clients_need_s256() {
-        assert_eq!(
-            verify_pkce(true, None, None).unwrap_err().error,
-            "invalid_grant"
-        );
-        let plain = challenge(CodeChallengeMethod::Plain, VERIFIER);
-        assert_eq!(
-            verify_pkce(true, Some(&plain), Some(VERIFIER))
-                .unwrap_err()
-                .error,
-            "invalid_grant"
-        );
-        assert!(verify_pkce(false, Some(&plain), Some(VERIFIER)).is_ok());
-        assert!(verify_pkce(false, None, None).is_ok());
-    }
-
-    #[test]
-    fn a_verifier_without_challenge_or_the_reverse_is_a_bad_request() {
-        let c = challenge(CodeChallengeMethod::S256, CHALLENGE);
-        assert_eq!(
-            verify_pkce(false, None, Some(VERIFIER)).unwrap_err().error,
-            "invalid_request"
-        );
-        assert_eq!(
-            verify_pkce(true, Some(&c), None).unwrap_err().error,
-            "invalid_request"
-        );
-        assert_eq!(
-            verify_pkce(true, Some(&c), Some("short"))
-                .unwrap_err()
-                .error,
-            "invalid_request"
-        );
-    }
-}
+mod tests;

@@ -53,3 +53,6 @@ pub(super) async fn grant(
     tx.commit().await?;
     Ok(TokenResponse::new(pair, ttl, &scope))
 }
+
+#[cfg(test)]
+mod tests;

@@ -225,3 +225,6 @@ async fn end_replayed_session(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
