@@ -4,15 +4,19 @@
 //! fetches this document over loopback and republishes it to clients (docs/protocol.md#discovery),
 //! so `issuer` and `account_management_uri` must be the public ones.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::app::SiteConfig;
+use crate::crypto::keystore::Keystore;
+use crate::crypto::passwords::PasswordManager;
 use crate::error::OAuthError;
-use crate::routes;
+use crate::routes::{self, UrlBuilder};
 
 /// The MSC4191 account-management actions we advertise (the deprecated `org.matrix.session_*`
 /// names included, as upstream does).
@@ -66,21 +70,26 @@ pub struct ProviderMetadata {
 }
 
 impl ProviderMetadata {
-    /// The document for this deployment.
-    pub fn new(state: &AppState) -> Self {
-        let url = |path: &str| state.urls.absolute(path).to_string();
-        let algorithms: Vec<&'static str> = state
-            .keystore
+    /// The document for this deployment. `create` is offered when passwords are enabled
+    /// (`passwords` is a manager) and the site allows password registration.
+    pub fn new(
+        urls: &UrlBuilder,
+        keystore: &Keystore,
+        site: &SiteConfig,
+        passwords: Option<&PasswordManager>,
+    ) -> Self {
+        let url = |path: &str| urls.absolute(path).to_string();
+        let algorithms: Vec<&'static str> = keystore
             .algorithms()
             .into_iter()
             .map(|alg| alg.as_str())
             .collect();
         let mut prompts = vec!["login"];
-        if state.site.account.password_registration_enabled && state.passwords.is_some() {
+        if site.account.password_registration_enabled && passwords.is_some() {
             prompts.push("create");
         }
         Self {
-            issuer: state.site.issuer.clone(),
+            issuer: site.issuer.clone(),
             authorization_endpoint: url(routes::AUTHORIZE),
             token_endpoint: url(routes::OAUTH2_TOKEN),
             jwks_uri: url(routes::OAUTH2_KEYS),
@@ -125,8 +134,18 @@ impl ProviderMetadata {
 
 /// `GET /.well-known/openid-configuration`.
 #[tracing::instrument(name = "handlers.oauth2.discovery.get", skip_all)]
-pub async fn get(State(state): State<AppState>) -> Json<ProviderMetadata> {
-    Json(ProviderMetadata::new(&state))
+pub async fn get(
+    State(urls): State<UrlBuilder>,
+    State(keystore): State<Arc<Keystore>>,
+    State(site): State<Arc<SiteConfig>>,
+    State(passwords): State<Option<Arc<PasswordManager>>>,
+) -> Json<ProviderMetadata> {
+    Json(ProviderMetadata::new(
+        &urls,
+        &keystore,
+        &site,
+        passwords.as_deref(),
+    ))
 }
 
 /// The WebFinger relation that asks for the OpenID Connect issuer.
@@ -156,7 +175,7 @@ struct WebFingerResponse {
 /// asked for (or no `rel` at all), as a JRD.
 #[tracing::instrument(name = "handlers.oauth2.webfinger.get", skip_all)]
 pub async fn webfinger(
-    State(state): State<AppState>,
+    State(site): State<Arc<SiteConfig>>,
     query: Result<Query<WebFingerQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
@@ -169,7 +188,7 @@ pub async fn webfinger(
     if query.rel.as_deref().is_none_or(|rel| rel == ISSUER_REL) {
         links.push(WebFingerLink {
             rel: ISSUER_REL,
-            href: state.site.issuer.clone(),
+            href: site.issuer.clone(),
         });
     }
     let mut response = (StatusCode::OK, Json(WebFingerResponse { subject, links })).into_response();

@@ -14,6 +14,8 @@
 //! **200 `{"active": false}`**: a 4xx would make Synapse answer 503 instead of logging the
 //! client out.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,13 +23,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use crate::app::AppState;
-use crate::crypto::{TokenKind, constant_time_eq, sha256_hex};
+use crate::app::SiteConfig;
+use crate::clock::Clock;
+use crate::crypto::{Encrypter, TokenKind, constant_time_eq, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::bearer::Bearer;
 use crate::extract::client_auth::ClientAuthorization;
 use crate::model::{CompatSession, Scope, Session, User};
-use crate::storage::{StorageError, access_tokens, compat, introspection};
+use crate::storage::{Database, StorageError, access_tokens, compat, introspection};
 
 /// The answer (RFC 7662 §2.2). Absent fields are omitted; times are Unix seconds.
 #[derive(Debug, Default, Serialize)]
@@ -74,6 +77,15 @@ impl IntrospectionResponse {
         device_id: None,
     };
 
+    /// `exp` and `expires_in` (whole seconds, never negative) for a token that expires at
+    /// `expires_at` (Unix ms); nothing for one that does not expire.
+    fn set_expiry(&mut self, expires_at: Option<i64>, now: i64) {
+        if let Some(expires_at) = expires_at {
+            self.exp = Some(expires_at / 1000);
+            self.expires_in = Some((expires_at - now).max(0) / 1000);
+        }
+    }
+
     /// The common fields of an active OAuth token of `session`.
     fn active(session: &Session, user: Option<&User>, created_at: i64) -> Self {
         Self {
@@ -119,22 +131,23 @@ impl From<RouteError> for OAuthError {
 /// `POST /oauth2/introspect`.
 #[tracing::instrument(name = "handlers.oauth2.introspection.post", skip_all)]
 pub async fn post(
-    State(state): State<AppState>,
+    State(db): State<Database>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(encrypter): State<Encrypter>,
+    State(site): State<Arc<SiteConfig>>,
     headers: axum::http::HeaderMap,
     Bearer(bearer): Bearer,
     request: ClientAuthorization,
 ) -> Result<Response, OAuthError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = db.acquire().await?;
     match (&bearer, &request.credentials) {
         (Some(secret), _) => {
-            if !constant_time_eq(secret.as_bytes(), state.site.matrix_secret.as_bytes()) {
+            if !constant_time_eq(secret.as_bytes(), site.matrix_secret.as_bytes()) {
                 return Err(RouteError::BadSecret.into());
             }
         }
         (None, Some(credentials)) => {
-            let client = credentials
-                .authenticate(&mut conn, &state.encrypter)
-                .await?;
+            let client = credentials.authenticate(&mut conn, &encrypter).await?;
             if client.is_public() {
                 return Err(RouteError::PublicClient.into());
             }
@@ -146,13 +159,13 @@ pub async fn post(
     }
     let token = request.form.require("token")?;
     let hint = request.form.get("token_type_hint");
-    let now = state.clock.now_unix_ms();
+    let now = clock.now_unix_ms();
     let supports_device_id = headers
         .get("x-mas-supports-device-id")
         .is_some_and(|value| value.as_bytes() == b"1");
     let answer = introspect(
         &mut conn,
-        state.clock.as_ref(),
+        clock.as_ref(),
         token,
         hint,
         now,
@@ -170,7 +183,7 @@ pub async fn post(
 /// the caller sent it.
 pub async fn introspect(
     conn: &mut AnyConnection,
-    clock: &dyn crate::clock::Clock,
+    clock: &dyn Clock,
     token: &str,
     hint: Option<&str>,
     now: i64,
@@ -190,93 +203,113 @@ pub async fn introspect(
     }
     let hash = sha256_hex(token);
     match kind {
-        TokenKind::AccessToken => {
-            let Some(found) =
-                introspection::lookup_access_token_for_introspection(conn, &hash).await?
-            else {
-                return Ok(IntrospectionResponse::INACTIVE);
-            };
-            let token = &found.token;
-            if !token.is_valid(now) || !is_live(&found.session, found.user.as_ref()) {
-                return Ok(IntrospectionResponse::INACTIVE);
-            }
-            if token.first_used_at.is_none() {
-                access_tokens::mark_access_token_first_used(conn, clock, token.id).await?;
-            }
-            let mut answer = IntrospectionResponse::active(
-                &found.session,
-                found.user.as_ref(),
-                token.created_at,
-            );
-            answer.token_type = Some("access_token");
-            answer.jti = Some(token.id.to_string());
-            if let Some(expires_at) = token.expires_at {
-                answer.exp = Some(expires_at / 1000);
-                answer.expires_in = Some((expires_at - now).max(0) / 1000);
-            }
-            Ok(answer)
-        }
-        TokenKind::RefreshToken => {
-            let Some(found) =
-                introspection::lookup_refresh_token_for_introspection(conn, &hash).await?
-            else {
-                return Ok(IntrospectionResponse::INACTIVE);
-            };
-            if !found.token.is_valid() || !is_live(&found.session, found.user.as_ref()) {
-                return Ok(IntrospectionResponse::INACTIVE);
-            }
-            let mut answer = IntrospectionResponse::active(
-                &found.session,
-                found.user.as_ref(),
-                found.token.created_at,
-            );
-            answer.token_type = Some("refresh_token");
-            answer.jti = Some(found.token.id.to_string());
-            Ok(answer)
-        }
+        TokenKind::AccessToken => access_token(conn, clock, &hash, now).await,
+        TokenKind::RefreshToken => refresh_token(conn, &hash).await,
         TokenKind::CompatAccessToken => {
-            let Some(found) = compat::lookup_compat_access_token(conn, &hash).await? else {
-                return Ok(IntrospectionResponse::INACTIVE);
-            };
-            let token = &found.token;
-            if !token.is_valid(now) || !found.session.is_active() || !found.user.is_valid() {
-                return Ok(IntrospectionResponse::INACTIVE);
-            }
-            if token.first_used_at.is_none() {
-                compat::mark_compat_access_token_first_used(conn, clock, token.id).await?;
-            }
-            let mut answer = compat_active(
-                &found.session,
-                &found.user,
-                token.created_at,
-                supports_device_id,
-            );
-            answer.token_type = Some("access_token");
-            if let Some(expires_at) = token.expires_at {
-                answer.exp = Some(expires_at / 1000);
-                answer.expires_in = Some((expires_at - now).max(0) / 1000);
-            }
-            Ok(answer)
+            compat_access_token(conn, clock, &hash, now, supports_device_id).await
         }
         TokenKind::CompatRefreshToken => {
-            let Some(found) = compat::lookup_compat_refresh_token(conn, &hash).await? else {
-                return Ok(IntrospectionResponse::INACTIVE);
-            };
-            if !found.token.is_valid() || !found.session.is_active() || !found.user.is_valid() {
-                return Ok(IntrospectionResponse::INACTIVE);
-            }
-            let mut answer = compat_active(
-                &found.session,
-                &found.user,
-                found.token.created_at,
-                supports_device_id,
-            );
-            answer.token_type = Some("refresh_token");
-            Ok(answer)
+            compat_refresh_token(conn, &hash, supports_device_id).await
         }
         // Personal access tokens are not issued yet, so none of them is ours.
         TokenKind::PersonalAccessToken => Ok(IntrospectionResponse::INACTIVE),
     }
+}
+
+/// An OAuth access token (`mat_`) by its hash; its first use is recorded.
+async fn access_token(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    hash: &str,
+    now: i64,
+) -> Result<IntrospectionResponse, StorageError> {
+    let Some(found) = introspection::lookup_access_token_for_introspection(conn, hash).await?
+    else {
+        return Ok(IntrospectionResponse::INACTIVE);
+    };
+    let token = &found.token;
+    if !token.is_valid(now) || !is_live(&found.session, found.user.as_ref()) {
+        return Ok(IntrospectionResponse::INACTIVE);
+    }
+    if token.first_used_at.is_none() {
+        access_tokens::mark_access_token_first_used(conn, clock, token.id).await?;
+    }
+    let mut answer =
+        IntrospectionResponse::active(&found.session, found.user.as_ref(), token.created_at);
+    answer.token_type = Some("access_token");
+    answer.jti = Some(token.id.to_string());
+    answer.set_expiry(token.expires_at, now);
+    Ok(answer)
+}
+
+/// An OAuth refresh token (`mar_`) by its hash.
+async fn refresh_token(
+    conn: &mut AnyConnection,
+    hash: &str,
+) -> Result<IntrospectionResponse, StorageError> {
+    let Some(found) = introspection::lookup_refresh_token_for_introspection(conn, hash).await?
+    else {
+        return Ok(IntrospectionResponse::INACTIVE);
+    };
+    if !found.token.is_valid() || !is_live(&found.session, found.user.as_ref()) {
+        return Ok(IntrospectionResponse::INACTIVE);
+    }
+    let mut answer =
+        IntrospectionResponse::active(&found.session, found.user.as_ref(), found.token.created_at);
+    answer.token_type = Some("refresh_token");
+    answer.jti = Some(found.token.id.to_string());
+    Ok(answer)
+}
+
+/// A compatibility access token (`mct_`, or an imported `syt_` or macaroon) by its hash; its first use is recorded.
+async fn compat_access_token(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    hash: &str,
+    now: i64,
+    supports_device_id: bool,
+) -> Result<IntrospectionResponse, StorageError> {
+    let Some(found) = compat::lookup_compat_access_token(conn, hash).await? else {
+        return Ok(IntrospectionResponse::INACTIVE);
+    };
+    let token = &found.token;
+    if !token.is_valid(now) || !found.session.is_active() || !found.user.is_valid() {
+        return Ok(IntrospectionResponse::INACTIVE);
+    }
+    if token.first_used_at.is_none() {
+        compat::mark_compat_access_token_first_used(conn, clock, token.id).await?;
+    }
+    let mut answer = compat_active(
+        &found.session,
+        &found.user,
+        token.created_at,
+        supports_device_id,
+    );
+    answer.token_type = Some("access_token");
+    answer.set_expiry(token.expires_at, now);
+    Ok(answer)
+}
+
+/// A compatibility refresh token (`mcr_`, or an imported `syr_`) by its hash.
+async fn compat_refresh_token(
+    conn: &mut AnyConnection,
+    hash: &str,
+    supports_device_id: bool,
+) -> Result<IntrospectionResponse, StorageError> {
+    let Some(found) = compat::lookup_compat_refresh_token(conn, hash).await? else {
+        return Ok(IntrospectionResponse::INACTIVE);
+    };
+    if !found.token.is_valid() || !found.session.is_active() || !found.user.is_valid() {
+        return Ok(IntrospectionResponse::INACTIVE);
+    }
+    let mut answer = compat_active(
+        &found.session,
+        &found.user,
+        found.token.created_at,
+        supports_device_id,
+    );
+    answer.token_type = Some("refresh_token");
+    Ok(answer)
 }
 
 /// The answer for an active compat token (docs/protocol.md#introspection): client `legacy`, both

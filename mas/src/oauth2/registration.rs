@@ -13,22 +13,29 @@
 pub mod rules;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use url::Url;
 
 use self::rules::RegistrationError;
 use crate::app::AppState;
-use crate::crypto::{random, sha256_hex};
+use crate::clock::Clock;
+use crate::crypto::keystore::Keystore;
+use crate::crypto::{Encrypter, random, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::{has_content_type, read_body};
 use crate::extract::client_ip::ClientIp;
 use crate::model::{ApplicationType, Client, ClientAuthMethod, ClientMetadata, GrantTypes};
-use crate::storage::{StorageError, clients};
+use crate::ratelimit::RateLimiter;
+use crate::rng::RngSource;
+use crate::storage::{Database, StorageError, clients};
 
 /// The grant type names of RFC 7591 §2 we know.
 const AUTHORIZATION_CODE: &str = "authorization_code";
@@ -73,14 +80,41 @@ struct RegistrationResponse {
     metadata: BTreeMap<&'static str, serde_json::Value>,
 }
 
+/// What registration uses of the application state.
+#[derive(Debug, Clone)]
+pub(crate) struct RegistrationState {
+    db: Database,
+    clock: Arc<dyn Clock>,
+    rng: RngSource,
+    /// Client secrets are stored encrypted.
+    encrypter: Encrypter,
+    /// The per-address registration limit.
+    limiter: RateLimiter,
+    /// The algorithms clients may ask ID tokens and userinfo to be signed with.
+    keystore: Arc<Keystore>,
+}
+
+impl FromRef<AppState> for RegistrationState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            rng: state.rng.clone(),
+            encrypter: state.encrypter.clone(),
+            limiter: state.limiter.clone(),
+            keystore: state.keystore.clone(),
+        }
+    }
+}
+
 /// `POST /oauth2/registration`. Anyone may register, so registrations are rate-limited per
 /// client address before anything is read
 /// ([`CLIENT_REGISTRATION_PER_IP`](crate::ratelimit::Quota::CLIENT_REGISTRATION_PER_IP)):
 /// 429 with `Retry-After` and `invalid_request` (RFC 7591 §3.2.2 has no code for it, and
 /// upstream MAS has no such limit to copy from).
 #[tracing::instrument(name = "handlers.oauth2.registration.post", skip_all)]
-pub async fn post(
-    State(state): State<AppState>,
+pub(crate) async fn post(
+    State(state): State<RegistrationState>,
     ClientIp(ip): ClientIp,
     request: Request,
 ) -> Result<Response, OAuthError> {
@@ -102,10 +136,13 @@ pub async fn post(
             "the body must be application/json",
         ));
     }
-    let body = read_body(request, &state).await?;
+    let body = read_body(request, &()).await?;
     let request: RegistrationRequest = serde_json::from_slice(&body)
         .map_err(|error| RegistrationError::Metadata(format!("malformed registration: {error}")))?;
-    let metadata = normalize(request, &state)?;
+    let signable: Vec<&str> = (state.keystore.algorithms().into_iter())
+        .map(|alg| alg.as_str())
+        .collect();
+    let metadata = normalize(request, &signable)?;
     rules::validate(&metadata)?;
 
     let mut rng = state.rng.fork();
@@ -118,37 +155,7 @@ pub async fn post(
         .map(|secret| state.encrypter.encrypt(&mut rng, secret.as_bytes()));
 
     let mut conn = state.db.acquire().await?;
-    let existing = match &digest {
-        Some(digest) => clients::find_client_by_metadata_digest(&mut conn, digest).await?,
-        None => None,
-    };
-    let client = match existing {
-        Some(client) => client,
-        None => {
-            let added = clients::add_client(
-                &mut conn,
-                clock,
-                &mut rng,
-                encrypted,
-                metadata,
-                digest.clone(),
-            )
-            .await;
-            match (added, &digest) {
-                (Ok(client), _) => {
-                    tracing::info!(oauth2_client.id = %client.id, "client registered");
-                    client
-                }
-                // Registered by a concurrent request a moment ago.
-                (Err(StorageError::DuplicateClientMetadata), Some(digest)) => {
-                    clients::find_client_by_metadata_digest(&mut conn, digest)
-                        .await?
-                        .ok_or_else(|| OAuthError::internal("deduplicated client vanished"))?
-                }
-                (Err(error), _) => return Err(OAuthError::internal(error)),
-            }
-        }
-    };
+    let client = store_client(&mut conn, clock, &mut rng, metadata, encrypted, digest).await?;
     let mut response = (StatusCode::CREATED, Json(response(&client, secret))).into_response();
     response
         .headers_mut()
@@ -156,75 +163,57 @@ pub async fn post(
     Ok(response)
 }
 
+/// Stores the client, or for a public client whose metadata `digest` is already known, returns
+/// the stored one (also when a concurrent identical registration wins the race).
+async fn store_client(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    rng: &mut (impl RngCore + ?Sized),
+    metadata: ClientMetadata,
+    encrypted: Option<String>,
+    digest: Option<String>,
+) -> Result<Client, OAuthError> {
+    let existing = match &digest {
+        Some(digest) => clients::find_client_by_metadata_digest(conn, digest).await?,
+        None => None,
+    };
+    if let Some(client) = existing {
+        return Ok(client);
+    }
+    let added = clients::add_client(conn, clock, rng, encrypted, metadata, digest.clone()).await;
+    match (added, &digest) {
+        (Ok(client), _) => {
+            tracing::info!(oauth2_client.id = %client.id, "client registered");
+            Ok(client)
+        }
+        // Registered by a concurrent request a moment ago.
+        (Err(StorageError::DuplicateClientMetadata), Some(digest)) => {
+            clients::find_client_by_metadata_digest(conn, digest)
+                .await?
+                .ok_or_else(|| OAuthError::internal("deduplicated client vanished"))
+        }
+        (Err(error), _) => Err(OAuthError::internal(error)),
+    }
+}
+
 /// Applies the defaults of RFC 7591 §2 and turns the request into [`ClientMetadata`],
-/// refusing values we do not support.
+/// refusing values we do not support. `signable` lists the algorithms the keystore signs with.
 fn normalize(
     request: RegistrationRequest,
-    state: &AppState,
+    signable: &[&str],
 ) -> Result<ClientMetadata, RegistrationError> {
-    let metadata_error = |message: String| RegistrationError::Metadata(message);
-    let auth_method = match request.token_endpoint_auth_method.as_deref() {
-        None => ClientAuthMethod::ClientSecretBasic,
-        Some(name) => name
-            .parse()
-            .map_err(|_| metadata_error(format!("unknown token_endpoint_auth_method {name:?}")))?,
-    };
-    if matches!(
-        auth_method,
-        ClientAuthMethod::ClientSecretJwt | ClientAuthMethod::PrivateKeyJwt
-    ) {
-        return Err(metadata_error(format!(
-            "token_endpoint_auth_method {auth_method} is not supported"
-        )));
-    }
+    let auth_method = auth_method(request.token_endpoint_auth_method.as_deref())?;
     let application_type = match request.application_type.as_deref() {
         None => ApplicationType::Web,
         Some(name) => name
             .parse()
             .map_err(|_| metadata_error(format!("unknown application_type {name:?}")))?,
     };
-
-    let mut grant_types = GrantTypes::default();
-    let mut implicit = false;
-    let names = request
-        .grant_types
-        .unwrap_or_else(|| vec![AUTHORIZATION_CODE.to_owned()]);
-    for name in &names {
-        match name.as_str() {
-            AUTHORIZATION_CODE => grant_types.authorization_code = true,
-            REFRESH_TOKEN => grant_types.refresh_token = true,
-            CLIENT_CREDENTIALS => grant_types.client_credentials = true,
-            IMPLICIT => implicit = true,
-            // The device-code grant is not enabled here: dropped silently, as upstream MAS does
-            // when it is disabled (docs/protocol.md#client-registration).
-            DEVICE_CODE => {}
-            other => return Err(metadata_error(format!("unsupported grant type {other:?}"))),
-        }
-    }
-    let response_types = request
-        .response_types
-        .unwrap_or_else(|| vec!["code".to_owned()]);
-    for response_type in &response_types {
-        let mut parts: Vec<&str> = response_type.split(' ').filter(|p| !p.is_empty()).collect();
-        parts.sort_unstable();
-        match parts.as_slice() {
-            ["code"] | ["code", "id_token"] if grant_types.authorization_code => {}
-            ["id_token"] if implicit => {}
-            ["code"] | ["code", "id_token"] | ["id_token"] => {
-                return Err(metadata_error(format!(
-                    "response type {response_type:?} needs its grant type"
-                )));
-            }
-            _ => {
-                return Err(metadata_error(format!(
-                    "unsupported response type {response_type:?}"
-                )));
-            }
-        }
-    }
-
+    let (grant_types, implicit) = grant_types(request.grant_types.as_deref())?;
+    check_response_types(request.response_types.as_deref(), grant_types, implicit)?;
     let redirect_uris = request
         .redirect_uris
+        .as_deref()
         .unwrap_or_default()
         .iter()
         .map(|uri| {
@@ -247,9 +236,104 @@ fn normalize(
             "jwks and jwks_uri are mutually exclusive".to_owned(),
         ));
     }
-    let signable: Vec<&str> = (state.keystore.algorithms().into_iter())
-        .map(|alg| alg.as_str())
-        .collect();
+    check_algorithms(&request, signable)?;
+    Ok(ClientMetadata {
+        redirect_uris,
+        grant_types,
+        client_name: request.client_name,
+        logo_uri: optional_url("logo_uri", request.logo_uri)?,
+        client_uri: optional_url("client_uri", request.client_uri)?,
+        policy_uri: optional_url("policy_uri", request.policy_uri)?,
+        tos_uri: optional_url("tos_uri", request.tos_uri)?,
+        jwks_uri: optional_url("jwks_uri", request.jwks_uri)?,
+        jwks: request.jwks,
+        id_token_signed_response_alg: request.id_token_signed_response_alg,
+        userinfo_signed_response_alg: request.userinfo_signed_response_alg,
+        token_endpoint_auth_method: auth_method,
+        token_endpoint_auth_signing_alg: request.token_endpoint_auth_signing_alg,
+        initiate_login_uri: optional_url("initiate_login_uri", request.initiate_login_uri)?,
+        application_type: Some(application_type),
+        contacts: request.contacts.unwrap_or_default(),
+    })
+}
+
+fn metadata_error(message: String) -> RegistrationError {
+    RegistrationError::Metadata(message)
+}
+
+/// `token_endpoint_auth_method`, `client_secret_basic` by default; the JWT methods are not
+/// supported.
+fn auth_method(name: Option<&str>) -> Result<ClientAuthMethod, RegistrationError> {
+    let auth_method = match name {
+        None => ClientAuthMethod::ClientSecretBasic,
+        Some(name) => name
+            .parse()
+            .map_err(|_| metadata_error(format!("unknown token_endpoint_auth_method {name:?}")))?,
+    };
+    if matches!(
+        auth_method,
+        ClientAuthMethod::ClientSecretJwt | ClientAuthMethod::PrivateKeyJwt
+    ) {
+        return Err(metadata_error(format!(
+            "token_endpoint_auth_method {auth_method} is not supported"
+        )));
+    }
+    Ok(auth_method)
+}
+
+/// The registered grant types (`authorization_code` by default), and whether `implicit` was
+/// among them (it is only remembered, for the `id_token` response type).
+fn grant_types(names: Option<&[String]>) -> Result<(GrantTypes, bool), RegistrationError> {
+    let mut grant_types = GrantTypes::default();
+    let mut implicit = false;
+    for name in names.unwrap_or(&[AUTHORIZATION_CODE.to_owned()]) {
+        match name.as_str() {
+            AUTHORIZATION_CODE => grant_types.authorization_code = true,
+            REFRESH_TOKEN => grant_types.refresh_token = true,
+            CLIENT_CREDENTIALS => grant_types.client_credentials = true,
+            IMPLICIT => implicit = true,
+            // The device-code grant is not enabled here: dropped silently, as upstream MAS does
+            // when it is disabled (docs/protocol.md#client-registration).
+            DEVICE_CODE => {}
+            other => return Err(metadata_error(format!("unsupported grant type {other:?}"))),
+        }
+    }
+    Ok((grant_types, implicit))
+}
+
+/// Each response type (`code` by default) must be one we know, with its grant type registered.
+fn check_response_types(
+    response_types: Option<&[String]>,
+    grant_types: GrantTypes,
+    implicit: bool,
+) -> Result<(), RegistrationError> {
+    for response_type in response_types.unwrap_or(&["code".to_owned()]) {
+        let mut parts: Vec<&str> = response_type.split(' ').filter(|p| !p.is_empty()).collect();
+        parts.sort_unstable();
+        match parts.as_slice() {
+            ["code"] | ["code", "id_token"] if grant_types.authorization_code => {}
+            ["id_token"] if implicit => {}
+            ["code"] | ["code", "id_token"] | ["id_token"] => {
+                return Err(metadata_error(format!(
+                    "response type {response_type:?} needs its grant type"
+                )));
+            }
+            _ => {
+                return Err(metadata_error(format!(
+                    "unsupported response type {response_type:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ID token and userinfo algorithms must be ones we sign with; the token endpoint's may
+/// not be `none`.
+fn check_algorithms(
+    request: &RegistrationRequest,
+    signable: &[&str],
+) -> Result<(), RegistrationError> {
     for (name, alg) in [
         (
             "id_token_signed_response_alg",
@@ -271,34 +355,19 @@ fn normalize(
             "token_endpoint_auth_signing_alg may not be none".to_owned(),
         ));
     }
+    Ok(())
+}
 
-    let url =
-        |name: &'static str, value: Option<String>| -> Result<Option<Url>, RegistrationError> {
-            value
-                .map(|value| {
-                    Url::parse(&value)
-                        .map_err(|_| metadata_error(format!("{name} {value:?} is not a URL")))
-                })
-                .transpose()
-        };
-    Ok(ClientMetadata {
-        redirect_uris,
-        grant_types,
-        client_name: request.client_name,
-        logo_uri: url("logo_uri", request.logo_uri)?,
-        client_uri: url("client_uri", request.client_uri)?,
-        policy_uri: url("policy_uri", request.policy_uri)?,
-        tos_uri: url("tos_uri", request.tos_uri)?,
-        jwks_uri: url("jwks_uri", request.jwks_uri)?,
-        jwks: request.jwks,
-        id_token_signed_response_alg: request.id_token_signed_response_alg,
-        userinfo_signed_response_alg: request.userinfo_signed_response_alg,
-        token_endpoint_auth_method: auth_method,
-        token_endpoint_auth_signing_alg: request.token_endpoint_auth_signing_alg,
-        initiate_login_uri: url("initiate_login_uri", request.initiate_login_uri)?,
-        application_type: Some(application_type),
-        contacts: request.contacts.unwrap_or_default(),
-    })
+/// The URL member `name`, if given.
+fn optional_url(
+    name: &'static str,
+    value: Option<String>,
+) -> Result<Option<Url>, RegistrationError> {
+    value
+        .map(|value| {
+            Url::parse(&value).map_err(|_| metadata_error(format!("{name} {value:?} is not a URL")))
+        })
+        .transpose()
 }
 
 /// The metadata as registration JSON, members sorted by name (what is echoed back, and what

@@ -6,17 +6,23 @@
 //! tokens still get 200 (RFC 7009 §2.2). The success answer is 200 with an empty body and
 //! **no content type** (some clients, e.g. oidc-client-ts, reject `text/plain`).
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ulid::Ulid;
 
 use crate::app::AppState;
 use crate::auth::sessions::SessionEnder;
-use crate::crypto::{TokenKind, sha256_hex};
+use crate::clock::Clock;
+use crate::crypto::{Encrypter, TokenKind, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::ClientAuthorization;
-use crate::storage::introspection;
+use crate::homeserver::HomeserverConnection;
+use crate::jobs::JobWaker;
+use crate::rng::RngSource;
+use crate::storage::{Database, introspection};
 
 /// Why the request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +49,47 @@ impl From<RouteError> for OAuthError {
     }
 }
 
+/// What revocation uses of the application state: client authentication and ending a session
+/// with its device.
+#[derive(Debug, Clone)]
+pub(crate) struct RevokeState {
+    db: Database,
+    encrypter: Encrypter,
+    clock: Arc<dyn Clock>,
+    rng: RngSource,
+    homeserver: Arc<dyn HomeserverConnection>,
+    jobs: JobWaker,
+}
+
+impl FromRef<AppState> for RevokeState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            encrypter: state.encrypter.clone(),
+            clock: state.clock.clone(),
+            rng: state.rng.clone(),
+            homeserver: state.homeserver.clone(),
+            jobs: state.jobs.clone(),
+        }
+    }
+}
+
+impl RevokeState {
+    fn session_ender(&self) -> SessionEnder<'_> {
+        SessionEnder {
+            db: &self.db,
+            clock: self.clock.as_ref(),
+            rng: &self.rng,
+            homeserver: self.homeserver.as_ref(),
+            jobs: &self.jobs,
+        }
+    }
+}
+
 /// `POST /oauth2/revoke`.
 #[tracing::instrument(name = "handlers.oauth2.revoke.post", skip_all)]
-pub async fn post(
-    State(state): State<AppState>,
+pub(crate) async fn post(
+    State(state): State<RevokeState>,
     request: ClientAuthorization,
 ) -> Result<Response, OAuthError> {
     let credentials = request
@@ -83,16 +126,14 @@ pub async fn post(
         if session.client_id != client.id {
             return Err(RouteError::OtherClient.into());
         }
-        end_session(&state, session.id).await?;
+        end_session(state.session_ender(), session.id).await?;
     }
     Ok(revoked())
 }
 
 /// Ends the session and its device (see [`SessionEnder`]).
-async fn end_session(state: &AppState, session_id: Ulid) -> Result<(), OAuthError> {
-    let ended = SessionEnder::from_state(state)
-        .end_oauth2_session(session_id)
-        .await?;
+async fn end_session(ender: SessionEnder<'_>, session_id: Ulid) -> Result<(), OAuthError> {
+    let ended = ender.end_oauth2_session(session_id).await?;
     if ended {
         tracing::info!(oauth2_session.id = %session_id, "session revoked");
     }

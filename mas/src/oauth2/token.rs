@@ -7,10 +7,11 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rand::{CryptoRng, RngCore};
@@ -18,13 +19,18 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
-use crate::app::AppState;
+use crate::app::{AppState, SiteConfig};
+use crate::auth::sessions::SessionEnder;
 use crate::clock::Clock;
-use crate::crypto::{TokenKind, sha256_hex};
+use crate::crypto::keystore::Keystore;
+use crate::crypto::{Encrypter, TokenKind, sha256_hex};
 use crate::error::OAuthError;
-use crate::extract::client_auth::ClientAuthorization;
-use crate::model::{RefreshToken, Scope};
-use crate::storage::{StorageError, access_tokens, refresh_tokens};
+use crate::extract::client_auth::{ClientAuthorization, FormParams};
+use crate::homeserver::HomeserverConnection;
+use crate::jobs::JobWaker;
+use crate::model::{Client, RefreshToken, Scope};
+use crate::rng::RngSource;
+use crate::storage::{Database, StorageError, access_tokens, refresh_tokens};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Serialize)]
@@ -75,7 +81,7 @@ pub(crate) fn invalid_grant(description: &'static str) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
-/// The grant types this endpoint knows.
+/// The grant types this endpoint knows (RFC 6749 §4.1.3, §4.4.2, §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GrantType {
     AuthorizationCode,
@@ -83,10 +89,157 @@ enum GrantType {
     ClientCredentials,
 }
 
+impl GrantType {
+    /// The request's `grant_type`: missing is `invalid_request`, unknown
+    /// `unsupported_grant_type`.
+    fn from_form(form: &FormParams) -> Result<Self, OAuthError> {
+        match form.require("grant_type")? {
+            "authorization_code" => Ok(Self::AuthorizationCode),
+            "refresh_token" => Ok(Self::RefreshToken),
+            "client_credentials" => Ok(Self::ClientCredentials),
+            _ => Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "this grant type is not supported",
+            )),
+        }
+    }
+
+    /// Whether the authenticated `client` may use this grant: it must have registered it, and
+    /// `client_credentials` needs a confidential client (RFC 6749 §4.4).
+    fn check_client(self, client: &Client) -> Result<(), OAuthError> {
+        let allowed = client.metadata.grant_types;
+        let registered = match self {
+            Self::AuthorizationCode => allowed.authorization_code,
+            Self::RefreshToken => allowed.refresh_token,
+            Self::ClientCredentials => allowed.client_credentials,
+        };
+        if !registered {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "the client is not registered for this grant type",
+            ));
+        }
+        if self == Self::ClientCredentials && client.is_public() {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "public clients may not use client_credentials",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A token request, typed by its `grant_type`, with the parameters each grant reads. Built
+/// after the client is authenticated and allowed the grant, so that those errors win over a
+/// missing or malformed parameter.
+pub(crate) enum TokenRequest<'a> {
+    /// RFC 6749 §4.1.3 (and RFC 7636 §4.5 for `code_verifier`).
+    AuthorizationCode {
+        /// The authorization code.
+        code: &'a str,
+        /// Must repeat the authorization request's, when that one carried it.
+        redirect_uri: Option<&'a str>,
+        /// The PKCE verifier.
+        code_verifier: Option<&'a str>,
+    },
+    /// RFC 6749 §6.
+    RefreshToken {
+        /// The presented refresh token.
+        refresh_token: &'a str,
+        /// RFC 6749 §6 lets a client narrow the scope here; it is not parsed and the session
+        /// keeps its scope.
+        #[expect(
+            dead_code,
+            reason = "scope narrowing on refresh is not supported (yet)"
+        )]
+        scope: Option<&'a str>,
+    },
+    /// RFC 6749 §4.4.2.
+    ClientCredentials {
+        /// The requested scope; absent or empty is the empty scope.
+        scope: Option<Scope>,
+    },
+}
+
+impl<'a> TokenRequest<'a> {
+    /// Reads the parameters of `grant_type` from the strict form: a missing required one is
+    /// `invalid_request`, a malformed `scope` `invalid_scope`.
+    fn from_form(grant_type: GrantType, form: &'a FormParams) -> Result<Self, OAuthError> {
+        Ok(match grant_type {
+            GrantType::AuthorizationCode => Self::AuthorizationCode {
+                code: form.require("code")?,
+                redirect_uri: form.get("redirect_uri"),
+                code_verifier: form.get("code_verifier"),
+            },
+            GrantType::RefreshToken => Self::RefreshToken {
+                refresh_token: form.require("refresh_token")?,
+                scope: form.get("scope"),
+            },
+            GrantType::ClientCredentials => Self::ClientCredentials {
+                scope: form.get("scope").map(str::parse).transpose().map_err(|_| {
+                    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", "malformed scope")
+                })?,
+            },
+        })
+    }
+}
+
+/// What the token endpoint and its grants use of the application state.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenState {
+    /// The database pool.
+    pub(crate) db: Database,
+    /// The injected clock.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The injected randomness.
+    pub(crate) rng: RngSource,
+    /// Client secrets at rest (client authentication).
+    pub(crate) encrypter: Encrypter,
+    /// ID token signing.
+    pub(crate) keystore: Arc<Keystore>,
+    /// The issuer and the access token lifetime.
+    pub(crate) site: Arc<SiteConfig>,
+    /// Device provisioning, and device deletion when a session ends.
+    pub(crate) homeserver: Arc<dyn HomeserverConnection>,
+    /// Wakes the job worker after a session end queued a device sync.
+    pub(crate) jobs: JobWaker,
+}
+
+impl FromRef<AppState> for TokenState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            rng: state.rng.clone(),
+            encrypter: state.encrypter.clone(),
+            keystore: state.keystore.clone(),
+            site: state.site.clone(),
+            homeserver: state.homeserver.clone(),
+            jobs: state.jobs.clone(),
+        }
+    }
+}
+
+impl TokenState {
+    /// Ends sessions with their devices (see [`SessionEnder`]).
+    pub(crate) fn session_ender(&self) -> SessionEnder<'_> {
+        SessionEnder {
+            db: &self.db,
+            clock: self.clock.as_ref(),
+            rng: &self.rng,
+            homeserver: self.homeserver.as_ref(),
+            jobs: &self.jobs,
+        }
+    }
+}
+
 /// `POST /oauth2/token`.
 #[tracing::instrument(name = "handlers.oauth2.token.post", skip_all, fields(oauth2_client.id))]
-pub async fn post(
-    State(state): State<AppState>,
+pub(crate) async fn post(
+    State(state): State<TokenState>,
     headers: HeaderMap,
     request: ClientAuthorization,
 ) -> Response {
@@ -97,8 +250,10 @@ pub async fn post(
     }
 }
 
+/// Client authentication first (the `grant_type` is read before, its parameters after), then
+/// the grant.
 async fn handle(
-    state: &AppState,
+    state: &TokenState,
     headers: &HeaderMap,
     request: &ClientAuthorization,
 ) -> Result<TokenResponse, OAuthError> {
@@ -109,18 +264,7 @@ async fn handle(
             "client authentication required",
         )
     })?;
-    let grant_type = match request.form.require("grant_type")? {
-        "authorization_code" => GrantType::AuthorizationCode,
-        "refresh_token" => GrantType::RefreshToken,
-        "client_credentials" => GrantType::ClientCredentials,
-        _ => {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "this grant type is not supported",
-            ));
-        }
-    };
+    let grant_type = GrantType::from_form(&request.form)?;
     let client = {
         let mut conn = state.db.acquire().await?;
         credentials
@@ -128,29 +272,31 @@ async fn handle(
             .await?
     };
     tracing::Span::current().record("oauth2_client.id", tracing::field::display(client.id));
-    let allowed = client.metadata.grant_types;
-    let registered = match grant_type {
-        GrantType::AuthorizationCode => allowed.authorization_code,
-        GrantType::RefreshToken => allowed.refresh_token,
-        GrantType::ClientCredentials => allowed.client_credentials,
-    };
-    if !registered {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            "the client is not registered for this grant type",
-        ));
-    }
+    grant_type.check_client(&client)?;
+    let token_request = TokenRequest::from_form(grant_type, &request.form)?;
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
-    match grant_type {
-        GrantType::AuthorizationCode => {
-            authorization_code::grant(state, &client, &request.form, user_agent).await
+    match token_request {
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            let grant = authorization_code::Exchange {
+                code,
+                redirect_uri,
+                code_verifier,
+                user_agent,
+            };
+            authorization_code::grant(state, &client, grant).await
         }
-        GrantType::RefreshToken => refresh_token::grant(state, &client, &request.form).await,
-        GrantType::ClientCredentials => {
-            client_credentials::grant(state, &client, &request.form, user_agent).await
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope: _,
+        } => refresh_token::grant(state, &client, refresh_token).await,
+        TokenRequest::ClientCredentials { scope } => {
+            client_credentials::grant(state, &client, scope.unwrap_or_default(), user_agent).await
         }
     }
 }

@@ -3,17 +3,22 @@
 //! client that registered `userinfo_signed_response_alg` gets the claims as a signed JWT
 //! (`application/jwt`) with `iss` and `aud` added.
 
+use std::sync::Arc;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::app::AppState;
+use crate::app::{AppState, SiteConfig};
+use crate::clock::Clock;
+use crate::crypto::keystore::Keystore;
 use crate::crypto::{JwsAlgorithm, TokenKind, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::bearer::Bearer;
-use crate::storage::{clients, introspection};
+use crate::rng::RngSource;
+use crate::storage::{Database, clients, introspection};
 
 /// The claims returned.
 #[derive(Debug, Serialize)]
@@ -88,30 +93,60 @@ impl From<sqlx::Error> for RouteError {
 
 /// `GET /oauth2/userinfo`.
 #[tracing::instrument(name = "handlers.oauth2.userinfo.get", skip_all)]
-pub async fn get(state: State<AppState>, bearer: Bearer) -> Result<Response, RouteError> {
-    userinfo(state, bearer).await
+pub async fn get(
+    State(db): State<Database>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(signer): State<Signer>,
+    bearer: Bearer,
+) -> Result<Response, RouteError> {
+    userinfo(&db, clock.as_ref(), &signer, bearer).await
 }
 
 /// `POST /oauth2/userinfo` (same as GET; the token must be in the header).
 #[tracing::instrument(name = "handlers.oauth2.userinfo.post", skip_all)]
-pub async fn post(state: State<AppState>, bearer: Bearer) -> Result<Response, RouteError> {
-    userinfo(state, bearer).await
+pub async fn post(
+    State(db): State<Database>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(signer): State<Signer>,
+    bearer: Bearer,
+) -> Result<Response, RouteError> {
+    userinfo(&db, clock.as_ref(), &signer, bearer).await
+}
+
+/// What a signed answer needs: the keys, randomness for signing, and the issuer.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    keystore: Arc<Keystore>,
+    rng: RngSource,
+    site: Arc<SiteConfig>,
+}
+
+impl FromRef<AppState> for Signer {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            keystore: state.keystore.clone(),
+            rng: state.rng.clone(),
+            site: state.site.clone(),
+        }
+    }
 }
 
 async fn userinfo(
-    State(state): State<AppState>,
+    db: &Database,
+    clock: &dyn Clock,
+    signer: &Signer,
     Bearer(token): Bearer,
 ) -> Result<Response, RouteError> {
     let token = token.ok_or(RouteError::MissingToken)?;
     if TokenKind::from_token(&token) != Some(TokenKind::AccessToken) {
         return Err(RouteError::InvalidToken);
     }
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = db.pool().acquire().await?;
     let found =
         introspection::lookup_access_token_for_introspection(&mut conn, &sha256_hex(&token))
             .await?
             .ok_or(RouteError::InvalidToken)?;
-    let now = state.clock.now_unix_ms();
+    let now = clock.now_unix_ms();
     let user = found
         .user
         .filter(|user| user.is_valid())
@@ -137,13 +172,13 @@ async fn userinfo(
         .parse()
         .map_err(|error: crate::crypto::JwtError| RouteError::Internal(error.into()))?;
     let signed = SignedUserInfo {
-        iss: &state.site.issuer,
+        iss: &signer.site.issuer,
         aud: found.session.client_id.to_string(),
         claims,
     };
-    let jwt = state
+    let jwt = signer
         .keystore
-        .sign(&mut state.rng.fork(), alg, &signed)
+        .sign(&mut signer.rng.fork(), alg, &signed)
         .map_err(|error| RouteError::Internal(error.into()))?;
     Ok((
         [(

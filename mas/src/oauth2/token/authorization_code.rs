@@ -20,113 +20,71 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use super::{TokenPair, TokenResponse, invalid_grant};
-use crate::app::AppState;
+use rand::{CryptoRng, RngCore};
+use sqlx::AnyConnection;
+
+use super::{TokenPair, TokenResponse, TokenState, invalid_grant};
 use crate::auth::device::{DeviceError, provision_device};
 use crate::auth::sessions::SessionEnder;
-use crate::crypto::keystore::ID_TOKEN_TTL_SECS;
+use crate::crypto::keystore::{ID_TOKEN_TTL_SECS, Keystore};
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
 use crate::error::OAuthError;
-use crate::extract::client_auth::FormParams;
+use crate::homeserver::HomeserverConnection;
 use crate::model::{
-    Client, CodeChallenge, CodeChallengeMethod, GrantStage, NewAuthorizationGrant, NewSession,
+    AuthorizationGrant, BrowserSession, Client, CodeChallenge, CodeChallengeMethod, GrantStage,
+    NewAuthorizationGrant, NewSession, User,
 };
 use crate::storage::{browser_sessions, grants, oauth2_sessions};
 
 /// A second exchange later than this after the first ends the first one's session.
 pub const REPLAY_GRACE_MS: i64 = 20_000;
 
+/// The parameters of an `authorization_code` token request (RFC 6749 §4.1.3), and the
+/// `User-Agent` the new session records.
+pub(super) struct Exchange<'a> {
+    /// The code.
+    pub(super) code: &'a str,
+    /// Must repeat the authorization request's, when it carried one.
+    pub(super) redirect_uri: Option<&'a str>,
+    /// The PKCE verifier (RFC 7636 §4.5).
+    pub(super) code_verifier: Option<&'a str>,
+    /// The client's `User-Agent` header.
+    pub(super) user_agent: Option<&'a str>,
+}
+
 /// Exchanges a code for tokens.
 pub(super) async fn grant(
-    state: &AppState,
+    state: &TokenState,
     client: &Client,
-    form: &FormParams,
-    user_agent: Option<&str>,
+    exchange: Exchange<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    let code = form.require("code")?;
     let now = state.clock.now_unix_ms();
     let mut conn = state.db.acquire().await?;
-    let grant = grants::find_authorization_grant_by_code(&mut conn, &sha256_hex(code))
-        .await?
-        .ok_or_else(|| invalid_grant("unknown authorization code"))?;
-    if grant.request.client_id != client.id {
-        return Err(invalid_grant("the code was issued to another client"));
+    let grant = find_code(&mut conn, client, exchange.code).await?;
+    if let Err(error) = check_stage(&grant, now) {
+        drop(conn);
+        end_first_session_if_replayed(state.session_ender(), &grant, now).await?;
+        return Err(error);
     }
-    match grant.stage() {
-        GrantStage::Fulfilled => {}
-        GrantStage::Exchanged => {
-            drop(conn);
-            if let (Some(exchanged_at), Some(session_id)) = (grant.exchanged_at, grant.session_id)
-                && now - exchanged_at > REPLAY_GRACE_MS
-            {
-                tracing::warn!(
-                    grant.id = %grant.id,
-                    oauth2_session.id = %session_id,
-                    "authorization code replayed; ending the session it created"
-                );
-                SessionEnder::from_state(state)
-                    .end_oauth2_session(session_id)
-                    .await?;
-            }
-            return Err(invalid_grant("the code was already used"));
-        }
-        GrantStage::Pending | GrantStage::Cancelled => {
-            return Err(invalid_grant("the code is not valid"));
-        }
-    }
-    if grant.code_expired(now) {
-        return Err(invalid_grant("the code has expired"));
-    }
-    check_redirect_uri(&grant.request, form.get("redirect_uri"))?;
+    check_redirect_uri(&grant.request, exchange.redirect_uri)?;
     verify_pkce(
         client.is_public(),
         grant.request.code_challenge.as_ref(),
-        form.get("code_verifier"),
+        exchange.code_verifier,
     )?;
-
-    let user_session_id = grant
-        .user_session_id
-        .ok_or_else(|| invalid_grant("the code is not valid"))?;
-    let browser = browser_sessions::find_active_browser_session(&mut conn, user_session_id)
-        .await?
-        .ok_or_else(|| invalid_grant("the browser session that approved the request has ended"))?;
-    if !browser.user.is_valid() {
-        return Err(invalid_grant("the account is locked or deactivated"));
-    }
-    let auth_time = browser_sessions::last_authentication(&mut conn, browser.id)
-        .await?
-        .map_or(browser.created_at, |authentication| {
-            authentication.created_at
-        });
+    let (browser, auth_time) = consenting_session(&mut conn, &grant).await?;
     drop(conn);
 
     let scope = grant.request.scope.clone();
     let user = browser.user;
     if let Some(device_id) = scope.device_id() {
-        provision_device(
-            state.homeserver.as_ref(),
-            &user.username,
-            device_id,
-            client.metadata.client_name.as_deref(),
-        )
-        .await
-        .map_err(|_: DeviceError| {
-            OAuthError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the homeserver is not available; try again later",
-            )
-        })?;
+        provision(state.homeserver.as_ref(), &user, device_id, client).await?;
     }
 
     let mut rng = state.rng.fork();
     let ttl = state.site.access_token_ttl;
     let pair = TokenPair::generate(&mut rng, client.metadata.grant_types.refresh_token);
     let id_token = if scope.has_openid() {
-        let alg = match client.metadata.id_token_signed_response_alg.as_deref() {
-            Some(alg) => alg.parse().map_err(OAuthError::internal)?,
-            None => JwsAlgorithm::Rs256,
-        };
         let claims = IdTokenClaims {
             iss: state.site.issuer.clone(),
             sub: user.sub(),
@@ -135,14 +93,17 @@ pub(super) async fn grant(
             exp: now / 1000 + ID_TOKEN_TTL_SECS,
             nonce: grant.request.nonce.clone(),
             auth_time: Some(auth_time / 1000),
-            at_hash: Some(oidc_hash(alg, pair.access_token())),
+            // Set once the algorithm is known.
+            at_hash: None,
             c_hash: None,
         };
-        let signed = state
-            .keystore
-            .sign_id_token(&mut rng, alg, &claims)
-            .map_err(OAuthError::internal)?;
-        Some(signed)
+        Some(sign_id_token(
+            &state.keystore,
+            &mut rng,
+            client,
+            claims,
+            &pair,
+        )?)
     } else {
         None
     };
@@ -154,7 +115,7 @@ pub(super) async fn grant(
         user_id: Some(user.id),
         user_session_id: Some(browser.id),
         scope: scope.clone(),
-        user_agent: user_agent.map(str::to_owned),
+        user_agent: exchange.user_agent.map(str::to_owned),
         human_name: None,
     };
     let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new).await?;
@@ -174,6 +135,125 @@ pub(super) async fn grant(
     let mut response = TokenResponse::new(pair, ttl, &scope);
     response.id_token = id_token;
     Ok(response)
+}
+
+/// The grant of `code`, which must have been issued to `client`.
+async fn find_code(
+    conn: &mut AnyConnection,
+    client: &Client,
+    code: &str,
+) -> Result<AuthorizationGrant, OAuthError> {
+    let grant = grants::find_authorization_grant_by_code(conn, &sha256_hex(code))
+        .await?
+        .ok_or_else(|| invalid_grant("unknown authorization code"))?;
+    if grant.request.client_id != client.id {
+        return Err(invalid_grant("the code was issued to another client"));
+    }
+    Ok(grant)
+}
+
+/// The code must be fulfilled (consented to), not yet exchanged, and not expired at `now`.
+fn check_stage(grant: &AuthorizationGrant, now: i64) -> Result<(), OAuthError> {
+    match grant.stage() {
+        GrantStage::Fulfilled => {}
+        GrantStage::Exchanged => return Err(invalid_grant("the code was already used")),
+        GrantStage::Pending | GrantStage::Cancelled => {
+            return Err(invalid_grant("the code is not valid"));
+        }
+    }
+    if grant.code_expired(now) {
+        return Err(invalid_grant("the code has expired"));
+    }
+    Ok(())
+}
+
+/// RFC 6749 §4.1.2: a code used twice is presumed stolen. More than [`REPLAY_GRACE_MS`] after
+/// the first exchange, the session that exchange created is ended.
+async fn end_first_session_if_replayed(
+    ender: SessionEnder<'_>,
+    grant: &AuthorizationGrant,
+    now: i64,
+) -> Result<(), OAuthError> {
+    if grant.stage() != GrantStage::Exchanged {
+        return Ok(());
+    }
+    if let (Some(exchanged_at), Some(session_id)) = (grant.exchanged_at, grant.session_id)
+        && now - exchanged_at > REPLAY_GRACE_MS
+    {
+        tracing::warn!(
+            grant.id = %grant.id,
+            oauth2_session.id = %session_id,
+            "authorization code replayed; ending the session it created"
+        );
+        ender.end_oauth2_session(session_id).await?;
+    }
+    Ok(())
+}
+
+/// The browser session that consented, still active with a usable user, and when its user
+/// last authenticated (Unix ms; the `auth_time` claim).
+async fn consenting_session(
+    conn: &mut AnyConnection,
+    grant: &AuthorizationGrant,
+) -> Result<(BrowserSession, i64), OAuthError> {
+    let user_session_id = grant
+        .user_session_id
+        .ok_or_else(|| invalid_grant("the code is not valid"))?;
+    let browser = browser_sessions::find_active_browser_session(conn, user_session_id)
+        .await?
+        .ok_or_else(|| invalid_grant("the browser session that approved the request has ended"))?;
+    if !browser.user.is_valid() {
+        return Err(invalid_grant("the account is locked or deactivated"));
+    }
+    let auth_time = browser_sessions::last_authentication(conn, browser.id)
+        .await?
+        .map_or(browser.created_at, |authentication| {
+            authentication.created_at
+        });
+    Ok((browser, auth_time))
+}
+
+/// Makes sure the homeserver knows `user` and its device `device_id` before anything is stored
+/// (docs/protocol.md#authorization-code-grant); if it cannot, 503 `temporarily_unavailable`.
+async fn provision(
+    homeserver: &dyn HomeserverConnection,
+    user: &User,
+    device_id: &str,
+    client: &Client,
+) -> Result<(), OAuthError> {
+    provision_device(
+        homeserver,
+        &user.username,
+        device_id,
+        client.metadata.client_name.as_deref(),
+    )
+    .await
+    .map_err(|_: DeviceError| {
+        OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the homeserver is not available; try again later",
+        )
+    })
+}
+
+/// Signs the ID token (RS256 unless the client registered another algorithm), with the
+/// `at_hash` of the new access token.
+fn sign_id_token(
+    keystore: &Keystore,
+    rng: &mut (impl RngCore + CryptoRng),
+    client: &Client,
+    mut claims: IdTokenClaims,
+    pair: &TokenPair,
+) -> Result<String, OAuthError> {
+    let alg = match client.metadata.id_token_signed_response_alg.as_deref() {
+        Some(alg) => alg.parse().map_err(OAuthError::internal)?,
+        None => JwsAlgorithm::Rs256,
+    };
+    claims.at_hash = Some(oidc_hash(alg, pair.access_token()));
+    keystore
+        .sign_id_token(rng, alg, &claims)
+        .map_err(OAuthError::internal)
 }
 
 /// RFC 6749 §4.1.3: `redirect_uri` is required when the authorization request carried it,
@@ -246,64 +326,4 @@ pub(crate) fn verify_pkce(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    /// RFC 7636 appendix B.
-    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-    fn challenge(method: CodeChallengeMethod, value: &str) -> CodeChallenge {
-        CodeChallenge {
-            challenge: value.to_owned(),
-            method,
-        }
-    }
-
-    #[test]
-    fn s256_matches_the_rfc_example() {
-        let c = challenge(CodeChallengeMethod::S256, CHALLENGE);
-        assert!(verify_pkce(true, Some(&c), Some(VERIFIER)).is_ok());
-        let other = format!("{}x", &VERIFIER[..VERIFIER.len() - 1]);
-        assert_eq!(
-            verify_pkce(true, Some(&c), Some(&other)).unwrap_err().error,
-            "invalid_grant"
-        );
-    }
-
-    #[test]
-    fn public_clients_need_s256() {
-        assert_eq!(
-            verify_pkce(true, None, None).unwrap_err().error,
-            "invalid_grant"
-        );
-        let plain = challenge(CodeChallengeMethod::Plain, VERIFIER);
-        assert_eq!(
-            verify_pkce(true, Some(&plain), Some(VERIFIER))
-                .unwrap_err()
-                .error,
-            "invalid_grant"
-        );
-        assert!(verify_pkce(false, Some(&plain), Some(VERIFIER)).is_ok());
-        assert!(verify_pkce(false, None, None).is_ok());
-    }
-
-    #[test]
-    fn a_verifier_without_challenge_or_the_reverse_is_a_bad_request() {
-        let c = challenge(CodeChallengeMethod::S256, CHALLENGE);
-        assert_eq!(
-            verify_pkce(false, None, Some(VERIFIER)).unwrap_err().error,
-            "invalid_request"
-        );
-        assert_eq!(
-            verify_pkce(true, Some(&c), None).unwrap_err().error,
-            "invalid_request"
-        );
-        assert_eq!(
-            verify_pkce(true, Some(&c), Some("short"))
-                .unwrap_err()
-                .error,
-            "invalid_request"
-        );
-    }
-}
+mod tests;

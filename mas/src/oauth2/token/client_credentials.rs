@@ -5,10 +5,8 @@
 
 use axum::http::StatusCode;
 
-use super::{TokenPair, TokenResponse};
-use crate::app::AppState;
+use super::{TokenPair, TokenResponse, TokenState};
 use crate::error::OAuthError;
-use crate::extract::client_auth::FormParams;
 use crate::model::scope::MAS_ADMIN;
 use crate::model::{Client, NewSession, Scope};
 use crate::storage::oauth2_sessions;
@@ -18,33 +16,20 @@ fn allowed_without_user(token: &str) -> bool {
     !(token.starts_with("urn:matrix:") || token.starts_with("urn:synapse:") || token == MAS_ADMIN)
 }
 
-/// Issues a token to the client itself.
+/// Issues a token to the client itself (a confidential one: the handler checked that).
 pub(super) async fn grant(
-    state: &AppState,
+    state: &TokenState,
     client: &Client,
-    form: &FormParams,
+    scope: Scope,
     user_agent: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    if client.is_public() {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            "public clients may not use client_credentials",
-        ));
-    }
-    let invalid_scope = |description: &'static str| {
-        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
-    };
-    let scope: Scope = form
-        .get("scope")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| invalid_scope("malformed scope"))?;
     if !scope
         .iter()
         .all(|token| allowed_without_user(token.as_str()))
     {
-        return Err(invalid_scope(
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
             "this scope needs a user; it cannot be granted to a client alone",
         ));
     }
@@ -68,3 +53,6 @@ pub(super) async fn grant(
     tx.commit().await?;
     Ok(TokenResponse::new(pair, ttl, &scope))
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,48 +13,26 @@
 //!   the answer is `invalid_grant`. Upstream MAS only refuses the token here;
 //! - anything else (no successor recorded, or revoked): `invalid_grant`.
 
-use super::{TokenPair, TokenResponse, invalid_grant};
-use crate::app::AppState;
+use sqlx::AnyConnection;
+use ulid::Ulid;
+
+use super::{TokenPair, TokenResponse, TokenState, invalid_grant};
 use crate::auth::sessions::SessionEnder;
+use crate::clock::Clock;
 use crate::crypto::{TokenKind, sha256_hex};
 use crate::error::OAuthError;
-use crate::extract::client_auth::FormParams;
 use crate::model::{Client, RefreshToken, Session};
-use crate::storage::{StorageError, access_tokens, introspection, refresh_tokens};
+use crate::storage::introspection::Introspected;
+use crate::storage::{Database, StorageError, access_tokens, introspection, refresh_tokens};
 
 /// Exchanges a refresh token for a new pair.
 pub(super) async fn grant(
-    state: &AppState,
+    state: &TokenState,
     client: &Client,
-    form: &FormParams,
+    presented: &str,
 ) -> Result<TokenResponse, OAuthError> {
-    let presented = form.require("refresh_token")?;
-    if TokenKind::from_token(presented) != Some(TokenKind::RefreshToken) {
-        return Err(invalid_grant("invalid refresh token"));
-    }
     let mut conn = state.db.acquire().await?;
-    let found =
-        introspection::lookup_refresh_token_for_introspection(&mut conn, &sha256_hex(presented))
-            .await?
-            .ok_or_else(|| invalid_grant("invalid refresh token"))?;
-    if found.session.client_id != client.id {
-        return Err(invalid_grant(
-            "the refresh token was issued to another client",
-        ));
-    }
-    if !found.session.is_active() {
-        return Err(invalid_grant("the session has ended"));
-    }
-    let user_ok = match found.session.user_id {
-        Some(_) => found.user.as_ref().is_some_and(|user| user.is_valid()),
-        None => true,
-    };
-    if !user_ok {
-        return Err(invalid_grant("the account is locked or deactivated"));
-    }
-    if found.token.revoked_at.is_some() {
-        return Err(invalid_grant("the refresh token was revoked"));
-    }
+    let found = find_usable(&mut conn, client, presented).await?;
     // For a consumed token: the unused successor to replace.
     let replaced = match found.token.consumed_at {
         None => None,
@@ -62,7 +40,7 @@ pub(super) async fn grant(
             Successor::Unused(next) => Some(next),
             Successor::Used => {
                 drop(conn);
-                end_replayed_session(state, &found.session).await?;
+                end_replayed_session(&state.db, state.session_ender(), &found.session).await?;
                 return Err(invalid_grant(
                     "the refresh token was already used; the session has ended",
                 ));
@@ -86,43 +64,16 @@ pub(super) async fn grant(
         .as_ref()
         .map(|refresh| refresh.id)
         .ok_or_else(|| OAuthError::internal("a refresh token was not stored"))?;
-    // Both updates are conditional, so of two concurrent refreshes exactly one wins.
-    let (won, to_revoke) = match &replaced {
-        None => {
-            let won = refresh_tokens::consume_refresh_token(
-                &mut tx,
-                clock,
-                found.token.id,
-                new_refresh_id,
-            )
-            .await?;
-            (won, found.token.access_token_id)
-        }
-        Some(successor) => {
-            // Claiming the successor is the conditional step: it fails if the client used
-            // it in the meantime. Then the presented token points at the new pair, and the
-            // successor is revoked.
-            let won =
-                refresh_tokens::consume_refresh_token(&mut tx, clock, successor.id, new_refresh_id)
-                    .await?;
-            if won {
-                refresh_tokens::replace_refresh_token_successor(
-                    &mut tx,
-                    found.token.id,
-                    successor.id,
-                    new_refresh_id,
-                )
-                .await?;
-                refresh_tokens::revoke_refresh_token(&mut tx, clock, successor.id).await?;
-            }
-            (won, successor.access_token_id)
-        }
-    };
-    if !won {
+    if !rotate(
+        &mut tx,
+        clock,
+        &found.token,
+        replaced.as_ref(),
+        new_refresh_id,
+    )
+    .await?
+    {
         return Err(invalid_grant("the refresh token was already used"));
-    }
-    if let Some(access_token_id) = to_revoke {
-        access_tokens::revoke_access_token(&mut tx, clock, access_token_id).await?;
     }
     tx.commit().await?;
     if replaced.is_some() {
@@ -132,6 +83,85 @@ pub(super) async fn grant(
         );
     }
     Ok(TokenResponse::new(pair, ttl, &found.session.scope))
+}
+
+/// The presented token with its session and user: a refresh token of ours, issued to
+/// `client`, not revoked, in an active session whose user (if any) is usable. It may have
+/// been consumed already.
+async fn find_usable(
+    conn: &mut AnyConnection,
+    client: &Client,
+    presented: &str,
+) -> Result<Introspected<RefreshToken>, OAuthError> {
+    if TokenKind::from_token(presented) != Some(TokenKind::RefreshToken) {
+        return Err(invalid_grant("invalid refresh token"));
+    }
+    let found = introspection::lookup_refresh_token_for_introspection(conn, &sha256_hex(presented))
+        .await?
+        .ok_or_else(|| invalid_grant("invalid refresh token"))?;
+    if found.session.client_id != client.id {
+        return Err(invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if !found.session.is_active() {
+        return Err(invalid_grant("the session has ended"));
+    }
+    let user_ok = match found.session.user_id {
+        Some(_) => found.user.as_ref().is_some_and(|user| user.is_valid()),
+        None => true,
+    };
+    if !user_ok {
+        return Err(invalid_grant("the account is locked or deactivated"));
+    }
+    if found.token.revoked_at.is_some() {
+        return Err(invalid_grant("the refresh token was revoked"));
+    }
+    Ok(found)
+}
+
+/// Links the presented token (or the unused successor it `replaced`) to the new refresh token
+/// `new_refresh_id` and revokes the access token of the pair it supersedes. Returns whether
+/// this request won: both updates are conditional, so of two concurrent refreshes exactly one
+/// does.
+async fn rotate(
+    tx: &mut AnyConnection,
+    clock: &dyn Clock,
+    presented: &RefreshToken,
+    replaced: Option<&RefreshToken>,
+    new_refresh_id: Ulid,
+) -> Result<bool, StorageError> {
+    let (won, to_revoke) = match replaced {
+        None => {
+            let won =
+                refresh_tokens::consume_refresh_token(tx, clock, presented.id, new_refresh_id)
+                    .await?;
+            (won, presented.access_token_id)
+        }
+        Some(successor) => {
+            // Claiming the successor is the conditional step: it fails if the client used
+            // it in the meantime. Then the presented token points at the new pair, and the
+            // successor is revoked.
+            let won =
+                refresh_tokens::consume_refresh_token(tx, clock, successor.id, new_refresh_id)
+                    .await?;
+            if won {
+                refresh_tokens::replace_refresh_token_successor(
+                    tx,
+                    presented.id,
+                    successor.id,
+                    new_refresh_id,
+                )
+                .await?;
+                refresh_tokens::revoke_refresh_token(tx, clock, successor.id).await?;
+            }
+            (won, successor.access_token_id)
+        }
+    };
+    if won && let Some(access_token_id) = to_revoke {
+        access_tokens::revoke_access_token(tx, clock, access_token_id).await?;
+    }
+    Ok(won)
 }
 
 /// What became of the successor of a consumed refresh token.
@@ -148,7 +178,7 @@ enum Successor {
 
 /// Follows `token.next_refresh_token_id` and judges the successor.
 async fn successor_of(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut AnyConnection,
     token: &RefreshToken,
 ) -> Result<Successor, StorageError> {
     let Some(next_id) = token.next_refresh_token_id else {
@@ -175,17 +205,18 @@ async fn successor_of(
 /// RFC 9700 §4.14.2: a refresh token replayed after the client moved on ends the session.
 /// Every token of the session is revoked first, then [`SessionEnder`] finishes it and deletes
 /// its device (a queued device sync retries a failed deletion), as any other session end does.
-async fn end_replayed_session(state: &AppState, session: &Session) -> Result<(), OAuthError> {
-    let clock = state.clock.as_ref();
-    let mut tx = state.db.begin_write().await?;
+async fn end_replayed_session(
+    db: &Database,
+    ender: SessionEnder<'_>,
+    session: &Session,
+) -> Result<(), OAuthError> {
+    let clock = ender.clock;
+    let mut tx = db.begin_write().await?;
     access_tokens::revoke_session_access_tokens(&mut tx, clock, session.id).await?;
     refresh_tokens::revoke_session_refresh_tokens(&mut tx, clock, session.id).await?;
     tx.commit().await?;
     // `false`: a concurrent request ended it first, and logged it.
-    if SessionEnder::from_state(state)
-        .end_oauth2_session(session.id)
-        .await?
-    {
+    if ender.end_oauth2_session(session.id).await? {
         tracing::warn!(
             oauth2_session.id = %session.id,
             oauth2_client.id = %session.client_id,
@@ -194,3 +225,6 @@ async fn end_replayed_session(state: &AppState, session: &Session) -> Result<(),
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
