@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::app::AppState;
 use crate::clock::Clock;
 use crate::error::HtmlError;
-use crate::extract::params::{FormError, ParamsError, StrictForm};
+use crate::extract::params::{FormError, ParamsError, deserialize, read_form_body};
 use crate::extract::{CookieJar, CookieManager, CsrfError, CsrfToken};
 use crate::homeserver::{CONSENT_QUERY_TIMEOUT, HomeserverConnection};
 use crate::model::User;
@@ -122,10 +122,12 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let jar = CookieManager::from_ref(state).jar(request.headers());
-        let StrictForm((Csrf { csrf }, fields)) =
-            StrictForm::<(Csrf, T)>::from_request(request, state)
-                .await
-                .map_err(|rejection| bad_form(&rejection))?;
+        let read = async {
+            let body = read_form_body(request, state).await?;
+            let Csrf { csrf } = deserialize(&body)?;
+            Ok::<_, FormError>((csrf, deserialize::<T>(&body)?))
+        };
+        let (csrf, fields) = read.await.map_err(|rejection| bad_form(&rejection))?;
         let clock = Arc::<dyn Clock>::from_ref(state);
         jar.verify_csrf(clock.as_ref(), &csrf)
             .map_err(csrf_failed)?;

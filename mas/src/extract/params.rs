@@ -153,22 +153,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictForm<T> {
     type Rejection = FormError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let form = "application/x-www-form-urlencoded";
-        if !super::client_auth::has_content_type(request.headers(), form) {
-            return Err(FormError::ContentType);
-        }
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                let status = rejection.status();
-                FormError::Body(if status.is_client_error() {
-                    status
-                } else {
-                    StatusCode::BAD_REQUEST
-                })
-            })?;
-        Ok(Self(deserialize(&body)?))
+        Ok(Self(deserialize(&read_form_body(request, state).await?)?))
     }
+}
+
+/// The raw body of a form POST, once its content type says it is a form; the caller decodes
+/// it with [`deserialize`] (as often as it needs: each type takes the names it declares).
+pub async fn read_form_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, FormError> {
+    let form = "application/x-www-form-urlencoded";
+    if !super::client_auth::has_content_type(request.headers(), form) {
+        return Err(FormError::ContentType);
+    }
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            let status = rejection.status();
+            FormError::Body(if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            })
+        })
 }
 
 fn hex_value(byte: u8) -> Option<u8> {

@@ -7,15 +7,16 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::app::SiteConfig;
 use crate::crypto::keystore::Keystore;
 use crate::crypto::passwords::PasswordManager;
 use crate::error::OAuthError;
+use crate::extract::params;
 use crate::routes::{self, UrlBuilder};
 
 /// The MSC4191 account-management actions we advertise (the deprecated `org.matrix.session_*`
@@ -151,14 +152,6 @@ pub async fn get(
 /// The WebFinger relation that asks for the OpenID Connect issuer.
 const ISSUER_REL: &str = "http://openid.net/specs/connect/1.0/issuer";
 
-/// The WebFinger query (RFC 7033 §4.1). `rel` may be repeated in general; we only need to
-/// know whether the issuer relation was asked for, so a single value is read.
-#[derive(Debug, Deserialize)]
-pub struct WebFingerQuery {
-    resource: Option<String>,
-    rel: Option<String>,
-}
-
 #[derive(Debug, Serialize)]
 struct WebFingerLink {
     rel: &'static str,
@@ -174,18 +167,23 @@ struct WebFingerResponse {
 /// `GET /.well-known/webfinger?resource=…&rel=…`: the issuer link when the issuer relation is
 /// asked for (or no `rel` at all), as a JRD.
 #[tracing::instrument(name = "handlers.oauth2.webfinger.get", skip_all)]
-pub async fn webfinger(
-    State(site): State<Arc<SiteConfig>>,
-    query: Result<Query<WebFingerQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(Query(query)) = query else {
+pub async fn webfinger(State(site): State<Arc<SiteConfig>>, uri: Uri) -> Response {
+    // RFC 7033 §4.1: `resource` once, `rel` any number of times; escapes are read strictly.
+    let Ok(pairs) = params::decode_pairs(uri.query().unwrap_or_default().as_bytes()) else {
         return OAuthError::invalid_request("malformed query").into_response();
     };
-    let Some(subject) = query.resource.filter(|resource| !resource.is_empty()) else {
-        return OAuthError::invalid_request("missing parameter `resource`").into_response();
+    let mut resources = pairs.iter().filter(|(name, _)| name == "resource");
+    let subject = match (resources.next(), resources.next()) {
+        (Some((_, resource)), None) if !resource.is_empty() => resource.clone(),
+        (Some(_), Some(_)) => {
+            return OAuthError::invalid_request("parameter `resource` is repeated").into_response();
+        }
+        _ => return OAuthError::invalid_request("missing parameter `resource`").into_response(),
     };
+    let mut rels = pairs.iter().filter(|(name, _)| name == "rel").peekable();
+    let wants_issuer = rels.peek().is_none() || rels.any(|(_, rel)| rel == ISSUER_REL);
     let mut links = Vec::new();
-    if query.rel.as_deref().is_none_or(|rel| rel == ISSUER_REL) {
+    if wants_issuer {
         links.push(WebFingerLink {
             rel: ISSUER_REL,
             href: site.issuer.clone(),

@@ -370,7 +370,46 @@ mod pages {
         }
     }
 
+    /// Page forms and queries are read as strictly as OAuth parameters (RFC 6749 §3.1): even
+    /// with the right CSRF token, a repeated field, a bad escape or bytes that are not UTF-8 are
+    /// the "Invalid form" page, never a sign-in attempt with a guessed value.
+    async fn page_forms_and_queries_are_read_strictly(db: Database) {
+        let app = TestApp::new(db).await;
+        app.user_with_password("alice", "correct horse").await;
+        let mut browser = app.browser();
+        let csrf = csrf_of(&browser.get("/auth/login").await.text());
+        for body in [
+            format!("csrf={csrf}&username=alice&username=bob&password=correct+horse"),
+            format!("csrf={csrf}&username=alice&password=correct+horse%ff"),
+            format!("csrf={csrf}&username=alice&password=correct+horse%zz"),
+            format!("csrf={csrf}&csrf={csrf}&username=alice&password=correct+horse"),
+        ] {
+            let request = axum::http::Request::post("/auth/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(body.clone()))
+                .unwrap();
+            let response = browser.send(request).await;
+            response.assert_status(StatusCode::BAD_REQUEST);
+            assert!(response.text().contains("Invalid form"), "{body}");
+            assert!(!browser.has_cookie("session"), "{body}");
+        }
+        for path in [
+            "/auth/login?login_hint=%zz",
+            "/auth/login?login_hint=a&login_hint=b",
+        ] {
+            let response = browser.get(path).await;
+            response.assert_status(StatusCode::BAD_REQUEST);
+            assert!(response.text().contains("Invalid link"), "{path}");
+        }
+        // The same form, well formed, signs in.
+        let response = browser
+            .login_at("/auth/login", "alice", "correct horse")
+            .await;
+        assert_eq!(location(&response), "/auth/");
+    }
+
     test_on_both_backends!(
+        page_forms_and_queries_are_read_strictly,
         malformed_or_huge_requests_get_pages_not_server_errors,
         login_page_has_a_csrf_token_the_hint_and_no_framing,
         wrong_or_missing_credentials_are_refused_on_the_form,

@@ -120,6 +120,18 @@ async fn webfinger_links_the_issuer(db: Database) {
         path(routes::WEBFINGER)
     );
     assert_eq!(app.get(&other).await.json()["links"], json!([]));
+    // RFC 7033 §4.3: `rel` may be repeated; the issuer link is given when one of them asks.
+    let repeated = format!(
+        "{}?resource=acct:alice@example.com&rel=other&rel=http%3A%2F%2Fopenid.net%2Fspecs%2Fconnect%2F1.0%2Fissuer",
+        path(routes::WEBFINGER)
+    );
+    let links = app.get(&repeated).await.json()["links"].clone();
+    assert_eq!(links.as_array().map(Vec::len), Some(1), "{links}");
+    for bad in ["resource=acct:a@b&resource=acct:c@d", "resource=%zz"] {
+        let response = app.get(&format!("{}?{bad}", path(routes::WEBFINGER))).await;
+        response.assert_status(StatusCode::BAD_REQUEST);
+        assert_eq!(response.json()["error"], "invalid_request", "{bad}");
+    }
     let response = app.get(&path(routes::WEBFINGER)).await;
     response.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(response.json()["error"], "invalid_request");
