@@ -107,7 +107,7 @@ async fn redirect(
     let now = state.clock.now_unix_ms();
     if let Err(limited) = state.limiter.check_compat_sso_redirect(ip, now) {
         tracing::info!(client.ip = ?ip, "SSO redirect refused: too many from this address");
-        return Ok(limited.respond(super::login::limit_exceeded(limited)));
+        return Ok(limited.respond(super::errors::limit_exceeded(limited)));
     }
     let mut redirect_url = None;
     let mut action = None;
