@@ -17,8 +17,9 @@ use rand_chacha::ChaCha20Rng;
 use sqlx::{Any, AnyConnection, Transaction};
 use ulid::Ulid;
 
-use self::wire::PasswordCredentials;
-use self::wire::{Credentials, Identifier, LoginFlows, LoginRequest, LoginResponse};
+use self::wire::{
+    Credentials, Identifier, LoginFlows, LoginRequest, LoginResponse, PasswordCredentials,
+};
 use super::SessionHandles;
 use super::errors::{bad_json, forbidden, limit_exceeded, parse_body};
 use super::tokens::{RefreshablePair, issue_access_token, issue_refreshable_pair};
@@ -100,6 +101,18 @@ impl Authenticated {
     }
 }
 
+fn appservice_unsupported() -> MatrixError {
+    MatrixError::new(
+        StatusCode::BAD_REQUEST,
+        "M_APPSERVICE_LOGIN_UNSUPPORTED",
+        "Application service login is not supported by this server",
+    )
+}
+
+fn unknown_login_type() -> MatrixError {
+    MatrixError::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Invalid login type")
+}
+
 fn invalid_credentials() -> MatrixError {
     forbidden("Invalid username or password")
 }
@@ -166,20 +179,8 @@ pub(super) async fn post(
         Credentials::Token { token } => {
             token_login(&handles.db, handles.clock.as_ref(), token.as_deref()).await?
         }
-        Credentials::ApplicationService => {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_APPSERVICE_LOGIN_UNSUPPORTED",
-                "Application service login is not supported by this server",
-            ));
-        }
-        Credentials::Unsupported => {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_UNKNOWN",
-                "Invalid login type",
-            ));
-        }
+        Credentials::ApplicationService => return Err(appservice_unsupported()),
+        Credentials::Unsupported => return Err(unknown_login_type()),
     };
     let user = authenticated.user();
     let new_session = NewCompatSession {
