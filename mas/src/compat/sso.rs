@@ -8,9 +8,10 @@
 pub(crate) mod complete;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -25,8 +26,11 @@ use crate::crypto::sha256_hex;
 use crate::error::MatrixError;
 use crate::extract::client_ip::ClientIp;
 use crate::model::redirect_uri;
-use crate::routes;
-use crate::storage::{StorageError, compat_sso_logins};
+use crate::ratelimit::RateLimiter;
+use crate::rng::RngSource;
+use crate::routes::{self, UrlBuilder};
+use crate::storage::{Database, StorageError, compat_sso_logins};
+use crate::upstream::UpstreamProviders;
 
 /// The SSO redirect routes (for the `compat` resource's router).
 pub(crate) fn router() -> Router<AppState> {
@@ -91,6 +95,31 @@ fn bad_param(errcode: &'static str, message: &'static str) -> MatrixError {
     MatrixError::new(StatusCode::BAD_REQUEST, errcode, message)
 }
 
+/// The state parts of the SSO redirect: where the pending login is stored, the rate limit in
+/// front of it, and where the browser goes next.
+#[derive(Clone)]
+struct RedirectState {
+    db: Database,
+    clock: Arc<dyn Clock>,
+    rng: RngSource,
+    limiter: RateLimiter,
+    urls: UrlBuilder,
+    upstream: UpstreamProviders,
+}
+
+impl FromRef<AppState> for RedirectState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            rng: state.rng.clone(),
+            limiter: state.limiter.clone(),
+            urls: state.urls.clone(),
+            upstream: state.upstream.clone(),
+        }
+    }
+}
+
 /// `GET /_matrix/client/{v}/login/sso/redirect[/{idp}]`. An `idp` that names an enabled
 /// upstream provider sends the browser straight to that provider (the login continues on the
 /// "continue" page afterwards); any other `idp` is ignored. Each request stores a pending
@@ -99,7 +128,7 @@ fn bad_param(errcode: &'static str, message: &'static str) -> MatrixError {
 /// `M_LIMIT_EXCEEDED` with `retry_after_ms`, and `Retry-After`.
 #[tracing::instrument(name = "handlers.compat.sso.redirect.get", skip_all)]
 async fn redirect(
-    State(state): State<AppState>,
+    State(state): State<RedirectState>,
     ClientIp(ip): ClientIp,
     Path(params): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
@@ -107,19 +136,9 @@ async fn redirect(
     let now = state.clock.now_unix_ms();
     if let Err(limited) = state.limiter.check_compat_sso_redirect(ip, now) {
         tracing::info!(client.ip = ?ip, "SSO redirect refused: too many from this address");
-        return Ok(limited.respond(super::login::limit_exceeded(limited)));
+        return Ok(limited.respond(super::errors::limit_exceeded(limited)));
     }
-    let mut redirect_url = None;
-    let mut action = None;
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "redirectUrl" if redirect_url.is_none() => redirect_url = Some(value.into_owned()),
-            "action" | "org.matrix.msc3824.action" if action.is_none() => {
-                action = SsoAction::parse(&value);
-            }
-            _ => {}
-        }
-    }
+    let (redirect_url, action) = read_query(query.as_deref().unwrap_or_default());
     let redirect_url =
         redirect_url.ok_or_else(|| bad_param("M_MISSING_PARAM", "Missing redirectUrl"))?;
     let redirect_url = valid_redirect_url(&redirect_url)
@@ -133,24 +152,51 @@ async fn redirect(
         redirect_url,
     )
     .await?;
-    if let Some(provider) = params.get("idp").and_then(|idp| state.upstream.get(idp)) {
-        let mut destination = state
-            .urls
-            .absolute(&routes::upstream_authorize(&provider.id));
-        let (kind, id) = PostAuthAction::ContinueCompatSsoLogin { id: login.id }.fields();
-        destination
-            .query_pairs_mut()
-            .append_pair("kind", kind)
-            .append_pair("id", &id);
-        return Ok(Redirect::to(destination.as_str()).into_response());
+    let provider = params.get("idp").and_then(|idp| state.upstream.get(idp));
+    let destination = match provider {
+        Some(provider) => via_provider(&state.urls, &provider.id, login.id),
+        None => continue_page(&state.urls, login.id, action),
+    };
+    Ok(Redirect::to(destination.as_str()).into_response())
+}
+
+/// The first `redirectUrl`, and the first `action` (or `org.matrix.msc3824.action`, MSC3824)
+/// of the query; an action that is neither `login` nor `register` counts as none.
+fn read_query(query: &str) -> (Option<String>, Option<SsoAction>) {
+    let mut redirect_url = None;
+    let mut action = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "redirectUrl" if redirect_url.is_none() => redirect_url = Some(value.into_owned()),
+            "action" | "org.matrix.msc3824.action" if action.is_none() => {
+                action = SsoAction::parse(&value);
+            }
+            _ => {}
+        }
     }
-    let mut destination = state.urls.absolute(&routes::complete_compat_sso(login.id));
+    (redirect_url, action)
+}
+
+/// The upstream provider's authorization start, continuing with the login afterwards.
+fn via_provider(urls: &UrlBuilder, provider_id: &str, login_id: Ulid) -> Url {
+    let mut destination = urls.absolute(&routes::upstream_authorize(provider_id));
+    let (kind, id) = PostAuthAction::ContinueCompatSsoLogin { id: login_id }.fields();
+    destination
+        .query_pairs_mut()
+        .append_pair("kind", kind)
+        .append_pair("id", &id);
+    destination
+}
+
+/// The "continue" page of the login, with the client's `action` when it gave one.
+fn continue_page(urls: &UrlBuilder, login_id: Ulid, action: Option<SsoAction>) -> Url {
+    let mut destination = urls.absolute(&routes::complete_compat_sso(login_id));
     if let Some(action) = action {
         destination
             .query_pairs_mut()
             .append_pair("action", action.as_str());
     }
-    Ok(Redirect::to(destination.as_str()).into_response())
+    destination
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::User;
-use crate::storage::Database;
+use crate::clock::Clock;
+use crate::model::{CompatSession, User};
 use crate::storage::testing::{TestDb, migrated, test_on_both_backends};
+use crate::storage::{Database, StorageError};
 
 const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
