@@ -11,20 +11,11 @@ mod refresh;
 pub mod sso;
 mod tokens;
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::FromRef;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
-use crate::auth::sessions::SessionEnder;
-use crate::clock::Clock;
-use crate::homeserver::HomeserverConnection;
-use crate::jobs::JobWaker;
-use crate::rng::RngSource;
 use crate::routes;
-use crate::storage::Database;
 
 /// The routes of the `compat` resource.
 pub(crate) fn router() -> Router<AppState> {
@@ -42,43 +33,6 @@ pub(crate) fn human_router() -> Router<AppState> {
         routes::COMPLETE_COMPAT_SSO,
         get(sso::complete::get).post(sso::complete::post),
     )
-}
-
-/// The state parts of the handlers that start and end compat sessions: the database, clock
-/// and randomness they write with, and what [`SessionEnder`] needs on top (the homeserver whose
-/// devices it deletes, the job worker it wakes).
-#[derive(Clone)]
-struct SessionHandles {
-    db: Database,
-    clock: Arc<dyn Clock>,
-    rng: RngSource,
-    homeserver: Arc<dyn HomeserverConnection>,
-    jobs: JobWaker,
-}
-
-impl FromRef<AppState> for SessionHandles {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            db: state.db.clone(),
-            clock: state.clock.clone(),
-            rng: state.rng.clone(),
-            homeserver: state.homeserver.clone(),
-            jobs: state.jobs.clone(),
-        }
-    }
-}
-
-impl SessionHandles {
-    /// Ends sessions as every kind of session ends (docs/architecture.md#conventions).
-    fn ender(&self) -> SessionEnder<'_> {
-        SessionEnder {
-            db: &self.db,
-            clock: self.clock.as_ref(),
-            rng: &self.rng,
-            homeserver: self.homeserver.as_ref(),
-            jobs: &self.jobs,
-        }
-    }
 }
 
 #[cfg(test)]

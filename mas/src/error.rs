@@ -122,6 +122,8 @@ pub struct MatrixError {
     pub error: Cow<'static, str>,
     /// Extra fields, e.g. `retry_after_ms` or `soft_logout`.
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `Retry-After` in seconds, for a 429 (RFC 6585 §4).
+    pub retry_after: Option<u64>,
     pub internal: Option<Internal>,
 }
 
@@ -136,6 +138,7 @@ impl MatrixError {
             errcode,
             error: error.into(),
             extra: None,
+            retry_after: None,
             internal: None,
         }
     }
@@ -160,6 +163,13 @@ impl MatrixError {
             .insert(key.to_owned(), value.into());
         self
     }
+    /// A rate limit's refusal: `retry_after_ms` in the body (Matrix client-server API,
+    /// `M_LIMIT_EXCEEDED`) and `Retry-After` in seconds in the header.
+    #[must_use]
+    pub fn retry_after(mut self, limited: &crate::ratelimit::RateLimited) -> Self {
+        self.retry_after = Some(limited.retry_after_secs());
+        self.with("retry_after_ms", limited.retry_after_ms())
+    }
 }
 
 impl IntoResponse for MatrixError {
@@ -168,6 +178,11 @@ impl IntoResponse for MatrixError {
         body.insert("errcode".to_owned(), self.errcode.into());
         body.insert("error".to_owned(), self.error.into_owned().into());
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if let Some(internal) = self.internal {
             response.extensions_mut().insert(internal);
         }

@@ -7,7 +7,7 @@
 //! usernames exist.
 //!
 //! Whether password login is on is the caller's first check, before reading its own fields:
-//! [`PasswordLogin::from_state`] is `None` when it is off.
+//! a handler builds no [`PasswordLogin`] when it is off (there is no password manager).
 //! Reading the fields, the wording of each [`PasswordRefusal`] and what a success starts (a
 //! browser session, a compat session) stay with the callers.
 
@@ -18,7 +18,6 @@ use sqlx::AnyConnection;
 use ulid::Ulid;
 
 use super::account::{AccountRefusal, check_account};
-use crate::app::AppState;
 use crate::clock::Clock;
 use crate::crypto::passwords::{PasswordError, PasswordManager};
 use crate::model::User;
@@ -105,17 +104,6 @@ pub(crate) struct PasswordLogin<'a> {
 }
 
 impl<'a> PasswordLogin<'a> {
-    /// The application's handles; `None` when password login is disabled.
-    pub(crate) fn from_state(state: &'a AppState) -> Option<Self> {
-        Some(Self {
-            db: &state.db,
-            clock: state.clock.as_ref(),
-            limiter: &state.limiter,
-            manager: state.passwords.as_deref()?,
-            rng: &state.rng,
-        })
-    }
-
     /// Checks `password` for `username` (a localpart) from `ip`, in the order of the module
     /// documentation.
     #[tracing::instrument(name = "auth.password.authenticate", skip_all)]

@@ -12,6 +12,9 @@
 //! sync, or the user's deactivation).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
 
 use sqlx::{Any, AnyConnection, Transaction};
 use ulid::Ulid;
@@ -39,18 +42,49 @@ pub(crate) struct SessionEnder<'a> {
     pub(crate) jobs: &'a JobWaker,
 }
 
-impl<'a> SessionEnder<'a> {
-    /// The ender of the application's state.
-    pub(crate) fn from_state(state: &'a AppState) -> Self {
+/// The state parts ending a session needs, owned: what handlers extract
+/// (`State<SessionHandles>`) to build a [`SessionEnder`] with [`SessionHandles::ender`]; the
+/// database, clock and randomness serve the handler's own writes too.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionHandles {
+    /// The database pool.
+    pub(crate) db: Database,
+    /// The injected clock.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The injected randomness.
+    pub(crate) rng: RngSource,
+    /// The homeserver whose devices are deleted.
+    pub(crate) homeserver: Arc<dyn HomeserverConnection>,
+    /// Wakes the job worker after queueing.
+    pub(crate) jobs: JobWaker,
+}
+
+impl FromRef<AppState> for SessionHandles {
+    fn from_ref(state: &AppState) -> Self {
         Self {
-            db: &state.db,
-            clock: state.clock.as_ref(),
-            rng: &state.rng,
-            homeserver: state.homeserver.as_ref(),
-            jobs: &state.jobs,
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            rng: state.rng.clone(),
+            homeserver: state.homeserver.clone(),
+            jobs: state.jobs.clone(),
         }
     }
+}
 
+impl SessionHandles {
+    /// Ends sessions as every kind of session ends (docs/architecture.md#conventions).
+    pub(crate) fn ender(&self) -> SessionEnder<'_> {
+        SessionEnder {
+            db: &self.db,
+            clock: self.clock.as_ref(),
+            rng: &self.rng,
+            homeserver: self.homeserver.as_ref(),
+            jobs: &self.jobs,
+        }
+    }
+}
+
+impl SessionEnder<'_> {
     /// Ends the OAuth 2.0 session `id` and releases its devices. Returns `false` when it was
     /// already finished or does not exist (nothing is done then).
     #[tracing::instrument(name = "auth.sessions.end_oauth2", skip_all, fields(oauth2_session.id = %id), err)]

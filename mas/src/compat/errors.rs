@@ -22,13 +22,12 @@ pub(super) fn bad_json(message: impl Into<Cow<'static, str>>) -> MatrixError {
 
 /// `M_LIMIT_EXCEEDED` with `retry_after_ms`.
 pub(super) fn limit_exceeded(limited: RateLimited) -> MatrixError {
-    let ms = limited.retry_after_ms();
     MatrixError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "M_LIMIT_EXCEEDED",
         "Too many login attempts; try again later",
     )
-    .with("retry_after_ms", ms)
+    .retry_after(&limited)
 }
 
 /// `M_UNKNOWN_TOKEN` (401, not a soft logout).

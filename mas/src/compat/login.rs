@@ -20,13 +20,13 @@ use ulid::Ulid;
 use self::wire::{
     Credentials, Identifier, LoginFlows, LoginRequest, LoginResponse, PasswordCredentials,
 };
-use super::SessionHandles;
 use super::errors::{bad_json, forbidden, limit_exceeded, parse_body};
 use super::tokens::{RefreshablePair, issue_access_token, issue_refreshable_pair};
 use crate::app::{AppState, SiteConfig};
 use crate::auth::account::{AccountRefusal, check_account};
 use crate::auth::device::provision_device;
 use crate::auth::password::{self, PasswordLogin, PasswordRefusal, localpart_of};
+use crate::auth::sessions::SessionHandles;
 use crate::clock::Clock;
 use crate::crypto::passwords::PasswordManager;
 use crate::crypto::random;

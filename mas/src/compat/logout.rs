@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::SessionHandles;
 use super::errors::{parse_body, unknown_token};
+use crate::auth::sessions::SessionHandles;
 use crate::clock::Clock;
 use crate::crypto::{TokenKind, sha256_hex};
 use crate::error::MatrixError;

@@ -6,23 +6,17 @@
 //! tokens still get 200 (RFC 7009 §2.2). The success answer is 200 with an empty body and
 //! **no content type** (some clients, e.g. oidc-client-ts, reject `text/plain`).
 
-use std::sync::Arc;
-
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ulid::Ulid;
 
 use crate::app::AppState;
-use crate::auth::sessions::SessionEnder;
-use crate::clock::Clock;
+use crate::auth::sessions::{SessionEnder, SessionHandles};
 use crate::crypto::{Encrypter, TokenKind, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::ClientAuthorization;
-use crate::homeserver::HomeserverConnection;
-use crate::jobs::JobWaker;
-use crate::rng::RngSource;
-use crate::storage::{Database, introspection};
+use crate::storage::introspection;
 
 /// Why the request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,35 +47,15 @@ impl From<RouteError> for OAuthError {
 /// with its device.
 #[derive(Debug, Clone)]
 pub(crate) struct RevokeState {
-    db: Database,
+    sessions: SessionHandles,
     encrypter: Encrypter,
-    clock: Arc<dyn Clock>,
-    rng: RngSource,
-    homeserver: Arc<dyn HomeserverConnection>,
-    jobs: JobWaker,
 }
 
 impl FromRef<AppState> for RevokeState {
     fn from_ref(state: &AppState) -> Self {
         Self {
-            db: state.db.clone(),
+            sessions: SessionHandles::from_ref(state),
             encrypter: state.encrypter.clone(),
-            clock: state.clock.clone(),
-            rng: state.rng.clone(),
-            homeserver: state.homeserver.clone(),
-            jobs: state.jobs.clone(),
-        }
-    }
-}
-
-impl RevokeState {
-    fn session_ender(&self) -> SessionEnder<'_> {
-        SessionEnder {
-            db: &self.db,
-            clock: self.clock.as_ref(),
-            rng: &self.rng,
-            homeserver: self.homeserver.as_ref(),
-            jobs: &self.jobs,
         }
     }
 }
@@ -101,7 +75,7 @@ pub(crate) async fn post(
         None | Some("access_token" | "refresh_token") => {}
         Some(_) => return Err(RouteError::UnsupportedTokenType.into()),
     }
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.sessions.db.acquire().await?;
     let client = credentials
         .authenticate(&mut conn, &state.encrypter)
         .await?;
@@ -126,7 +100,7 @@ pub(crate) async fn post(
         if session.client_id != client.id {
             return Err(RouteError::OtherClient.into());
         }
-        end_session(state.session_ender(), session.id).await?;
+        end_session(state.sessions.ender(), session.id).await?;
     }
     Ok(revoked())
 }

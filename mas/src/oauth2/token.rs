@@ -20,17 +20,14 @@ use sqlx::AnyConnection;
 use ulid::Ulid;
 
 use crate::app::{AppState, SiteConfig};
-use crate::auth::sessions::SessionEnder;
+use crate::auth::sessions::SessionHandles;
 use crate::clock::Clock;
 use crate::crypto::keystore::Keystore;
 use crate::crypto::{Encrypter, TokenKind, sha256_hex};
 use crate::error::OAuthError;
 use crate::extract::client_auth::{ClientAuthorization, FormParams};
-use crate::homeserver::HomeserverConnection;
-use crate::jobs::JobWaker;
 use crate::model::{Client, RefreshToken, Scope};
-use crate::rng::RngSource;
-use crate::storage::{Database, StorageError, access_tokens, refresh_tokens};
+use crate::storage::{StorageError, access_tokens, refresh_tokens};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Serialize)]
@@ -190,48 +187,24 @@ impl<'a> TokenRequest<'a> {
 /// What the token endpoint and its grants use of the application state.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenState {
-    /// The database pool.
-    pub(crate) db: Database,
-    /// The injected clock.
-    pub(crate) clock: Arc<dyn Clock>,
-    /// The injected randomness.
-    pub(crate) rng: RngSource,
+    /// The database, clock and randomness of the grants, and what ending a replayed session
+    /// needs (device deletion, the job worker).
+    pub(crate) sessions: SessionHandles,
     /// Client secrets at rest (client authentication).
     pub(crate) encrypter: Encrypter,
     /// ID token signing.
     pub(crate) keystore: Arc<Keystore>,
     /// The issuer and the access token lifetime.
     pub(crate) site: Arc<SiteConfig>,
-    /// Device provisioning, and device deletion when a session ends.
-    pub(crate) homeserver: Arc<dyn HomeserverConnection>,
-    /// Wakes the job worker after a session end queued a device sync.
-    pub(crate) jobs: JobWaker,
 }
 
 impl FromRef<AppState> for TokenState {
     fn from_ref(state: &AppState) -> Self {
         Self {
-            db: state.db.clone(),
-            clock: state.clock.clone(),
-            rng: state.rng.clone(),
+            sessions: SessionHandles::from_ref(state),
             encrypter: state.encrypter.clone(),
             keystore: state.keystore.clone(),
             site: state.site.clone(),
-            homeserver: state.homeserver.clone(),
-            jobs: state.jobs.clone(),
-        }
-    }
-}
-
-impl TokenState {
-    /// Ends sessions with their devices (see [`SessionEnder`]).
-    pub(crate) fn session_ender(&self) -> SessionEnder<'_> {
-        SessionEnder {
-            db: &self.db,
-            clock: self.clock.as_ref(),
-            rng: &self.rng,
-            homeserver: self.homeserver.as_ref(),
-            jobs: &self.jobs,
         }
     }
 }
@@ -266,7 +239,7 @@ async fn handle(
     })?;
     let grant_type = GrantType::from_form(&request.form)?;
     let client = {
-        let mut conn = state.db.acquire().await?;
+        let mut conn = state.sessions.db.acquire().await?;
         credentials
             .authenticate(&mut conn, &state.encrypter)
             .await?

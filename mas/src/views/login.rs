@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -96,6 +96,8 @@ pub(super) struct LoginForm {
 struct Refusal {
     status: StatusCode,
     errors: Vec<FormError>,
+    /// `Retry-After` in seconds, when a rate limit refused the attempt (RFC 6585 §4).
+    retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -103,6 +105,7 @@ impl Refusal {
         Self {
             status,
             errors: vec![FormError::form(message)],
+            retry_after: None,
         }
     }
 
@@ -111,10 +114,13 @@ impl Refusal {
         let message = match refusal {
             PasswordRefusal::RateLimited(limited) => {
                 let seconds = limited.retry_after_secs();
-                return Ok(Self::form(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("Too many sign-in attempts. Wait {seconds} seconds and try again."),
-                ));
+                return Ok(Self {
+                    retry_after: Some(seconds),
+                    ..Self::form(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("Too many sign-in attempts. Wait {seconds} seconds and try again."),
+                    )
+                });
             }
             PasswordRefusal::Internal(error) => return Err(HtmlError::internal(error)),
             PasswordRefusal::InvalidCredentials => "Invalid username or password.",
@@ -142,7 +148,9 @@ fn render(
     refusal: Option<Refusal>,
 ) -> Result<Response, HtmlError> {
     let csrf = page.csrf_token(&mut jar);
-    let (status, errors) = refusal.map_or((StatusCode::OK, Vec::new()), |r| (r.status, r.errors));
+    let (status, errors, retry_after) = refusal.map_or((StatusCode::OK, Vec::new(), None), |r| {
+        (r.status, r.errors, r.retry_after)
+    });
     let login_hint = (!username.is_empty()).then_some(username.as_str());
     let providers = login
         .upstream
@@ -164,7 +172,13 @@ fn render(
         post_auth_action: action.map(PostAuthAction::view),
     };
     let html = page.templates.render_login(&context)?;
-    Ok((status, jar, Html(html)).into_response())
+    let mut response = (status, jar, Html(html)).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    Ok(response)
 }
 
 /// Whether `session` must log in again before `action` (a grant with `prompt=login` that is
@@ -288,6 +302,7 @@ async fn attempt(
         return Ok(Err(Refusal {
             status: StatusCode::BAD_REQUEST,
             errors: missing,
+            retry_after: None,
         }));
     }
     match login.authenticate(ip, username, password).await {

@@ -138,6 +138,7 @@ mod pages {
                 .text()
                 .contains("Too many sign-in attempts. Wait 20 seconds")
         );
+        assert_eq!(response.header("retry-after"), Some("20"));
         assert!(!browser.has_cookie("session"));
 
         // Another address is not affected.

@@ -1,7 +1,9 @@
 //! Ending each kind of session without HTTP ([`SessionEnder`], [`end_browser_session`],
 //! [`end_all_sessions`]), on both backends.
 
-use super::{EndedSessions, SessionEnder, end_all_sessions, end_browser_session};
+use axum::extract::FromRef;
+
+use super::{EndedSessions, SessionHandles, end_all_sessions, end_browser_session};
 use crate::app::testing::oauth::{ApiApp, DEVICE, MATRIX_SCOPE};
 use crate::homeserver::{HomeserverConnection as _, MockCall, MockFailure};
 use crate::model::{CompatSession, NewSession, User};
@@ -38,7 +40,8 @@ async fn an_oauth_device_still_held_by_another_session_is_kept(db: Database) {
         .unwrap();
         ids.push(session.id);
     }
-    let ender = SessionEnder::from_state(&app.state);
+    let handles = SessionHandles::from_ref(&app.state);
+    let ender = handles.ender();
     assert!(ender.end_oauth2_session(ids[0]).await.unwrap());
     assert!(app.homeserver.devices("alice").contains(DEVICE));
     assert!(
@@ -118,7 +121,8 @@ async fn ending_compat_sessions_deletes_the_devices_no_session_holds(db: Databas
     // An OAuth session holds the same device as `shared`.
     oauth_session(&app, &user, MATRIX_SCOPE).await;
 
-    let ender = SessionEnder::from_state(&app.state);
+    let handles = SessionHandles::from_ref(&app.state);
+    let ender = handles.ender();
     ender
         .end_compat_sessions(&user, &[phone, laptop, shared])
         .await
@@ -147,7 +151,8 @@ async fn a_failed_deletion_is_left_to_the_queued_sync(db: Database) {
     let phone = compat_session(&app, &user, "PHONE").await;
     let oauth = oauth_session(&app, &user, MATRIX_SCOPE).await;
     app.homeserver.set_failure(Some(MockFailure::Unreachable));
-    let ender = SessionEnder::from_state(&app.state);
+    let handles = SessionHandles::from_ref(&app.state);
+    let ender = handles.ender();
     ender.end_compat_sessions(&user, &[phone]).await.unwrap();
     assert!(ender.end_oauth2_session(oauth).await.unwrap());
     assert_eq!(queued_syncs(&app).await, 2);
@@ -162,7 +167,8 @@ async fn an_oauth_session_without_a_device_ends_without_a_job(db: Database) {
     let app = ApiApp::new(db).await;
     let user = app.user("alice").await;
     let id = oauth_session(&app, &user, "openid").await;
-    let ender = SessionEnder::from_state(&app.state);
+    let handles = SessionHandles::from_ref(&app.state);
+    let ender = handles.ender();
     assert!(ender.end_oauth2_session(id).await.unwrap());
     assert_eq!(queued_syncs(&app).await, 0);
     assert!(app.homeserver.calls().is_empty());

@@ -217,6 +217,9 @@ async fn password_attempts_are_rate_limited_per_address(db: Database) {
     assert_eq!(errcode(&response), "M_LIMIT_EXCEEDED");
     let retry = response.json()["retry_after_ms"].as_u64().unwrap();
     assert!(retry > 0 && retry <= 20_000, "{retry}");
+    // The header says the same, in whole seconds rounded up (RFC 6585 §4).
+    let header: u64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(header, retry.div_ceil(1000).max(1));
     // Another address is not affected.
     let response = post_raw(&app, LOGIN, &right, Some("203.0.113.6:40000")).await;
     response.assert_status(StatusCode::OK);

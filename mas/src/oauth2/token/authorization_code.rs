@@ -58,12 +58,12 @@ pub(super) async fn grant(
     client: &Client,
     exchange: Exchange<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    let now = state.clock.now_unix_ms();
-    let mut conn = state.db.acquire().await?;
+    let now = state.sessions.clock.now_unix_ms();
+    let mut conn = state.sessions.db.acquire().await?;
     let grant = find_code(&mut conn, client, exchange.code).await?;
     if let Err(error) = check_stage(&grant, now) {
         drop(conn);
-        end_first_session_if_replayed(state.session_ender(), &grant, now).await?;
+        end_first_session_if_replayed(state.sessions.ender(), &grant, now).await?;
         return Err(error);
     }
     check_redirect_uri(&grant.request, exchange.redirect_uri)?;
@@ -78,10 +78,10 @@ pub(super) async fn grant(
     let scope = grant.request.scope.clone();
     let user = browser.user;
     if let Some(device_id) = scope.device_id() {
-        provision(state.homeserver.as_ref(), &user, device_id, client).await?;
+        provision(state.sessions.homeserver.as_ref(), &user, device_id, client).await?;
     }
 
-    let mut rng = state.rng.fork();
+    let mut rng = state.sessions.rng.fork();
     let ttl = state.site.access_token_ttl;
     let pair = TokenPair::generate(&mut rng, client.metadata.grant_types.refresh_token);
     let id_token = if scope.has_openid() {
@@ -108,8 +108,8 @@ pub(super) async fn grant(
         None
     };
 
-    let clock = state.clock.as_ref();
-    let mut tx = state.db.begin_write().await?;
+    let clock = state.sessions.clock.as_ref();
+    let mut tx = state.sessions.db.begin_write().await?;
     let new = NewSession {
         client_id: client.id,
         user_id: Some(user.id),

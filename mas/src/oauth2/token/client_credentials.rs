@@ -34,11 +34,11 @@ pub(super) async fn grant(
         ));
     }
 
-    let clock = state.clock.as_ref();
-    let mut rng = state.rng.fork();
+    let clock = state.sessions.clock.as_ref();
+    let mut rng = state.sessions.rng.fork();
     let ttl = state.site.access_token_ttl;
     let pair = TokenPair::generate(&mut rng, false);
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = state.sessions.db.begin_write().await?;
     let new = NewSession {
         client_id: client.id,
         user_id: None,

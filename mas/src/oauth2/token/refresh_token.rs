@@ -31,7 +31,7 @@ pub(super) async fn grant(
     client: &Client,
     presented: &str,
 ) -> Result<TokenResponse, OAuthError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.sessions.db.acquire().await?;
     let found = find_usable(&mut conn, client, presented).await?;
     // For a consumed token: the unused successor to replace.
     let replaced = match found.token.consumed_at {
@@ -40,7 +40,8 @@ pub(super) async fn grant(
             Successor::Unused(next) => Some(next),
             Successor::Used => {
                 drop(conn);
-                end_replayed_session(&state.db, state.session_ender(), &found.session).await?;
+                end_replayed_session(&state.sessions.db, state.sessions.ender(), &found.session)
+                    .await?;
                 return Err(invalid_grant(
                     "the refresh token was already used; the session has ended",
                 ));
@@ -52,11 +53,11 @@ pub(super) async fn grant(
     };
     drop(conn);
 
-    let clock = state.clock.as_ref();
-    let mut rng = state.rng.fork();
+    let clock = state.sessions.clock.as_ref();
+    let mut rng = state.sessions.rng.fork();
     let ttl = state.site.access_token_ttl;
     let pair = TokenPair::generate(&mut rng, true);
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = state.sessions.db.begin_write().await?;
     let stored = pair
         .store(&mut tx, clock, &mut rng, found.session.id, ttl)
         .await?;

@@ -3,63 +3,22 @@
 //! finished and its device deleted in the homeserver at once (a failure there is left to a queued
 //! device sync). A session that is not one of the user's active ones is a 404 page.
 
-use std::sync::Arc;
-
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use ulid::Ulid;
 
 use super::{session_not_found, to_login};
-use crate::app::AppState;
-use crate::auth::sessions::SessionEnder;
-use crate::clock::Clock;
+use crate::auth::sessions::SessionHandles;
 use crate::error::HtmlError;
 use crate::extract::session::load_session;
-use crate::homeserver::HomeserverConnection;
-use crate::jobs::JobWaker;
 use crate::pages::CsrfForm;
-use crate::rng::RngSource;
 use crate::routes::{self, UrlBuilder};
-use crate::storage::{Database, compat, oauth2_sessions};
-
-/// The parts of the state ending a session needs (those of [`SessionEnder`]).
-#[derive(Debug, Clone)]
-pub(super) struct EnderState {
-    db: Database,
-    clock: Arc<dyn Clock>,
-    rng: RngSource,
-    homeserver: Arc<dyn HomeserverConnection>,
-    jobs: JobWaker,
-}
-
-impl FromRef<AppState> for EnderState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            db: state.db.clone(),
-            clock: state.clock.clone(),
-            rng: state.rng.clone(),
-            homeserver: state.homeserver.clone(),
-            jobs: state.jobs.clone(),
-        }
-    }
-}
-
-impl EnderState {
-    fn ender(&self) -> SessionEnder<'_> {
-        SessionEnder {
-            db: &self.db,
-            clock: self.clock.as_ref(),
-            rng: &self.rng,
-            homeserver: self.homeserver.as_ref(),
-            jobs: &self.jobs,
-        }
-    }
-}
+use crate::storage::{compat, oauth2_sessions};
 
 /// `POST /account/sessions/{session_id}/end`.
 #[tracing::instrument(name = "handlers.views.account.session_end.post", skip_all)]
 pub(super) async fn post(
-    State(state): State<EnderState>,
+    State(state): State<SessionHandles>,
     State(urls): State<UrlBuilder>,
     Path(session_id): Path<String>,
     CsrfForm { jar, .. }: CsrfForm,
