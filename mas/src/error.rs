@@ -19,8 +19,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::app::AppState;
-use crate::templates::ErrorContext;
+use crate::routes::UrlBuilder;
+use crate::templates::{ErrorContext, Templates};
 
 /// The details of an unexpected failure, carried to the logging layer in a response extension.
 #[derive(Debug, Clone)]
@@ -262,7 +262,8 @@ impl IntoResponse for HtmlError {
 /// Layer for the human routes: renders [`HtmlError`]s with the error template (plain text if
 /// even that fails).
 pub async fn render_html_errors(
-    State(state): State<AppState>,
+    State(urls): State<UrlBuilder>,
+    State(templates): State<Templates>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -270,7 +271,7 @@ pub async fn render_html_errors(
     let Some(pending) = response.extensions_mut().remove::<PendingHtmlError>() else {
         return response;
     };
-    let prefix = state.urls.prefix().to_owned();
+    let prefix = urls.prefix().to_owned();
     let context = ErrorContext {
         back_url: Some(format!("{prefix}/")),
         prefix,
@@ -278,7 +279,7 @@ pub async fn render_html_errors(
         description: pending.description.into_owned(),
         details: None,
     };
-    match state.templates.render_error(&context) {
+    match templates.render_error(&context) {
         Ok(html) => {
             let (mut parts, _) = response.into_parts();
             parts.headers.insert(
