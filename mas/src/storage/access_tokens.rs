@@ -143,15 +143,15 @@ pub async fn revoke_access_token(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_access_tokens SET revoked_at = $2 \
          WHERE oauth2_access_token_id = $1 AND revoked_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// Revokes every token of the session that is not revoked yet (a replayed refresh token
@@ -167,15 +167,15 @@ pub async fn revoke_session_access_tokens(
     clock: &dyn Clock,
     session_id: Ulid,
 ) -> Result<u64, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_access_tokens SET revoked_at = $2 \
          WHERE oauth2_session_id = $1 AND revoked_at IS NULL",
+        session_id,
+        clock.now_unix_ms(),
     )
-    .bind(session_id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected())
+    Ok(changed)
 }
 
 /// Records the token's first successful use, once: `false` if it was already recorded (so
@@ -191,15 +191,15 @@ pub async fn mark_access_token_first_used(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_access_tokens SET first_used_at = $2 \
          WHERE oauth2_access_token_id = $1 AND first_used_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 #[cfg(test)]

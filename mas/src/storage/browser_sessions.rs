@@ -160,15 +160,15 @@ pub async fn finish_browser_session(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE user_sessions SET finished_at = $2 \
          WHERE user_session_id = $1 AND finished_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// Ends every active browser session of the user; returns how many.
@@ -178,14 +178,14 @@ pub async fn finish_all_browser_sessions(
     clock: &dyn Clock,
     user_id: Ulid,
 ) -> Result<u64, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE user_sessions SET finished_at = $2 WHERE user_id = $1 AND finished_at IS NULL",
+        user_id,
+        clock.now_unix_ms(),
     )
-    .bind(user_id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected())
+    Ok(changed)
 }
 
 /// Records activity on the session at `at` from `ip`. `false` if there is no such session.

@@ -122,15 +122,15 @@ pub async fn mark_email_confirmed(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE user_emails SET confirmed_at = COALESCE(confirmed_at, $2) \
          WHERE user_email_id = $1",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// Removes one address. `false` if there is no such row.

@@ -277,16 +277,16 @@ pub async fn cancel_authorization_grant(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_authorization_grants SET cancelled_at = $2 \
          WHERE oauth2_authorization_grant_id = $1 \
            AND cancelled_at IS NULL AND exchanged_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 #[cfg(test)]

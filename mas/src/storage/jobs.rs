@@ -209,15 +209,15 @@ pub async fn complete_job(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<(), StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE queue_jobs SET status = 'completed', completed_at = $2 \
          WHERE queue_job_id = $1 AND status = 'running'",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    if result.rows_affected() == 1 {
+    if changed == 1 {
         Ok(())
     } else {
         Err(StorageError::JobNotRunning(id))

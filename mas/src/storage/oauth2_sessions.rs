@@ -131,15 +131,15 @@ pub async fn finish_oauth2_session(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_sessions SET finished_at = $2 \
          WHERE oauth2_session_id = $1 AND finished_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// Ends every active session of the user; returns how many.
@@ -149,14 +149,14 @@ pub async fn finish_all_oauth2_sessions(
     clock: &dyn Clock,
     user_id: Ulid,
 ) -> Result<u64, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_sessions SET finished_at = $2 WHERE user_id = $1 AND finished_at IS NULL",
+        user_id,
+        clock.now_unix_ms(),
     )
-    .bind(user_id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected())
+    Ok(changed)
 }
 
 /// The user's active sessions, oldest first (device sync, session lists and limits).

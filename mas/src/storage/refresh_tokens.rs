@@ -206,15 +206,15 @@ pub async fn revoke_refresh_token(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_refresh_tokens SET revoked_at = $2 \
          WHERE oauth2_refresh_token_id = $1 AND revoked_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// Revokes every token of the session that is not revoked yet, consumed ones included (a
@@ -230,15 +230,15 @@ pub async fn revoke_session_refresh_tokens(
     clock: &dyn Clock,
     session_id: Ulid,
 ) -> Result<u64, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE oauth2_refresh_tokens SET revoked_at = $2 \
          WHERE oauth2_session_id = $1 AND revoked_at IS NULL",
+        session_id,
+        clock.now_unix_ms(),
     )
-    .bind(session_id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected())
+    Ok(changed)
 }
 
 #[cfg(test)]

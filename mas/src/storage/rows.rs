@@ -1,8 +1,10 @@
-//! Shared decoding of stored values into model types, and the mapping of named unique
-//! constraints onto [`StorageError`] variants.
+//! Shared decoding of stored values into model types, the mapping of named unique
+//! constraints onto [`StorageError`] variants, and the one-line time stamp every table's
+//! revoke, consume, finish and first-use update runs.
 
 use std::str::FromStr;
 
+use sqlx::AnyConnection;
 use ulid::Ulid;
 use url::Url;
 
@@ -129,4 +131,21 @@ pub(super) fn map_unique(
     } else {
         StorageError::Query(error)
     }
+}
+
+/// Runs `sql`, an `UPDATE` that writes the time `at` (bound as `$2`) on the rows matched by
+/// `id` (bound as `$1`), and returns how many rows changed. The SQL text stays with each
+/// caller, one portable statement per query; only the binding and counting are shared.
+pub(super) async fn stamp(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    id: Ulid,
+    at: i64,
+) -> Result<u64, StorageError> {
+    let result = sqlx::query(sql)
+        .bind(id.to_string())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(result.rows_affected())
 }

@@ -249,16 +249,16 @@ pub async fn consume_upstream_session(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE upstream_oauth_authorization_sessions SET consumed_at = $2 \
          WHERE upstream_oauth_authorization_session_id = $1 \
            AND completed_at IS NOT NULL AND consumed_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 #[cfg(test)]

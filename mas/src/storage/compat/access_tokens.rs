@@ -125,15 +125,15 @@ pub async fn revoke_compat_access_token(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE compat_access_tokens SET revoked_at = $2 \
          WHERE compat_access_token_id = $1 AND revoked_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// Records the token's first successful use, once.
@@ -143,13 +143,13 @@ pub async fn mark_compat_access_token_first_used(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE compat_access_tokens SET first_used_at = $2 \
          WHERE compat_access_token_id = $1 AND first_used_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }

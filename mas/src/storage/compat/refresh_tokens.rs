@@ -124,13 +124,13 @@ pub async fn consume_compat_refresh_token(
     clock: &dyn Clock,
     id: Ulid,
 ) -> Result<bool, StorageError> {
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE compat_refresh_tokens SET consumed_at = $2 \
          WHERE compat_refresh_token_id = $1 AND consumed_at IS NULL AND revoked_at IS NULL",
+        id,
+        clock.now_unix_ms(),
     )
-    .bind(id.to_string())
-    .bind(clock.now_unix_ms())
-    .execute(&mut *conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(changed == 1)
 }

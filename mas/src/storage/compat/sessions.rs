@@ -195,32 +195,32 @@ pub async fn finish_compat_session(
     id: Ulid,
 ) -> Result<bool, StorageError> {
     let now = clock.now_unix_ms();
-    let result = sqlx::query(
+    let changed = rows::stamp(
+        &mut *conn,
         "UPDATE compat_sessions SET finished_at = $2 \
          WHERE compat_session_id = $1 AND finished_at IS NULL",
+        id,
+        now,
     )
-    .bind(id.to_string())
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
-    if result.rows_affected() != 1 {
+    if changed != 1 {
         return Ok(false);
     }
-    sqlx::query(
+    rows::stamp(
+        &mut *conn,
         "UPDATE compat_access_tokens SET revoked_at = $2 \
          WHERE compat_session_id = $1 AND revoked_at IS NULL",
+        id,
+        now,
     )
-    .bind(id.to_string())
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    rows::stamp(
+        &mut *conn,
         "UPDATE compat_refresh_tokens SET revoked_at = $2 \
          WHERE compat_session_id = $1 AND revoked_at IS NULL",
+        id,
+        now,
     )
-    .bind(id.to_string())
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
     Ok(true)
 }
