@@ -166,6 +166,43 @@ async fn login_through(
     browser.get(&callback).await
 }
 
+/// A whole login in a fresh browser that must end on a refusal page with `status` and
+/// `words`, and exactly one refusal log line with `reason`; the captured log, for more checks.
+async fn assert_login_refused(
+    fake: &FakeProvider,
+    app: &TestApp,
+    status: StatusCode,
+    words: &[&str],
+    reason: &str,
+) -> LogCapture {
+    let log = LogCapture::start();
+    let response = login_through(fake, &mut app.browser(), AUTHORIZE).await;
+    assert_page(&response, status, words);
+    log.assert_refusal(reason);
+    log
+}
+
+/// The `state` parameter of the provider URL a login was redirected to.
+fn state_of(provider_url: &Url) -> String {
+    provider_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// How many upstream authorization sessions are stored.
+async fn authorization_sessions(app: &TestApp) -> i64 {
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let (sessions,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM upstream_oauth_authorization_sessions")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    sessions
+}
+
 /// Row counts of what a login may create.
 #[derive(Debug, PartialEq, Eq)]
 struct Counts {

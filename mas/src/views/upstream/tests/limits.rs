@@ -20,13 +20,7 @@ async fn upstream_logins_are_rate_limited_per_address(db: Database) {
     );
     assert_eq!(response.header("retry-after"), Some("2"));
     assert!(!browser.has_cookie("upstream-oauth2-sessions"));
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    let (sessions,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM upstream_oauth_authorization_sessions")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-    drop(conn);
+    let sessions = authorization_sessions(&app).await;
     assert_eq!(sessions, 60, "the refused request stored nothing");
     // Another /64 is another client; one interval later the first gets one more.
     let mut other = app.browser().with_peer("[2001:db8:5:7::1]:4000");

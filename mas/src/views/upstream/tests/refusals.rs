@@ -34,14 +34,8 @@ async fn a_provider_that_is_down_is_a_502_page(db: Database) {
     );
     log.assert_refusal("provider_unreachable");
     drop(log);
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    let (sessions,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM upstream_oauth_authorization_sessions")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+    let sessions = authorization_sessions(&app).await;
     assert_eq!(sessions, 0, "nothing stored before the redirect");
-    drop(conn);
 
     // Down between the redirect and the callback: the code cannot be exchanged.
     fake.set_down(false);
@@ -62,14 +56,14 @@ async fn a_provider_that_is_down_is_a_502_page(db: Database) {
 async fn a_cancelled_login_says_so(db: Database) {
     let (fake, app) = setup(db).await;
     fake.set(|knobs| knobs.deny = true);
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(
-        &response,
+    assert_login_refused(
+        &fake,
+        &app,
         StatusCode::BAD_REQUEST,
         &["Sign-in was cancelled", "Fake IdP"],
-    );
-    log.assert_refusal("cancelled");
+        "cancelled",
+    )
+    .await;
     assert_eq!(counts(&app).await, NOTHING);
 }
 
@@ -77,12 +71,7 @@ async fn another_provider_error_shows_its_code(db: Database) {
     let (_fake, app) = setup(db).await;
     let mut browser = app.browser();
     let provider_url = start(&mut browser, AUTHORIZE).await;
-    let state = provider_url
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = state_of(&provider_url);
     let log = LogCapture::start();
     let response = browser
         .get(&format!(
@@ -103,12 +92,7 @@ async fn a_provider_error_without_this_browsers_state_is_a_state_mismatch(db: Da
     let (fake, app) = setup(db).await;
     let mut browser = app.browser();
     let provider_url = start(&mut browser, AUTHORIZE).await;
-    let state = provider_url
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = state_of(&provider_url);
     let callback = format!("/auth/upstream/callback/{PROVIDER_ID}");
     // A forged link: no state, an unknown state, this browser's state in another browser.
     for (mut who, path) in [
@@ -255,38 +239,42 @@ async fn an_id_token_that_does_not_verify_is_refused(db: Database) {
 async fn a_refused_code_shows_the_error_code(db: Database) {
     let (fake, app) = setup(db).await;
     fake.set(|k| k.token_error = Some("invalid_grant".to_owned()));
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(&response, StatusCode::BAD_REQUEST, &["invalid_grant"]);
-    log.assert_refusal("token_error");
+    assert_login_refused(
+        &fake,
+        &app,
+        StatusCode::BAD_REQUEST,
+        &["invalid_grant"],
+        "token_error",
+    )
+    .await;
     assert_eq!(counts(&app).await, NOTHING);
 }
 
 async fn a_missing_required_claim_is_named(db: Database) {
     let (fake, app) = setup(db).await;
     fake.set_user(json!({ "sub": "alice", "name": "Alice", "email": "a@example.org", "email_verified": true }));
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(
-        &response,
+    assert_login_refused(
+        &fake,
+        &app,
         StatusCode::BAD_REQUEST,
         &["did not send your username"],
-    );
-    log.assert_refusal("missing_claim");
+        "missing_claim",
+    )
+    .await;
     assert_eq!(counts(&app).await, NOTHING);
 }
 
 async fn an_invalid_username_is_refused(db: Database) {
     let (fake, app) = setup(db).await;
     fake.set_user(json!({ "sub": "alice", "preferred_username": "alice smith!" }));
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(
-        &response,
+    assert_login_refused(
+        &fake,
+        &app,
         StatusCode::BAD_REQUEST,
         &["cannot be used as a Matrix username"],
-    );
-    log.assert_refusal("invalid_localpart");
+        "invalid_localpart",
+    )
+    .await;
     assert_eq!(counts(&app).await, NOTHING);
 }
 
@@ -294,32 +282,32 @@ async fn a_username_too_long_for_a_matrix_id_is_refused(db: Database) {
     let (fake, app) = setup(db).await;
     let username = "a".repeat(250);
     fake.set_user(json!({ "sub": "alice", "preferred_username": username }));
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(
-        &response,
+    assert_login_refused(
+        &fake,
+        &app,
         StatusCode::BAD_REQUEST,
         &["cannot be used as a Matrix username"],
-    );
-    log.assert_refusal("invalid_localpart");
+        "invalid_localpart",
+    )
+    .await;
     assert_eq!(counts(&app).await, NOTHING);
 }
 
 async fn a_taken_username_is_a_conflict_page(db: Database) {
     let (fake, app) = setup(db).await;
     app.user_with_password("alice", "correct horse").await;
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(
-        &response,
+    let log = assert_login_refused(
+        &fake,
+        &app,
         StatusCode::CONFLICT,
         &[
             "\"alice\"",
             "already belongs to an account",
             "administrator of this server can link",
         ],
-    );
-    log.assert_refusal("localpart_conflict");
+        "localpart_conflict",
+    )
+    .await;
     assert!(
         log.text().contains(&format!(
             "mas-cli manage link-upstream alice --provider {PROVIDER_ID} --subject"
@@ -338,10 +326,14 @@ async fn a_taken_username_is_a_conflict_page(db: Database) {
     // A name the homeserver knows (an appservice's, an older account) is taken too.
     app.homeserver.reserve_localpart("bob");
     fake.set_user(json!({ "sub": "bob", "preferred_username": "bob" }));
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(&response, StatusCode::CONFLICT, &["\"bob\""]);
-    log.assert_refusal("localpart_conflict");
+    assert_login_refused(
+        &fake,
+        &app,
+        StatusCode::CONFLICT,
+        &["\"bob\""],
+        "localpart_conflict",
+    )
+    .await;
     assert!(user_named(&app, "bob").await.is_none());
     assert_eq!(counts(&app).await.links, 0);
 }
@@ -369,21 +361,28 @@ async fn a_locked_or_deactivated_linked_user_cannot_log_in(db: Database) {
     users::lock_user(&mut conn, &app.clock, alice.id)
         .await
         .unwrap();
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(&response, StatusCode::FORBIDDEN, &["locked"]);
-    log.assert_refusal("user_locked");
-    drop(log);
+    assert_login_refused(
+        &fake,
+        &app,
+        StatusCode::FORBIDDEN,
+        &["locked"],
+        "user_locked",
+    )
+    .await;
 
     users::unlock_user(&mut conn, alice.id).await.unwrap();
     users::deactivate_user(&mut conn, &app.clock, alice.id)
         .await
         .unwrap();
     drop(conn);
-    let log = LogCapture::start();
-    let response = login_through(&fake, &mut app.browser(), AUTHORIZE).await;
-    assert_page(&response, StatusCode::FORBIDDEN, &["deactivated"]);
-    log.assert_refusal("user_deactivated");
+    assert_login_refused(
+        &fake,
+        &app,
+        StatusCode::FORBIDDEN,
+        &["deactivated"],
+        "user_deactivated",
+    )
+    .await;
     assert_eq!(
         counts(&app).await.browser_sessions,
         1,
