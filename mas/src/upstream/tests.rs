@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::testing::{CLIENT_ID, CLIENT_SECRET, FakeProvider, PROVIDER_ID};
+use super::testing::{CLIENT_ID, CLIENT_SECRET, FakeProvider, Knobs, PROVIDER_ID};
 use super::*;
 use crate::config::upstream::{DiscoveryMode, PkceMethod, ResponseMode, TokenAuthMethod};
 
@@ -84,6 +84,30 @@ async fn login(
             nonce: NONCE,
         })
         .await
+}
+
+/// Authorization URL and approval at the fake, without completing: the callback's `code`.
+async fn approved_code(provider: &Provider, fake: &FakeProvider) -> String {
+    let request = provider.authorization_url(params()).await.unwrap();
+    query(&fake.approve(&request.url), "code").unwrap()
+}
+
+/// The callback of a PKCE login with `code`.
+fn callback_with(code: &str) -> CallbackParams<'_> {
+    CallbackParams {
+        redirect_uri: REDIRECT_URI,
+        code,
+        code_verifier: Some(VERIFIER),
+        nonce: NONCE,
+    }
+}
+
+/// A fake changed by `change` and the default provider: one login must fail on the ID token
+/// with `expected` (see [`assert_id_token_error`]).
+async fn assert_id_token_refused(change: impl FnOnce(&mut Knobs), expected: &str) {
+    let fake = FakeProvider::start().await;
+    fake.set(change);
+    assert_id_token_error(login(&provider(&fake, |_| {}), &fake).await, expected);
 }
 
 #[track_caller]

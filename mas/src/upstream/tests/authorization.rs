@@ -80,8 +80,7 @@ async fn the_verifier_is_sent_and_checked_at_the_token_endpoint() {
         Some(VERIFIER)
     );
     // A wrong verifier is refused by the provider.
-    let request = provider.authorization_url(params()).await.unwrap();
-    let code = query(&fake.approve(&request.url), "code").unwrap();
+    let code = approved_code(&provider, &fake).await;
     let error = provider
         .complete(CallbackParams {
             redirect_uri: REDIRECT_URI,

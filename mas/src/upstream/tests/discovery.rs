@@ -107,18 +107,9 @@ async fn an_unreachable_provider_is_reported_as_such() {
 async fn a_provider_going_down_at_the_token_exchange_is_unreachable() {
     let fake = FakeProvider::start().await;
     let provider = provider(&fake, |_| {});
-    let request = provider.authorization_url(params()).await.unwrap();
-    let code = query(&fake.approve(&request.url), "code").unwrap();
+    let code = approved_code(&provider, &fake).await;
     fake.set_down(true);
-    let error = provider
-        .complete(CallbackParams {
-            redirect_uri: REDIRECT_URI,
-            code: &code,
-            code_verifier: Some(VERIFIER),
-            nonce: NONCE,
-        })
-        .await
-        .unwrap_err();
+    let error = provider.complete(callback_with(&code)).await.unwrap_err();
     assert!(
         matches!(
             error,

@@ -115,14 +115,8 @@ async fn token_endpoint_error_text_is_one_short_line() {
 async fn a_code_is_exchanged_once() {
     let fake = FakeProvider::start().await;
     let provider = provider(&fake, |_| {});
-    let request = provider.authorization_url(params()).await.unwrap();
-    let code = query(&fake.approve(&request.url), "code").unwrap();
-    let callback = CallbackParams {
-        redirect_uri: REDIRECT_URI,
-        code: &code,
-        code_verifier: Some(VERIFIER),
-        nonce: NONCE,
-    };
+    let code = approved_code(&provider, &fake).await;
+    let callback = callback_with(&code);
     provider.complete(callback).await.unwrap();
     let error = provider.complete(callback).await.unwrap_err();
     assert!(

@@ -4,18 +4,18 @@ use super::*;
 
 #[tokio::test]
 async fn a_wrong_nonce_is_refused() {
-    let fake = FakeProvider::start().await;
-    fake.set(|knobs| knobs.wrong_nonce = true);
-    assert_id_token_error(login(&provider(&fake, |_| {}), &fake).await, "Nonce");
+    assert_id_token_refused(|knobs| knobs.wrong_nonce = true, "Nonce").await;
 }
 
 #[tokio::test]
 async fn a_missing_nonce_is_refused() {
-    let fake = FakeProvider::start().await;
-    fake.set(|knobs| {
-        knobs.id_token_patch.insert("nonce".to_owned(), json!(null));
-    });
-    assert_id_token_error(login(&provider(&fake, |_| {}), &fake).await, "Nonce");
+    assert_id_token_refused(
+        |knobs| {
+            knobs.id_token_patch.insert("nonce".to_owned(), json!(null));
+        },
+        "Nonce",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -31,9 +31,7 @@ async fn a_wrong_issuer_is_refused() {
 
 #[tokio::test]
 async fn a_wrong_audience_is_refused() {
-    let fake = FakeProvider::start().await;
-    fake.set(|knobs| knobs.wrong_audience = true);
-    assert_id_token_error(login(&provider(&fake, |_| {}), &fake).await, "Audience");
+    assert_id_token_refused(|knobs| knobs.wrong_audience = true, "Audience").await;
 }
 
 #[tokio::test]
@@ -98,28 +96,17 @@ async fn iat_must_be_present_and_nbf_reached() {
 
 #[tokio::test]
 async fn a_token_signed_by_another_key_is_refused() {
-    let fake = FakeProvider::start().await;
-    fake.set(|knobs| knobs.other_key = true);
-    assert_id_token_error(login(&provider(&fake, |_| {}), &fake).await, "Signature");
+    assert_id_token_refused(|knobs| knobs.other_key = true, "Signature").await;
 }
 
 #[tokio::test]
 async fn a_tampered_token_is_refused() {
     let fake = FakeProvider::start().await;
     let provider = provider(&fake, |_| {});
-    let request = provider.authorization_url(params()).await.unwrap();
-    let code = query(&fake.approve(&request.url), "code").unwrap();
+    let code = approved_code(&provider, &fake).await;
     let endpoints = provider.endpoints().await.unwrap();
     let tokens = provider
-        .exchange_code(
-            &endpoints,
-            &CallbackParams {
-                redirect_uri: REDIRECT_URI,
-                code: &code,
-                code_verifier: Some(VERIFIER),
-                nonce: NONCE,
-            },
-        )
+        .exchange_code(&endpoints, &callback_with(&code))
         .await
         .unwrap();
     let expected = crate::upstream::id_token::Expected {
@@ -157,12 +144,7 @@ async fn a_tampered_token_is_refused() {
 
 #[tokio::test]
 async fn a_bad_at_hash_is_refused() {
-    let fake = FakeProvider::start().await;
-    fake.set(|knobs| knobs.bad_at_hash = true);
-    assert_id_token_error(
-        login(&provider(&fake, |_| {}), &fake).await,
-        "AccessTokenHash",
-    );
+    assert_id_token_refused(|knobs| knobs.bad_at_hash = true, "AccessTokenHash").await;
 }
 
 #[tokio::test]
@@ -176,23 +158,14 @@ async fn c_hash_is_checked_when_present() {
     });
     assert_id_token_error(login(&provider, &fake).await, "CodeHash");
     // The right hash of the code (the fake signs at the token request, after `set`).
-    let request = provider.authorization_url(params()).await.unwrap();
-    let code = query(&fake.approve(&request.url), "code").unwrap();
+    let code = approved_code(&provider, &fake).await;
     let c_hash = crate::crypto::oidc_hash(crate::crypto::JwsAlgorithm::Rs256, &code);
     fake.set(|knobs| {
         knobs
             .id_token_patch
             .insert("c_hash".to_owned(), json!(c_hash));
     });
-    provider
-        .complete(CallbackParams {
-            redirect_uri: REDIRECT_URI,
-            code: &code,
-            code_verifier: Some(VERIFIER),
-            nonce: NONCE,
-        })
-        .await
-        .unwrap();
+    provider.complete(callback_with(&code)).await.unwrap();
 }
 
 #[tokio::test]
