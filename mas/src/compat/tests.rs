@@ -14,6 +14,8 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::app::testing::{MATRIX_SECRET, TestApp, TestResponse, bearer, form_request};
+use crate::model::{CompatSession, User};
+use crate::storage::{compat, jobs};
 
 const LOGIN: &str = "/auth/_matrix/client/v3/login";
 
@@ -58,4 +60,18 @@ async fn introspect(app: &TestApp, token: &str, device_header: bool) -> Value {
     let response = app.request(bearer(request, MATRIX_SECRET)).await;
     response.assert_status(StatusCode::OK);
     response.json()
+}
+
+/// The user's compat sessions that are not finished.
+async fn active_compat_sessions(app: &TestApp, user: &User) -> Vec<CompatSession> {
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    compat::list_active_compat_sessions(&mut conn, user.id)
+        .await
+        .unwrap()
+}
+
+/// Whether a job is queued (the device sync after a session ended).
+async fn a_job_is_queued(app: &TestApp) -> bool {
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    jobs::next_job_due_at(&mut conn).await.unwrap().is_some()
 }

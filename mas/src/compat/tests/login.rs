@@ -4,12 +4,14 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::{LOGIN, errcode, login, password_body, post_raw};
+use super::{
+    LOGIN, a_job_is_queued, active_compat_sessions, errcode, login, password_body, post_raw,
+};
 use crate::app::testing::TestApp;
 use crate::crypto::{TokenKind, sha256_hex};
 use crate::homeserver::{MockCall, MockFailure};
 use crate::storage::testing::test_on_both_backends;
-use crate::storage::{Database, compat, jobs, users};
+use crate::storage::{Database, compat, users};
 
 async fn get_login_lists_password_sso_and_token_flows(db: Database) {
     let app = TestApp::new(db).await;
@@ -274,14 +276,8 @@ async fn homeserver_failure_ends_the_session_and_queues_a_device_sync(db: Databa
     let response = login(&app, &password_body("alice", "correct horse")).await;
     response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     app.homeserver.set_failure(None);
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    assert!(
-        compat::list_active_compat_sessions(&mut conn, alice.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(jobs::next_job_due_at(&mut conn).await.unwrap().is_some());
+    assert!(active_compat_sessions(&app, &alice).await.is_empty());
+    assert!(a_job_is_queued(&app).await);
 }
 
 test_on_both_backends!(

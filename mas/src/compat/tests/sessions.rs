@@ -5,12 +5,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::json;
 
-use super::{errcode, introspect, login, password_body};
+use super::{a_job_is_queued, active_compat_sessions, errcode, introspect, login, password_body};
 use crate::app::testing::{TestApp, TestResponse, bearer};
 use crate::crypto::TokenKind;
 use crate::homeserver::MockCall;
 use crate::storage::testing::test_on_both_backends;
-use crate::storage::{Database, compat, jobs};
+use crate::storage::Database;
 
 /// `POST path` with a JSON body and a bearer token (when given).
 async fn post_bearer(app: &TestApp, path: &str, token: Option<&str>, body: &str) -> TestResponse {
@@ -49,14 +49,8 @@ async fn logout_ends_the_session_and_deletes_the_device_at_once(db: Database) {
         introspect(&app, &token, true).await,
         json!({ "active": false })
     );
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    assert!(
-        compat::list_active_compat_sessions(&mut conn, alice.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(jobs::next_job_due_at(&mut conn).await.unwrap().is_some());
+    assert!(active_compat_sessions(&app, &alice).await.is_empty());
+    assert!(a_job_is_queued(&app).await);
 
     // The same token again is unknown; no token is missing.
     let response = post_bearer(&app, LOGOUT, Some(&token), "{}").await;
@@ -92,13 +86,7 @@ async fn logout_all_needs_the_compat_only_flag_and_ends_every_compat_session(db:
     )
     .await;
     response.assert_status(StatusCode::OK);
-    let mut conn = app.state.db.pool().acquire().await.unwrap();
-    assert!(
-        compat::list_active_compat_sessions(&mut conn, alice.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(active_compat_sessions(&app, &alice).await.is_empty());
     assert!(app.homeserver.devices("alice").is_empty());
     let response = post_bearer(&app, LOGOUT_ALL, None, "{}").await;
     assert_eq!(errcode(&response), "M_MISSING_TOKEN");
