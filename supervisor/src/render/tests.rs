@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
@@ -634,31 +634,43 @@ fn registration(id: &str) -> String {
     )
 }
 
-#[test]
-fn homeserver_without_appservices_has_no_registration_list_but_the_bridge_features() {
-    let tmp = tempfile::tempdir().unwrap();
-    let r = render(&env(&[]), &layout(tmp.path()), "localhost").unwrap();
-    let hs = yaml(&r.homeserver);
-    assert!(hs.get("app_service_config_files").is_none(), "{hs:?}");
+/// The experimental features bridges need (MSC3202, MSC2409) are on in `hs`.
+#[track_caller]
+fn assert_bridge_features_on(hs: &Value) {
     assert_eq!(
-        at(&hs, "experimental_features.msc3202_transaction_extensions"),
+        at(hs, "experimental_features.msc3202_transaction_extensions"),
         true
     );
     assert_eq!(
         at(
-            &hs,
+            hs,
             "experimental_features.msc2409_to_device_messages_enabled"
         ),
         true
     );
 }
 
+/// The layout's appservice directory, created.
+fn created_appservices_dir(layout: &Layout) -> PathBuf {
+    let dir = layout.appservices_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn homeserver_without_appservices_has_no_registration_list_but_the_bridge_features() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = render(&env(&[]), &layout(tmp.path()), "localhost").unwrap();
+    let hs = yaml(&r.homeserver);
+    assert!(hs.get("app_service_config_files").is_none(), "{hs:?}");
+    assert_bridge_features_on(&hs);
+}
+
 #[test]
 fn homeserver_lists_the_checked_appservice_files_by_absolute_path_in_name_order() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
-    let dir = layout.appservices_dir();
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = created_appservices_dir(&layout);
     std::fs::write(dir.join("whatsapp.yaml"), registration("whatsapp")).unwrap();
     std::fs::write(dir.join("telegram.yml"), registration("telegram")).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a registration").unwrap();
@@ -685,8 +697,7 @@ fn homeserver_lists_the_checked_appservice_files_by_absolute_path_in_name_order(
 fn a_bad_appservice_file_stops_the_render_naming_file_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
-    let dir = layout.appservices_dir();
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = created_appservices_dir(&layout);
     std::fs::write(
         dir.join("telegram.yaml"),
         registration("telegram").replace("as_token: as-telegram\n", ""),
@@ -717,17 +728,7 @@ fn operator_overrides_keep_their_experimental_features_but_not_the_bridge_ones()
     let r = render(&env(&[]), &layout, "localhost").unwrap();
     let hs = yaml(&r.homeserver);
     assert_eq!(at(&hs, "experimental_features.msc3266_enabled"), true);
-    assert_eq!(
-        at(&hs, "experimental_features.msc3202_transaction_extensions"),
-        true
-    );
-    assert_eq!(
-        at(
-            &hs,
-            "experimental_features.msc2409_to_device_messages_enabled"
-        ),
-        true
-    );
+    assert_bridge_features_on(&hs);
     assert!(hs.get("app_service_config_files").is_none(), "{hs:?}");
     let mut keys: Vec<&str> = r.ignored.iter().map(|i| i.key.as_str()).collect();
     keys.sort_unstable();

@@ -9,8 +9,8 @@ use super::{a_job_is_queued, active_compat_sessions, errcode, introspect, login,
 use crate::app::testing::{TestApp, TestResponse, bearer};
 use crate::crypto::TokenKind;
 use crate::homeserver::MockCall;
-use crate::storage::testing::test_on_both_backends;
 use crate::storage::Database;
+use crate::storage::testing::test_on_both_backends;
 
 /// `POST path` with a JSON body and a bearer token (when given).
 async fn post_bearer(app: &TestApp, path: &str, token: Option<&str>, body: &str) -> TestResponse {
