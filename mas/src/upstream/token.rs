@@ -39,6 +39,29 @@ impl Provider {
         endpoints: &Endpoints,
         params: &CallbackParams<'_>,
     ) -> Result<Tokens, UpstreamError> {
+        let response = self
+            .token_request(endpoints, params)
+            .send()
+            .await
+            .map_err(|error| unreachable("token", &error))?;
+        let status = response.status();
+        let body = read_body(response).await.map_err(|error| match error {
+            BodyError::TooLarge(message) => invalid_response(format!("answer refused: {message}")),
+            BodyError::Transport(error) => unreachable("token", &error),
+        })?;
+        if !status.is_success() {
+            return Err(refusal(status, &body));
+        }
+        tokens_of(&body)
+    }
+
+    /// The token request: the code, the PKCE verifier, and the client's credentials the way
+    /// its `token_endpoint_auth_method` says.
+    fn token_request(
+        &self,
+        endpoints: &Endpoints,
+        params: &CallbackParams<'_>,
+    ) -> reqwest::RequestBuilder {
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", params.code),
@@ -66,59 +89,57 @@ impl Provider {
             // Refused at start-up; `none` sends the id only.
             _ => form.push(("client_id", &self.client_id)),
         }
-        let response = request
-            .form(&form)
-            .send()
-            .await
-            .map_err(|error| unreachable("token", &error))?;
-        let status = response.status();
-        let body = read_body(response).await.map_err(|error| match error {
-            BodyError::TooLarge(message) => invalid_response(format!("answer refused: {message}")),
-            BodyError::Transport(error) => unreachable("token", &error),
-        })?;
-        if !status.is_success() {
-            if let Ok(error) = serde_json::from_slice::<ErrorResponse>(&body) {
-                // The provider's text ends up in a log line and on a page: one short line.
-                return Err(UpstreamError::TokenEndpoint {
-                    error: error
-                        .error
-                        .chars()
-                        .filter(char::is_ascii_graphic)
-                        .take(64)
-                        .collect(),
-                    description: error.error_description.map(|description| {
-                        description
-                            .chars()
-                            .map(|c| if c.is_control() { ' ' } else { c })
-                            .take(200)
-                            .collect()
-                    }),
-                });
-            }
-            if status.is_server_error() {
-                return Err(UpstreamError::Unreachable {
-                    endpoint: "token",
-                    message: format!("HTTP {}", status.as_u16()),
-                });
-            }
-            return Err(invalid_response(format!("HTTP {}", status.as_u16())));
-        }
-        let tokens: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|error| invalid_response(format!("not a token response: {error}")))?;
-        if !tokens.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(invalid_response(format!(
-                "token_type is {:?}, not Bearer",
-                tokens.token_type
-            )));
-        }
-        let id_token = tokens
-            .id_token
-            .ok_or_else(|| invalid_response("no id_token (is openid in the scope?)".to_owned()))?;
-        Ok(Tokens {
-            access_token: tokens.access_token,
-            id_token,
-        })
+        request.form(&form)
     }
+}
+
+/// The error for a non-success answer: the provider's OAuth error when it sent one (RFC 6749
+/// §5.2), otherwise unreachable on a 5xx and an invalid response on anything else.
+fn refusal(status: reqwest::StatusCode, body: &[u8]) -> UpstreamError {
+    if let Ok(error) = serde_json::from_slice::<ErrorResponse>(body) {
+        // The provider's text ends up in a log line and on a page: one short line.
+        return UpstreamError::TokenEndpoint {
+            error: error
+                .error
+                .chars()
+                .filter(char::is_ascii_graphic)
+                .take(64)
+                .collect(),
+            description: error.error_description.map(|description| {
+                description
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .take(200)
+                    .collect()
+            }),
+        };
+    }
+    if status.is_server_error() {
+        return UpstreamError::Unreachable {
+            endpoint: "token",
+            message: format!("HTTP {}", status.as_u16()),
+        };
+    }
+    invalid_response(format!("HTTP {}", status.as_u16()))
+}
+
+/// The tokens of a successful answer: a Bearer access token and an ID token.
+fn tokens_of(body: &[u8]) -> Result<Tokens, UpstreamError> {
+    let tokens: TokenResponse = serde_json::from_slice(body)
+        .map_err(|error| invalid_response(format!("not a token response: {error}")))?;
+    if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(invalid_response(format!(
+            "token_type is {:?}, not Bearer",
+            tokens.token_type
+        )));
+    }
+    let id_token = tokens
+        .id_token
+        .ok_or_else(|| invalid_response("no id_token (is openid in the scope?)".to_owned()))?;
+    Ok(Tokens {
+        access_token: tokens.access_token,
+        id_token,
+    })
 }
 
 fn invalid_response(description: String) -> UpstreamError {

@@ -5,6 +5,7 @@ use std::io::{BufRead as _, Write as _};
 
 use anyhow::Context as _;
 use camino::Utf8PathBuf;
+use ulid::Ulid;
 
 use super::{Manage, queue, validate_email, validate_username};
 use crate::jobs::Job;
@@ -39,9 +40,30 @@ pub struct Args {
 }
 
 pub(super) async fn run(manage: &Manage, args: Args) -> anyhow::Result<Vec<String>> {
-    let username = args.username.as_str();
-    validate_username(username, &manage.server_name)?;
-    let password = read_password(&args)?;
+    let password = check_args(manage, &args)?;
+    check_username_is_free(manage, &args.username).await?;
+
+    let mxid = manage.mxid(&args.username);
+    let summary = summary(&mxid, password.is_some(), &args);
+    confirm(manage, &args, password.is_some(), &summary)?;
+
+    let hashed = match &password {
+        Some(password) => Some(manage.hash_password(password).await?),
+        None => None,
+    };
+    let job = create(manage, &args, hashed.as_ref()).await?;
+
+    let done = manage
+        .run_jobs(&[job], &format!("Provisioned {mxid} in the homeserver."))
+        .await?;
+    Ok(vec![format!("Created user {summary}."), done])
+}
+
+/// Checks the arguments that need no database (username, emails, display name, password
+/// complexity) and reads the password, if one was given.
+fn check_args(manage: &Manage, args: &Args) -> anyhow::Result<Option<String>> {
+    validate_username(&args.username, &manage.server_name)?;
+    let password = read_password(args)?;
     for email in &args.emails {
         validate_email(email)?;
     }
@@ -57,7 +79,11 @@ pub(super) async fn run(manage: &Manage, args: Args) -> anyhow::Result<Vec<Strin
             "--ignore-password-complexity",
         )?;
     }
+    Ok(password)
+}
 
+/// Refuses a username MAS or the homeserver already has.
+async fn check_username_is_free(manage: &Manage, username: &str) -> anyhow::Result<()> {
     let mut conn = manage.conn().await?;
     if users::find_user_by_username(&mut conn, username)
         .await?
@@ -75,16 +101,17 @@ pub(super) async fn run(manage: &Manage, args: Args) -> anyhow::Result<Vec<Strin
         }
         Err(error) => tracing::info!(error = %error, "availability not checked"),
     }
+    Ok(())
+}
 
-    let mxid = manage.mxid(username);
-    let summary = summary(&mxid, password.is_some(), &args);
-    confirm(manage, &args, password.is_some(), &summary)?;
-
-    let hashed = match &password {
-        Some(password) => Some(manage.hash_password(password).await?),
-        None => None,
-    };
-
+/// Stores the user, its password (`(version, hash)`) and emails, and queues its provisioning,
+/// in one transaction; the job's id.
+async fn create(
+    manage: &Manage,
+    args: &Args,
+    hashed: Option<&(u16, String)>,
+) -> anyhow::Result<Ulid> {
+    let username = args.username.as_str();
     let clock = manage.ctx.clock.as_ref();
     let mut rng = manage.ctx.rng.fork();
     let mut tx = manage.ctx.db.begin_write().await?;
@@ -97,7 +124,7 @@ pub(super) async fn run(manage: &Manage, args: Args) -> anyhow::Result<Vec<Strin
     if args.admin {
         users::set_can_request_admin(&mut tx, user.id, true).await?;
     }
-    if let Some((version, hash)) = &hashed {
+    if let Some((version, hash)) = hashed {
         passwords::add_password(&mut tx, clock, &mut rng, user.id, hash, *version, None).await?;
     }
     for email in &args.emails {
@@ -117,11 +144,7 @@ pub(super) async fn run(manage: &Manage, args: Args) -> anyhow::Result<Vec<Strin
     };
     let job = queue(manage, &mut tx, &job).await?;
     tx.commit().await.context("cannot save the user")?;
-
-    let done = manage
-        .run_jobs(&[job], &format!("Provisioned {mxid} in the homeserver."))
-        .await?;
-    Ok(vec![format!("Created user {summary}."), done])
+    Ok(job)
 }
 
 /// The password from `--password` or `--password-file`, if any.
