@@ -59,6 +59,58 @@ pub(super) async fn grant(
     exchange: Exchange<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = state.sessions.clock.now_unix_ms();
+    let (grant, browser, auth_time) = redeemable_code(state, client, &exchange, now).await?;
+    let scope = grant.request.scope.clone();
+    if let Some(device_id) = scope.device_id() {
+        provision(
+            state.sessions.homeserver.as_ref(),
+            &browser.user,
+            device_id,
+            client,
+        )
+        .await?;
+    }
+
+    let mut rng = state.sessions.rng.fork();
+    let ttl = state.site.access_token_ttl;
+    let pair = TokenPair::generate(&mut rng, client.metadata.grant_types.refresh_token);
+    let id_token = if scope.has_openid() {
+        let claims = id_token_claims(state, client, &grant, &browser.user, auth_time, now);
+        Some(sign_id_token(
+            &state.keystore,
+            &mut rng,
+            client,
+            claims,
+            &pair,
+        )?)
+    } else {
+        None
+    };
+    store_session(
+        state,
+        &mut rng,
+        client,
+        &grant,
+        &browser,
+        exchange.user_agent,
+        &pair,
+    )
+    .await?;
+
+    let mut response = TokenResponse::new(pair, ttl, &scope);
+    response.id_token = id_token;
+    Ok(response)
+}
+
+/// The code's grant once every check passed (client, stage, `redirect_uri`, PKCE), with the
+/// browser session that consented and its `auth_time`. A replayed code ends the session the
+/// first exchange created before it is refused.
+async fn redeemable_code(
+    state: &TokenState,
+    client: &Client,
+    exchange: &Exchange<'_>,
+    now: i64,
+) -> Result<(AuthorizationGrant, BrowserSession, i64), OAuthError> {
     let mut conn = state.sessions.db.acquire().await?;
     let grant = find_code(&mut conn, client, exchange.code).await?;
     if let Err(error) = check_stage(&grant, now) {
@@ -73,68 +125,65 @@ pub(super) async fn grant(
         exchange.code_verifier,
     )?;
     let (browser, auth_time) = consenting_session(&mut conn, &grant).await?;
-    drop(conn);
+    Ok((grant, browser, auth_time))
+}
 
-    let scope = grant.request.scope.clone();
-    let user = browser.user;
-    if let Some(device_id) = scope.device_id() {
-        provision(state.sessions.homeserver.as_ref(), &user, device_id, client).await?;
+/// The ID token's claims, without the hashes (set once the algorithm is known).
+fn id_token_claims(
+    state: &TokenState,
+    client: &Client,
+    grant: &AuthorizationGrant,
+    user: &User,
+    auth_time: i64,
+    now: i64,
+) -> IdTokenClaims {
+    IdTokenClaims {
+        iss: state.site.issuer.clone(),
+        sub: user.sub(),
+        aud: client.id.to_string(),
+        iat: now / 1000,
+        exp: now / 1000 + ID_TOKEN_TTL_SECS,
+        nonce: grant.request.nonce.clone(),
+        auth_time: Some(auth_time / 1000),
+        at_hash: None,
+        c_hash: None,
     }
+}
 
-    let mut rng = state.sessions.rng.fork();
-    let ttl = state.site.access_token_ttl;
-    let pair = TokenPair::generate(&mut rng, client.metadata.grant_types.refresh_token);
-    let id_token = if scope.has_openid() {
-        let claims = IdTokenClaims {
-            iss: state.site.issuer.clone(),
-            sub: user.sub(),
-            aud: client.id.to_string(),
-            iat: now / 1000,
-            exp: now / 1000 + ID_TOKEN_TTL_SECS,
-            nonce: grant.request.nonce.clone(),
-            auth_time: Some(auth_time / 1000),
-            // Set once the algorithm is known.
-            at_hash: None,
-            c_hash: None,
-        };
-        Some(sign_id_token(
-            &state.keystore,
-            &mut rng,
-            client,
-            claims,
-            &pair,
-        )?)
-    } else {
-        None
-    };
-
+/// In one transaction: creates the OAuth session, marks the code exchanged (conditional: of
+/// two concurrent exchanges exactly one gets through) and stores the token pair.
+async fn store_session(
+    state: &TokenState,
+    rng: &mut (impl RngCore + CryptoRng),
+    client: &Client,
+    grant: &AuthorizationGrant,
+    browser: &BrowserSession,
+    user_agent: Option<&str>,
+    pair: &TokenPair,
+) -> Result<(), OAuthError> {
     let clock = state.sessions.clock.as_ref();
     let mut tx = state.sessions.db.begin_write().await?;
     let new = NewSession {
         client_id: client.id,
-        user_id: Some(user.id),
+        user_id: Some(browser.user.id),
         user_session_id: Some(browser.id),
-        scope: scope.clone(),
-        user_agent: exchange.user_agent.map(str::to_owned),
+        scope: grant.request.scope.clone(),
+        user_agent: user_agent.map(str::to_owned),
         human_name: None,
     };
-    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, &mut rng, new).await?;
-    // Conditional: of two concurrent exchanges exactly one gets here with `true`.
+    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, rng, new).await?;
     if !grants::exchange_authorization_grant(&mut tx, clock, grant.id, session.id).await? {
         return Err(invalid_grant("the code was already used"));
     }
-    pair.store(&mut tx, clock, &mut rng, session.id, ttl)
+    pair.store(&mut tx, clock, rng, session.id, state.site.access_token_ttl)
         .await?;
     tx.commit().await?;
     tracing::info!(
         oauth2_session.id = %session.id,
-        user.id = %user.id,
+        user.id = %browser.user.id,
         "authorization code exchanged"
     );
-
-    let mut response = TokenResponse::new(pair, ttl, &scope);
-    response.id_token = id_token;
-    Ok(response)
+    Ok(())
 }
 
 /// The grant of `code`, which must have been issued to `client`.
