@@ -9,6 +9,7 @@ use camino::Utf8PathBuf;
 
 use crate::app::{self, AppState};
 use crate::clock::SystemClock;
+use crate::config::RootConfig;
 use crate::homeserver::SynapseConnection;
 use crate::jobs::{self, JobContext};
 use crate::lifecycle::{self, BoundListener, StopSignals};
@@ -20,7 +21,7 @@ use crate::storage::{self, Database};
 const WORKER_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(12);
 
 pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
-    let mut signals = StopSignals::install()?;
+    let signals = StopSignals::install()?;
     let config = super::load_valid(files, None)?;
     let db = Database::connect(&config.database).await?;
     storage::ensure_up_to_date(&db).await?;
@@ -43,6 +44,19 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let _template_reloads = state.templates.reload_on_sighup()?;
+    let listeners = bind_listeners(&config, &state).await?;
+    serve(listeners, &state, signals).await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Binds every address of every listener, each with its own router; warns about the
+/// resources a listener names that are not served yet.
+async fn bind_listeners(
+    config: &RootConfig,
+    state: &AppState,
+) -> anyhow::Result<Vec<BoundListener>> {
     let mut listeners = Vec::new();
     for (index, listener) in config.http.listeners.iter().enumerate() {
         let label = listener.label(index);
@@ -63,10 +77,19 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
             listeners.push(BoundListener::bind(&label, &address, router.clone()).await?);
         }
     }
+    Ok(listeners)
+}
 
+/// Serves `listeners` until a stop signal, with the job worker and the rate limiters'
+/// pruning beside them, then stops those too.
+async fn serve(
+    listeners: Vec<BoundListener>,
+    state: &AppState,
+    mut signals: StopSignals,
+) -> anyhow::Result<()> {
     // The job worker runs beside the listeners and stops with them.
     let stop_worker = tokio_util::sync::CancellationToken::new();
-    let worker = jobs::worker::spawn(JobContext::from(&state), stop_worker.clone());
+    let worker = jobs::worker::spawn(JobContext::from(state), stop_worker.clone());
     // Expired rate-limit keys are dropped here, off the request path.
     let pruning = state
         .limiter
@@ -87,7 +110,5 @@ pub(super) async fn run(files: &[Utf8PathBuf]) -> anyhow::Result<ExitCode> {
         tracing::warn!("the job worker did not stop in time; its job will be retried");
     }
     served?;
-    db.close().await;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
