@@ -12,7 +12,7 @@ use super::discovery::{Endpoints, same_issuer};
 use super::fetch;
 use super::{IdTokenError, Provider, UpstreamError};
 use crate::crypto::jwk::unb64;
-use crate::crypto::{Jwks, JwtError, jwt, oidc_hash};
+use crate::crypto::{Jwks, JwsAlgorithm, JwtError, jwt, oidc_hash};
 
 /// Clock skew tolerated on `exp`, `nbf`.
 const LEEWAY_SECS: f64 = 30.0;
@@ -114,12 +114,35 @@ impl Provider {
         Ok(jwks)
     }
 
-    /// The claim checks after the signature.
+    /// The claim checks after the signature, in this order: issuer and audience, times,
+    /// the bindings to this login (nonce, hashes), the subject.
     fn check_claims(
         &self,
         claims: &Map<String, Value>,
         expected: &Expected<'_>,
     ) -> Result<(), IdTokenError> {
+        self.check_issuer_and_audience(claims)?;
+        // Seconds, fractional: numeric dates may be floats (RFC 7519 §2).
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "Unix milliseconds fit an f64 exactly"
+        )]
+        let now = self.clock.now_unix_ms() as f64 / 1000.0;
+        check_times(claims, now)?;
+        check_bindings(claims, expected, self.id_token_alg)?;
+        if claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(IdTokenError::MissingSubject);
+        }
+        Ok(())
+    }
+
+    /// `iss` is the provider, `aud` contains us, and with several audiences (or any `azp`)
+    /// `azp` is us (OpenID Connect Core 1.0 §3.1.3.7).
+    fn check_issuer_and_audience(&self, claims: &Map<String, Value>) -> Result<(), IdTokenError> {
         let iss = claims
             .get("iss")
             .and_then(Value::as_str)
@@ -142,50 +165,52 @@ impl Provider {
         if (audiences.len() > 1 || azp.is_some()) && azp != Some(self.client_id.as_str()) {
             return Err(IdTokenError::AuthorizedParty);
         }
-        // Seconds, fractional: numeric dates may be floats (RFC 7519 §2).
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "Unix milliseconds fit an f64 exactly"
-        )]
-        let now = self.clock.now_unix_ms() as f64 / 1000.0;
-        let exp = claims.get("exp").and_then(Value::as_f64);
-        if exp.is_none_or(|exp| now >= exp + LEEWAY_SECS) {
-            return Err(IdTokenError::Expired);
-        }
-        if claims.get("iat").and_then(Value::as_f64).is_none() {
-            return Err(IdTokenError::MissingIssuedAt);
-        }
-        if let Some(nbf) = claims.get("nbf")
-            && nbf.as_f64().is_none_or(|nbf| nbf > now + LEEWAY_SECS)
-        {
-            return Err(IdTokenError::NotYetValid);
-        }
-        let token_nonce = claims.get("nonce").and_then(Value::as_str);
-        if token_nonce.is_none_or(|token_nonce| {
-            !crate::crypto::constant_time_eq(token_nonce.as_bytes(), expected.nonce.as_bytes())
-        }) {
-            return Err(IdTokenError::Nonce);
-        }
-        if let Some(at_hash) = claims.get("at_hash")
-            && at_hash.as_str()
-                != Some(oidc_hash(self.id_token_alg, expected.access_token).as_str())
-        {
-            return Err(IdTokenError::AccessTokenHash);
-        }
-        if let Some(c_hash) = claims.get("c_hash")
-            && c_hash.as_str() != Some(oidc_hash(self.id_token_alg, expected.code).as_str())
-        {
-            return Err(IdTokenError::CodeHash);
-        }
-        if claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(IdTokenError::MissingSubject);
-        }
         Ok(())
     }
+}
+
+/// `exp` not passed, `iat` present, `nbf` (if any) reached, at `now` (Unix seconds) with
+/// [`LEEWAY_SECS`] either way.
+fn check_times(claims: &Map<String, Value>, now: f64) -> Result<(), IdTokenError> {
+    let exp = claims.get("exp").and_then(Value::as_f64);
+    if exp.is_none_or(|exp| now >= exp + LEEWAY_SECS) {
+        return Err(IdTokenError::Expired);
+    }
+    if claims.get("iat").and_then(Value::as_f64).is_none() {
+        return Err(IdTokenError::MissingIssuedAt);
+    }
+    if let Some(nbf) = claims.get("nbf")
+        && nbf.as_f64().is_none_or(|nbf| nbf > now + LEEWAY_SECS)
+    {
+        return Err(IdTokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// The token belongs to this login: our `nonce`, and `at_hash` / `c_hash` (when present)
+/// match the access token and the code under the signing algorithm `alg`.
+fn check_bindings(
+    claims: &Map<String, Value>,
+    expected: &Expected<'_>,
+    alg: JwsAlgorithm,
+) -> Result<(), IdTokenError> {
+    let token_nonce = claims.get("nonce").and_then(Value::as_str);
+    if token_nonce.is_none_or(|token_nonce| {
+        !crate::crypto::constant_time_eq(token_nonce.as_bytes(), expected.nonce.as_bytes())
+    }) {
+        return Err(IdTokenError::Nonce);
+    }
+    if let Some(at_hash) = claims.get("at_hash")
+        && at_hash.as_str() != Some(oidc_hash(alg, expected.access_token).as_str())
+    {
+        return Err(IdTokenError::AccessTokenHash);
+    }
+    if let Some(c_hash) = claims.get("c_hash")
+        && c_hash.as_str() != Some(oidc_hash(alg, expected.code).as_str())
+    {
+        return Err(IdTokenError::CodeHash);
+    }
+    Ok(())
 }
 
 fn signature_error(error: &JwtError) -> IdTokenError {
