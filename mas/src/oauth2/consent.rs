@@ -11,13 +11,16 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use rand::{CryptoRng, RngCore};
 use serde::Deserialize;
+use sqlx::AnyConnection;
 use ulid::Ulid;
 
 use super::authorize::Callback;
 use super::policy;
 use crate::app::SiteConfig;
 use crate::auth::post_auth::{PostAuthAction, login_url, needs_fresh_login};
+use crate::clock::Clock;
 use crate::crypto::keystore::{ID_TOKEN_TTL_SECS, Keystore};
 use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, random, sha256_hex};
 use crate::csp::CspSources;
@@ -257,11 +260,7 @@ async fn fulfil(
     keystore: &Keystore,
     ready: &Ready,
 ) -> Result<Vec<(&'static str, String)>, HtmlError> {
-    let Ready {
-        grant,
-        client,
-        session,
-    } = ready;
+    let Ready { grant, session, .. } = ready;
     let clock = page.clock.as_ref();
     let mut rng = page.rng.fork();
     let code = grant
@@ -283,30 +282,16 @@ async fn fulfil(
     }
     let mut params = Vec::new();
     if grant.request.response_type_id_token {
-        let auth_time = browser_sessions::last_authentication(&mut tx, session.id)
-            .await?
-            .map(|auth| auth.created_at / 1000);
-        let alg = client
-            .metadata
-            .id_token_signed_response_alg
-            .as_deref()
-            .map_or(Ok(JwsAlgorithm::Rs256), str::parse)
-            .map_err(HtmlError::internal)?;
-        let iat = clock.now_unix_ms() / 1000;
-        let claims = IdTokenClaims {
-            iss: issuer.to_owned(),
-            sub: session.user.sub(),
-            aud: client.id.to_string(),
-            iat,
-            exp: iat + ID_TOKEN_TTL_SECS,
-            nonce: grant.request.nonce.clone(),
-            auth_time,
-            at_hash: None,
-            c_hash: code.as_deref().map(|code| oidc_hash(alg, code)),
-        };
-        let id_token = keystore
-            .sign_id_token(&mut rng, alg, &claims)
-            .map_err(HtmlError::internal)?;
+        let id_token = id_token(
+            &mut tx,
+            &mut rng,
+            clock,
+            issuer,
+            keystore,
+            ready,
+            code.as_deref(),
+        )
+        .await?;
         params.push(("id_token", id_token));
     }
     tx.commit().await?;
@@ -320,6 +305,49 @@ async fn fulfil(
         params.insert(0, ("code", code));
     }
     Ok(params)
+}
+
+/// The ID token of an implicit or hybrid response (OpenID Connect Core 1.0 §3.2.2.10,
+/// §3.3.2.11): `auth_time` from the session's last authentication, and the `c_hash` of `code`
+/// when one is sent with it.
+async fn id_token(
+    conn: &mut AnyConnection,
+    rng: &mut (impl RngCore + CryptoRng),
+    clock: &dyn Clock,
+    issuer: &str,
+    keystore: &Keystore,
+    ready: &Ready,
+    code: Option<&str>,
+) -> Result<String, HtmlError> {
+    let Ready {
+        grant,
+        client,
+        session,
+    } = ready;
+    let auth_time = browser_sessions::last_authentication(conn, session.id)
+        .await?
+        .map(|auth| auth.created_at / 1000);
+    let alg = client
+        .metadata
+        .id_token_signed_response_alg
+        .as_deref()
+        .map_or(Ok(JwsAlgorithm::Rs256), str::parse)
+        .map_err(HtmlError::internal)?;
+    let iat = clock.now_unix_ms() / 1000;
+    let claims = IdTokenClaims {
+        iss: issuer.to_owned(),
+        sub: session.user.sub(),
+        aud: client.id.to_string(),
+        iat,
+        exp: iat + ID_TOKEN_TTL_SECS,
+        nonce: grant.request.nonce.clone(),
+        auth_time,
+        at_hash: None,
+        c_hash: code.map(|code| oidc_hash(alg, code)),
+    };
+    keystore
+        .sign_id_token(rng, alg, &claims)
+        .map_err(HtmlError::internal)
 }
 
 #[cfg(test)]
