@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::Problems;
 
 const ID: &str = "01J00000000000000000PR0V1D";
 
