@@ -35,7 +35,7 @@ function synapseVersion() {
   return fromCode('start/lib/versions.sh', /^SYNAPSE_VERSION=(\S+)$/m);
 }
 
-test('manifest: required keys and types (platform.md §1.1)', () => {
+test('manifest: required keys and types (Cloudron manifest reference)', () => {
   assert.equal(manifest.manifestVersion, 2);
   assert.match(manifest.version, SEMVER, 'version is semver');
   assert.equal(typeof manifest.healthCheckPath, 'string');

@@ -181,6 +181,23 @@ pub(crate) async fn end_browser_session(
     Ok(finished)
 }
 
+/// Finishes the user's active compat sessions on `device_id` before a new one takes the device
+/// (a login or an issued token naming a device that is in use). The device itself stays: the
+/// new session holds it.
+#[tracing::instrument(name = "auth.sessions.replace_compat_on_device", skip_all, fields(user.id = %user_id), err)]
+pub(crate) async fn replace_compat_sessions_on_device(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    user_id: Ulid,
+    device_id: &str,
+) -> Result<(), StorageError> {
+    for old in compat::find_active_compat_sessions_by_device(conn, user_id, device_id).await? {
+        compat::finish_compat_session(conn, clock, old.id).await?;
+        tracing::info!(compat_session.id = %old.id, "compat session replaced by a new one on its device");
+    }
+    Ok(())
+}
+
 /// How many sessions of each kind [`end_all_sessions`] ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct EndedSessions {

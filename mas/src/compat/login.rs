@@ -26,7 +26,7 @@ use crate::app::{AppState, SiteConfig};
 use crate::auth::account::{AccountRefusal, check_account};
 use crate::auth::device::provision_device;
 use crate::auth::password::{self, PasswordLogin, PasswordRefusal, localpart_of};
-use crate::auth::sessions::SessionHandles;
+use crate::auth::sessions::{SessionHandles, replace_compat_sessions_on_device};
 use crate::clock::Clock;
 use crate::crypto::passwords::PasswordManager;
 use crate::crypto::random;
@@ -315,12 +315,7 @@ async fn start_session(
     if let Authenticated::Password(password) = authenticated {
         password.store_upgrade(conn, clock, rng).await?;
     }
-    for old in
-        store::find_active_compat_sessions_by_device(conn, new.user_id, new.device_id).await?
-    {
-        store::finish_compat_session(conn, clock, old.id).await?;
-        tracing::info!(compat_session.id = %old.id, "compat session replaced by a new login");
-    }
+    replace_compat_sessions_on_device(conn, clock, new.user_id, new.device_id).await?;
     let session = store::add_compat_session(conn, clock, rng, new).await?;
     let tokens = match ttl {
         Some(ttl) => LoginTokens::Refreshable(

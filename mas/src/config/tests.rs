@@ -9,7 +9,7 @@ use crate::crypto::SigningKey;
 
 /// The mas.yaml the supervisor renders, as a fixed sample: the shape first specified for it,
 /// kept verbatim.
-const BRIEF_SAMPLE: &str = r#"
+const SAMPLE_CONFIG: &str = r#"
 http:
   public_base: "http://localhost:8000/auth/"
   issuer: "http://localhost:8000/auth/"
@@ -55,7 +55,7 @@ email:
   transport: blackhole
 "#;
 
-/// `BRIEF_SAMPLE` with its secret files present in `dir` and a PostgreSQL URI (the
+/// `SAMPLE_CONFIG` with its secret files present in `dir` and a PostgreSQL URI (the
 /// sample pairs `schema` with SQLite, which validation rightly refuses).
 fn valid_config(dir: &tempfile::TempDir) -> RootConfig {
     let root = Utf8PathBuf::try_from(dir.path().to_owned()).unwrap();
@@ -80,7 +80,7 @@ fn valid_config(dir: &tempfile::TempDir) -> RootConfig {
     for (name, content) in files {
         std::fs::write(root.join(name), content).unwrap();
     }
-    let text = BRIEF_SAMPLE
+    let text = SAMPLE_CONFIG
         .replace("/abs/data/secrets", root.as_str())
         .replace(
             "sqlite:///abs/path/data/mas/mas.db",
@@ -98,8 +98,8 @@ fn paths(config: &RootConfig) -> Vec<String> {
 }
 
 #[test]
-fn brief_sample_deserializes() {
-    let config = from_str(BRIEF_SAMPLE).unwrap();
+fn sample_config_deserializes() {
+    let config = from_str(SAMPLE_CONFIG).unwrap();
     let listener = &config.http.listeners[0];
     assert_eq!(listener.path_prefix(), Some("/auth"));
     assert_eq!(
@@ -120,7 +120,7 @@ fn brief_sample_deserializes() {
 
 #[test]
 fn brief_sample_only_lacks_its_files_and_a_postgres_uri() {
-    let config = from_str(BRIEF_SAMPLE).unwrap();
+    let config = from_str(SAMPLE_CONFIG).unwrap();
     assert_eq!(
         paths(&config),
         [
@@ -230,7 +230,7 @@ fn bad_bind_and_proxy_are_reported_together() {
 
 #[test]
 fn unknown_key_is_a_schema_error_naming_its_path() {
-    let text = BRIEF_SAMPLE.replace("address: \"127.0.0.1:8080\"", "adress: x");
+    let text = SAMPLE_CONFIG.replace("address: \"127.0.0.1:8080\"", "adress: x");
     let error = from_str(&text).unwrap_err().to_string();
     assert!(error.contains("http.listeners[0].binds[0]"), "{error}");
     assert!(error.contains("adress"), "{error}");
@@ -238,7 +238,7 @@ fn unknown_key_is_a_schema_error_naming_its_path() {
 
 #[test]
 fn unknown_resource_is_a_schema_error() {
-    let text = BRIEF_SAMPLE.replace("name: compat", "name: graphql");
+    let text = SAMPLE_CONFIG.replace("name: compat", "name: graphql");
     let error = from_str(&text).unwrap_err().to_string();
     assert!(error.contains("graphql"), "{error}");
 }
@@ -248,7 +248,7 @@ fn later_files_are_deep_merged_over_earlier_ones() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.yaml");
     let overlay = dir.path().join("overlay.yaml");
-    std::fs::write(&base, BRIEF_SAMPLE).unwrap();
+    std::fs::write(&base, SAMPLE_CONFIG).unwrap();
     std::fs::write(
         &overlay,
         "account:\n  password_registration_enabled: true\ndatabase:\n  max_connections: 3\n",
@@ -284,7 +284,7 @@ fn defaults_are_valid_apart_from_required_values() {
 
 #[test]
 fn unknown_key_inside_a_resource_is_refused() {
-    let text = BRIEF_SAMPLE.replace("- name: health", "- name: health\n          extra: 1");
+    let text = SAMPLE_CONFIG.replace("- name: health", "- name: health\n          extra: 1");
     let error = from_str(&text).unwrap_err().to_string();
     assert!(error.contains("extra"), "{error}");
 }

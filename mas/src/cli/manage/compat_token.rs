@@ -5,6 +5,7 @@
 //! syncs the devices).
 
 use super::{Manage, queue};
+use crate::auth::sessions::replace_compat_sessions_on_device;
 use crate::crypto::{TokenKind, random, sha256_hex};
 use crate::jobs::Job;
 use crate::storage::compat::{self, NewCompatSession};
@@ -38,9 +39,7 @@ pub(super) async fn run(manage: &Manage, args: Args) -> anyhow::Result<Vec<Strin
     let clock = manage.ctx.clock.as_ref();
     let token = TokenKind::CompatAccessToken.generate(&mut rng);
     let mut tx = manage.ctx.db.begin_write().await?;
-    for old in compat::find_active_compat_sessions_by_device(&mut tx, user.id, &device_id).await? {
-        compat::finish_compat_session(&mut tx, clock, old.id).await?;
-    }
+    replace_compat_sessions_on_device(&mut tx, clock, user.id, &device_id).await?;
     let session = compat::add_compat_session(
         &mut tx,
         clock,

@@ -1,7 +1,8 @@
 use super::{Route, percent_decode, route};
 
 #[test]
-fn route_table_matches_design() {
+/// The routing table of docs/architecture.md, path by path.
+fn route_table_matches_the_documented_routing() {
     let table = [
         ("/healthz", Route::Healthz),
         ("/healthz/", Route::Synapse),
