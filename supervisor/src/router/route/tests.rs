@@ -1,7 +1,7 @@
 use super::{Route, percent_decode, route};
 
-#[test]
 /// The routing table of docs/architecture.md, path by path.
+#[test]
 fn route_table_matches_the_documented_routing() {
     let table = [
         ("/healthz", Route::Healthz),
