@@ -1,4 +1,4 @@
--- Local Matrix accounts. Portable to PostgreSQL and SQLite (see DESIGN.md, storage):
+-- Local Matrix accounts. Portable to PostgreSQL and SQLite (docs/architecture.md#storage):
 -- ids are ULID text, times are Unix milliseconds from the injected clock, never NOW().
 CREATE TABLE users (
     user_id TEXT NOT NULL PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Legacy Matrix SSO logins (mas-protocol §3): created by `/login/sso/redirect`, fulfilled on the
+-- Legacy Matrix SSO logins (docs/protocol.md#compat-layer): created by `/login/sso/redirect`, fulfilled on the
 -- "continue to the application" page in a browser session, exchanged once through
 -- `m.login.token` within 30 s of fulfilment. The login token is generated at fulfilment and
 -- stored only as SHA-256 hex. `compat_session_id` is the compat session the exchange created

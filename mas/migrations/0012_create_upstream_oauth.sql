@@ -1,4 +1,4 @@
--- Login through upstream OpenID providers (mas-protocol §4, §15.1). Providers live in the
+-- Login through upstream OpenID providers (docs/protocol.md#upstream-login). Providers live in the
 -- configuration only (`upstream_oauth2.providers[]`), so both tables name their provider by its
 -- configured id (a ULID string) without a foreign key.
 

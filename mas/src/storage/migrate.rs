@@ -14,6 +14,32 @@ use crate::config::DatabaseBackend;
 /// Every migration, embedded at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// Migrations whose comments were reworded after they shipped, no statement changed: the
+/// SHA-384 each had before, which an existing database still records. The check accepts it and
+/// [`migrate`] records the current checksum in its place, so the rewording costs no one a
+/// refused start. Never add a migration whose statements changed here.
+const REWORDED: &[(i64, &str)] = &[
+    (
+        1,
+        "ffa4ca1913e43fa6a3f666358facd0e4ae50a7643f9b522141fe76d88012d91bc4f2ced6a2646b8c80a09cf483836950",
+    ),
+    (
+        11,
+        "5da9a8d1e02c8ad0477508d71746c382ff3627c75432fb90f863b7c7c6fb9c626ae75d42698acb7d458de02232cedacf",
+    ),
+    (
+        12,
+        "420fe9276779362f1c7c54bf25987ed508547d839bbd3a5cd3c15dcedec8a02aeb2e5b270d3f54cbd38217e43466de26",
+    ),
+];
+
+/// Whether `checksum` is what migration `version` had before its comments were reworded.
+fn was_reworded(version: i64, checksum: &[u8]) -> bool {
+    REWORDED
+        .iter()
+        .any(|(v, old)| *v == version && hex::encode(checksum) == *old)
+}
+
 /// One migration, as reported to the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationInfo {
@@ -38,8 +64,9 @@ pub async fn migrate(db: &Database) -> Result<Vec<MigrationInfo>, StorageError> 
     run(db, &MIGRATOR).await
 }
 
-/// The migrations not yet applied, oldest first. Fails if an applied migration was edited,
-/// is unknown to this binary, or failed halfway. Changes nothing.
+/// The migrations not yet applied, oldest first. Fails if an applied migration was edited
+/// (beyond the rewordings of [`REWORDED`]), is unknown to this binary, or failed halfway.
+/// Changes nothing.
 pub async fn pending_migrations(db: &Database) -> Result<Vec<MigrationInfo>, StorageError> {
     pending(db, &MIGRATOR).await
 }
@@ -61,7 +88,10 @@ pub(super) async fn run(
         sqlx::raw_sql(&statement).execute(db.pool()).await?;
     }
     // Checked first so an edited or unknown migration is reported in our words.
-    let pending = pending(db, migrator).await?;
+    let Checked { pending, reworded } = check(db, migrator).await?;
+    if !reworded.is_empty() {
+        restamp(db, migrator, &reworded).await?;
+    }
     migrator.run(db.pool()).await?;
     for migration in &pending {
         tracing::info!(
@@ -77,6 +107,17 @@ pub(super) async fn pending(
     db: &Database,
     migrator: &Migrator,
 ) -> Result<Vec<MigrationInfo>, StorageError> {
+    Ok(check(db, migrator).await?.pending)
+}
+
+/// What [`check`] found: the migrations to apply, and the applied ones that still record the
+/// checksum they had before their comments were reworded ([`REWORDED`]).
+struct Checked {
+    pending: Vec<MigrationInfo>,
+    reworded: Vec<i64>,
+}
+
+async fn check(db: &Database, migrator: &Migrator) -> Result<Checked, StorageError> {
     let mut connection = db.pool().acquire().await?;
     let applied = if migrations_table_exists(&mut connection, db.backend()).await? {
         if let Some(version) = connection.dirty_version().await? {
@@ -91,16 +132,20 @@ pub(super) async fn pending(
         .filter(|migration| migration.migration_type.is_up_migration())
         .map(|migration| (migration.version, migration))
         .collect();
+    let mut reworded = Vec::new();
     for applied in &applied {
         match known.get(&applied.version) {
             None => return Err(StorageError::UnknownMigration(applied.version)),
-            Some(migration) if migration.checksum != applied.checksum => {
+            Some(migration) if migration.checksum == applied.checksum => {}
+            Some(migration) if was_reworded(migration.version, &applied.checksum) => {
+                reworded.push(migration.version);
+            }
+            Some(migration) => {
                 return Err(StorageError::MigrationChanged {
                     version: migration.version,
                     description: migration.description.to_string(),
                 });
             }
-            Some(_) => {}
         }
     }
     let mut pending: Vec<MigrationInfo> = known
@@ -109,7 +154,25 @@ pub(super) async fn pending(
         .map(|migration| MigrationInfo::from(*migration))
         .collect();
     pending.sort_by_key(|migration| migration.version);
-    Ok(pending)
+    Ok(Checked { pending, reworded })
+}
+
+/// Records the current checksum of the reworded migrations `versions`, in one transaction.
+async fn restamp(db: &Database, migrator: &Migrator, versions: &[i64]) -> Result<(), StorageError> {
+    let mut tx = db.pool().begin().await?;
+    for migration in migrator.iter().filter(|m| versions.contains(&m.version)) {
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2")
+            .bind(migration.checksum.to_vec())
+            .bind(migration.version)
+            .execute(&mut *tx)
+            .await?;
+        tracing::info!(
+            migration.version = migration.version,
+            "recorded the checksum of a migration whose comments were reworded"
+        );
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Whether sqlx's bookkeeping table exists yet. The catalogs differ, so this is the one query

@@ -148,7 +148,61 @@ async fn new_migration_is_pending_then_applied(db: Database) {
     assert_eq!(pending(&db, &newer).await.unwrap(), []);
 }
 
+/// The checksum `_sqlx_migrations` records for `version`.
+async fn recorded_checksum(db: &Database, version: i64) -> Vec<u8> {
+    sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = $1")
+        .bind(version)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+async fn set_recorded_checksum(db: &Database, version: i64, checksum: Vec<u8>) {
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2")
+        .bind(checksum)
+        .bind(version)
+        .execute(db.pool())
+        .await
+        .unwrap();
+}
+
+/// A database migrated before a migration's comments were reworded still records the old
+/// checksum: it is accepted, and `migrate` records the current one. Any other checksum is
+/// still an edited migration.
+async fn a_reworded_migration_is_accepted_then_restamped(db: Database) {
+    migrate(&db).await.unwrap();
+    let (version, old) = REWORDED[1];
+    let current = MIGRATOR
+        .iter()
+        .find(|m| m.version == version)
+        .unwrap()
+        .checksum
+        .to_vec();
+    set_recorded_checksum(&db, version, hex::decode(old).unwrap()).await;
+    assert!(pending_migrations(&db).await.unwrap().is_empty());
+    ensure_up_to_date(&db).await.unwrap();
+    assert_eq!(migrate(&db).await.unwrap(), []);
+    assert_eq!(recorded_checksum(&db, version).await, current);
+
+    set_recorded_checksum(&db, version, vec![7; 48]).await;
+    let error = pending_migrations(&db).await.unwrap_err();
+    assert!(
+        matches!(error, StorageError::MigrationChanged { version: v, .. } if v == version),
+        "{error}"
+    );
+    assert!(migrate(&db).await.is_err());
+}
+
+#[test]
+fn reworded_checksums_are_not_the_current_ones() {
+    for (version, old) in REWORDED {
+        let migration = MIGRATOR.iter().find(|m| m.version == *version).unwrap();
+        assert_ne!(hex::encode(&*migration.checksum), *old, "{version}");
+    }
+}
+
 test_on_both_backends!(
+    a_reworded_migration_is_accepted_then_restamped,
     fresh_database_has_every_migration_pending,
     migrate_applies_everything_and_is_idempotent,
     users_table_round_trips_portable_types,
