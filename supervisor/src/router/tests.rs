@@ -437,6 +437,127 @@ async fn router_forwards_headers_and_strips_hop_by_hop() {
     }
 }
 
+/// A backend playing Synapse's rendezvous (MSC4108, MSC4388) closely enough to see what the
+/// router passes: the conditional request headers and the content type in, and the `ETag`,
+/// `Location`, CORS headers and a bodiless 304 out.
+async fn rendezvous_backend() -> SocketAddr {
+    backend(|request: Request<Incoming>| async move {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let seen = format!(
+            "{} {} if-match={} if-none-match={} content-type={}",
+            request.method(),
+            request.uri().path(),
+            header("if-match"),
+            header("if-none-match"),
+            header("content-type"),
+        );
+        let builder = Response::builder()
+            .header("x-seen", seen)
+            .header("access-control-allow-origin", "*")
+            .header("access-control-expose-headers", "ETag, Location");
+        let response = match (request.method(), header("if-none-match").as_str()) {
+            (&Method::GET, "\"1\"") => builder.status(StatusCode::NOT_MODIFIED).body(empty()),
+            (&Method::POST, _) => builder
+                .status(StatusCode::CREATED)
+                .header("etag", "\"1\"")
+                .header("location", "/_synapse/client/rendezvous/abc")
+                .body(full("{\"url\":\"/_synapse/client/rendezvous/abc\"}")),
+            _ => builder
+                .status(StatusCode::ACCEPTED)
+                .header("etag", "\"2\"")
+                .body(empty()),
+        };
+        response.unwrap()
+    })
+    .await
+}
+
+/// QR login's rendezvous channel reaches Synapse through the router with the headers it relies
+/// on (MSC4108: `ETag` / `If-Match` / `If-None-Match`, any content type, CORS for browser
+/// clients), on the MSC4108 and MSC4388 paths and on Synapse's session path.
+#[tokio::test]
+async fn router_passes_the_rendezvous_channel_with_its_headers() {
+    let router = start_router(
+        rendezvous_backend().await,
+        echo("mas").await,
+        Duration::ZERO,
+    )
+    .await;
+    let url = |path: &str| format!("http://{}{path}", router.addr);
+    for create in [
+        "/_matrix/client/unstable/org.matrix.msc4108/rendezvous",
+        "/_matrix/client/unstable/io.element.msc4388/rendezvous",
+    ] {
+        let answer = send(
+            Request::post(url(create))
+                .header("content-type", "text/plain")
+                .body(full("opaque payload"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{create}");
+        assert_eq!(answer.headers["etag"], "\"1\"");
+        assert_eq!(
+            answer.headers["location"],
+            "/_synapse/client/rendezvous/abc"
+        );
+        assert_eq!(
+            answer.headers["access-control-expose-headers"],
+            "ETag, Location"
+        );
+        assert_eq!(
+            answer.headers["x-seen"],
+            format!("POST {create} if-match= if-none-match= content-type=text/plain").as_str()
+        );
+    }
+    let session = "/_synapse/client/rendezvous/abc";
+    let answer = send(
+        Request::put(url(session))
+            .header("content-type", "application/octet-stream")
+            .header("if-match", "\"1\"")
+            .body(full("next"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    assert_eq!(answer.headers["etag"], "\"2\"");
+    assert_eq!(
+        answer.headers["x-seen"],
+        "PUT /_synapse/client/rendezvous/abc if-match=\"1\" if-none-match= content-type=application/octet-stream"
+    );
+    let answer = send(
+        Request::get(url(session))
+            .header("if-none-match", "\"1\"")
+            .body(empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_MODIFIED);
+    assert!(answer.body.is_empty());
+    let preflight = send(
+        Request::options(url(session))
+            .header("origin", "https://app.element.io")
+            .header("access-control-request-method", "PUT")
+            .body(empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+    assert!(
+        preflight.headers["x-seen"]
+            .to_str()
+            .unwrap()
+            .starts_with("OPTIONS /_synapse/client/rendezvous/abc")
+    );
+}
+
 #[tokio::test]
 async fn router_sets_forwarding_headers_when_none_were_sent() {
     let router = start_router(echo("synapse").await, echo("mas").await, Duration::ZERO).await;
