@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::app::AppState;
 use crate::clock::Clock;
 use crate::error::HtmlError;
-use crate::extract::params::{FormError, ParamsError, deserialize, read_form_body};
+use crate::extract::params::{FormError, ParamsError, fields, read_form_body, strict_params};
 use crate::extract::{CookieJar, CookieManager, CsrfError, CsrfToken};
 use crate::homeserver::{CONSENT_QUERY_TIMEOUT, HomeserverConnection};
 use crate::model::User;
@@ -103,14 +103,6 @@ pub(crate) struct CsrfForm<T = NoFields> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct NoFields {}
 
-/// The `csrf` field of a page form; `T` reads the form's own fields from the same pairs
-/// (serde ignores the names a type does not declare).
-#[derive(Deserialize)]
-struct Csrf {
-    #[serde(default)]
-    csrf: String,
-}
-
 impl<S, T> FromRequest<S> for CsrfForm<T>
 where
     S: Send + Sync,
@@ -124,8 +116,8 @@ where
         let jar = CookieManager::from_ref(state).jar(request.headers());
         let read = async {
             let body = read_form_body(request, state).await?;
-            let Csrf { csrf } = deserialize(&body)?;
-            Ok::<_, FormError>((csrf, deserialize::<T>(&body)?))
+            let csrf = strict_params(&body)?.remove("csrf").unwrap_or_default();
+            Ok::<_, FormError>((csrf, fields::<T>(&body)?))
         };
         let (csrf, fields) = read.await.map_err(|rejection| bad_form(&rejection))?;
         let clock = Arc::<dyn Clock>::from_ref(state);

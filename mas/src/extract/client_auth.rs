@@ -19,6 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
+use super::params;
 use crate::crypto::{Encrypter, constant_time_eq};
 use crate::error::OAuthError;
 use crate::model::{Client, ClientAuthMethod};
@@ -33,15 +34,10 @@ impl FormParams {
     /// Parses an `application/x-www-form-urlencoded` body. Repeated names, bad percent
     /// escapes and bytes that are not UTF-8 are `invalid_request`.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let pairs = super::params::strict_pairs(body)
-            .map_err(|error| OAuthError::invalid_request(error.to_string()))?;
+        let mut params = params::strict_params(body)?;
         // Empty values are dropped only now, so that `a=&a=x` is still a repetition.
-        Ok(Self(
-            pairs
-                .into_iter()
-                .filter(|(_, value)| !value.is_empty())
-                .collect(),
-        ))
+        params.retain(|_, value| !value.is_empty());
+        Ok(Self(params))
     }
 
     /// The value of `name`, if given.
@@ -70,19 +66,7 @@ pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<Bytes, OAuthError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                OAuthError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request",
-                    "the request body is too large",
-                )
-            } else {
-                OAuthError::invalid_request("the request body could not be read")
-            }
-        })
+    Ok(params::read_body(request, state).await?)
 }
 
 /// Reads a form body: the content type must be `application/x-www-form-urlencoded`.
@@ -90,12 +74,32 @@ pub(crate) async fn read_form<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<FormParams, OAuthError> {
-    if !has_content_type(request.headers(), "application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+    FormParams::parse(&params::read_form_body(request, state).await?)
+}
+
+// The OAuth shape of an unreadable body or malformed parameters (RFC 6749 §5.2
+// `invalid_request`; 413 when the body is over the limit).
+impl From<params::ParamsError> for OAuthError {
+    fn from(error: params::ParamsError) -> Self {
+        Self::invalid_request(error.to_string())
     }
-    FormParams::parse(&read_body(request, state).await?)
+}
+
+impl From<params::FormError> for OAuthError {
+    fn from(error: params::FormError) -> Self {
+        match error {
+            params::FormError::ContentType => Self::invalid_request(error.to_string()),
+            params::FormError::Body(StatusCode::PAYLOAD_TOO_LARGE) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "the request body is too large",
+            ),
+            params::FormError::Body(_) => {
+                Self::invalid_request("the request body could not be read")
+            }
+            params::FormError::Params(error) => error.into(),
+        }
+    }
 }
 
 /// What the client presented to identify itself.

@@ -4,7 +4,8 @@
 //! for the authorization endpoint's query, and under [`StrictQuery`] and [`StrictForm`] for the
 //! queries and forms of the pages, where a repeated name is refused too.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -77,20 +78,31 @@ pub enum ParamsError {
     Fields(String),
 }
 
-/// The decoded pairs of `raw`, refusing a repeated name.
-pub fn strict_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, ParamsError> {
-    let pairs = decode_pairs(raw)?;
-    let mut seen = HashSet::with_capacity(pairs.len());
-    if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
-        return Err(ParamsError::Repeated(name.clone()));
+/// The decoded parameters of `raw` by name, refusing a repeated name (in one pass: this runs on
+/// every token and introspection request).
+pub fn strict_params(raw: &[u8]) -> Result<BTreeMap<String, String>, ParamsError> {
+    let mut params = BTreeMap::new();
+    for (name, value) in decode_pairs(raw)? {
+        match params.entry(name) {
+            Entry::Occupied(entry) => return Err(ParamsError::Repeated(entry.key().clone())),
+            Entry::Vacant(entry) => {
+                entry.insert(value);
+            }
+        }
     }
-    Ok(pairs)
+    Ok(params)
 }
 
-/// `T` from form-encoded text, once [`strict_pairs`] has accepted it.
+/// `T` from form-encoded text, once [`strict_params`] has accepted it.
 pub fn deserialize<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ParamsError> {
-    strict_pairs(raw)?;
-    serde_urlencoded::from_bytes(raw).map_err(|error| ParamsError::Fields(error.to_string()))
+    strict_params(raw)?;
+    fields(raw)
+}
+
+/// `T` from form-encoded text that [`strict_params`] already accepted (serde ignores the names
+/// `T` does not declare).
+pub fn fields<T: DeserializeOwned>(checked: &[u8]) -> Result<T, ParamsError> {
+    serde_urlencoded::from_bytes(checked).map_err(|error| ParamsError::Fields(error.to_string()))
 }
 
 // Handlers answer these in their own protocol's shape (`Result<StrictQuery<T>, ParamsError>`);
@@ -167,11 +179,16 @@ pub async fn read_form_body<S: Send + Sync>(
     if !super::client_auth::has_content_type(request.headers(), form) {
         return Err(FormError::ContentType);
     }
+    read_body(request, state).await
+}
+
+/// The body as bytes within the router's limit: too large is 413, a broken body 400.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, FormError> {
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {
             let status = rejection.status();
-            FormError::Body(if status.is_client_error() {
+            FormError::Body(if status == StatusCode::PAYLOAD_TOO_LARGE {
                 status
             } else {
                 StatusCode::BAD_REQUEST
