@@ -142,17 +142,10 @@ pub(crate) enum TokenRequest<'a> {
         /// The PKCE verifier.
         code_verifier: Option<&'a str>,
     },
-    /// RFC 6749 §6.
+    /// RFC 6749 §6. Its optional `scope` (narrowing) is not read: the session keeps its scope.
     RefreshToken {
         /// The presented refresh token.
         refresh_token: &'a str,
-        /// RFC 6749 §6 lets a client narrow the scope here; it is not parsed and the session
-        /// keeps its scope.
-        #[expect(
-            dead_code,
-            reason = "scope narrowing on refresh is not supported (yet)"
-        )]
-        scope: Option<&'a str>,
     },
     /// RFC 6749 §4.4.2.
     ClientCredentials {
@@ -173,7 +166,6 @@ impl<'a> TokenRequest<'a> {
             },
             GrantType::RefreshToken => Self::RefreshToken {
                 refresh_token: form.require("refresh_token")?,
-                scope: form.get("scope"),
             },
             GrantType::ClientCredentials => Self::ClientCredentials {
                 scope: form.get("scope").map(str::parse).transpose().map_err(|_| {
@@ -264,10 +256,9 @@ async fn handle(
             };
             authorization_code::grant(state, &client, grant).await
         }
-        TokenRequest::RefreshToken {
-            refresh_token,
-            scope: _,
-        } => refresh_token::grant(state, &client, refresh_token).await,
+        TokenRequest::RefreshToken { refresh_token } => {
+            refresh_token::grant(state, &client, refresh_token).await
+        }
         TokenRequest::ClientCredentials { scope } => {
             client_credentials::grant(state, &client, scope.unwrap_or_default(), user_agent).await
         }
