@@ -54,6 +54,11 @@ pub const SYNAPSE_OWNED: &[&str] = &[
     // operator's.
     "experimental_features.msc3202_transaction_extensions",
     "experimental_features.msc2409_to_device_messages_enabled",
+    // Sign in with a QR code (README "Sign in with a QR code"): Synapse's rendezvous channels,
+    // MSC4108 (what matrix-sdk 0.18 and current Element X speak) and MSC4388 (its successor),
+    // which the new device and the signed-in one use to talk before the device grant.
+    "experimental_features.msc4108_enabled",
+    "experimental_features.msc4388_mode",
 ];
 
 /// Synapse keys that make Synapse refuse to start when MAS is enabled (its config checks for

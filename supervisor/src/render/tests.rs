@@ -741,3 +741,48 @@ fn operator_overrides_keep_their_experimental_features_but_not_the_bridge_ones()
         ]
     );
 }
+
+/// The rendezvous channels of "Sign in with a QR code" (MSC4108, MSC4388) are on in `hs`.
+#[track_caller]
+fn assert_qr_login_rendezvous_on(hs: &Value) {
+    assert_eq!(at(hs, "experimental_features.msc4108_enabled"), true);
+    assert_eq!(at(hs, "experimental_features.msc4388_mode"), "open");
+}
+
+#[test]
+fn homeserver_enables_the_qr_login_rendezvous_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = render(&env(&[]), &layout(tmp.path()), "localhost").unwrap();
+    let hs = yaml(&r.homeserver);
+    assert_qr_login_rendezvous_on(&hs);
+    assert_eq!(at(&hs, "matrix_authentication_service.enabled"), true);
+}
+
+#[test]
+fn operator_overrides_cannot_turn_the_qr_login_rendezvous_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    std::fs::create_dir_all(layout.overrides_dir()).unwrap();
+    std::fs::write(
+        layout.overrides_dir().join("homeserver.yaml"),
+        "experimental_features:\n\
+         \x20 msc3266_enabled: true\n\
+         \x20 msc4108_enabled: false\n\
+         \x20 msc4388_mode: authenticated\n",
+    )
+    .unwrap();
+    let r = render(&env(&[]), &layout, "localhost").unwrap();
+    let hs = yaml(&r.homeserver);
+    assert_eq!(at(&hs, "experimental_features.msc3266_enabled"), true);
+    assert_qr_login_rendezvous_on(&hs);
+    assert_bridge_features_on(&hs);
+    let mut keys: Vec<&str> = r.ignored.iter().map(|i| i.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "experimental_features.msc4108_enabled",
+            "experimental_features.msc4388_mode",
+        ]
+    );
+}
