@@ -7,6 +7,7 @@ mod browser_session;
 mod client;
 mod compat;
 mod compat_sso_login;
+mod device_grant;
 mod grant;
 mod job;
 pub mod redirect_uri;
@@ -20,6 +21,10 @@ pub use self::browser_session::{Authentication, AuthenticationMethod, BrowserSes
 pub use self::client::{ApplicationType, Client, ClientAuthMethod, ClientMetadata, GrantTypes};
 pub use self::compat::{CompatAccessToken, CompatRefreshToken, CompatSession};
 pub use self::compat_sso_login::{COMPAT_LOGIN_TOKEN_LIFETIME_MS, CompatSsoLogin};
+pub use self::device_grant::{
+    DEVICE_CODE_LIFETIME_MS, DEVICE_CODE_MIN_POLL_GAP_MS, DEVICE_CODE_POLL_INTERVAL_SECS,
+    DeviceGrant, DeviceGrantStage, NewDeviceGrant, display_user_code, normalize_user_code,
+};
 pub use self::grant::{
     AUTHORIZATION_CODE_LIFETIME_MS, AuthorizationGrant, CodeChallenge, CodeChallengeMethod,
     GrantStage, NewAuthorizationGrant, ResponseMode, prompt_has,

@@ -79,6 +79,14 @@ impl Quota {
     /// share one address (an office, a conference network). Still bounds what one address
     /// can store.
     pub const UPSTREAM_AUTHORIZE_PER_IP: Self = Self::new(60, 0.5);
+    /// `POST /oauth2/device` per client address: 10 at once, then one every 30 s (120 an
+    /// hour). A device asks once per sign-in (and again when its codes expire); each request
+    /// stores a device grant. Upstream MAS does not limit it.
+    pub const DEVICE_AUTHORIZATION_PER_IP: Self = Self::new(10, 1.0 / 30.0);
+    /// `/link` code lookups per client address (typed codes and `?code=` links): 10 at once,
+    /// then one every 10 s (360 an hour). A person types a code a few times at most; guessing
+    /// one of the live 8-character codes (40 bits, RFC 8628 §5.1) at that pace is hopeless.
+    pub const DEVICE_LINK_PER_IP: Self = Self::new(10, 0.1);
 
     /// A quota of `burst` requests at once and `per_second` sustained.
     pub const fn new(burst: u32, per_second: f64) -> Self {
@@ -335,6 +343,10 @@ pub struct RateLimitConfig {
     pub compat_sso_redirect_per_ip: Quota,
     /// Upstream login starts per client IP.
     pub upstream_authorize_per_ip: Quota,
+    /// Device authorization requests per client IP.
+    pub device_authorization_per_ip: Quota,
+    /// User-code lookups on the `/link` page per client IP.
+    pub device_link_per_ip: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -345,6 +357,8 @@ impl Default for RateLimitConfig {
             client_registration_per_ip: Quota::CLIENT_REGISTRATION_PER_IP,
             compat_sso_redirect_per_ip: Quota::COMPAT_SSO_REDIRECT_PER_IP,
             upstream_authorize_per_ip: Quota::UPSTREAM_AUTHORIZE_PER_IP,
+            device_authorization_per_ip: Quota::DEVICE_AUTHORIZATION_PER_IP,
+            device_link_per_ip: Quota::DEVICE_LINK_PER_IP,
         }
     }
 }
@@ -356,6 +370,8 @@ struct Limiters {
     client_registration_per_ip: KeyedLimiter<IpKey>,
     compat_sso_redirect_per_ip: KeyedLimiter<IpKey>,
     upstream_authorize_per_ip: KeyedLimiter<IpKey>,
+    device_authorization_per_ip: KeyedLimiter<IpKey>,
+    device_link_per_ip: KeyedLimiter<IpKey>,
 }
 
 /// The process's rate limiters; cheap to clone (a field of the app state).
@@ -380,6 +396,8 @@ impl RateLimiter {
                 client_registration_per_ip: KeyedLimiter::new(config.client_registration_per_ip),
                 compat_sso_redirect_per_ip: KeyedLimiter::new(config.compat_sso_redirect_per_ip),
                 upstream_authorize_per_ip: KeyedLimiter::new(config.upstream_authorize_per_ip),
+                device_authorization_per_ip: KeyedLimiter::new(config.device_authorization_per_ip),
+                device_link_per_ip: KeyedLimiter::new(config.device_link_per_ip),
             }),
         }
     }
@@ -434,6 +452,20 @@ impl RateLimiter {
         self.inner.upstream_authorize_per_ip.check_ip(ip, now_ms)
     }
 
+    /// Counts one device authorization request from `ip`.
+    pub fn check_device_authorization(
+        &self,
+        ip: Option<IpAddr>,
+        now_ms: i64,
+    ) -> Result<(), RateLimited> {
+        self.inner.device_authorization_per_ip.check_ip(ip, now_ms)
+    }
+
+    /// Counts one user-code lookup on the `/link` page from `ip`.
+    pub fn check_device_link(&self, ip: Option<IpAddr>, now_ms: i64) -> Result<(), RateLimited> {
+        self.inner.device_link_per_ip.check_ip(ip, now_ms)
+    }
+
     /// Prunes every limiter at `now_ms` (see [`KeyedLimiter::prune`]).
     pub fn prune(&self, now_ms: i64) -> Pruned {
         let inner = &*self.inner;
@@ -442,6 +474,8 @@ impl RateLimiter {
         total += inner.client_registration_per_ip.prune(now_ms);
         total += inner.compat_sso_redirect_per_ip.prune(now_ms);
         total += inner.upstream_authorize_per_ip.prune(now_ms);
+        total += inner.device_authorization_per_ip.prune(now_ms);
+        total += inner.device_link_per_ip.prune(now_ms);
         total
     }
 
@@ -453,6 +487,8 @@ impl RateLimiter {
             + inner.client_registration_per_ip.len()
             + inner.compat_sso_redirect_per_ip.len()
             + inner.upstream_authorize_per_ip.len()
+            + inner.device_authorization_per_ip.len()
+            + inner.device_link_per_ip.len()
     }
 
     /// Whether no limiter holds a key.

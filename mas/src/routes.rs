@@ -31,6 +31,17 @@ pub fn consent(grant_id: ulid::Ulid) -> String {
     format!("/consent/{grant_id}")
 }
 
+/// `GET/POST /link`: the device authorization grant's code-entry page, its `verification_uri`
+/// (RFC 8628 §3.2; docs/protocol.md#device-authorization-grant); `?code=` fills in the code.
+pub const LINK: &str = "/link";
+/// `GET/POST /device/{grant_id}`: the approval page of one device grant, as a route pattern.
+pub const DEVICE_CONSENT: &str = "/device/{grant_id}";
+
+/// The approval page of one device grant (a path for [`UrlBuilder`]).
+pub fn device_consent(grant_id: ulid::Ulid) -> String {
+    format!("/device/{grant_id}")
+}
+
 // --- end of the human pages ---
 
 // --- Login through upstream OpenID providers (upstream) ---
@@ -102,6 +113,8 @@ pub const WEBFINGER: &str = "/.well-known/webfinger";
 pub const OAUTH2_KEYS: &str = "/oauth2/keys.json";
 /// `POST /oauth2/token`: the token endpoint (docs/protocol.md#token-endpoint).
 pub const OAUTH2_TOKEN: &str = "/oauth2/token";
+/// `POST /oauth2/device`: the device authorization endpoint (RFC 8628 §3.1).
+pub const OAUTH2_DEVICE: &str = "/oauth2/device";
 /// `POST /oauth2/registration`: dynamic client registration (RFC 7591, MSC2966).
 pub const OAUTH2_REGISTRATION: &str = "/oauth2/registration";
 /// `POST /oauth2/introspect`: token introspection (RFC 7662, docs/protocol.md#introspection).

@@ -24,6 +24,7 @@ pub mod clients;
 pub mod compat;
 pub mod compat_sso_logins;
 mod connect;
+pub mod device_grants;
 pub mod emails;
 pub mod grants;
 pub mod introspection;

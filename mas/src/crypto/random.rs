@@ -25,12 +25,20 @@ pub fn device_code(rng: &mut (impl RngCore + CryptoRng)) -> String {
     alphanumeric(rng, 32)
 }
 
-/// A device-authorization `user_code`: 6 upper-case letters and digits (easy to type).
+/// The alphabet of device-authorization user codes: upper-case letters and digits without the
+/// look-alikes `0`/`O` and `1`/`I` (RFC 8628 §6.1), 32 characters.
+pub const USER_CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// The length of a user code: 8 characters of [`USER_CODE_ALPHABET`], 40 bits (RFC 8628 §5.1
+/// with the code-entry page's rate limit).
+pub const USER_CODE_LEN: usize = 8;
+
+/// A device-authorization `user_code`: [`USER_CODE_LEN`] characters of
+/// [`USER_CODE_ALPHABET`], stored and compared without the hyphen people see (`ABCD-EFGH`).
 pub fn user_code(rng: &mut (impl RngCore + CryptoRng)) -> String {
-    const CHARS: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let index = Uniform::from(0..CHARS.len());
-    (0..6)
-        .map(|_| char::from(CHARS[rng.sample(index)]))
+    let index = Uniform::from(0..USER_CODE_ALPHABET.len());
+    (0..USER_CODE_LEN)
+        .map(|_| char::from(USER_CODE_ALPHABET[rng.sample(index)]))
         .collect()
 }
 
@@ -75,11 +83,9 @@ mod tests {
         }
         for _ in 0..50 {
             let code = user_code(&mut rng);
-            assert_eq!(code.len(), 6);
-            assert!(
-                code.bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            );
+            assert_eq!(code.len(), USER_CODE_LEN);
+            assert!(code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)));
+            assert!(!code.contains(['0', 'O', '1', 'I']), "{code}");
             let email = email_code(&mut rng);
             assert_eq!(email.len(), 6);
             assert!(email.bytes().all(|b| b.is_ascii_digit()));
