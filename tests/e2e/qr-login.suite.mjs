@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import readline from 'node:readline';
-import { after, before, describe } from 'node:test';
+import { after, afterEach, before, describe } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
 import { Harness, sharedCheck } from '../lib/harness.mjs';
@@ -161,6 +161,15 @@ export function qrLoginSuite(backend) {
 
     after(() => h.cleanup(), { timeout: 60000 });
 
+    // The test clients still running: each test ends its own (a failed one would otherwise keep
+    // polling until its own timeout), and cleanup ends any left.
+    const running = new Set();
+    h.defer(() => running.forEach((c) => c.kill()));
+    afterEach(() => {
+      running.forEach((c) => c.kill());
+      running.clear();
+    });
+
     /**
      * A test client for a new `username`: A signed in through OAuth in a fresh browser (the
      * password typed once), cross-signing set up, the QR code shown and scanned, and both the
@@ -173,7 +182,7 @@ export function qrLoginSuite(backend) {
       const browser = await Browser.launch(`${backend}-qr-${username}`);
       h.defer(() => browser.close());
       const client = new QrClient(['--homeserver', app.origin, '--redirect-uri', callback.redirectUri]);
-      h.defer(() => client.kill());
+      running.add(client);
 
       const { url } = await client.next('authorize');
       const since = callback.received.length;
