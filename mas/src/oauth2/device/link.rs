@@ -215,4 +215,4 @@ fn render(
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+pub(crate) mod tests;
