@@ -1,5 +1,6 @@
 //! Budget figures of the OAuth API (issue 3): token introspection, the path every Synapse
-//! request takes, and the authorization-code exchange; and of the compat layer (issue 4): a
+//! request takes, the authorization-code exchange, and one poll of a waiting device's code
+//! (issue 12: every device showing a QR code polls every 5 s); and of the compat layer (issue 4): a
 //! legacy `m.login.password` login against one password hash done alone. Runs the real router from
 //! `AppState::from_config` behind `lifecycle::serve` on a loopback TCP listener, and drives it
 //! with a keep-alive hyper client in the same process (so client work is counted against the
@@ -28,13 +29,14 @@ use mas::crypto::{TokenKind, random, sha256_hex};
 use mas::homeserver::MockHomeserver;
 use mas::model::{
     ApplicationType, AuthenticationMethod, Client as OAuthClient, ClientAuthMethod, ClientMetadata,
-    CodeChallenge, CodeChallengeMethod, GrantTypes, NewAuthorizationGrant, NewSession,
-    ResponseMode,
+    CodeChallenge, CodeChallengeMethod, GrantTypes, NewAuthorizationGrant, NewDeviceGrant,
+    NewSession, ResponseMode,
 };
 use mas::ratelimit::{Quota, RateLimitConfig, RateLimiter};
 use mas::rng::RngSource;
 use mas::storage::{
-    Database, access_tokens, browser_sessions, clients, grants, oauth2_sessions, passwords, users,
+    Database, access_tokens, browser_sessions, clients, device_grants, grants, oauth2_sessions,
+    passwords, users,
 };
 use sqlx::Connection as _;
 use tokio::task::JoinSet;
@@ -47,6 +49,9 @@ const SINGLE_REQUESTS: usize = 3_000;
 const CONCURRENT_CLIENTS: usize = 32;
 const CONCURRENT_REQUESTS_EACH: usize = 600;
 const EXCHANGES: usize = 300;
+/// Device code polls measured, each on its own pending grant (the answer a waiting device gets
+/// almost every time: `authorization_pending`, which also records the poll's time).
+const POLLS: usize = 3_000;
 /// RFC 7636 appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -142,6 +147,7 @@ async fn run(
     introspection_single(&client, address, &fixtures.tokens).await?;
     introspection_concurrent(&client, address, &fixtures.tokens).await?;
     code_exchange(&client, address, &state, &fixtures).await?;
+    device_code_polling(&client, address, &state, &fixtures).await?;
     compat_password_login(&client, address, &state).await?;
 
     let _ = stop.send(());
@@ -196,6 +202,7 @@ impl Fixtures {
             grant_types: GrantTypes {
                 authorization_code: true,
                 refresh_token: true,
+                device_code: true,
                 ..GrantTypes::default()
             },
             client_name: Some("Element X".to_owned()),
@@ -422,6 +429,63 @@ async fn code_exchange(
         "  code exchange (RS256 ID token, device upsert on the mock): {}",
         summary(&mut latencies)
     );
+    Ok(())
+}
+
+/// Issue 12's budget: one poll of a pending device code, p50 under 1 ms. Each poll is the
+/// first of its grant, so it takes the path a device on time takes (find the grant by the hash
+/// of its code, check it, record the poll: one read and one conditional write).
+async fn device_code_polling(
+    client: &HttpClient,
+    address: SocketAddr,
+    state: &AppState,
+    fixtures: &Fixtures,
+) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    let mut rng = state.rng.fork();
+    let scope: mas::model::Scope =
+        "urn:matrix:client:api:* urn:matrix:client:device:POLLDEVICE".parse()?;
+    let mut codes = Vec::with_capacity(POLLS + 20);
+    let mut tx = state.db.begin_write().await?;
+    for _ in 0..POLLS + 20 {
+        let device_code = random::device_code(&mut rng);
+        let new = NewDeviceGrant {
+            client_id: fixtures.client.id,
+            scope: scope.clone(),
+            device_code_sha256: sha256_hex(&device_code),
+            user_code: random::user_code(&mut rng),
+            ip_address: Some("127.0.0.1".to_owned()),
+            user_agent: None,
+        };
+        device_grants::add_device_grant(&mut tx, &clock, &mut rng, new).await?;
+        codes.push(device_code);
+    }
+    tx.commit().await?;
+    let client_id = fixtures.client.id.to_string();
+    let mut latencies = Vec::with_capacity(POLLS);
+    for (index, code) in codes.iter().enumerate() {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", code),
+                ("client_id", &client_id),
+            ])
+            .finish();
+        let request = Request::post(format!("http://{address}/auth/oauth2/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))?;
+        let start = Instant::now();
+        let response = client.request(request).await?;
+        let body = response.into_body().collect().await?.to_bytes();
+        let elapsed = start.elapsed();
+        if !body.starts_with(b"{\"error\":\"authorization_pending\"") {
+            bail!("the poll answered {}", String::from_utf8_lossy(&body));
+        }
+        if index >= 20 {
+            latencies.push(elapsed);
+        }
+    }
+    println!("  device code poll (pending):  {}", summary(&mut latencies));
     Ok(())
 }
 

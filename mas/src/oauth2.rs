@@ -44,6 +44,7 @@ pub(crate) fn api_router() -> Router<AppState> {
     Router::new()
         .route(routes::OAUTH2_KEYS, get(keys::get))
         .route(routes::OAUTH2_TOKEN, post(token::post))
+        .route(routes::OAUTH2_DEVICE, post(device::authorization::post))
         .route(routes::OAUTH2_REGISTRATION, post(registration::post))
         .route(routes::OAUTH2_INTROSPECT, post(introspection::post))
         .route(routes::OAUTH2_REVOKE, post(revoke::post))

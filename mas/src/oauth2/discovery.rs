@@ -37,12 +37,17 @@ const ACCOUNT_MANAGEMENT_ACTIONS: [&str; 8] = [
 /// client assertions, so we do not advertise them (nor their signing algorithms).
 pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// The provider metadata (OpenID Connect Discovery 1.0, RFC 8414, MSC4191 additions).
 #[derive(Debug, Serialize)]
 pub struct ProviderMetadata {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
+    /// RFC 8628 §4.
+    device_authorization_endpoint: String,
     jwks_uri: String,
     registration_endpoint: String,
     introspection_endpoint: String,
@@ -51,7 +56,7 @@ pub struct ProviderMetadata {
     scopes_supported: [&'static str; 2],
     response_types_supported: [&'static str; 3],
     response_modes_supported: [&'static str; 3],
-    grant_types_supported: [&'static str; 3],
+    grant_types_supported: [&'static str; 4],
     token_endpoint_auth_methods_supported: [&'static str; 3],
     revocation_endpoint_auth_methods_supported: [&'static str; 3],
     introspection_endpoint_auth_methods_supported: [&'static str; 3],
@@ -93,6 +98,7 @@ impl ProviderMetadata {
             issuer: site.issuer.clone(),
             authorization_endpoint: url(routes::AUTHORIZE),
             token_endpoint: url(routes::OAUTH2_TOKEN),
+            device_authorization_endpoint: url(routes::OAUTH2_DEVICE),
             jwks_uri: url(routes::OAUTH2_KEYS),
             registration_endpoint: url(routes::OAUTH2_REGISTRATION),
             introspection_endpoint: url(routes::OAUTH2_INTROSPECT),
@@ -101,7 +107,12 @@ impl ProviderMetadata {
             scopes_supported: ["openid", "email"],
             response_types_supported: ["code", "id_token", "code id_token"],
             response_modes_supported: ["form_post", "query", "fragment"],
-            grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+            grant_types_supported: [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                DEVICE_CODE_GRANT_TYPE,
+            ],
             token_endpoint_auth_methods_supported: AUTH_METHODS,
             revocation_endpoint_auth_methods_supported: AUTH_METHODS,
             introspection_endpoint_auth_methods_supported: AUTH_METHODS,

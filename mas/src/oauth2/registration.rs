@@ -41,7 +41,7 @@ use crate::storage::{Database, StorageError, clients};
 const AUTHORIZATION_CODE: &str = "authorization_code";
 const REFRESH_TOKEN: &str = "refresh_token";
 const CLIENT_CREDENTIALS: &str = "client_credentials";
-const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const DEVICE_CODE: &str = crate::oauth2::discovery::DEVICE_CODE_GRANT_TYPE;
 const IMPLICIT: &str = "implicit";
 
 /// The registration request: the members we read; everything else is ignored.
@@ -292,22 +292,28 @@ fn grant_types(names: Option<&[String]>) -> Result<(GrantTypes, bool), Registrat
             REFRESH_TOKEN => grant_types.refresh_token = true,
             CLIENT_CREDENTIALS => grant_types.client_credentials = true,
             IMPLICIT => implicit = true,
-            // The device-code grant is not enabled here: dropped silently, as upstream MAS does
-            // when it is disabled (docs/protocol.md#client-registration).
-            DEVICE_CODE => {}
+            DEVICE_CODE => grant_types.device_code = true,
             other => return Err(metadata_error(format!("unsupported grant type {other:?}"))),
         }
     }
     Ok((grant_types, implicit))
 }
 
-/// Each response type (`code` by default) must be one we know, with its grant type registered.
+/// Each response type must be one we know, with its grant type registered. Left out, it is
+/// `code` (RFC 7591 §2) for a client that registers `authorization_code`, and none for one that
+/// does not (a device-only client, as matrix-sdk registers for QR login, sends no
+/// `response_types`).
 fn check_response_types(
     response_types: Option<&[String]>,
     grant_types: GrantTypes,
     implicit: bool,
 ) -> Result<(), RegistrationError> {
-    for response_type in response_types.unwrap_or(&["code".to_owned()]) {
+    let default = if grant_types.authorization_code {
+        vec!["code".to_owned()]
+    } else {
+        Vec::new()
+    };
+    for response_type in response_types.unwrap_or(&default) {
         let mut parts: Vec<&str> = response_type.split(' ').filter(|p| !p.is_empty()).collect();
         parts.sort_unstable();
         match parts.as_slice() {

@@ -1,10 +1,10 @@
 //! `POST /oauth2/token` (RFC 6749 §3.2, docs/protocol.md#token-endpoint): authenticates the client,
 //! checks that it registered the requested grant type, and hands over to one module per grant.
-//! Every answer, success or error, carries `Cache-Control: no-store` and `Pragma: no-cache`. The
-//! device-code grant is not offered (discovery does not list it).
+//! Every answer, success or error, carries `Cache-Control: no-store` and `Pragma: no-cache`.
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 
 use std::sync::Arc;
@@ -25,8 +25,9 @@ use crate::clock::Clock;
 use crate::crypto::keystore::Keystore;
 use crate::crypto::{Encrypter, TokenKind, sha256_hex};
 use crate::error::OAuthError;
-use crate::extract::client_auth::{ClientAuthorization, FormParams};
+use crate::extract::client_auth::{ClientAuthorization, Credentials, FormParams};
 use crate::model::{Client, RefreshToken, Scope};
+use crate::oauth2::discovery::DEVICE_CODE_GRANT_TYPE;
 use crate::storage::{StorageError, access_tokens, refresh_tokens};
 
 /// A successful token response (RFC 6749 §5.1).
@@ -78,12 +79,13 @@ pub(crate) fn invalid_grant(description: &'static str) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
-/// The grant types this endpoint knows (RFC 6749 §4.1.3, §4.4.2, §6).
+/// The grant types this endpoint knows (RFC 6749 §4.1.3, §4.4.2, §6; RFC 8628 §3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GrantType {
+pub(crate) enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    DeviceCode,
 }
 
 impl GrantType {
@@ -94,6 +96,7 @@ impl GrantType {
             "authorization_code" => Ok(Self::AuthorizationCode),
             "refresh_token" => Ok(Self::RefreshToken),
             "client_credentials" => Ok(Self::ClientCredentials),
+            DEVICE_CODE_GRANT_TYPE => Ok(Self::DeviceCode),
             _ => Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
@@ -104,12 +107,13 @@ impl GrantType {
 
     /// Whether the authenticated `client` may use this grant: it must have registered it, and
     /// `client_credentials` needs a confidential client (RFC 6749 §4.4).
-    fn check_client(self, client: &Client) -> Result<(), OAuthError> {
+    pub(crate) fn check_client(self, client: &Client) -> Result<(), OAuthError> {
         let allowed = client.metadata.grant_types;
         let registered = match self {
             Self::AuthorizationCode => allowed.authorization_code,
             Self::RefreshToken => allowed.refresh_token,
             Self::ClientCredentials => allowed.client_credentials,
+            Self::DeviceCode => allowed.device_code,
         };
         if !registered {
             return Err(OAuthError::new(
@@ -152,6 +156,11 @@ pub(crate) enum TokenRequest<'a> {
         /// The requested scope; absent or empty is the empty scope.
         scope: Option<Scope>,
     },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        /// The `device_code` of the device authorization response.
+        device_code: &'a str,
+    },
 }
 
 impl<'a> TokenRequest<'a> {
@@ -171,6 +180,9 @@ impl<'a> TokenRequest<'a> {
                 scope: form.get("scope").map(str::parse).transpose().map_err(|_| {
                     OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", "malformed scope")
                 })?,
+            },
+            GrantType::DeviceCode => Self::DeviceCode {
+                device_code: form.require("device_code")?,
             },
         })
     }
@@ -222,13 +234,7 @@ async fn handle(
     headers: &HeaderMap,
     request: &ClientAuthorization,
 ) -> Result<TokenResponse, OAuthError> {
-    let credentials = request.credentials.as_ref().ok_or_else(|| {
-        OAuthError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication required",
-        )
-    })?;
+    let credentials = required_credentials(request)?;
     let grant_type = GrantType::from_form(&request.form)?;
     let client = {
         let mut conn = state.sessions.db.acquire().await?;
@@ -262,7 +268,24 @@ async fn handle(
         TokenRequest::ClientCredentials { scope } => {
             client_credentials::grant(state, &client, scope.unwrap_or_default(), user_agent).await
         }
+        TokenRequest::DeviceCode { device_code } => {
+            device_code::grant(state, &client, device_code, user_agent).await
+        }
     }
+}
+
+/// The client's credentials; a request that names no client is 401 `invalid_client` (RFC 6749
+/// §5.2; the device authorization endpoint answers the same, RFC 8628 §3.1).
+pub(crate) fn required_credentials(
+    request: &ClientAuthorization,
+) -> Result<&Credentials, OAuthError> {
+    request.credentials.as_ref().ok_or_else(|| {
+        OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication required",
+        )
+    })
 }
 
 /// The texts of a new access token and (optionally) refresh token, generated before any

@@ -101,6 +101,61 @@ impl ApiApp {
         self.add_client(native_client_metadata(), None).await
     }
 
+    /// A public native client registered for the device code and refresh grants only (what
+    /// matrix-sdk registers for QR login).
+    pub(crate) async fn device_client(&self) -> Client {
+        let mut metadata = native_client_metadata();
+        metadata.redirect_uris.clear();
+        metadata.grant_types = GrantTypes {
+            authorization_code: false,
+            refresh_token: true,
+            client_credentials: false,
+            device_code: true,
+        };
+        self.add_client(metadata, None).await
+    }
+
+    /// `POST /oauth2/device` as the public `client`, for `scope`, from `peer` (an address with
+    /// a port) when given, with a `User-Agent`.
+    pub(crate) async fn device_authorization(
+        &self,
+        client: &Client,
+        scope: &str,
+        peer: Option<&str>,
+    ) -> TestResponse {
+        let client_id = client.id.to_string();
+        let mut request = form_request(
+            Method::POST,
+            &path(routes::OAUTH2_DEVICE),
+            &[("client_id", &client_id), ("scope", scope)],
+        );
+        request
+            .headers_mut()
+            .insert(header::USER_AGENT, "Element X/26.12".parse().unwrap());
+        if let Some(peer) = peer {
+            let peer: std::net::SocketAddr = peer.parse().unwrap();
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        self.request(request).await
+    }
+
+    /// One poll of the token endpoint with `device_code` as the public `client`.
+    pub(crate) async fn poll_device_code(
+        &self,
+        client: &Client,
+        device_code: &str,
+    ) -> TestResponse {
+        let client_id = client.id.to_string();
+        self.token(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+            ("client_id", &client_id),
+        ])
+        .await
+    }
+
     /// A confidential web client authenticating with `method` and `secret`, registered for
     /// every grant.
     pub(crate) async fn confidential_client(

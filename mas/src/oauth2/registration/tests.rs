@@ -404,7 +404,57 @@ async fn registrations_are_rate_limited_per_address(db: Database) {
         .assert_status(StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// What matrix-sdk registers for the new device of a QR login: the device code and refresh
+/// grants, no redirect URI, no `response_types` (it leaves the empty list out).
+async fn a_device_only_client_registers_without_response_types(db: Database) {
+    let app = ApiApp::new(db).await;
+    let body = json!({
+        "application_type": "native",
+        "client_name": "Element X",
+        "client_uri": "https://element.io/",
+        "grant_types": ["refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+        "token_endpoint_auth_method": "none",
+    });
+    let response = register(&app, &body).await;
+    response.assert_status(StatusCode::CREATED);
+    let answer = response.json();
+    assert_eq!(
+        answer["grant_types"],
+        json!([
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
+    );
+    assert_eq!(answer["response_types"], json!([]));
+
+    // Element X's code-flow client with the device grant added keeps both.
+    let mut both = element_x();
+    both["grant_types"] = json!([
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code"
+    ]);
+    let answer = register(&app, &both).await.json();
+    assert_eq!(
+        answer["grant_types"],
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
+    );
+    assert_eq!(answer["response_types"], json!(["code"]));
+
+    // A response type still needs its grant.
+    let mut code_without_grant = body.clone();
+    code_without_grant["response_types"] = json!(["code"]);
+    let response = register(&app, &code_without_grant).await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(response.json()["error"], "invalid_client_metadata");
+}
+
 test_on_both_backends!(
+    a_device_only_client_registers_without_response_types,
     script_scheme_redirect_uris_are_refused,
     a_native_public_client_registers_and_is_deduplicated,
     loopback_redirects_with_any_port_are_allowed_for_native_clients,

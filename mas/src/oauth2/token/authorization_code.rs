@@ -22,6 +22,7 @@ use url::Url;
 
 use rand::{CryptoRng, RngCore};
 use sqlx::AnyConnection;
+use ulid::Ulid;
 
 use super::{TokenPair, TokenResponse, TokenState, invalid_grant};
 use crate::auth::device::{DeviceError, provision_device};
@@ -124,7 +125,7 @@ async fn redeemable_code(
         grant.request.code_challenge.as_ref(),
         exchange.code_verifier,
     )?;
-    let (browser, auth_time) = consenting_session(&mut conn, &grant).await?;
+    let (browser, auth_time) = consenting_session(&mut conn, grant.user_session_id).await?;
     Ok((grant, browser, auth_time))
 }
 
@@ -239,15 +240,14 @@ async fn end_first_session_if_replayed(
     Ok(())
 }
 
-/// The browser session that consented, still active with a usable user, and when its user
-/// last authenticated (Unix ms; the `auth_time` claim).
-async fn consenting_session(
+/// The browser session that consented (`user_session_id`, set at consent), still active with a
+/// usable user, and when its user last authenticated (Unix ms; the `auth_time` claim). Shared
+/// with the device code grant.
+pub(super) async fn consenting_session(
     conn: &mut AnyConnection,
-    grant: &AuthorizationGrant,
+    user_session_id: Option<Ulid>,
 ) -> Result<(BrowserSession, i64), OAuthError> {
-    let user_session_id = grant
-        .user_session_id
-        .ok_or_else(|| invalid_grant("the code is not valid"))?;
+    let user_session_id = user_session_id.ok_or_else(|| invalid_grant("the code is not valid"))?;
     let browser = browser_sessions::find_active_browser_session(conn, user_session_id)
         .await?
         .ok_or_else(|| invalid_grant("the browser session that approved the request has ended"))?;
@@ -264,7 +264,7 @@ async fn consenting_session(
 
 /// Makes sure the homeserver knows `user` and its device `device_id` before anything is stored
 /// (docs/protocol.md#authorization-code-grant); if it cannot, 503 `temporarily_unavailable`.
-async fn provision(
+pub(super) async fn provision(
     homeserver: &dyn HomeserverConnection,
     user: &User,
     device_id: &str,
@@ -288,7 +288,7 @@ async fn provision(
 
 /// Signs the ID token (RS256 unless the client registered another algorithm), with the
 /// `at_hash` of the new access token.
-fn sign_id_token(
+pub(super) fn sign_id_token(
     keystore: &Keystore,
     rng: &mut (impl RngCore + CryptoRng),
     client: &Client,

@@ -161,7 +161,7 @@ async fn grant_type_problems_have_their_own_errors(db: Database) {
                 ("client_id", id.as_str()),
                 ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
             ],
-            "unsupported_grant_type",
+            "unauthorized_client",
         ),
         (
             vec![

@@ -301,3 +301,56 @@ test_on_both_backends!(
     the_scope_policy_applies_on_both_methods,
     a_locked_user_cannot_approve,
 );
+
+/// The whole grant through the router: the device asks, the person follows
+/// `verification_uri_complete`, signs in, sees the request as the device sent it and allows; the
+/// device's next poll gets tokens.
+async fn a_device_is_signed_in_from_the_link_to_the_tokens(db: Database) {
+    use crate::app::testing::oauth::ApiApp;
+    let app = ApiApp::new(db).await;
+    app.user_with_password("alice", "correct horse").await;
+    let client = app.device_client().await;
+    let asked = app
+        .device_authorization(&client, DEVICE_SCOPE, Some("198.51.100.23:5000"))
+        .await;
+    asked.assert_status(StatusCode::OK);
+    let body = asked.json();
+    let device_code = body["device_code"].as_str().unwrap().to_owned();
+    let user_code = body["user_code"].as_str().unwrap().to_owned();
+    let link = body["verification_uri_complete"].as_str().unwrap();
+    let link = link.strip_prefix("http://localhost:8000").unwrap();
+    let pending = app.poll_device_code(&client, &device_code).await;
+    pending.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(pending.json()["error"], "authorization_pending");
+
+    let mut browser = app.browser();
+    let to_device = location(&browser.get(link).await);
+    let to_login = location(&browser.get(&to_device).await);
+    let back = browser.login_at(&to_login, "alice", "correct horse").await;
+    assert_eq!(location(&back), to_device);
+    let page = browser.get(&to_device).await;
+    page.assert_status(StatusCode::OK);
+    let html = page.text();
+    assert!(
+        html.contains(&format!("<code>{user_code}</code>")),
+        "{html}"
+    );
+    assert!(
+        html.contains("IP address: <code>198.51.100.23</code>"),
+        "{html}"
+    );
+    assert!(html.contains("Device: Element X&#x2f;26.12"), "{html}");
+    assert!(html.contains("Requested just now"));
+    let csrf = csrf_of(&html);
+    browser
+        .post(&to_device, &[("csrf", &csrf), ("action", "allow")])
+        .await
+        .assert_status(StatusCode::OK);
+
+    app.clock.advance(Duration::from_secs(5));
+    let tokens = app.poll_device_code(&client, &device_code).await;
+    tokens.assert_status(StatusCode::OK);
+    assert!(tokens.json()["access_token"].as_str().is_some());
+}
+
+test_on_both_backends!(a_device_is_signed_in_from_the_link_to_the_tokens);
