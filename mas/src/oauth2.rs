@@ -1,7 +1,7 @@
 //! The OAuth 2.0 / OpenID Connect provider (RFC 6749, OpenID Connect Core; docs/protocol.md):
 //! discovery, the JWKS, dynamic client registration, the token endpoint and its grants,
 //! introspection for Synapse, revocation and userinfo. The browser side (`/authorize`, consent, the
-//! scope policy) lives here too but belongs to the human route group.
+//! scope policy, the device grant's pages) lives here too but belongs to the human route group.
 //!
 //! This module assembles the two route groups ([`discovery_router`], [`api_router`]: a
 //! permissive CORS layer and a 64 KiB body limit) and this area's part of the `human` group
@@ -56,11 +56,20 @@ pub(crate) fn api_router() -> Router<AppState> {
         .layer(cors())
 }
 
-/// This area's routes of the `human` resource: `/authorize` and the consent page.
+/// This area's routes of the `human` resource: `/authorize`, the consent page and the device
+/// authorization grant's pages.
 pub(crate) fn human_router() -> Router<AppState> {
     Router::new()
         .route(routes::AUTHORIZE, get(authorize::get))
         .route(routes::CONSENT, get(consent::get).post(consent::post))
+        .route(
+            routes::LINK,
+            get(device::link::get).post(device::link::post),
+        )
+        .route(
+            routes::DEVICE_CONSENT,
+            get(device::consent::get).post(device::consent::post),
+        )
 }
 
 /// A permissive CORS layer (upstream serves the OAuth API with one): any origin, no

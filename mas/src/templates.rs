@@ -18,10 +18,10 @@ use serde::Serialize;
 
 pub use self::context::{
     AccountContext, AuthorizeErrorView, ClientView, CompatSsoContext, ConsentContext,
-    CrossSigningResetContext, ErrorContext, FormError, FormPostContext, FormPostParam,
-    IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView, SessionEndContext,
-    SessionView, UpstreamLinkContext, UpstreamResubmitContext, UserView, describe_scopes,
-    device_id_of,
+    CrossSigningResetContext, DeviceConsentContext, DeviceDoneContext, DeviceLinkContext,
+    ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext, LoginContext,
+    PostAuthAction, ProviderLink, ScopeView, SessionEndContext, SessionView, UpstreamLinkContext,
+    UpstreamResubmitContext, UserView, describe_scopes, device_id_of, time_ago,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -60,6 +60,9 @@ mod page {
     pub(super) const ACCOUNT: &str = "pages/account.html";
     pub(super) const ACCOUNT_SESSION_END: &str = "pages/account_session_end.html";
     pub(super) const ACCOUNT_CROSS_SIGNING_RESET: &str = "pages/account_cross_signing_reset.html";
+    pub(super) const DEVICE_LINK: &str = "pages/device_link.html";
+    pub(super) const DEVICE_CONSENT: &str = "pages/device_consent.html";
+    pub(super) const DEVICE_DONE: &str = "pages/device_done.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -180,6 +183,24 @@ impl Templates {
         )
     }
 
+    /// The device authorization grant's code entry page.
+    pub fn render_device_link(&self, context: &DeviceLinkContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::DEVICE_LINK, context)
+    }
+
+    /// The approval page of a device authorization grant.
+    pub fn render_device_consent(
+        &self,
+        context: &DeviceConsentContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::DEVICE_CONSENT, context)
+    }
+
+    /// The page after a device was allowed in or denied.
+    pub fn render_device_done(&self, context: &DeviceDoneContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::DEVICE_DONE, context)
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -249,6 +270,21 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &environment,
         page::ACCOUNT_CROSS_SIGNING_RESET,
         &CrossSigningResetContext::sample(),
+    )?;
+    render(
+        &environment,
+        page::DEVICE_LINK,
+        &DeviceLinkContext::sample(),
+    )?;
+    render(
+        &environment,
+        page::DEVICE_CONSENT,
+        &DeviceConsentContext::sample(),
+    )?;
+    render(
+        &environment,
+        page::DEVICE_DONE,
+        &DeviceDoneContext::sample(),
     )?;
     Ok(environment)
 }

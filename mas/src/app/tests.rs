@@ -119,6 +119,13 @@ async fn every_html_response_carries_the_security_headers(db: Database) {
          &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
         client.id
     );
+    let device = crate::oauth2::device::link::tests::device_grant(
+        &app,
+        &client,
+        crate::oauth2::device::link::tests::DEVICE_SCOPE,
+        crate::oauth2::device::link::tests::USER_CODE,
+    )
+    .await;
     let gets = [
         "/auth/".to_owned(),
         "/auth/login".to_owned(),
@@ -135,6 +142,10 @@ async fn every_html_response_carries_the_security_headers(db: Database) {
         "/auth/account/?action=org.matrix.session_end&device_id=X".to_owned(),
         format!("/auth/account/sessions/{id}/end"),
         "/auth/account/cross-signing-reset".to_owned(),
+        "/auth/link".to_owned(),
+        "/auth/link?code=NOPE-NOPE".to_owned(),
+        format!("/auth/device/{id}"),
+        format!("/auth/device/{}", device.id),
     ];
     let posts = [
         "/auth/login".to_owned(),
@@ -145,6 +156,9 @@ async fn every_html_response_carries_the_security_headers(db: Database) {
         format!("/auth/upstream/link/{id}"),
         format!("/auth/account/sessions/{id}/end"),
         "/auth/account/cross-signing-reset".to_owned(),
+        "/auth/link".to_owned(),
+        format!("/auth/device/{id}"),
+        format!("/auth/device/{}", device.id),
     ];
     app.user_with_password("alice", "correct horse").await;
     let mut pages = std::collections::BTreeSet::new();
@@ -194,6 +208,9 @@ async fn every_html_response_carries_the_security_headers(db: Database) {
         "GET /auth/account/ true",
         "GET /auth/account/cross-signing-reset true",
         "POST /auth/login false",
+        "GET /auth/link false",
+        "GET /auth/link?code=NOPE-NOPE false",
+        "POST /auth/link true",
         "consent and form_post",
     ] {
         assert!(
@@ -201,6 +218,8 @@ async fn every_html_response_carries_the_security_headers(db: Database) {
             "{expected} was not an HTML page: {pages:?}"
         );
     }
+    let device_page = format!("GET /auth/device/{} true", device.id);
+    assert!(pages.contains(&device_page), "{device_page}: {pages:?}");
 }
 
 test_on_both_backends!(every_html_response_carries_the_security_headers);

@@ -1,5 +1,5 @@
 //! Post-authentication actions: where a login continues (an authorization grant's consent
-//! page, a legacy SSO login, the account page's deep link), carried through the login page,
+//! page, a device grant's approval page, a legacy SSO login, the account page's deep link), carried through the login page,
 //! the upstream providers and back; the login and upstream URLs that carry them; and whether a
 //! browser session must log in again before an authorization grant (`prompt=login`).
 
@@ -20,6 +20,11 @@ pub(crate) enum PostAuthAction {
         /// The grant.
         id: Ulid,
     },
+    /// Back to the approval page of a device authorization grant (RFC 8628 §3.3).
+    ContinueDeviceCodeGrant {
+        /// The device grant.
+        id: Ulid,
+    },
     /// Back to the "continue to the application" page of a legacy SSO login.
     ContinueCompatSsoLogin {
         /// The `compat_sso_logins` row.
@@ -37,6 +42,7 @@ pub(crate) enum PostAuthAction {
 
 impl PostAuthAction {
     const CONTINUE_AUTHORIZATION_GRANT: &'static str = "continue_authorization_grant";
+    const CONTINUE_DEVICE_CODE_GRANT: &'static str = "continue_device_code_grant";
     const CONTINUE_COMPAT_SSO_LOGIN: &'static str = "continue_compat_sso_login";
     const MANAGE_ACCOUNT: &'static str = "manage_account";
 
@@ -59,6 +65,7 @@ impl PostAuthAction {
         let id = id?.parse().ok()?;
         match kind {
             Self::CONTINUE_AUTHORIZATION_GRANT => Some(Self::ContinueAuthorizationGrant { id }),
+            Self::CONTINUE_DEVICE_CODE_GRANT => Some(Self::ContinueDeviceCodeGrant { id }),
             Self::CONTINUE_COMPAT_SSO_LOGIN => Some(Self::ContinueCompatSsoLogin { id }),
             _ => None,
         }
@@ -69,6 +76,9 @@ impl PostAuthAction {
         match self {
             Self::ContinueAuthorizationGrant { id } => {
                 (Self::CONTINUE_AUTHORIZATION_GRANT, id.to_string())
+            }
+            Self::ContinueDeviceCodeGrant { id } => {
+                (Self::CONTINUE_DEVICE_CODE_GRANT, id.to_string())
             }
             Self::ContinueCompatSsoLogin { id } => {
                 (Self::CONTINUE_COMPAT_SSO_LOGIN, id.to_string())
@@ -105,6 +115,9 @@ impl PostAuthAction {
     pub(crate) fn destination(action: Option<&Self>, urls: &UrlBuilder) -> String {
         match action {
             Some(Self::ContinueAuthorizationGrant { id }) => urls.relative(&routes::consent(*id)),
+            Some(Self::ContinueDeviceCodeGrant { id }) => {
+                urls.relative(&routes::device_consent(*id))
+            }
             Some(Self::ContinueCompatSsoLogin { id }) => {
                 urls.relative(&routes::complete_compat_sso(*id))
             }
@@ -212,6 +225,31 @@ mod tests {
         );
         assert_eq!(PostAuthAction::from_fields(Some(kind), Some("nope")), None);
         assert_eq!(PostAuthAction::from_fields(None, None), None);
+    }
+
+    #[test]
+    fn a_device_grant_action_round_trips_and_leads_back_to_its_approval_page() {
+        let urls = UrlBuilder::new("http://localhost:8000/auth/".parse().unwrap());
+        let id = Ulid::from_parts(1, 3);
+        let action = PostAuthAction::ContinueDeviceCodeGrant { id };
+        let (kind, text) = action.fields();
+        assert_eq!(kind, "continue_device_code_grant");
+        assert_eq!(
+            PostAuthAction::from_fields(Some(kind), Some(&text)),
+            Some(action.clone())
+        );
+        assert_eq!(
+            PostAuthAction::from_json(&action.to_json()),
+            Some(action.clone())
+        );
+        assert_eq!(
+            PostAuthAction::destination(Some(&action), &urls),
+            format!("/auth/device/{id}")
+        );
+        assert_eq!(
+            login_url(&urls, Some(&action), None),
+            format!("/auth/login?kind=continue_device_code_grant&id={id}")
+        );
     }
 
     #[test]

@@ -57,7 +57,8 @@ fn not_pending() -> HtmlError {
     )
 }
 
-fn policy_violation(violations: &[policy::Violation]) -> HtmlError {
+/// The 403 page for a scope the policy refuses (the reasons logged and shown).
+pub(super) fn policy_violation(violations: &[policy::Violation]) -> HtmlError {
     let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
     for violation in violations {
         tracing::info!(
@@ -82,6 +83,33 @@ fn web_link(uri: Option<&url::Url>) -> Option<String> {
         matches!(uri.scheme(), "https" | "http") && uri.host_str().is_some_and(|h| !h.is_empty())
     })
     .map(ToString::to_string)
+}
+
+/// `client` as pages show it.
+pub(super) fn client_view(client: &Client) -> ClientView {
+    let metadata = &client.metadata;
+    ClientView {
+        client_id: client.id.to_string(),
+        name: client.display_name(),
+        // Defence in depth: only web addresses become links or images, whatever is stored.
+        logo_uri: web_link(metadata.logo_uri.as_ref()),
+        client_uri: web_link(metadata.client_uri.as_ref()),
+        tos_uri: web_link(metadata.tos_uri.as_ref()),
+        policy_uri: web_link(metadata.policy_uri.as_ref()),
+    }
+}
+
+/// `sources` with the client's logo allowed as an image, when it is an https address.
+pub(super) fn logo_source(mut sources: CspSources, client: &Client) -> CspSources {
+    if let Some(logo) = client
+        .metadata
+        .logo_uri
+        .as_ref()
+        .filter(|uri| uri.scheme() == "https")
+    {
+        sources = sources.img_src(logo);
+    }
+    sources
 }
 
 /// Where a grant's response goes.
@@ -172,21 +200,12 @@ pub(crate) async fn get(
         .map_err(|violations| policy_violation(&violations))?;
     let user = user_view(homeserver.as_ref(), &session.user).await;
     let scope = grant.request.scope.to_string();
-    let metadata = &client.metadata;
     let csrf = page.csrf_token(&mut jar);
     let context = ConsentContext {
         prefix: page.urls.prefix().to_owned(),
         csrf_token: csrf.form_value().to_owned(),
         form_action: page.urls.relative(&crate::routes::consent(grant.id)),
-        client: ClientView {
-            client_id: client.id.to_string(),
-            name: client.display_name(),
-            // Defence in depth: only web addresses become links or images, whatever is stored.
-            logo_uri: web_link(metadata.logo_uri.as_ref()),
-            client_uri: web_link(metadata.client_uri.as_ref()),
-            tos_uri: web_link(metadata.tos_uri.as_ref()),
-            policy_uri: web_link(metadata.policy_uri.as_ref()),
-        },
+        client: client_view(&client),
         scopes: describe_scopes(&scope),
         device_id: device_id_of(&scope),
         user,
@@ -194,14 +213,10 @@ pub(crate) async fn get(
     let html = page.templates.render_consent(&context)?;
     // The answer to this page's form redirects to the client; browsers hold that redirect to
     // the page's `form-action`.
-    let mut sources = CspSources::default().form_action(&grant.request.redirect_uri);
-    if let Some(logo) = metadata
-        .logo_uri
-        .as_ref()
-        .filter(|uri| uri.scheme() == "https")
-    {
-        sources = sources.img_src(logo);
-    }
+    let sources = logo_source(
+        CspSources::default().form_action(&grant.request.redirect_uri),
+        &client,
+    );
     let mut response = (jar, Html(html)).into_response();
     response.extensions_mut().insert(sources);
     Ok(response)

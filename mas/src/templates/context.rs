@@ -6,6 +6,7 @@
 mod account;
 mod compat_sso;
 mod consent;
+mod device;
 mod error;
 mod form_post;
 mod index;
@@ -20,6 +21,7 @@ pub use self::compat_sso::CompatSsoContext;
 pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,
 };
+pub use self::device::{DeviceConsentContext, DeviceDoneContext, DeviceLinkContext, time_ago};
 pub use self::error::ErrorContext;
 pub use self::form_post::{AuthorizeErrorView, FormPostContext, FormPostParam};
 pub use self::index::IndexContext;

@@ -59,6 +59,18 @@ fn account_cross_signing_reset(
     )
 }
 
+fn device_link(templates: &Templates, context: &DeviceLinkContext) -> String {
+    readable(&templates.render_device_link(context).unwrap())
+}
+
+fn device_consent(templates: &Templates, context: &DeviceConsentContext) -> String {
+    readable(&templates.render_device_consent(context).unwrap())
+}
+
+fn device_done(templates: &Templates, context: &DeviceDoneContext) -> String {
+    readable(&templates.render_device_done(context).unwrap())
+}
+
 /// Every sample, rendered, with its name.
 fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
     vec![
@@ -82,6 +94,28 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
         (
             "account_cross_signing_reset",
             account_cross_signing_reset(templates, &CrossSigningResetContext::sample()),
+        ),
+        (
+            "device_link",
+            device_link(templates, &DeviceLinkContext::sample()),
+        ),
+        (
+            "device_consent",
+            device_consent(templates, &DeviceConsentContext::sample()),
+        ),
+        (
+            "device_done",
+            device_done(templates, &DeviceDoneContext::sample()),
+        ),
+        (
+            "device_denied",
+            device_done(
+                templates,
+                &DeviceDoneContext {
+                    approved: false,
+                    ..DeviceDoneContext::sample()
+                },
+            ),
         ),
     ]
 }
@@ -122,10 +156,10 @@ fn every_form_carries_the_csrf_token() {
         forms += count;
     }
     assert_eq!(
-        forms, 11,
+        forms, 14,
         "login, consent approve and deny, logout, compat SSO continue, upstream link, the \
          account page's two session sign-outs and logout, the device sign-out, the \
-         cross-signing reset"
+         cross-signing reset, the device code entry, device allow and deny"
     );
 }
 
@@ -224,6 +258,88 @@ fn the_consent_page_names_the_client_scopes_device_and_user() {
     assert_eq!(html.matches(action).count(), 2);
     assert!(html.contains(r#"name="action" value="approve""#));
     assert!(html.contains(r#"name="action" value="deny""#));
+}
+
+#[test]
+fn the_device_link_page_has_one_labelled_code_field_with_its_error_beside_it() {
+    let templates = templates();
+    let html = device_link(&templates, &DeviceLinkContext::sample());
+    assert!(html.contains("<h1>Link a device</h1>"));
+    assert!(
+        html.contains(
+            r#"<form method="post" action="/auth/link" aria-describedby="error-summary">"#
+        )
+    );
+    assert!(html.contains(r#"<label for="code">Code</label>"#));
+    assert!(html.contains(
+        r#"id="code" name="code" type="text" value="ABCD-EFGX" autocomplete="off" autocapitalize="characters" spellcheck="false" inputmode="text" maxlength="16" required aria-invalid="true" aria-describedby="code-hint code-error">"#
+    ), "{html}");
+    assert!(html.contains(r#"<p class="field-error" id="code-error">"#));
+    assert!(html.contains(
+        r##"<li><a href="#code">No sign-in request has this code. Check the code shown on your device.</a></li>"##
+    ));
+    assert!(html.contains(">Continue</button>"));
+    let blank = DeviceLinkContext {
+        code: String::new(),
+        errors: Vec::new(),
+        ..DeviceLinkContext::sample()
+    };
+    let html = device_link(&templates, &blank);
+    assert!(!html.contains("aria-invalid") && !html.contains("error-summary"));
+    assert!(html.contains(r#"value="" autocomplete="off""#));
+}
+
+#[test]
+fn the_device_consent_page_names_the_client_device_code_origin_and_user() {
+    let html = device_consent(&templates(), &DeviceConsentContext::sample());
+    assert!(html.contains("<h1>Sign in on a new device?</h1>"));
+    assert!(html.contains(r#"<span class="client-name">Element X</span> on a new device"#));
+    assert!(html.contains(r#"src="https://element.io/mobile-icon.png" alt="""#));
+    assert!(html.contains(r#"<p class="user-code"><code>ABCD-EFGH</code></p>"#));
+    assert!(html.contains("Check that your new device shows this code"));
+    assert!(html.contains("IP address: <code>192.0.2.7</code>"));
+    assert!(html.contains("Device: Element X/25.01 (Android 15)"));
+    assert!(html.contains("Requested 2 minutes ago"));
+    assert!(html.contains("Device ID of the new session: <code>ABCDEFGHIJ</code>"));
+    assert!(html.contains("read and send messages"));
+    assert!(html.contains("<strong>Alice</strong> (@alice:example.com)"));
+    assert!(html.contains(
+        "Only continue if you started this yourself: whoever holds the device gets access to \
+         your account."
+    ));
+    let action = r#"<form method="post" action="/auth/device/01J0000000000000000000GRNT">"#;
+    assert_eq!(html.matches(action).count(), 2);
+    assert!(html.contains(r#"name="action" value="allow""#) && html.contains(">Allow</button>"));
+    assert!(html.contains(r#"name="action" value="deny""#) && html.contains(">Deny</button>"));
+}
+
+#[test]
+fn the_device_consent_page_escapes_what_the_device_sent() {
+    let context = DeviceConsentContext {
+        user_agent: Some(r#"<script>alert("ua")</script>"#.to_owned()),
+        ip_address: None,
+        ..DeviceConsentContext::sample()
+    };
+    let html = device_consent(&templates(), &context);
+    assert!(!html.contains("<script"), "{html}");
+    assert!(html.contains("&lt;script&gt;"));
+    assert!(html.contains("IP address: unknown"));
+}
+
+#[test]
+fn the_device_done_page_says_whether_the_device_was_signed_in() {
+    let templates = templates();
+    let html = device_done(&templates, &DeviceDoneContext::sample());
+    assert!(html.contains("<h1>Device signed in</h1>"));
+    assert!(html.contains("You can return to your device; it will finish signing in by itself."));
+    let denied = DeviceDoneContext {
+        approved: false,
+        ..DeviceDoneContext::sample()
+    };
+    let html = device_done(&templates, &denied);
+    assert!(html.contains("<title>Sign-in denied · Matrix account</title>"));
+    assert!(html.contains("<h1>Sign-in denied</h1>"));
+    assert!(html.contains("The device was not signed in."));
 }
 
 #[test]

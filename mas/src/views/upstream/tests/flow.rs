@@ -122,6 +122,37 @@ async fn the_post_auth_action_continues_after_the_login(db: Database) {
     );
 }
 
+/// A device grant's approval page sends a signed-out browser to the login page; a login through
+/// the provider from there ends back on the approval page.
+async fn a_device_grant_continues_after_the_login(db: Database) {
+    use crate::oauth2::device::link::tests::{DEVICE_SCOPE, USER_CODE, device_grant};
+    let (fake, app) = setup(db).await;
+    let client = app.native_test_client().await;
+    let grant = device_grant(&app, &client, DEVICE_SCOPE, USER_CODE).await;
+    let device_page = format!("/auth/device/{}", grant.id);
+    let mut browser = app.browser();
+    let to_login = location(&browser.get(&device_page).await);
+    let login_page = browser.get(&to_login).await;
+    let authorize = format!(
+        "{AUTHORIZE}?kind=continue_device_code_grant&id={}",
+        grant.id
+    );
+    assert!(
+        login_page
+            .text()
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&")
+            .contains(&authorize),
+        "{}",
+        login_page.text()
+    );
+    let response = login_through(&fake, &mut browser, &authorize).await;
+    assert_eq!(location(&response), device_page);
+    let page = browser.get(&device_page).await;
+    page.assert_status(StatusCode::OK);
+    assert!(page.text().contains("Sign in on a new device?"));
+}
+
 /// An unknown `idp` is ignored (the "continue" page, as before).
 async fn an_unknown_idp_in_the_legacy_redirect_is_ignored(db: Database) {
     let (_fake, app) = setup(db).await;
@@ -200,6 +231,7 @@ sqlite_tests!(
     first_login_creates_the_account_and_a_browser_session,
     a_later_login_maps_to_the_same_user,
     the_post_auth_action_continues_after_the_login,
+    a_device_grant_continues_after_the_login,
     an_unknown_idp_in_the_legacy_redirect_is_ignored,
     form_post_answers_are_completed_after_one_resubmission,
     two_tabs_completing_at_once_create_one_account,
