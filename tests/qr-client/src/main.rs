@@ -139,8 +139,7 @@ trait At<T> {
 
 impl<T, E: std::fmt::Display> At<T> for Result<T, E> {
     fn at(self, stage: &'static str) -> Result<T, Failure> {
-        // `{:#}`-less Display of the sdk's errors is one line; their sources are folded in by
-        // thiserror's `transparent`.
+        // The sdk's errors print their cause in their own message (thiserror `transparent`).
         self.map_err(|e| Failure::new(stage, e.to_string()))
     }
 }
