@@ -13,29 +13,26 @@
 //!   know it); if that fails the answer is 503 `temporarily_unavailable` and nothing is
 //!   created;
 //! - an ID token (RS256 unless the client asked otherwise) comes with `openid`.
+//!
+//! The last three steps are shared with the device code grant ([`super::issue`]).
 
-use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use rand::{CryptoRng, RngCore};
 use sqlx::AnyConnection;
-use ulid::Ulid;
 
-use super::{TokenPair, TokenResponse, TokenState, invalid_grant};
-use crate::auth::device::{DeviceError, provision_device};
+use super::issue::{Approved, Exchanged, approving_session, issue};
+use super::{TokenResponse, TokenState, invalid_grant};
 use crate::auth::sessions::SessionEnder;
-use crate::crypto::keystore::{ID_TOKEN_TTL_SECS, Keystore};
-use crate::crypto::{IdTokenClaims, JwsAlgorithm, oidc_hash, sha256_hex};
+use crate::crypto::sha256_hex;
 use crate::error::OAuthError;
-use crate::homeserver::HomeserverConnection;
 use crate::model::{
     AuthorizationGrant, BrowserSession, Client, CodeChallenge, CodeChallengeMethod, GrantStage,
-    NewAuthorizationGrant, NewSession, User,
+    NewAuthorizationGrant,
 };
-use crate::storage::{browser_sessions, grants, oauth2_sessions};
+use crate::storage::grants;
 
 /// A second exchange later than this after the first ends the first one's session.
 pub const REPLAY_GRACE_MS: i64 = 20_000;
@@ -61,46 +58,16 @@ pub(super) async fn grant(
 ) -> Result<TokenResponse, OAuthError> {
     let now = state.sessions.clock.now_unix_ms();
     let (grant, browser, auth_time) = redeemable_code(state, client, &exchange, now).await?;
-    let scope = grant.request.scope.clone();
-    if let Some(device_id) = scope.device_id() {
-        provision(
-            state.sessions.homeserver.as_ref(),
-            &browser.user,
-            device_id,
-            client,
-        )
-        .await?;
-    }
-
-    let mut rng = state.sessions.rng.fork();
-    let ttl = state.site.access_token_ttl;
-    let pair = TokenPair::generate(&mut rng, client.metadata.grant_types.refresh_token);
-    let id_token = if scope.has_openid() {
-        let claims = id_token_claims(state, client, &grant, &browser.user, auth_time, now);
-        Some(sign_id_token(
-            &state.keystore,
-            &mut rng,
-            client,
-            claims,
-            &pair,
-        )?)
-    } else {
-        None
-    };
-    store_session(
-        state,
-        &mut rng,
+    let approved = Approved {
+        grant: Exchanged::AuthorizationCode(grant.id),
         client,
-        &grant,
-        &browser,
-        exchange.user_agent,
-        &pair,
-    )
-    .await?;
-
-    let mut response = TokenResponse::new(pair, ttl, &scope);
-    response.id_token = id_token;
-    Ok(response)
+        browser: &browser,
+        auth_time,
+        scope: &grant.request.scope,
+        nonce: grant.request.nonce.as_deref(),
+        user_agent: exchange.user_agent,
+    };
+    issue(state, approved, now).await
 }
 
 /// The code's grant once every check passed (client, stage, `redirect_uri`, PKCE), with the
@@ -125,66 +92,8 @@ async fn redeemable_code(
         grant.request.code_challenge.as_ref(),
         exchange.code_verifier,
     )?;
-    let (browser, auth_time) = consenting_session(&mut conn, grant.user_session_id).await?;
+    let (browser, auth_time) = approving_session(&mut conn, grant.user_session_id).await?;
     Ok((grant, browser, auth_time))
-}
-
-/// The ID token's claims, without the hashes (set once the algorithm is known).
-fn id_token_claims(
-    state: &TokenState,
-    client: &Client,
-    grant: &AuthorizationGrant,
-    user: &User,
-    auth_time: i64,
-    now: i64,
-) -> IdTokenClaims {
-    IdTokenClaims {
-        iss: state.site.issuer.clone(),
-        sub: user.sub(),
-        aud: client.id.to_string(),
-        iat: now / 1000,
-        exp: now / 1000 + ID_TOKEN_TTL_SECS,
-        nonce: grant.request.nonce.clone(),
-        auth_time: Some(auth_time / 1000),
-        at_hash: None,
-        c_hash: None,
-    }
-}
-
-/// In one transaction: creates the OAuth session, marks the code exchanged (conditional: of
-/// two concurrent exchanges exactly one gets through) and stores the token pair.
-async fn store_session(
-    state: &TokenState,
-    rng: &mut (impl RngCore + CryptoRng),
-    client: &Client,
-    grant: &AuthorizationGrant,
-    browser: &BrowserSession,
-    user_agent: Option<&str>,
-    pair: &TokenPair,
-) -> Result<(), OAuthError> {
-    let clock = state.sessions.clock.as_ref();
-    let mut tx = state.sessions.db.begin_write().await?;
-    let new = NewSession {
-        client_id: client.id,
-        user_id: Some(browser.user.id),
-        user_session_id: Some(browser.id),
-        scope: grant.request.scope.clone(),
-        user_agent: user_agent.map(str::to_owned),
-        human_name: None,
-    };
-    let session = oauth2_sessions::create_oauth2_session(&mut tx, clock, rng, new).await?;
-    if !grants::exchange_authorization_grant(&mut tx, clock, grant.id, session.id).await? {
-        return Err(invalid_grant("the code was already used"));
-    }
-    pair.store(&mut tx, clock, rng, session.id, state.site.access_token_ttl)
-        .await?;
-    tx.commit().await?;
-    tracing::info!(
-        oauth2_session.id = %session.id,
-        user.id = %browser.user.id,
-        "authorization code exchanged"
-    );
-    Ok(())
 }
 
 /// The grant of `code`, which must have been issued to `client`.
@@ -238,71 +147,6 @@ async fn end_first_session_if_replayed(
         ender.end_oauth2_session(session_id).await?;
     }
     Ok(())
-}
-
-/// The browser session that consented (`user_session_id`, set at consent), still active with a
-/// usable user, and when its user last authenticated (Unix ms; the `auth_time` claim). Shared
-/// with the device code grant.
-pub(super) async fn consenting_session(
-    conn: &mut AnyConnection,
-    user_session_id: Option<Ulid>,
-) -> Result<(BrowserSession, i64), OAuthError> {
-    let user_session_id = user_session_id.ok_or_else(|| invalid_grant("the code is not valid"))?;
-    let browser = browser_sessions::find_active_browser_session(conn, user_session_id)
-        .await?
-        .ok_or_else(|| invalid_grant("the browser session that approved the request has ended"))?;
-    if !browser.user.is_valid() {
-        return Err(invalid_grant("the account is locked or deactivated"));
-    }
-    let auth_time = browser_sessions::last_authentication(conn, browser.id)
-        .await?
-        .map_or(browser.created_at, |authentication| {
-            authentication.created_at
-        });
-    Ok((browser, auth_time))
-}
-
-/// Makes sure the homeserver knows `user` and its device `device_id` before anything is stored
-/// (docs/protocol.md#authorization-code-grant); if it cannot, 503 `temporarily_unavailable`.
-pub(super) async fn provision(
-    homeserver: &dyn HomeserverConnection,
-    user: &User,
-    device_id: &str,
-    client: &Client,
-) -> Result<(), OAuthError> {
-    provision_device(
-        homeserver,
-        &user.username,
-        device_id,
-        client.metadata.client_name.as_deref(),
-    )
-    .await
-    .map_err(|_: DeviceError| {
-        OAuthError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the homeserver is not available; try again later",
-        )
-    })
-}
-
-/// Signs the ID token (RS256 unless the client registered another algorithm), with the
-/// `at_hash` of the new access token.
-pub(super) fn sign_id_token(
-    keystore: &Keystore,
-    rng: &mut (impl RngCore + CryptoRng),
-    client: &Client,
-    mut claims: IdTokenClaims,
-    pair: &TokenPair,
-) -> Result<String, OAuthError> {
-    let alg = match client.metadata.id_token_signed_response_alg.as_deref() {
-        Some(alg) => alg.parse().map_err(OAuthError::internal)?,
-        None => JwsAlgorithm::Rs256,
-    };
-    claims.at_hash = Some(oidc_hash(alg, pair.access_token()));
-    keystore
-        .sign_id_token(rng, alg, &claims)
-        .map_err(OAuthError::internal)
 }
 
 /// RFC 6749 §4.1.3: `redirect_uri` is required when the authorization request carried it,
