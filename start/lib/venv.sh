@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced: the Synapse virtualenv with the pinned matrix-synapse[postgres], at <repo>/.venv for
+# Sourced: the Synapse virtualenv with the pinned matrix-synapse[postgres,oidc], at <repo>/.venv for
 # the tests and local runs (venv_ensure ROOT) or at any path, e.g. /app/code/venv in the image
 # (venv_ensure_at DIR). A no-op when it already holds the pinned version on the right base
 # interpreter; re-created when the pin or the base interpreter changes.
@@ -19,7 +19,7 @@ venv_base_python() {
 }
 
 # True when the venv exists, runs, sits on the expected base interpreter, and has the pinned
-# Synapse and psycopg2 installed.
+# Synapse, psycopg2 and Authlib (the `oidc` extra) installed.
 venv_is_current() {
   local venv=$1 base
   base=$(venv_base_python) || return 1
@@ -27,7 +27,7 @@ venv_is_current() {
   grep -qxF "home = $(dirname "$base")" "$venv/pyvenv.cfg" 2>/dev/null || return 1
   compgen -G "$venv/lib/python3*/site-packages/matrix_synapse-${SYNAPSE_VERSION}.dist-info" >/dev/null || return 1
   compgen -G "$venv/lib/python3*/site-packages/psycopg2-*.dist-info" >/dev/null || return 1
-  "$venv/bin/python" -c 'import synapse, psycopg2' 2>/dev/null || return 1
+  "$venv/bin/python" -c 'import synapse, psycopg2, authlib' 2>/dev/null || return 1
 }
 
 # Makes sure python3 with venv support, a C compiler, the Python headers and libpq's headers
