@@ -21,3 +21,4 @@ pub mod router;
 pub mod secrets;
 pub mod state;
 pub mod supervise;
+pub mod migrate;
