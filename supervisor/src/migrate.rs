@@ -19,7 +19,7 @@ pub mod old_config;
 mod steps;
 
 pub use old_config::{OldConfigError, OldDatabase, OldSynapse};
-pub use steps::{copy_tree, sqlite_copy, utc_stamp};
+pub use steps::{copy_tree, count_users, sqlite_copy, syn2mas_args, utc_stamp};
 
 /// `mas-cli syn2mas` exit statuses (its contract): errors, nothing written.
 pub const EXIT_ERRORS: i32 = 10;
@@ -136,7 +136,10 @@ pub fn import(
     secret(
         "synapse_signing.key",
         &key,
-        &format!("signing key {} (the federation identity)", old.signing_key.display()),
+        &format!(
+            "signing key {} (the federation identity)",
+            old.signing_key.display()
+        ),
     )?;
     if let Some(v) = &old.macaroon_secret_key {
         secret("synapse_macaroon", v.as_bytes(), "macaroon_secret_key")?;
@@ -191,7 +194,8 @@ fn import_database(
                 file.display(),
                 dest.display()
             ));
-            ensure_dir(&layout.synapse_dir(), 0o750).map_err(io_err(layout.synapse_dir().display()))?;
+            ensure_dir(&layout.synapse_dir(), 0o750)
+                .map_err(io_err(layout.synapse_dir().display()))?;
             for suffix in ["", "-wal", "-shm"] {
                 let path = PathBuf::from(format!("{}{suffix}", dest.display()));
                 if path.exists() {
@@ -212,7 +216,15 @@ fn import_database(
              CLOUDRON_POSTGRESQL_URL at that database"
                 .to_owned(),
         )),
-        (OldDatabase::Postgres { dbname, user, host, port }, Database::Postgres(pg)) => {
+        (
+            OldDatabase::Postgres {
+                dbname,
+                user,
+                host,
+                port,
+            },
+            Database::Postgres(pg),
+        ) => {
             if *dbname != pg.database || *user != pg.user {
                 return Err(MigrateError::Refused(format!(
                     "the old Synapse's database is {dbname:?} (user {user:?} on {host}:{port}) \
@@ -270,7 +282,11 @@ pub fn convert(
         say("Synapse's schema: upgrading to this Synapse's (update_synapse_database)");
         steps::run(
             Command::new(&tools.python)
-                .args(["-m", "synapse._scripts.update_synapse_database", "--database-config"])
+                .args([
+                    "-m",
+                    "synapse._scripts.update_synapse_database",
+                    "--database-config",
+                ])
                 .arg(layout.homeserver_yaml())
                 .current_dir(layout.synapse_dir()),
             "update_synapse_database",
@@ -333,25 +349,189 @@ fn backup_mas(env: &Env, layout: &Layout, backup: &Path) -> Result<(), MigrateEr
             let db = layout.mas_dir().join("mas.db");
             ensure_dir(backup, 0o700).map_err(io_err(backup.display()))?;
             let dest = backup.join("mas.db");
-            say(format_args!("backup: {} into {}", db.display(), dest.display()));
+            say(format_args!(
+                "backup: {} into {}",
+                db.display(),
+                dest.display()
+            ));
             sqlite_copy(&db, &dest)
         }
         Database::Postgres(_) => {
-            say("backup: none needed, MAS's schema `mas` is empty before the migration (going back is dropping it)");
+            say(
+                "backup: none needed, MAS's schema `mas` is empty before the migration (going back is dropping it)",
+            );
             Ok(())
         }
     }
 }
 
 /// The pinned server name must be the old Synapse's.
-pub fn check_server_name(old: &OldSynapse, pin: &Pin) -> Result<(), MigrateError> {
-    if old.server_name == pin.server_name() {
+pub fn check_server_name(old: &OldSynapse, ours: &str) -> Result<(), MigrateError> {
+    if old.server_name == ours {
         Ok(())
     } else {
         Err(MigrateError::ServerName {
             old: old.server_name.clone(),
-            ours: pin.server_name().to_owned(),
+            ours: ours.to_owned(),
         })
+    }
+}
+
+/// `appliance migrate`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub dry_run: bool,
+    /// Another Synapse's `homeserver.yaml` to import.
+    pub from: Option<PathBuf>,
+}
+
+/// `appliance migrate` (and the first start's takeovers): refuses a second migration; then,
+/// on copies in a scratch dir, the import and `syn2mas check` (and with `dry_run`, `migrate
+/// --dry-run`); without `dry_run`, once that passed, the same for real. Returns `syn2mas`'s
+/// report and summary. With `dry_run`, nothing in the data dir changes.
+pub fn by_hand(
+    env: &Env,
+    layout: &Layout,
+    pin: &Pin,
+    tools: &Tools,
+    options: &Options,
+) -> Result<String, MigrateError> {
+    if tools.python.as_os_str().is_empty() {
+        return Err(MigrateError::Refused(
+            "APPLIANCE_SYNAPSE_PYTHON: not set, and no Synapse venv found; it is needed to bring \
+             Synapse's schema up to date"
+                .to_owned(),
+        ));
+    }
+    let current = state::read(layout);
+    if let Some(at) = current.as_ref().and_then(|s| s.migrated_from_synapse) {
+        return Err(MigrateError::Refused(format!(
+            "already migrated from Synapse at {} ({}): a second migration is refused",
+            steps::utc_stamp(at),
+            layout.state_file().display()
+        )));
+    }
+    let old = options.from.as_deref().map(OldSynapse::read).transpose()?;
+    if let Some(old) = &old {
+        check_server_name(old, pin.server_name())?;
+    }
+    let earlier = current.and_then(|s| s.synapse_import);
+    let scratch = steps::Scratch::new(layout)?;
+    say(format_args!(
+        "rehearsal on copies in {} (the data dir is not touched)",
+        scratch.layout.data.display()
+    ));
+    let rehearsal = (|| {
+        bootstrap::prepare(env, &scratch.layout, pin)?;
+        let backup = scratch.layout.backups_dir();
+        let record = take(
+            env,
+            &scratch.layout,
+            old.as_ref(),
+            earlier.clone(),
+            &backup,
+            false,
+        )?;
+        let mode = if options.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Check
+        };
+        convert(
+            env,
+            &scratch.layout,
+            pin.server_name(),
+            tools,
+            &record,
+            old.as_ref(),
+            mode,
+            &backup,
+        )
+    })();
+    drop(scratch);
+    let report = rehearsal?;
+    if options.dry_run {
+        return Ok(report);
+    }
+    let backup = steps::backup_dir(layout);
+    let record = take(env, layout, old.as_ref(), earlier, &backup, true)?;
+    convert(
+        env,
+        layout,
+        pin.server_name(),
+        tools,
+        &record,
+        old.as_ref(),
+        Mode::Real,
+        &backup,
+    )
+}
+
+/// The import (when there is an old config) and the record to render and keep.
+fn take(
+    env: &Env,
+    layout: &Layout,
+    old: Option<&OldSynapse>,
+    earlier: Option<SynapseImport>,
+    backup: &Path,
+    media: bool,
+) -> Result<SynapseImport, MigrateError> {
+    let Some(old) = old else {
+        // Users found in place: whoever had a password keeps using it.
+        return Ok(earlier.unwrap_or(SynapseImport {
+            source: "database".to_owned(),
+            password_login: true,
+            synapse_idp_id: None,
+        }));
+    };
+    let mut record = import(env, layout, old, backup, media)?;
+    record.synapse_idp_id = idp_for_platform(env, old);
+    if let Some(id) = &record.synapse_idp_id {
+        say(format_args!(
+            "SSO links: Synapse's provider {id:?} becomes the platform provider"
+        ));
+    }
+    Ok(record)
+}
+
+/// At `appliance run`, after the configs were written: adopts the stock Cloudron package's
+/// config when there is one not adopted yet, else migrates when [`decide`] says so.
+pub fn on_start(
+    env: &Env,
+    layout: &Layout,
+    pin: &Pin,
+    tools: &Tools,
+    counts: (u64, u64),
+) -> Result<Option<String>, MigrateError> {
+    let current = state::read(layout);
+    let migrated = current
+        .as_ref()
+        .is_some_and(|s| s.migrated_from_synapse.is_some());
+    let adopted = current.as_ref().is_some_and(|s| s.synapse_import.is_some());
+    let package = layout.cloudron_package_config();
+    if !migrated && !adopted && package.is_file() {
+        say(format_args!(
+            "{} is the stock Synapse package's config: taking it over (its files are kept)",
+            package.display()
+        ));
+        let options = Options {
+            dry_run: false,
+            from: Some(package),
+        };
+        return by_hand(env, layout, pin, tools, &options).map(Some);
+    }
+    match decide(migrated, counts.0, counts.1) {
+        AutoDecision::Skip(why) => {
+            tracing::debug!(reason = why, "no migration from Synapse");
+            Ok(None)
+        }
+        AutoDecision::Migrate => {
+            say(format_args!(
+                "Synapse's database has {} users and MAS's none: migrating them",
+                counts.0
+            ));
+            by_hand(env, layout, pin, tools, &Options::default()).map(Some)
+        }
     }
 }
 

@@ -125,7 +125,8 @@ impl OldSynapse {
         };
         let macaroon_secret_key = secret("macaroon_secret_key");
         let form_secret = secret("form_secret");
-        let media_store = resolve(&text("media_store_path").unwrap_or_else(|| "media_store".into()));
+        let media_store =
+            resolve(&text("media_store_path").unwrap_or_else(|| "media_store".into()));
         let database = database(yaml, &resolve).unwrap_or_else(|e| {
             lines.push(format!("{shown}: {e}"));
             OldDatabase::Sqlite(PathBuf::new())

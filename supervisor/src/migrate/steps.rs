@@ -22,7 +22,9 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         let kind = entry.file_type()?;
         if kind.is_dir() {
             copy_tree(&entry.path(), &dest)?;
-        } else if kind.is_file() && !dest.exists() && std::fs::hard_link(entry.path(), &dest).is_err()
+        } else if kind.is_file()
+            && !dest.exists()
+            && std::fs::hard_link(entry.path(), &dest).is_err()
         {
             std::fs::copy(entry.path(), &dest)?;
         }
@@ -127,7 +129,12 @@ pub(super) fn syn2mas(
     dry_run: bool,
 ) -> Result<(i32, String), MigrateError> {
     let output = Command::new(&tools.mas_cli)
-        .args(syn2mas_args(&layout.mas_yaml(), synapse_config, verb, dry_run))
+        .args(syn2mas_args(
+            &layout.mas_yaml(),
+            synapse_config,
+            verb,
+            dry_run,
+        ))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -225,7 +232,7 @@ pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, u64), Migra
 }
 
 /// `SELECT COUNT(*) FROM users` in a SQLite file opened read-only.
-pub async fn sqlite_count(file: &Path) -> Result<u64, sqlx::Error> {
+pub(super) async fn sqlite_count(file: &Path) -> Result<u64, sqlx::Error> {
     use sqlx::{ConnectOptions, Connection};
     if !file.exists() {
         return Ok(0);
@@ -286,6 +293,70 @@ pub fn utc_stamp(unix: u64) -> String {
 }
 
 /// `<data>/backups/<UTC timestamp>/` for a run starting now.
-pub fn backup_dir(layout: &Layout) -> PathBuf {
+pub(super) fn backup_dir(layout: &Layout) -> PathBuf {
     layout.backups_dir().join(utc_stamp(unix_now()))
+}
+
+/// A scratch copy of the data dir's small parts (state, secrets, overrides, appservices, the
+/// SQLite databases; never the media store) in the temp dir, removed when dropped.
+pub(super) struct Scratch {
+    pub layout: Layout,
+    root: PathBuf,
+}
+
+impl Scratch {
+    pub(super) fn new(real: &Layout) -> Result<Self, MigrateError> {
+        let root = std::env::temp_dir().join(format!(
+            "appliance-migrate-{}-{}",
+            std::process::id(),
+            unix_now()
+        ));
+        let layout = Layout::new(&root.join("data"), &root.join("run"));
+        let scratch = Scratch { layout, root };
+        crate::fsutil::ensure_dir(&scratch.root, 0o700).map_err(io_err(scratch.root.display()))?;
+        let (from, to) = (real, &scratch.layout);
+        crate::fsutil::ensure_dir(&to.data, 0o750).map_err(io_err(to.data.display()))?;
+        if from.state_file().exists() {
+            std::fs::copy(from.state_file(), to.state_file())
+                .map_err(io_err(from.state_file().display()))?;
+        }
+        for (dir, into) in [
+            (from.secrets_dir(), to.secrets_dir()),
+            (from.overrides_dir(), to.overrides_dir()),
+            (from.appservices_dir(), to.appservices_dir()),
+        ] {
+            if dir.is_dir() {
+                // Real copies: the rehearsal replaces secrets (atomically, so links would do,
+                // but a copy leaves no doubt).
+                copy_files(&dir, &into).map_err(io_err(dir.display()))?;
+            }
+        }
+        for (db, into) in [
+            (from.synapse_dir().join("homeserver.db"), to.synapse_dir()),
+            (from.mas_dir().join("mas.db"), to.mas_dir()),
+        ] {
+            if db.is_file() {
+                crate::fsutil::ensure_dir(&into, 0o750).map_err(io_err(into.display()))?;
+                sqlite_copy(&db, &into.join(db.file_name().unwrap_or_default()))?;
+            }
+        }
+        Ok(scratch)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn copy_files(from: &Path, to: &Path) -> io::Result<()> {
+    crate::fsutil::ensure_dir(to, 0o700)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
 }
