@@ -263,6 +263,10 @@ pub fn keep(path: &Path, backup: &Path) -> Result<(), MigrateError> {
 /// Everything after the import: Synapse's schema, MAS's schema, `syn2mas check`, then as far as
 /// `mode` says. `import` is rendered into the configs (it is recorded only by a real run).
 /// Returns `syn2mas`'s report (the check's, then the summary).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per mode from `by_hand`; each argument is a different input of the run"
+)]
 pub fn convert(
     env: &Env,
     layout: &Layout,

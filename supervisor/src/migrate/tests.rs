@@ -312,7 +312,7 @@ fn a_dry_run_from_another_synapse_changes_nothing_in_the_data_dir() {
     let before = snapshot(&layout.data);
     let options = Options {
         dry_run: true,
-        from: Some(from.clone()),
+        from: Some(from),
     };
     let report = by_hand(&e, &layout, &pin, &tools, &options).unwrap();
     assert!(report.contains("mas-cli report"), "{report}");
