@@ -189,13 +189,18 @@ pub(super) fn syn2mas_synapse_config(
     Ok(path)
 }
 
+/// Synapse's users that a migration would import: appservice users (a bridge's puppets and
+/// sender, which Synapse registers itself while MAS is running) do not count.
+pub(super) const SYNAPSE_USERS: &str = " WHERE appservice_id IS NULL";
+
 /// `(users in Synapse's database, users in MAS's)`; a missing database or table counts 0.
 pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, u64), MigrateError> {
     let db = |e: sqlx::Error| MigrateError::Database(e.to_string());
     match &env.database {
         Database::Sqlite => {
-            let synapse = sqlite_count(&layout.synapse_dir().join("homeserver.db")).await;
-            let mas = sqlite_count(&layout.mas_dir().join("mas.db")).await;
+            let synapse =
+                sqlite_count(&layout.synapse_dir().join("homeserver.db"), SYNAPSE_USERS).await;
+            let mas = sqlite_count(&layout.mas_dir().join("mas.db"), "").await;
             Ok((synapse.map_err(db)?, mas.map_err(db)?))
         }
         Database::Postgres(pg) => {
@@ -211,17 +216,19 @@ pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, u64), Migra
                 .await
                 .map_err(db)?;
             let mut counts = [0u64; 2];
-            for (slot, table) in counts.iter_mut().zip(["public.users", "mas.users"]) {
+            let tables = [("public.users", SYNAPSE_USERS), ("mas.users", "")];
+            for (slot, (table, filter)) in counts.iter_mut().zip(tables) {
                 let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
                     .bind(table)
                     .fetch_one(&mut conn)
                     .await
                     .map_err(db)?;
                 if exists {
-                    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-                        .fetch_one(&mut conn)
-                        .await
-                        .map_err(db)?;
+                    let n: i64 =
+                        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}{filter}"))
+                            .fetch_one(&mut conn)
+                            .await
+                            .map_err(db)?;
                     *slot = u64::try_from(n).unwrap_or(0);
                 }
             }
@@ -231,8 +238,8 @@ pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, u64), Migra
     }
 }
 
-/// `SELECT COUNT(*) FROM users` in a SQLite file opened read-only.
-pub(super) async fn sqlite_count(file: &Path) -> Result<u64, sqlx::Error> {
+/// `SELECT COUNT(*) FROM users` + `filter` in a SQLite file opened read-only.
+pub(super) async fn sqlite_count(file: &Path, filter: &str) -> Result<u64, sqlx::Error> {
     use sqlx::{ConnectOptions, Connection};
     if !file.exists() {
         return Ok(0);
@@ -249,7 +256,7 @@ pub(super) async fn sqlite_count(file: &Path) -> Result<u64, sqlx::Error> {
     .fetch_one(&mut conn)
     .await?;
     let n: i64 = if exists > 0 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users{filter}"))
             .fetch_one(&mut conn)
             .await?
     } else {

@@ -411,3 +411,49 @@ fn a_failed_check_stops_with_the_report_and_changes_nothing() {
     assert!(err.to_string().contains("mas-cli report"), "{err}");
     assert_eq!(snapshot(&layout.data), before, "the data dir changed");
 }
+
+#[test]
+fn appservice_users_do_not_count_as_synapse_users_to_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("homeserver.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::{ConnectOptions as _, Connection as _};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE users (name TEXT, appservice_id TEXT); \
+             INSERT INTO users VALUES ('@whatsappbot:example.com', 'whatsapp'), \
+                                      ('@whatsapp_1:example.com', 'whatsapp');",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            steps::sqlite_count(&file, steps::SYNAPSE_USERS)
+                .await
+                .unwrap(),
+            0,
+            "a bridge's users alone do not start a migration"
+        );
+        sqlx::raw_sql("INSERT INTO users VALUES ('@alice:example.com', NULL)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(
+            steps::sqlite_count(&file, steps::SYNAPSE_USERS)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(steps::sqlite_count(&file, "").await.unwrap(), 3);
+    });
+}
