@@ -141,6 +141,9 @@ pub struct Env {
     pub mas_port: u16,
     pub stop_timeout: Duration,
     pub password_login: bool,
+    /// Whether `APPLIANCE_PASSWORD_LOGIN` was set (a choice a migrated Synapse's password login
+    /// does not override).
+    pub password_login_explicit: bool,
     /// The user to run as when started as root (`cloudron` on Cloudron, else `APPLIANCE_USER`).
     pub user: Option<String>,
     /// How long to wait for an unreachable database (`APPLIANCE_DB_WAIT`).
@@ -213,6 +216,7 @@ impl Env {
         let request_idle_timeout =
             Duration::from_secs(p.count("APPLIANCE_REQUEST_IDLE_TIMEOUT", 30, 1..=3600) as u64);
         let password_login = p.bool("APPLIANCE_PASSWORD_LOGIN", oidc.is_none());
+        let password_login_explicit = p.src.var("APPLIANCE_PASSWORD_LOGIN").is_some();
         let user = match p.src.var("APPLIANCE_USER") {
             Some(u) => Some(u),
             None if cloudron => Some("cloudron".to_owned()),
@@ -242,6 +246,7 @@ impl Env {
             mas_port,
             stop_timeout,
             password_login,
+            password_login_explicit,
             user,
             db_wait,
             max_connections,

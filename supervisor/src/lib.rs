@@ -12,6 +12,7 @@ pub mod database;
 pub mod doctor;
 pub mod env;
 pub mod fsutil;
+pub mod migrate;
 pub mod paths;
 pub mod pid1;
 pub mod privileges;

@@ -1,6 +1,6 @@
 //! `appliance`: the supervisor binary (docs/architecture.md#processes-and-ports).
 //!
-//! `run` is the container's entry point; `render`, `check`, `health`, `doctor` and
+//! `run` is the container's entry point; `render`, `check`, `health`, `doctor`, `migrate` and
 //! `mas -- ARGS` are tools for the admin and the image's health check.
 
 use std::io::Write;
@@ -16,7 +16,7 @@ use supervisor::paths::{Layout, mas_cli};
 use supervisor::privileges::PrivilegeError;
 use supervisor::router::{self, Limits, RouterConfig};
 use supervisor::supervise::{self, Outcome, Plan};
-use supervisor::{pid1, privileges};
+use supervisor::{migrate, pid1, privileges};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -46,6 +46,16 @@ enum Command {
         /// Also send one test email to ADDRESS through MAS's mail path and say where it went.
         #[arg(long, value_name = "ADDRESS")]
         send_test_email: Option<String>,
+    },
+    /// Move an existing Synapse's users into MAS (README "Moving from an existing Synapse"):
+    /// with --from, first import another Synapse's server identity, secrets, media and database.
+    Migrate {
+        /// Rehearse on copies and print the summary; nothing in the data dir changes.
+        #[arg(long)]
+        dry_run: bool,
+        /// The other Synapse's homeserver.yaml.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
     },
     /// Run `mas-cli` with the appliance's rendered config: `appliance mas -- manage ...`.
     Mas {
@@ -82,6 +92,7 @@ fn main() -> ExitCode {
         Command::Check => check(&env, &layout),
         Command::Health => health(&env),
         Command::Doctor { send_test_email } => doctor(&env, &layout, send_test_email.as_deref()),
+        Command::Migrate { dry_run, from } => migrate(&env, &layout, dry_run, from),
         Command::Mas { args } => mas(&env, &layout, &args),
     }
 }
@@ -104,6 +115,9 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
             "mail is off (no CLOUDRON_MAIL_* variables): email verification, password recovery \
              and Synapse notifications are unavailable"
         );
+    }
+    if let Err(code) = migrate_on_start(env, layout) {
+        return code;
     }
     let python = env.synapse_python.clone().unwrap_or_default();
     let (migrate, services) = bootstrap::children(env, layout, &python);
@@ -153,6 +167,59 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
         }
         Ok(Outcome::Failed(reason)) => report([reason]),
         Err(e) => report([format!("supervisor error: {e}")]),
+    }
+}
+
+/// The first start's takeovers (the stock Cloudron package's config, users found in Synapse's
+/// database alone); a failed check stops the start.
+fn migrate_on_start(env: &Env, layout: &Layout) -> Result<(), ExitCode> {
+    let pin = supervisor::state::check(layout, env).map_err(|e| report([e.to_string()]))?;
+    let counts =
+        block_on(migrate::count_users(env, layout)).map_err(|e| report([e.to_string()]))?;
+    match migrate::on_start(env, layout, &pin, &migrate::Tools::new(env), counts) {
+        Ok(Some(summary)) => {
+            tracing::info!(summary = %summary.trim_end(), "migrated from Synapse");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(report([format!("migration from Synapse: {e}")])),
+    }
+}
+
+/// `appliance migrate [--dry-run] [--from FILE]`: a dry run only reads the data dir (the
+/// pre-flight, then copies); a real one writes the configs first, as `render` does.
+fn migrate(env: &Env, layout: &Layout, dry_run: bool, from: Option<PathBuf>) -> ExitCode {
+    let pin = if dry_run {
+        match block_on(bootstrap::preflight(env, layout, false)) {
+            Ok((pin, _)) => pin,
+            Err(Problems(lines)) => return report(lines),
+        }
+    } else {
+        if let Err(code) = set_up(env, layout, false) {
+            return code;
+        }
+        match supervisor::state::check(layout, env) {
+            Ok(pin) => pin,
+            Err(e) => return report([e.to_string()]),
+        }
+    };
+    let options = migrate::Options { dry_run, from };
+    match migrate::by_hand(env, layout, &pin, &migrate::Tools::new(env), &options) {
+        Ok(summary) => {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{summary}");
+            let _ = writeln!(
+                out,
+                "{}",
+                if dry_run {
+                    "dry run: nothing in the data dir was changed"
+                } else {
+                    "migrated; start the appliance as usual"
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => report([e.to_string()]),
     }
 }
 

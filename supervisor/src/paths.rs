@@ -16,6 +16,9 @@ pub const SECRET_FILES: [&str; 8] = [
     "mas_ec_p256.pem",
 ];
 
+/// `<data>/secrets/` file holding an imported Synapse's `password_config.pepper`.
+pub const PEPPER_FILE: &str = "synapse_password_pepper";
+
 /// The data dir (persistent, backed up) and the run dir (rendered on every start).
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -60,6 +63,21 @@ impl Layout {
 
     pub fn mas_dir(&self) -> PathBuf {
         self.data.join("mas")
+    }
+
+    /// `<data>/backups/`: what `appliance migrate` replaced, one `<UTC timestamp>/` per run.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.data.join("backups")
+    }
+
+    /// `<data>/configs/homeserver.yaml`: the stock Cloudron Synapse package's config.
+    pub fn cloudron_package_config(&self) -> PathBuf {
+        self.data.join("configs").join("homeserver.yaml")
+    }
+
+    /// `<run>/syn2mas-synapse.yaml`: the Synapse config `mas-cli syn2mas` reads.
+    pub fn syn2mas_synapse_yaml(&self) -> PathBuf {
+        self.run.join("syn2mas-synapse.yaml")
     }
 
     pub fn homeserver_yaml(&self) -> PathBuf {

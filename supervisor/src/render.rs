@@ -132,7 +132,21 @@ pub struct Rendered {
 
 /// Renders every config for `env`, with `server_name` the pinned name.
 pub fn render(env: &Env, layout: &Layout, server_name: &str) -> Result<Rendered, RenderError> {
+    let import = crate::state::read(layout).and_then(|s| s.synapse_import);
+    render_with(env, layout, server_name, import.as_ref())
+}
+
+/// [`render`], with `import` the takeover of an earlier Synapse in force (or about to be).
+pub fn render_with(
+    env: &Env,
+    layout: &Layout,
+    server_name: &str,
+    import: Option<&crate::state::SynapseImport>,
+) -> Result<Rendered, RenderError> {
     let mut ctx = Context::new(env, layout, server_name);
+    if let Some(import) = import {
+        ctx.apply_import(env, layout, import);
+    }
     ctx.appservice_files = crate::appservices::load(&layout.appservices_dir())?
         .into_iter()
         .map(|r| r.path.display().to_string())

@@ -20,6 +20,28 @@ pub struct State {
     /// Unix seconds of the first start.
     pub first_start: u64,
     pub layout_version: u32,
+    /// What was taken over from an earlier Synapse (`appliance migrate --from`, the stock
+    /// Cloudron package's config, or users found in Synapse's database), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse_import: Option<SynapseImport>,
+    /// Unix seconds of the completed `mas-cli syn2mas migrate`: set once, never run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated_from_synapse: Option<u64>,
+}
+
+/// The decisions taken when an earlier Synapse was taken over, kept so later starts render the
+/// same configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SynapseImport {
+    /// The old `homeserver.yaml`, or `database` when the users were found in place.
+    pub source: String,
+    /// The old Synapse let people sign in with a password: password login stays on in MAS
+    /// (unless `APPLIANCE_PASSWORD_LOGIN` says otherwise).
+    pub password_login: bool,
+    /// Synapse's auth provider id of the old OIDC provider, rendered as the platform
+    /// provider's `synapse_idp_id` so its users' links carry over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse_idp_id: Option<String>,
 }
 
 /// The outcome of comparing the environment with the pinned state.
@@ -111,6 +133,8 @@ pub fn pin(layout: &Layout, pin: &Pin, now_unix: u64) -> Result<State, StateErro
                 server_name: server_name.clone(),
                 first_start: now_unix,
                 layout_version: LAYOUT_VERSION,
+                synapse_import: None,
+                migrated_from_synapse: None,
             };
             let path = layout.state_file();
             let mut json = serde_json::to_vec_pretty(&state).expect("State serializes");
@@ -122,6 +146,29 @@ pub fn pin(layout: &Layout, pin: &Pin, now_unix: u64) -> Result<State, StateErro
             Ok(state)
         }
     }
+}
+
+/// Reads `appliance.json` as it is (`None` when absent or unreadable: `check` reports that).
+pub fn read(layout: &Layout) -> Option<State> {
+    let text = std::fs::read_to_string(layout.state_file()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Rewrites `appliance.json` (which must exist) with `change` applied.
+pub fn update(layout: &Layout, change: impl FnOnce(&mut State)) -> Result<State, StateError> {
+    let path = layout.state_file();
+    let mut state = read(layout).ok_or_else(|| StateError::Unreadable {
+        path: path.display().to_string(),
+        message: "missing or not valid".to_owned(),
+    })?;
+    change(&mut state);
+    let mut json = serde_json::to_vec_pretty(&state).expect("State serializes");
+    json.push(b'\n');
+    write_atomic(&path, &json, 0o600).map_err(|source| StateError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use crate::env::{Database, Env, Oidc};
-use crate::paths::{Layout, share_dir};
+use crate::paths::{Layout, PEPPER_FILE, share_dir};
+use crate::state::SynapseImport;
 
 /// Template context for `templates/config/*`.
 #[derive(Debug, Serialize)]
@@ -32,6 +33,16 @@ pub struct Context {
     /// Absolute paths of the checked appservice registrations, for Synapse's
     /// `app_service_config_files` (filled in by `render`, which reads the directory).
     pub appservice_files: Vec<String>,
+    /// Set once users were taken over from an earlier Synapse: their bcrypt hashes stay
+    /// verifiable (filled in by `render` from the pinned state).
+    pub synapse_import: Option<SynapseImportContext>,
+}
+
+/// The password scheme of a Synapse that was taken over.
+#[derive(Debug, Serialize)]
+pub struct SynapseImportContext {
+    /// `<secrets>/synapse_password_pepper`, when the old Synapse had a pepper.
+    pub pepper_file: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -141,6 +152,8 @@ pub struct OidcContext {
     pub token_endpoint: Option<String>,
     pub userinfo_endpoint: Option<String>,
     pub jwks_uri: Option<String>,
+    /// Synapse's auth provider id of the old OIDC provider whose users this one takes over.
+    pub synapse_idp_id: Option<String>,
 }
 
 impl std::fmt::Debug for OidcContext {
@@ -165,11 +178,28 @@ impl OidcContext {
             token_endpoint: oidc.token_endpoint.clone(),
             userinfo_endpoint: oidc.profile_endpoint.clone(),
             jwks_uri: oidc.keys_endpoint.clone(),
+            synapse_idp_id: None,
         }
     }
 }
 
 impl Context {
+    /// Applies what was decided when an earlier Synapse was taken over: the bcrypt scheme (with
+    /// the pepper when there is one), password login kept on unless `APPLIANCE_PASSWORD_LOGIN`
+    /// says otherwise, and the old OIDC provider's id on the platform provider.
+    pub fn apply_import(&mut self, env: &Env, layout: &Layout, import: &SynapseImport) {
+        let pepper = layout.secret(PEPPER_FILE);
+        self.synapse_import = Some(SynapseImportContext {
+            pepper_file: pepper.exists().then(|| pepper.display().to_string()),
+        });
+        if import.password_login && !env.password_login_explicit {
+            self.password_login = true;
+        }
+        if let Some(oidc) = &mut self.oidc {
+            oidc.synapse_idp_id.clone_from(&import.synapse_idp_id);
+        }
+    }
+
     pub fn new(env: &Env, layout: &Layout, server_name: &str) -> Self {
         let path = |p: std::path::PathBuf| p.display().to_string();
         let database = match &env.database {
@@ -247,6 +277,7 @@ impl Context {
             mail,
             oidc: env.oidc.as_ref().map(OidcContext::new),
             appservice_files: Vec::new(),
+            synapse_import: None,
         }
     }
 }
