@@ -6,12 +6,12 @@
 // and stopped cleanly. `populateLegacy()` then fills it only through Synapse's own APIs (the
 // shared-secret admin registration, the admin API, the client-server API through matrix-js-sdk,
 // SSO sign-in in headless Chromium) and returns a record of everything it made.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Browser } from './browser.mjs';
-import { stateDir, synapsePython } from './config.mjs';
+import { synapsePython } from './config.mjs';
 import { request, sleep, statusOf } from './http.mjs';
 import { sdk } from './matrix.mjs';
 import { LoopbackCallback, Recorder } from './oidc.mjs';
@@ -21,38 +21,6 @@ import { freePort } from './ports.mjs';
 /** The OIDC provider's `idp_id` in the legacy config; Synapse calls it `oidc-testidp`. */
 export const LEGACY_IDP_ID = 'testidp';
 export const LEGACY_AUTH_PROVIDER = `oidc-${LEGACY_IDP_ID}`;
-
-/**
- * Synapse's `oidc` extra (Authlib), which the appliance's venv does not have (MAS does the OIDC
- * there): pinned, installed once with the venv's pip into tests/.state/legacy-pylib (no
- * dependencies: the rest is in the venv) and put on the legacy Synapse's PYTHONPATH only.
- * `LEGACY_SYNAPSE_PYLIB` names another directory that already holds them.
- */
-export const LEGACY_OIDC_PACKAGES = ['authlib==1.9.6', 'joserfc==1.8.0'];
-
-export function ensureLegacyOidcDeps() {
-  const dir = process.env.LEGACY_SYNAPSE_PYLIB || path.join(stateDir, 'legacy-pylib');
-  const check = () => {
-    try {
-      execFileSync(synapsePython, ['-c', 'import authlib, joserfc'], { env: { ...process.env, PYTHONPATH: dir }, stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (check()) return dir;
-  // Built next to the final directory and renamed into place: two suites may do this at once.
-  const tmp = `${dir}.new.${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  execFileSync(synapsePython, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', '--no-deps', '--target', tmp, ...LEGACY_OIDC_PACKAGES], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 180000 });
-  try {
-    fs.renameSync(tmp, dir);
-  } catch {
-    fs.rmSync(tmp, { recursive: true, force: true }); // another suite was first
-  }
-  if (!check()) throw new Error(`no ${LEGACY_OIDC_PACKAGES.join(', ')} in ${dir} after pip install`);
-  return dir;
-}
 
 /** The redirect URI Synapse's OIDC client uses (Synapse's docs, "OpenID Connect"). */
 export function synapseOidcCallbackOf(publicBaseUrl) {
@@ -82,7 +50,8 @@ export class LegacySynapse {
     this.formSecret = crypto.randomBytes(24).toString('hex');
     this.log = [];
     this.proc = null;
-    this.env = { ...process.env, PYTHONPATH: ensureLegacyOidcDeps(), PYTHONWARNINGS: 'ignore' };
+    // Synapse's OIDC client needs its `oidc` extra (Authlib), which start/lib/versions.sh installs.
+    this.env = { ...process.env, PYTHONWARNINGS: 'ignore' };
   }
 
   /** A LegacySynapse with a free port, its config written and its signing key generated. */
