@@ -145,7 +145,8 @@ export class TestIdp {
    * `clientSecret`, `explicitEndpoints` (default true: env() also sets the *_ENDPOINT variables,
    * as the platform does), `requirePkce` (default true: an authorization request without
    * code_challenge is refused, so a passing login proves PKCE was used), `providerId` (the MAS
-   * provider id in the redirect URI; default the platform's).
+   * provider id in the redirect URI; default the platform's), `extraRedirectUris` (more redirect
+   * URIs the client may use, e.g. a plain Synapse's `/_synapse/client/oidc/callback`).
    */
   static async start(origin, options = {}) {
     const idp = new TestIdp(origin, options);
@@ -153,13 +154,14 @@ export class TestIdp {
     return idp;
   }
 
-  constructor(origin, { name = 'Test Cloud', clientId = 'matrix-appliance', clientSecret, explicitEndpoints = true, requirePkce = true, providerId = PLATFORM_PROVIDER_ID } = {}) {
+  constructor(origin, { name = 'Test Cloud', clientId = 'matrix-appliance', clientSecret, explicitEndpoints = true, requirePkce = true, providerId = PLATFORM_PROVIDER_ID, extraRedirectUris = [] } = {}) {
     this.origin = origin;
     this.name = name;
     this.clientId = clientId;
     this.clientSecret = clientSecret ?? `idp-secret-${crypto.randomBytes(12).toString('hex')}`;
     this.providerId = providerId;
     this.redirectUri = upstreamCallbackOf(origin, providerId);
+    this.extraRedirectUris = extraRedirectUris;
     this.discoveryBroken = false;
     this.explicitEndpoints = explicitEndpoints;
     this.requirePkce = requirePkce;
@@ -214,7 +216,7 @@ export class TestIdp {
         {
           client_id: this.clientId,
           client_secret: this.clientSecret,
-          redirect_uris: [this.redirectUri],
+          redirect_uris: [this.redirectUri, ...this.extraRedirectUris],
           grant_types: ['authorization_code'],
           response_types: ['code'],
           token_endpoint_auth_method: 'client_secret_basic',
