@@ -13,6 +13,8 @@ pub mod synapse_config;
 mod writer;
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 pub use self::checks::{Problem, Severity};
@@ -41,4 +43,17 @@ impl From<sqlx::Error> for Syn2masError {
     fn from(error: sqlx::Error) -> Self {
         Self::Target(crate::storage::StorageError::Query(error))
     }
+}
+
+/// Runs the checks on an open snapshot of Synapse and on the MAS database.
+pub async fn check(
+    mas: &crate::config::RootConfig,
+    synapse: &SynapseConfig,
+    reader: &mut SynapseReader,
+    db: &crate::storage::Database,
+) -> Result<Vec<Problem>, Syn2masError> {
+    let stats = reader.stats().await.map_err(Syn2masError::Source)?;
+    let mut conn = db.acquire().await.map_err(Syn2masError::Target)?;
+    let not_empty = import::non_empty_tables(&mut conn).await?;
+    Ok(checks::run(mas, synapse, &stats, &not_empty))
 }

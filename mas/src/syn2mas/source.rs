@@ -3,8 +3,8 @@
 //! rows streamed in a fixed order, never a whole table in memory, never a write. The column
 //! names are those of Synapse 1.163.2 (testdata/synapse_*.sql).
 
-use futures_util::Stream;
-use sqlx::{AnyConnection, Connection as _};
+use futures_util::stream::BoxStream;
+use sqlx::{AnyConnection, Connection as _, Executor as _};
 
 /// Which engine Synapse runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +117,10 @@ impl std::fmt::Debug for SynapseAccessToken {
     }
 }
 
+async fn count(conn: &mut AnyConnection, sql: &'static str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sql).fetch_one(conn).await
+}
+
 /// Counts the checks need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceStats {
@@ -171,7 +175,7 @@ impl SynapseReader {
             SourceBackend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             SourceBackend::Sqlite => "BEGIN",
         };
-        sqlx::raw_sql(begin).execute(&mut conn).await?;
+        (&mut conn).execute(begin).await?;
         // The snapshot starts with the first read (SQLite's deferred transaction, PostgreSQL's
         // first statement); take it now.
         sqlx::query("SELECT COUNT(*) FROM users")
@@ -186,39 +190,32 @@ impl SynapseReader {
     }
 
     /// `users`, ordered by name.
-    pub fn users(&mut self) -> impl Stream<Item = Result<SynapseUser, sqlx::Error>> + '_ {
+    pub fn users(&mut self) -> BoxStream<'_, Result<SynapseUser, sqlx::Error>> {
         sqlx::query_as(USERS).fetch(&mut self.conn)
     }
 
     /// `user_threepids`, ordered by user.
-    pub fn threepids(&mut self) -> impl Stream<Item = Result<SynapseThreepid, sqlx::Error>> + '_ {
+    pub fn threepids(&mut self) -> BoxStream<'_, Result<SynapseThreepid, sqlx::Error>> {
         sqlx::query_as(THREEPIDS).fetch(&mut self.conn)
     }
 
     /// `user_external_ids`, ordered by user.
-    pub fn external_ids(
-        &mut self,
-    ) -> impl Stream<Item = Result<SynapseExternalId, sqlx::Error>> + '_ {
+    pub fn external_ids(&mut self) -> BoxStream<'_, Result<SynapseExternalId, sqlx::Error>> {
         sqlx::query_as(EXTERNAL_IDS).fetch(&mut self.conn)
     }
 
     /// `devices` that are not hidden, ordered by user and device.
-    pub fn devices(&mut self) -> impl Stream<Item = Result<SynapseDevice, sqlx::Error>> + '_ {
+    pub fn devices(&mut self) -> BoxStream<'_, Result<SynapseDevice, sqlx::Error>> {
         sqlx::query_as(DEVICES).fetch(&mut self.conn)
     }
 
     /// `access_tokens` with their refresh tokens, in creation order.
-    pub fn access_tokens(
-        &mut self,
-    ) -> impl Stream<Item = Result<SynapseAccessToken, sqlx::Error>> + '_ {
+    pub fn access_tokens(&mut self) -> BoxStream<'_, Result<SynapseAccessToken, sqlx::Error>> {
         sqlx::query_as(ACCESS_TOKENS).fetch(&mut self.conn)
     }
 
     /// The counts the checks need.
     pub async fn stats(&mut self) -> Result<SourceStats, sqlx::Error> {
-        let count = async |conn: &mut AnyConnection, sql: &str| -> Result<i64, sqlx::Error> {
-            sqlx::query_scalar(sql).fetch_one(conn).await
-        };
         let users = count(&mut self.conn, "SELECT COUNT(*) FROM users").await?;
         let guests = count(
             &mut self.conn,
@@ -252,9 +249,15 @@ impl SynapseReader {
         })
     }
 
+    /// The connection, to prove it refuses writes.
+    #[cfg(test)]
+    pub(crate) fn connection_for_tests(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+
     /// Ends the snapshot (a rollback: nothing was written) and disconnects.
     pub async fn close(mut self) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await?;
+        (&mut self.conn).execute("ROLLBACK").await?;
         self.conn.close().await
     }
 }
