@@ -145,7 +145,7 @@ fn synapse_options(synapse: &SynapseConfig) -> Vec<String> {
                 .to_owned(),
         );
     }
-    if synapse.login_via_existing_session.enabled {
+    if section_enabled(synapse.login_via_existing_session.as_ref(), false) {
         errors.push(
             "Synapse has login_via_existing_session enabled; MAS has its own QR/device login: \
              remove it"

@@ -48,8 +48,8 @@ pub struct SynapseConfig {
     /// `enable_3pid_changes`: only an explicit `true` counts (upstream syn2mas reads it so;
     /// Synapse's own default depends on whether auth is delegated).
     pub enable_3pid_changes: Option<bool>,
-    /// `login_via_existing_session`.
-    pub login_via_existing_session: Enabled,
+    /// `login_via_existing_session` (disabled unless `enabled: true`).
+    pub login_via_existing_session: Option<Value>,
     /// `enable_registration`.
     pub enable_registration: bool,
     /// `enable_registration_captcha`.

@@ -321,3 +321,130 @@ test_on_both_backends!(
     imported_password_verifies_and_upgrades,
     imported_synapse_token_introspects_active,
 );
+
+/// Every check, one configuration at a time.
+#[test]
+fn every_check_reports_its_problem() {
+    use checks::run;
+    let stats = SourceStats::default();
+    let clean = run(
+        &testing::mas_config(),
+        &testing::synapse_config(),
+        &stats,
+        &[],
+    );
+    assert_eq!(clean, []);
+
+    let synapse_with = |yaml: &str| {
+        let mut text = "server_name: example.com\n".to_owned();
+        if !yaml.starts_with("password_config") {
+            text.push_str(&format!(
+                "password_config: {{pepper: '{}'}}\n",
+                testing::PEPPER
+            ));
+        }
+        text.push_str(yaml);
+        SynapseConfig::from_str(&text).unwrap()
+    };
+    let cases: [(&str, &str); 12] = [
+        (
+            "allow_guest_access: true",
+            "error: Synapse has allow_guest_access",
+        ),
+        (
+            "enable_3pid_changes: true",
+            "error: Synapse has enable_3pid_changes",
+        ),
+        (
+            "login_via_existing_session: {enabled: true}",
+            "error: Synapse has login_via_existing_session",
+        ),
+        (
+            "password_providers: [{module: ldap_auth_provider.LdapAuthProvider}]",
+            "error: Synapse has password_providers",
+        ),
+        (
+            "modules: [{module: synapse_rest_auth.RestAuthProvider}]",
+            "error: Synapse has the authentication module `synapse_rest_auth.RestAuthProvider`",
+        ),
+        (
+            "cas_config: {enabled: true, server_url: 'https://cas'}",
+            "error: Synapse has CAS login",
+        ),
+        (
+            "saml2_config: {sp_config: {}}",
+            "error: Synapse has SAML login",
+        ),
+        (
+            "jwt_config: {enabled: true}",
+            "error: Synapse has JWT login",
+        ),
+        (
+            "enable_registration: true",
+            "warning: Synapse has enable_registration on",
+        ),
+        (
+            "user_consent: {version: '1.0'}",
+            "warning: Synapse has user_consent",
+        ),
+        (
+            "enable_registration_captcha: true",
+            "warning: Synapse asks for a captcha",
+        ),
+        (
+            "password_config: {pepper: other}",
+            "error: the secret of MAS password scheme version 1 differs",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let problems = run(&testing::mas_config(), &synapse_with(yaml), &stats, &[]);
+        assert_eq!(problems.len(), 1, "{yaml}: {problems:?}");
+        assert!(
+            problems[0].to_string().starts_with(expected),
+            "{yaml}: {}",
+            problems[0]
+        );
+    }
+    // Modules that do not authenticate are fine; jwt_config is off unless enabled.
+    let harmless = synapse_with("modules: [{module: my_spam_checker.Checker}]\njwt_config: {}");
+    assert_eq!(run(&testing::mas_config(), &harmless, &stats, &[]), []);
+
+    let mut mas = testing::mas_config();
+    mas.matrix.homeserver = "other.example".to_owned();
+    mas.passwords.schemes.retain(|s| s.version != 1);
+    let problems = run(&mas, &testing::synapse_config(), &stats, &["users"]);
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        text[0].starts_with("error: MAS has no password scheme version 1"),
+        "{text:?}"
+    );
+    assert!(text[1].starts_with("error: MAS matrix.homeserver is `other.example`"));
+    assert!(text[2].starts_with("error: the MAS database is not empty (users have rows)"));
+
+    let stats = SourceStats {
+        guests: 2,
+        non_email_threepids: 3,
+        users_with_only_phone: 1,
+        external_providers: vec![
+            ("oauth-delegated".to_owned(), 1),
+            ("oidc-cloudron".to_owned(), 4),
+            ("oidc-gone".to_owned(), 2),
+        ],
+        ..SourceStats::default()
+    };
+    let problems = run(
+        &testing::mas_config(),
+        &testing::synapse_config(),
+        &stats,
+        &[],
+    );
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 4, "{text:?}");
+    assert!(text[0].contains("1 `oauth-delegated` external ids from an earlier MAS"));
+    assert!(text[1].starts_with(
+        "error: 2 external ids use Synapse's SSO provider `oidc-gone` (it is not in Synapse's \
+         config either), which no MAS upstream provider maps: set `synapse_idp_id: oidc-gone`"
+    ));
+    assert!(text[2].starts_with("warning: 2 guest users"));
+    assert!(text[3].starts_with("warning: 3 phone numbers are not imported"));
+}
