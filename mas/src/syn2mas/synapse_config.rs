@@ -163,7 +163,7 @@ impl SynapseConfig {
     }
 
     /// Parses one document (tests).
-    pub fn from_str(text: &str) -> Result<Self, SynapseConfigError> {
+    pub fn parse(text: &str) -> Result<Self, SynapseConfigError> {
         serde_yaml::from_str(text).map_err(|error| invalid(Utf8Path::new("<text>"), error))
     }
 
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn oidc_idp_ids_are_prefixed_except_oidc() {
-        let config = SynapseConfig::from_str(
+        let config = SynapseConfig::parse(
             "oidc_providers: [{idp_id: cloudron}, {idp_id: oidc}]\noidc_config: {}\n",
         )
         .unwrap();
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn database_uri_comes_from_psycopg2_args() {
-        let config = SynapseConfig::from_str(
+        let config = SynapseConfig::parse(
             "database:\n  name: psycopg2\n  args: {user: syn, password: 'p@ss', database: synapse, \
              host: db.local, port: 5433, options: '-csearch_path=synapse'}\n",
         )
@@ -302,7 +302,7 @@ mod tests {
             config.database_uri(None).unwrap(),
             "postgres://syn:p%40ss@db.local:5433/synapse?options=-csearch_path%3Dsynapse"
         );
-        let socket = SynapseConfig::from_str(
+        let socket = SynapseConfig::parse(
             "database: {name: psycopg2, args: {user: s, dbname: d, host: /run/pg}}",
         )
         .unwrap();
@@ -315,8 +315,7 @@ mod tests {
     #[test]
     fn sqlite_paths_and_explicit_uris() {
         let config =
-            SynapseConfig::from_str("database: {name: sqlite3, args: {database: /d/h.db}}")
-                .unwrap();
+            SynapseConfig::parse("database: {name: sqlite3, args: {database: /d/h.db}}").unwrap();
         assert_eq!(config.database_uri(None).unwrap(), "sqlite:///d/h.db");
         assert_eq!(
             config.database_uri(Some("/other.db")).unwrap(),

@@ -160,7 +160,7 @@ pub(crate) fn mas_config() -> crate::config::RootConfig {
 
 /// The Synapse config matching [`population`].
 pub(crate) fn synapse_config() -> super::SynapseConfig {
-    super::SynapseConfig::from_str(&format!(
+    super::SynapseConfig::parse(&format!(
         "server_name: example.com\npassword_config: {{pepper: '{PEPPER}'}}\n\
          oidc_providers: [{{idp_id: cloudron}}]\n"
     ))

@@ -344,7 +344,7 @@ fn every_check_reports_its_problem() {
             ));
         }
         text.push_str(yaml);
-        SynapseConfig::from_str(&text).unwrap()
+        SynapseConfig::parse(&text).unwrap()
     };
     let cases: [(&str, &str); 12] = [
         (
