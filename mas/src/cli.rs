@@ -1,5 +1,6 @@
 //! The `mas-cli` command line, with upstream's verbs so its documentation and habits carry
-//! over: `server`, `database migrate`, `config check|dump|generate`, `manage`, `doctor`.
+//! over: `server`, `database migrate`, `config check|dump|generate`, `manage`, `doctor`,
+//! `syn2mas check|migrate`.
 //! Errors are `anyhow` here (and only here): they end as one line, `error: ...`, and exit
 //! status 1.
 
@@ -8,6 +9,7 @@ mod database;
 mod doctor;
 mod manage;
 mod server;
+mod syn2mas;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -61,6 +63,12 @@ pub enum Command {
     },
     /// Check the configuration and mail; `--send-test-email ADDRESS` proves delivery.
     Doctor(doctor::DoctorArgs),
+    /// Import an existing Synapse's users and sessions (`check`, then `migrate`).
+    Syn2mas {
+        /// What to do.
+        #[command(subcommand)]
+        command: syn2mas::Command,
+    },
 }
 
 /// Entry point of the binary: parses arguments, sets up logging, runs the command and turns
@@ -71,7 +79,7 @@ pub fn main() -> ExitCode {
         Command::Config { .. } => telemetry::init(LogTarget::Stderr),
         Command::Server | Command::Database { .. } => telemetry::init(LogTarget::Stdout),
         // Its output is its result; logs only when asked for with RUST_LOG.
-        Command::Manage { .. } | Command::Doctor(_) => {
+        Command::Manage { .. } | Command::Doctor(_) | Command::Syn2mas { .. } => {
             telemetry::init_with_default(LogTarget::Stderr, "off");
         }
     }
@@ -104,6 +112,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         Command::Config { command } => config::run(command, &files),
         Command::Manage { command } => manage::run(command, &files).await,
         Command::Doctor(args) => doctor::run(args, &files).await,
+        Command::Syn2mas { command } => syn2mas::run(command, &files).await,
     }
 }
 

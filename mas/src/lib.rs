@@ -24,6 +24,7 @@ pub mod ratelimit;
 pub mod rng;
 pub mod routes;
 pub mod storage;
+pub mod syn2mas;
 pub mod telemetry;
 pub mod templates;
 pub mod upstream;

@@ -1,0 +1,155 @@
+//! Multi-row inserts for the import: rows are buffered per table and written as one
+//! `INSERT … VALUES (…), (…)` per batch, within the bind-parameter limits of both backends
+//! (SQLite allows 32,766 since 3.32; PostgreSQL 65,535).
+
+use sqlx::AnyConnection;
+
+/// Bind parameters per statement, under SQLite's limit.
+const MAX_PARAMETERS: usize = 30_000;
+/// Rows per statement at most (longer statements stop paying off).
+const MAX_ROWS: usize = 1_000;
+
+/// One value of a row.
+#[derive(Debug, Clone)]
+pub(super) enum Cell {
+    /// Text or NULL.
+    Text(Option<String>),
+    /// An integer or NULL.
+    Int(Option<i64>),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl From<String> for Cell {
+    fn from(value: String) -> Self {
+        Self::Text(Some(value))
+    }
+}
+
+impl From<Option<String>> for Cell {
+    fn from(value: Option<String>) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<i64> for Cell {
+    fn from(value: i64) -> Self {
+        Self::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Cell {
+    fn from(value: Option<i64>) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<bool> for Cell {
+    fn from(value: bool) -> Self {
+        Self::Bool(value)
+    }
+}
+
+/// The buffered rows of one table.
+#[derive(Debug)]
+pub(super) struct Batch {
+    table: &'static str,
+    columns: &'static [&'static str],
+    rows: Vec<Vec<Cell>>,
+    max_rows: usize,
+    written: u64,
+}
+
+impl Batch {
+    pub(super) fn new(table: &'static str, columns: &'static [&'static str]) -> Self {
+        let max_rows = (MAX_PARAMETERS / columns.len()).min(MAX_ROWS);
+        Self {
+            table,
+            columns,
+            rows: Vec::with_capacity(max_rows),
+            max_rows,
+            written: 0,
+        }
+    }
+
+    /// Rows written so far (flushed or buffered).
+    pub(super) fn count(&self) -> u64 {
+        self.written
+    }
+
+    /// Whether the next [`push`](Self::push) writes the batch (so a parent table's batch
+    /// can be written first).
+    pub(super) fn full_after_push(&self) -> bool {
+        self.rows.len() + 1 >= self.max_rows
+    }
+
+    /// Buffers a row, writing the batch when it is full.
+    pub(super) async fn push(
+        &mut self,
+        conn: &mut AnyConnection,
+        row: Vec<Cell>,
+    ) -> Result<(), sqlx::Error> {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+        self.written += 1;
+        if self.rows.len() >= self.max_rows {
+            self.flush(conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered.
+    pub(super) async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let sql = insert_statement(self.table, self.columns, self.rows.len());
+        let mut query = sqlx::query(&sql);
+        for row in self.rows.drain(..) {
+            for cell in row {
+                query = match cell {
+                    Cell::Text(value) => query.bind(value),
+                    Cell::Int(value) => query.bind(value),
+                    Cell::Bool(value) => query.bind(value),
+                };
+            }
+        }
+        query.execute(conn).await?;
+        Ok(())
+    }
+}
+
+/// `INSERT INTO table (a, b) VALUES ($1, $2), ($3, $4)…` for `rows` rows.
+fn insert_statement(table: &str, columns: &[&str], rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns.len() {
+            n += 1;
+            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_number_parameters_row_by_row() {
+        assert_eq!(
+            insert_statement("t", &["a", "b"], 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+    }
+
+    #[test]
+    fn batches_stay_within_the_parameter_limit() {
+        let batch = Batch::new("t", &["a"; 11]);
+        assert!(batch.max_rows * 11 <= MAX_PARAMETERS);
+    }
+}
