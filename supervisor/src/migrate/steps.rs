@@ -10,7 +10,8 @@ use serde_yaml::Value;
 use super::{MigrateError, OldSynapse, Tools, io_err};
 use crate::env::{Database, Env};
 use crate::fsutil::write_atomic;
-use crate::paths::Layout;
+
+use crate::paths::{Layout, PEPPER_FILE};
 
 /// Copies the tree `from` into `to` (created as needed): hard links where the file system
 /// allows (Synapse never rewrites a media file), else copies. Files already in `to` are kept.
@@ -182,11 +183,36 @@ pub(super) fn syn2mas_synapse_config(
             }
         }
     }
+    set_pepper_from_secret(layout, &mut config)?;
     let path = layout.syn2mas_synapse_yaml();
     let text = serde_yaml::to_string(&config)
         .map_err(|e| MigrateError::Failed(format!("syn2mas config: {e}")))?;
     write_atomic(&path, text.as_bytes(), 0o600).map_err(io_err(path.display()))?;
     Ok(path)
+}
+
+/// Without an old config to read it from (the automatic path on the appliance's own data dir),
+/// Synapse's `password_config.pepper` is the one kept in `<secrets>/synapse_password_pepper`,
+/// which the rendered mas.yaml's version-1 scheme reads too (trimmed, as MAS reads secret
+/// files). A pepper the config already has wins.
+fn set_pepper_from_secret(layout: &Layout, config: &mut Value) -> Result<(), MigrateError> {
+    let file = layout.secret(PEPPER_FILE);
+    if !file.exists() {
+        return Ok(());
+    }
+    let pepper = std::fs::read_to_string(&file).map_err(io_err(file.display()))?;
+    let Some(map) = config.as_mapping_mut() else {
+        return Ok(());
+    };
+    let password_config = map
+        .entry(Value::from("password_config"))
+        .or_insert_with(|| Value::Mapping(serde_yaml::Mapping::new()));
+    if let Some(password_config) = password_config.as_mapping_mut()
+        && !password_config.contains_key("pepper")
+    {
+        password_config.insert(Value::from("pepper"), Value::from(pepper.trim()));
+    }
+    Ok(())
 }
 
 /// Synapse's users that a migration would import: appservice users (a bridge's puppets and
