@@ -277,6 +277,37 @@ pub fn convert(
     mode: Mode,
     backup: &Path,
 ) -> Result<String, MigrateError> {
+    // On PostgreSQL MAS's tables are made in the shared database; a check, a dry run or a failed
+    // run that made them drops them again, so the database is left as it was found.
+    let fresh_pg = match &env.database {
+        Database::Postgres(pg) if !steps::pg_mas_tables_exist(pg)? => Some(pg),
+        _ => None,
+    };
+    let result = convert_steps(env, layout, server_name, tools, import, old, mode, backup);
+    if let Some(pg) = fresh_pg
+        && (mode != Mode::Real || result.is_err())
+    {
+        say("MAS's schema: dropping the empty tables this run made (nothing is left behind)");
+        steps::pg_drop_mas_tables(pg)?;
+    }
+    result
+}
+
+/// [`convert`] without the PostgreSQL clean-up.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the arguments of `convert`, passed on"
+)]
+fn convert_steps(
+    env: &Env,
+    layout: &Layout,
+    server_name: &str,
+    tools: &Tools,
+    import: &SynapseImport,
+    old: Option<&OldSynapse>,
+    mode: Mode,
+    backup: &Path,
+) -> Result<String, MigrateError> {
     let rendered = crate::render::render_with(env, layout, server_name, Some(import))?;
     crate::render::write(layout, &rendered)?;
     let synapse_config = steps::syn2mas_synapse_config(layout, &rendered.homeserver, old)?;

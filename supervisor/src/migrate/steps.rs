@@ -215,6 +215,64 @@ fn set_pepper_from_secret(layout: &Layout, config: &mut Value) -> Result<(), Mig
     Ok(())
 }
 
+/// A connection to the appliance's PostgreSQL database.
+async fn pg_connect(pg: &crate::env::Postgres) -> Result<sqlx::PgConnection, sqlx::Error> {
+    use sqlx::ConnectOptions;
+    sqlx::postgres::PgConnectOptions::new()
+        .host(&pg.host)
+        .port(pg.port)
+        .username(&pg.user)
+        .password(&pg.password)
+        .database(&pg.database)
+        .disable_statement_logging()
+        .connect()
+        .await
+}
+
+/// Runs `fut` on a runtime of its own (the migration's steps are synchronous).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime can always be built")
+        .block_on(fut)
+}
+
+/// Whether MAS's tables exist in the `mas` schema (PostgreSQL): its migrations table does.
+pub(super) fn pg_mas_tables_exist(pg: &crate::env::Postgres) -> Result<bool, MigrateError> {
+    block_on(async {
+        let mut conn = pg_connect(pg).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('mas._sqlx_migrations') IS NOT NULL")
+                .fetch_one(&mut conn)
+                .await?;
+        Ok::<_, sqlx::Error>(exists)
+    })
+    .map_err(|e| MigrateError::Database(e.to_string()))
+}
+
+/// Drops every table of the `mas` schema (PostgreSQL), in one transaction: after a check or
+/// dry run that created MAS's (empty) tables, the database is left as it was found.
+pub(super) fn pg_drop_mas_tables(pg: &crate::env::Postgres) -> Result<(), MigrateError> {
+    block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = pg_connect(pg).await?;
+        let mut tx = conn.begin().await?;
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'mas'")
+                .fetch_all(&mut *tx)
+                .await?;
+        for table in tables {
+            let quoted = table.replace('"', "\"\"");
+            sqlx::raw_sql(&format!("DROP TABLE IF EXISTS mas.\"{quoted}\" CASCADE"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    })
+    .map_err(|e| MigrateError::Database(e.to_string()))
+}
+
 /// Synapse's users that a migration would import: appservice users (a bridge's puppets and
 /// sender, which Synapse registers itself while MAS is running) do not count.
 pub(super) const SYNAPSE_USERS: &str = " WHERE appservice_id IS NULL";
