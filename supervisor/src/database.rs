@@ -38,17 +38,23 @@ pub enum DatabaseError {
     },
 }
 
-/// Connects (retrying while the server is unreachable, up to `wait`), then checks the locale.
-pub async fn check(pg: &Postgres, wait: Duration) -> Result<(), DatabaseError> {
-    let var = pg.variable;
-    let options = PgConnectOptions::new()
+/// How the supervisor connects to the appliance's database, naming itself `application` to
+/// the server (`pg_stat_activity`); statements are not logged.
+pub fn connect_options(pg: &Postgres, application: &str) -> PgConnectOptions {
+    PgConnectOptions::new()
         .host(&pg.host)
         .port(pg.port)
         .username(&pg.user)
         .password(&pg.password)
         .database(&pg.database)
-        .application_name("appliance-preflight")
-        .disable_statement_logging();
+        .application_name(application)
+        .disable_statement_logging()
+}
+
+/// Connects (retrying while the server is unreachable, up to `wait`), then checks the locale.
+pub async fn check(pg: &Postgres, wait: Duration) -> Result<(), DatabaseError> {
+    let var = pg.variable;
+    let options = connect_options(pg, "appliance-preflight");
     let start = Instant::now();
     let mut delay = Duration::from_millis(250);
     let mut conn = loop {

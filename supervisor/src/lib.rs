@@ -22,3 +22,14 @@ pub mod router;
 pub mod secrets;
 pub mod state;
 pub mod supervise;
+
+/// Runs a future on a single-threaded runtime of its own: the supervisor's synchronous steps
+/// (before privileges are dropped no threads should exist, and the migration's steps run
+/// programs one after the other) call the async database and probe code through it.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime can always be built")
+        .block_on(fut)
+}

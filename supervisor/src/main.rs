@@ -174,8 +174,8 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
 /// database alone); a failed check stops the start.
 fn migrate_on_start(env: &Env, layout: &Layout) -> Result<(), ExitCode> {
     let pin = supervisor::state::check(layout, env).map_err(|e| report([e.to_string()]))?;
-    let counts =
-        block_on(migrate::count_users(env, layout)).map_err(|e| report([e.to_string()]))?;
+    let counts = supervisor::block_on(migrate::count_users(env, layout))
+        .map_err(|e| report([e.to_string()]))?;
     match migrate::on_start(env, layout, &pin, &migrate::Tools::new(env), counts) {
         Ok(Some(summary)) => {
             tracing::info!(summary = %summary.trim_end(), "migrated from Synapse");
@@ -190,7 +190,7 @@ fn migrate_on_start(env: &Env, layout: &Layout) -> Result<(), ExitCode> {
 /// pre-flight, then copies); a real one writes the configs first, as `render` does.
 fn migrate(env: &Env, layout: &Layout, dry_run: bool, from: Option<PathBuf>) -> ExitCode {
     let pin = if dry_run {
-        match block_on(bootstrap::preflight(env, layout, false)) {
+        match supervisor::block_on(bootstrap::preflight(env, layout, false)) {
             Ok((pin, _)) => pin,
             Err(Problems(lines)) => return report(lines),
         }
@@ -239,7 +239,7 @@ fn render(env: &Env, layout: &Layout) -> ExitCode {
 }
 
 fn check(env: &Env, layout: &Layout) -> ExitCode {
-    match block_on(bootstrap::preflight(env, layout, false)) {
+    match supervisor::block_on(bootstrap::preflight(env, layout, false)) {
         Ok((pin, _)) => {
             let _ = writeln!(
                 std::io::stdout(),
@@ -258,7 +258,7 @@ fn health(env: &Env) -> ExitCode {
         Ok(u) => u,
         Err(e) => return report([format!("bad health URL: {e}")]),
     };
-    match block_on(supervisor::probe::probe(&url, Duration::from_secs(5))) {
+    match supervisor::block_on(supervisor::probe::probe(&url, Duration::from_secs(5))) {
         Ok(()) => {
             let _ = writeln!(std::io::stdout(), "healthy");
             ExitCode::SUCCESS
@@ -274,7 +274,7 @@ fn doctor(env: &Env, layout: &Layout, send_test_email: Option<&str>) -> ExitCode
         Ok(pin) => (pin.server_name().to_owned(), None),
         Err(e) => (env.server_name.clone(), Some(e.to_string())),
     };
-    let mut checks = block_on(supervisor::doctor::run(env, layout, &server_name));
+    let mut checks = supervisor::block_on(supervisor::doctor::run(env, layout, &server_name));
     if let Some(problem) = pin_problem {
         checks.insert(
             0,
@@ -359,7 +359,7 @@ fn set_up(
     layout: &Layout,
     need_runtime: bool,
 ) -> Result<(String, Option<TcpListener>), ExitCode> {
-    let (pin, listener) = block_on(bootstrap::preflight(env, layout, need_runtime))
+    let (pin, listener) = supervisor::block_on(bootstrap::preflight(env, layout, need_runtime))
         .map_err(|Problems(lines)| report(lines))?;
     become_target_user(env, layout).map_err(|e| report([e.to_string()]))?;
     let server_name = bootstrap::prepare(env, layout, &pin).map_err(|e| report([e.to_string()]))?;
@@ -387,16 +387,6 @@ fn become_target_user(env: &Env, layout: &Layout) -> Result<(), PrivilegeError> 
     privileges::drop_to(&target)?;
     tracing::info!(user = %target.name, uid = target.uid.as_raw(), "dropped privileges");
     Ok(())
-}
-
-/// Runs a future on a single-threaded runtime (before privileges are dropped, no threads
-/// should exist).
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime can always be built")
-        .block_on(fut)
 }
 
 /// Prints each problem as one line on stderr and returns the failure exit code.

@@ -260,30 +260,35 @@ pub fn keep(path: &Path, backup: &Path) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// What a conversion works on: the data dir (`layout`, the real one or a rehearsal's copy), the
+/// import's record to render and keep, the old config if there is one, and where backups go.
+pub struct Conversion<'a> {
+    /// The environment.
+    pub env: &'a Env,
+    /// The data dir converted.
+    pub layout: &'a Layout,
+    /// The pinned server name.
+    pub server_name: &'a str,
+    /// The programs run.
+    pub tools: &'a Tools,
+    /// What was imported, rendered into the configs (recorded only by a real run).
+    pub import: &'a SynapseImport,
+    /// The old Synapse's config, when there is one.
+    pub old: Option<&'a OldSynapse>,
+    /// Where the files a real run replaces are kept.
+    pub backup: &'a Path,
+}
+
 /// Everything after the import: Synapse's schema, MAS's schema, `syn2mas check`, then as far as
-/// `mode` says. `import` is rendered into the configs (it is recorded only by a real run).
-/// Returns `syn2mas`'s report (the check's, then the summary).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call per mode from `by_hand`; each argument is a different input of the run"
-)]
-pub fn convert(
-    env: &Env,
-    layout: &Layout,
-    server_name: &str,
-    tools: &Tools,
-    import: &SynapseImport,
-    old: Option<&OldSynapse>,
-    mode: Mode,
-    backup: &Path,
-) -> Result<String, MigrateError> {
+/// `mode` says. Returns `syn2mas`'s report (the check's, then the summary).
+pub fn convert(c: &Conversion<'_>, mode: Mode) -> Result<String, MigrateError> {
     // On PostgreSQL MAS's tables are made in the shared database; a check, a dry run or a failed
     // run that made them drops them again, so the database is left as it was found.
-    let fresh_pg = match &env.database {
+    let fresh_pg = match &c.env.database {
         Database::Postgres(pg) if !steps::pg_mas_tables_exist(pg)? => Some(pg),
         _ => None,
     };
-    let result = convert_steps(env, layout, server_name, tools, import, old, mode, backup);
+    let result = convert_steps(c, mode);
     if let Some(pg) = fresh_pg
         && (mode != Mode::Real || result.is_err())
     {
@@ -294,20 +299,16 @@ pub fn convert(
 }
 
 /// [`convert`] without the PostgreSQL clean-up.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the arguments of `convert`, passed on"
-)]
-fn convert_steps(
-    env: &Env,
-    layout: &Layout,
-    server_name: &str,
-    tools: &Tools,
-    import: &SynapseImport,
-    old: Option<&OldSynapse>,
-    mode: Mode,
-    backup: &Path,
-) -> Result<String, MigrateError> {
+fn convert_steps(c: &Conversion<'_>, mode: Mode) -> Result<String, MigrateError> {
+    let Conversion {
+        env,
+        layout,
+        server_name,
+        tools,
+        import,
+        old,
+        backup,
+    } = *c;
     let rendered = crate::render::render_with(env, layout, server_name, Some(import))?;
     crate::render::write(layout, &rendered)?;
     let synapse_config = steps::syn2mas_synapse_config(layout, &rendered.homeserver, old)?;
@@ -472,16 +473,16 @@ pub fn by_hand(
         } else {
             Mode::Check
         };
-        convert(
+        let conversion = Conversion {
             env,
-            &scratch.layout,
-            pin.server_name(),
+            layout: &scratch.layout,
+            server_name: pin.server_name(),
             tools,
-            &record,
-            old.as_ref(),
-            mode,
-            &backup,
-        )
+            import: &record,
+            old: old.as_ref(),
+            backup: &backup,
+        };
+        convert(&conversion, mode)
     })();
     drop(scratch);
     let report = rehearsal?;
@@ -490,16 +491,16 @@ pub fn by_hand(
     }
     let backup = steps::backup_dir(layout);
     let record = take(env, layout, old.as_ref(), earlier, &backup, true)?;
-    convert(
+    let conversion = Conversion {
         env,
         layout,
-        pin.server_name(),
+        server_name: pin.server_name(),
         tools,
-        &record,
-        old.as_ref(),
-        Mode::Real,
-        &backup,
-    )
+        import: &record,
+        old: old.as_ref(),
+        backup: &backup,
+    };
+    convert(&conversion, Mode::Real)
 }
 
 /// The import (when there is an old config) and the record to render and keep.

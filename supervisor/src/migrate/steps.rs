@@ -217,30 +217,15 @@ fn set_pepper_from_secret(layout: &Layout, config: &mut Value) -> Result<(), Mig
 
 /// A connection to the appliance's PostgreSQL database.
 async fn pg_connect(pg: &crate::env::Postgres) -> Result<sqlx::PgConnection, sqlx::Error> {
-    use sqlx::ConnectOptions;
-    sqlx::postgres::PgConnectOptions::new()
-        .host(&pg.host)
-        .port(pg.port)
-        .username(&pg.user)
-        .password(&pg.password)
-        .database(&pg.database)
-        .disable_statement_logging()
+    use sqlx::ConnectOptions as _;
+    crate::database::connect_options(pg, "appliance-migrate")
         .connect()
         .await
 }
 
-/// Runs `fut` on a runtime of its own (the migration's steps are synchronous).
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime can always be built")
-        .block_on(fut)
-}
-
 /// Whether MAS's tables exist in the `mas` schema (PostgreSQL): its migrations table does.
 pub(super) fn pg_mas_tables_exist(pg: &crate::env::Postgres) -> Result<bool, MigrateError> {
-    block_on(async {
+    crate::block_on(async {
         let mut conn = pg_connect(pg).await?;
         let exists: bool =
             sqlx::query_scalar("SELECT to_regclass('mas._sqlx_migrations') IS NOT NULL")
@@ -254,7 +239,7 @@ pub(super) fn pg_mas_tables_exist(pg: &crate::env::Postgres) -> Result<bool, Mig
 /// Drops every table of the `mas` schema (PostgreSQL), in one transaction: after a check or
 /// dry run that created MAS's (empty) tables, the database is left as it was found.
 pub(super) fn pg_drop_mas_tables(pg: &crate::env::Postgres) -> Result<(), MigrateError> {
-    block_on(async {
+    crate::block_on(async {
         use sqlx::Connection as _;
         let mut conn = pg_connect(pg).await?;
         let mut tx = conn.begin().await?;
@@ -288,17 +273,8 @@ pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, u64), Migra
             Ok((synapse.map_err(db)?, mas.map_err(db)?))
         }
         Database::Postgres(pg) => {
-            use sqlx::{ConnectOptions, Connection};
-            let mut conn = sqlx::postgres::PgConnectOptions::new()
-                .host(&pg.host)
-                .port(pg.port)
-                .username(&pg.user)
-                .password(&pg.password)
-                .database(&pg.database)
-                .disable_statement_logging()
-                .connect()
-                .await
-                .map_err(db)?;
+            use sqlx::Connection as _;
+            let mut conn = pg_connect(pg).await.map_err(db)?;
             let mut counts = [0u64; 2];
             let tables = [("public.users", SYNAPSE_USERS), ("mas.users", "")];
             for (slot, (table, filter)) in counts.iter_mut().zip(tables) {
