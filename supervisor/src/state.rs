@@ -136,13 +136,7 @@ pub fn pin(layout: &Layout, pin: &Pin, now_unix: u64) -> Result<State, StateErro
                 synapse_import: None,
                 migrated_from_synapse: None,
             };
-            let path = layout.state_file();
-            let mut json = serde_json::to_vec_pretty(&state).expect("State serializes");
-            json.push(b'\n');
-            write_atomic(&path, &json, 0o600).map_err(|source| StateError::Write {
-                path: path.display().to_string(),
-                source,
-            })?;
+            write(layout, &state)?;
             Ok(state)
         }
     }
@@ -162,13 +156,19 @@ pub fn update(layout: &Layout, change: impl FnOnce(&mut State)) -> Result<State,
         message: "missing or not valid".to_owned(),
     })?;
     change(&mut state);
-    let mut json = serde_json::to_vec_pretty(&state).expect("State serializes");
+    write(layout, &state)?;
+    Ok(state)
+}
+
+/// Writes `state` to `appliance.json` (atomically, 0600, pretty JSON with a final newline).
+fn write(layout: &Layout, state: &State) -> Result<(), StateError> {
+    let path = layout.state_file();
+    let mut json = serde_json::to_vec_pretty(state).expect("State serializes");
     json.push(b'\n');
     write_atomic(&path, &json, 0o600).map_err(|source| StateError::Write {
         path: path.display().to_string(),
         source,
-    })?;
-    Ok(state)
+    })
 }
 
 #[cfg(test)]
