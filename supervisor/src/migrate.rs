@@ -68,15 +68,19 @@ pub enum AutoDecision {
     Skip(&'static str),
 }
 
-/// The automatic path's rule. A running appliance has users on both sides (MAS provisions each
-/// of its users in Synapse), so only users on Synapse's side alone mean a Synapse to take over.
-pub fn decide(migrated: bool, synapse_users: u64, mas_users: u64) -> AutoDecision {
+/// The automatic path's rule: Synapse's database has users (appservice users aside) and MAS has
+/// never run on this data dir (`mas_users` is `None`: its tables do not exist). Once MAS has run,
+/// users in Synapse alone are not a Synapse to take over (a user provisioned in Synapse by hand,
+/// say); `appliance migrate` still imports them on request.
+pub fn decide(migrated: bool, synapse_users: u64, mas_users: Option<u64>) -> AutoDecision {
     if migrated {
         AutoDecision::Skip("already migrated from Synapse (appliance.json)")
     } else if synapse_users == 0 {
         AutoDecision::Skip("Synapse's database has no users")
-    } else if mas_users > 0 {
+    } else if mas_users.is_some_and(|n| n > 0) {
         AutoDecision::Skip("MAS already has users")
+    } else if mas_users.is_some() {
+        AutoDecision::Skip("MAS has run on this data dir already (its tables exist)")
     } else {
         AutoDecision::Migrate
     }
@@ -537,7 +541,7 @@ pub fn on_start(
     layout: &Layout,
     pin: &Pin,
     tools: &Tools,
-    counts: (u64, u64),
+    counts: (u64, Option<u64>),
 ) -> Result<Option<String>, MigrateError> {
     let current = state::read(layout);
     let migrated = current
@@ -563,7 +567,7 @@ pub fn on_start(
         }
         AutoDecision::Migrate => {
             say(format_args!(
-                "Synapse's database has {} users and MAS's none: migrating them",
+                "Synapse's database has {} users and MAS has never run here: migrating them",
                 counts.0
             ));
             by_hand(env, layout, pin, tools, &Options::default()).map(Some)

@@ -262,20 +262,21 @@ pub(super) fn pg_drop_mas_tables(pg: &crate::env::Postgres) -> Result<(), Migrat
 /// sender, which Synapse registers itself while MAS is running) do not count.
 pub(super) const SYNAPSE_USERS: &str = " WHERE appservice_id IS NULL";
 
-/// `(users in Synapse's database, users in MAS's)`; a missing database or table counts 0.
-pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, u64), MigrateError> {
+/// `(users in Synapse's database, users in MAS's)`: a missing Synapse database or table counts
+/// 0; MAS's count is `None` when its tables do not exist (MAS has never run on this data dir).
+pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, Option<u64>), MigrateError> {
     let db = |e: sqlx::Error| MigrateError::Database(e.to_string());
     match &env.database {
         Database::Sqlite => {
             let synapse =
                 sqlite_count(&layout.synapse_dir().join("homeserver.db"), SYNAPSE_USERS).await;
             let mas = sqlite_count(&layout.mas_dir().join("mas.db"), "").await;
-            Ok((synapse.map_err(db)?, mas.map_err(db)?))
+            Ok((synapse.map_err(db)?.unwrap_or(0), mas.map_err(db)?))
         }
         Database::Postgres(pg) => {
             use sqlx::Connection as _;
             let mut conn = pg_connect(pg).await.map_err(db)?;
-            let mut counts = [0u64; 2];
+            let mut counts = [None; 2];
             let tables = [("public.users", SYNAPSE_USERS), ("mas.users", "")];
             for (slot, (table, filter)) in counts.iter_mut().zip(tables) {
                 let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
@@ -289,20 +290,21 @@ pub async fn count_users(env: &Env, layout: &Layout) -> Result<(u64, u64), Migra
                             .fetch_one(&mut conn)
                             .await
                             .map_err(db)?;
-                    *slot = u64::try_from(n).unwrap_or(0);
+                    *slot = Some(u64::try_from(n).unwrap_or(0));
                 }
             }
             let _ = conn.close().await;
-            Ok((counts[0], counts[1]))
+            Ok((counts[0].unwrap_or(0), counts[1]))
         }
     }
 }
 
-/// `SELECT COUNT(*) FROM users` + `filter` in a SQLite file opened read-only.
-pub(super) async fn sqlite_count(file: &Path, filter: &str) -> Result<u64, sqlx::Error> {
+/// `SELECT COUNT(*) FROM users` + `filter` in a SQLite file opened read-only; `None` when the
+/// file or its `users` table does not exist.
+pub(super) async fn sqlite_count(file: &Path, filter: &str) -> Result<Option<u64>, sqlx::Error> {
     use sqlx::{ConnectOptions, Connection};
     if !file.exists() {
-        return Ok(0);
+        return Ok(None);
     }
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(file)
@@ -315,15 +317,17 @@ pub(super) async fn sqlite_count(file: &Path, filter: &str) -> Result<u64, sqlx:
     )
     .fetch_one(&mut conn)
     .await?;
-    let n: i64 = if exists > 0 {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users{filter}"))
-            .fetch_one(&mut conn)
-            .await?
+    let n: Option<i64> = if exists > 0 {
+        Some(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users{filter}"))
+                .fetch_one(&mut conn)
+                .await?,
+        )
     } else {
-        0
+        None
     };
     let _ = conn.close().await;
-    Ok(u64::try_from(n).unwrap_or(0))
+    Ok(n.map(|n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// Seconds since the Unix epoch, for the marker and the backup's name.

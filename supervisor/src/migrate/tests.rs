@@ -138,10 +138,13 @@ fn another_server_name_is_refused_with_both_names() {
 
 #[test]
 fn the_automatic_path_migrates_only_synapse_users_into_an_empty_mas_once() {
-    assert_eq!(decide(false, 3, 0), AutoDecision::Migrate);
-    assert!(matches!(decide(true, 3, 0), AutoDecision::Skip(_)));
-    assert!(matches!(decide(false, 0, 0), AutoDecision::Skip(_)));
-    assert!(matches!(decide(false, 3, 3), AutoDecision::Skip(_)));
+    assert_eq!(decide(false, 3, None), AutoDecision::Migrate);
+    assert!(matches!(decide(true, 3, None), AutoDecision::Skip(_)));
+    assert!(matches!(decide(false, 0, None), AutoDecision::Skip(_)));
+    assert!(matches!(decide(false, 3, Some(3)), AutoDecision::Skip(_)));
+    // MAS has run here (its tables exist) but has no users: a user provisioned in Synapse by
+    // hand is not a Synapse to take over.
+    assert!(matches!(decide(false, 3, Some(0)), AutoDecision::Skip(_)));
 }
 
 #[test]
@@ -403,7 +406,7 @@ fn a_failed_check_stops_with_the_report_and_changes_nothing() {
         mas_cli: stub(&tools_dir, "mas-cli", EXIT_ERRORS),
     };
     let before = snapshot(&layout.data);
-    let err = on_start(&e, &layout, &pin, &tools, (3, 0)).unwrap_err();
+    let err = on_start(&e, &layout, &pin, &tools, (3, None)).unwrap_err();
     assert!(
         matches!(err, MigrateError::Failed(_) | MigrateError::CheckFailed(_)),
         "{err}"
@@ -440,7 +443,7 @@ fn appservice_users_do_not_count_as_synapse_users_to_import() {
             steps::sqlite_count(&file, steps::SYNAPSE_USERS)
                 .await
                 .unwrap(),
-            0,
+            Some(0),
             "a bridge's users alone do not start a migration"
         );
         sqlx::raw_sql("INSERT INTO users VALUES ('@alice:example.com', NULL)")
@@ -452,8 +455,10 @@ fn appservice_users_do_not_count_as_synapse_users_to_import() {
             steps::sqlite_count(&file, steps::SYNAPSE_USERS)
                 .await
                 .unwrap(),
-            1
+            Some(1)
         );
-        assert_eq!(steps::sqlite_count(&file, "").await.unwrap(), 3);
+        assert_eq!(steps::sqlite_count(&file, "").await.unwrap(), Some(3));
+        let missing = tmp.path().join("mas.db");
+        assert_eq!(steps::sqlite_count(&missing, "").await.unwrap(), None);
     });
 }
