@@ -462,3 +462,71 @@ fn appservice_users_do_not_count_as_synapse_users_to_import() {
         assert_eq!(steps::sqlite_count(&missing, "").await.unwrap(), None);
     });
 }
+
+#[test]
+fn the_stock_cloudron_package_config_is_taken_over_at_the_first_start_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = env(OIDC);
+    let (layout, pin) = started(tmp.path(), &e);
+    // The old package's files in the data dir, named by its config (relative to the config).
+    let configs = layout.data.join("configs");
+    std::fs::create_dir_all(configs.join("media/local_content/ab")).unwrap();
+    std::fs::write(configs.join("media/local_content/ab/cd"), b"picture").unwrap();
+    std::fs::write(
+        configs.join("example.com.signing.key"),
+        "ed25519 a_pkg BBBB\n",
+    )
+    .unwrap();
+    std::fs::write(configs.join("homeserver.db"), b"").unwrap();
+    let package = layout.cloudron_package_config();
+    let text = "server_name: example.com\nsigning_key_path: example.com.signing.key\n\
+                macaroon_secret_key: mac-pkg\nform_secret: form-pkg\nmedia_store_path: media\n\
+                database: {name: sqlite3, args: {database: homeserver.db}}\n\
+                password_config: {enabled: true}\n\
+                oidc_providers: [{idp_id: cloudron, issuer: 'https://my.example.com/openid'}]\n";
+    std::fs::write(&package, text).unwrap();
+    let tools_dir = tmp.path().join("tools");
+    std::fs::create_dir_all(&tools_dir).unwrap();
+    let tools = Tools {
+        python: stub(&tools_dir, "python", 0),
+        mas_cli: stub(&tools_dir, "mas-cli", 0),
+    };
+
+    // No users counted anywhere: the package's config alone starts the takeover.
+    let summary = on_start(&e, &layout, &pin, &tools, (0, Some(0))).unwrap();
+    assert!(summary.is_some(), "the package's config is taken over");
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+    assert_eq!(
+        read(layout.secret("synapse_signing.key")),
+        "ed25519 a_pkg BBBB\n"
+    );
+    assert_eq!(read(layout.secret("synapse_macaroon")), "mac-pkg");
+    assert_eq!(
+        read(layout.synapse_dir().join("media_store/local_content/ab/cd")),
+        "picture"
+    );
+    let st = state::read(&layout).unwrap();
+    assert!(st.migrated_from_synapse.is_some());
+    let import = st.synapse_import.unwrap();
+    assert_eq!(import.synapse_idp_id.as_deref(), Some("oidc-cloudron"));
+    assert!(import.password_login, "password login stays on");
+    let mas = yaml(&read(layout.mas_yaml()));
+    let provider = &mas["upstream_oauth2"]["providers"][0];
+    assert_eq!(provider["id"], render::CLOUDRON_PROVIDER_ID);
+    assert_eq!(provider["synapse_idp_id"], "oidc-cloudron");
+    assert_eq!(
+        read(package.clone()),
+        text,
+        "the old config is kept as it was"
+    );
+    assert!(
+        configs.join("example.com.signing.key").exists(),
+        "old files are kept"
+    );
+
+    // The next start does nothing more.
+    assert_eq!(
+        on_start(&e, &layout, &pin, &tools, (6, Some(6))).unwrap(),
+        None
+    );
+}
