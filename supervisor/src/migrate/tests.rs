@@ -514,11 +514,7 @@ fn the_stock_cloudron_package_config_is_taken_over_at_the_first_start_and_kept()
     let provider = &mas["upstream_oauth2"]["providers"][0];
     assert_eq!(provider["id"], render::CLOUDRON_PROVIDER_ID);
     assert_eq!(provider["synapse_idp_id"], "oidc-cloudron");
-    assert_eq!(
-        read(package.clone()),
-        text,
-        "the old config is kept as it was"
-    );
+    assert_eq!(read(package), text, "the old config is kept as it was");
     assert!(
         configs.join("example.com.signing.key").exists(),
         "old files are kept"
