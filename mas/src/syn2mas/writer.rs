@@ -151,9 +151,38 @@ mod tests {
         );
     }
 
-    #[test]
-    fn batches_stay_within_the_parameter_limit() {
-        let batch = Batch::new("t", &["a"; 11]);
-        assert!(batch.max_rows * 11 <= MAX_PARAMETERS);
+    /// More rows than one statement may carry (11 columns: 90 rows a statement) go out in several
+    /// statements of at most 999 parameters, and every row arrives, in full.
+    #[tokio::test]
+    async fn many_rows_are_written_in_statements_sqlite_accepts() {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::raw_sql("CREATE TABLE t (a, b, c, d, e, f, g, h, i, j, k)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut batch = Batch::new(
+            "t",
+            &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"],
+        );
+        for n in 0..1_000_i64 {
+            let row = (0..11).map(|c| Cell::from(n * 11 + c)).collect();
+            batch.push(&mut conn, row).await.unwrap();
+        }
+        batch.flush(&mut conn).await.unwrap();
+        assert_eq!(batch.count(), 1_000);
+        let (rows, sum): (i64, i64) = sqlx::query_as("SELECT COUNT(*), SUM(k) FROM t")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1_000);
+        assert_eq!(sum, (0..1_000_i64).map(|n| n * 11 + 10).sum::<i64>());
+        let statement = insert_statement("t", batch.columns, batch.max_rows);
+        assert!(
+            statement.matches('$').count() <= 999,
+            "{} parameters in one statement",
+            statement.matches('$').count()
+        );
     }
 }
