@@ -174,8 +174,7 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
 /// database alone); a failed check stops the start.
 fn migrate_on_start(env: &Env, layout: &Layout) -> Result<(), ExitCode> {
     let pin = supervisor::state::check(layout, env).map_err(|e| report([e.to_string()]))?;
-    let counts = supervisor::block_on(migrate::count_users(env, layout))
-        .map_err(|e| report([e.to_string()]))?;
+    let counts = || supervisor::block_on(migrate::count_users(env, layout));
     match migrate::on_start(env, layout, &pin, &migrate::Tools::new(env), counts) {
         Ok(Some(summary)) => {
             tracing::info!(summary = %summary.trim_end(), "migrated from Synapse");

@@ -541,7 +541,7 @@ pub fn on_start(
     layout: &Layout,
     pin: &Pin,
     tools: &Tools,
-    counts: (u64, Option<u64>),
+    counts: impl FnOnce() -> Result<(u64, Option<u64>), MigrateError>,
 ) -> Result<Option<String>, MigrateError> {
     let current = state::read(layout);
     let migrated = current
@@ -560,6 +560,11 @@ pub fn on_start(
         };
         return by_hand(env, layout, pin, tools, &options).map(Some);
     }
+    if migrated {
+        return Ok(None);
+    }
+    // Only now the databases are opened: a data dir that was migrated already costs nothing.
+    let counts = counts()?;
     match decide(migrated, counts.0, counts.1) {
         AutoDecision::Skip(why) => {
             tracing::debug!(reason = why, "no migration from Synapse");
