@@ -140,6 +140,20 @@ fn describe(token: &str) -> ScopeView {
     }
 }
 
+impl ClientView {
+    /// Element X, with its logo and links (the samples of the pages that name a client).
+    pub fn sample() -> Self {
+        Self {
+            client_id: "01J00000000000000000CL1ENT".to_owned(),
+            name: "Element X".to_owned(),
+            logo_uri: Some("https://element.io/mobile-icon.png".to_owned()),
+            client_uri: Some("https://element.io/".to_owned()),
+            tos_uri: Some("https://element.io/terms".to_owned()),
+            policy_uri: Some("https://element.io/privacy".to_owned()),
+        }
+    }
+}
+
 impl ConsentContext {
     /// Element X asking for API access and a device.
     pub fn sample() -> Self {
@@ -148,14 +162,7 @@ impl ConsentContext {
             prefix: SAMPLE_PREFIX.to_owned(),
             csrf_token: SAMPLE_CSRF.to_owned(),
             form_action: format!("{SAMPLE_PREFIX}/consent/01J0000000000000000000GRNT"),
-            client: ClientView {
-                client_id: "01J00000000000000000CL1ENT".to_owned(),
-                name: "Element X".to_owned(),
-                logo_uri: Some("https://element.io/mobile-icon.png".to_owned()),
-                client_uri: Some("https://element.io/".to_owned()),
-                tos_uri: Some("https://element.io/terms".to_owned()),
-                policy_uri: Some("https://element.io/privacy".to_owned()),
-            },
+            client: ClientView::sample(),
             scopes: describe_scopes(scope),
             device_id: device_id_of(scope),
             user: UserView::sample(),
