@@ -10,6 +10,7 @@ mod compat_sso_login;
 mod device_grant;
 mod grant;
 mod job;
+mod recovery;
 pub mod redirect_uri;
 pub mod scope;
 mod session;
@@ -30,6 +31,7 @@ pub use self::grant::{
     GrantStage, NewAuthorizationGrant, ResponseMode, prompt_has,
 };
 pub use self::job::{Job, JobStatus, retry_delay};
+pub use self::recovery::{RECOVERY_TICKET_LIFETIME_MS, RecoverySession, RecoveryTicket};
 pub use self::scope::{Scope, ScopeToken};
 pub use self::session::{NewSession, Session};
 pub use self::token::{AccessToken, RefreshToken};

@@ -347,6 +347,11 @@ pub struct RateLimitConfig {
     pub device_authorization_per_ip: Quota,
     /// User-code lookups on the `/link` page per client IP.
     pub device_link_per_ip: Quota,
+    /// `POST /recover` per client address (upstream's `account_recovery.per_ip`).
+    pub account_recovery_per_ip: Quota,
+    /// `POST /recover` per normalized email address (upstream's
+    /// `account_recovery.per_address`).
+    pub account_recovery_per_address: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -359,6 +364,8 @@ impl Default for RateLimitConfig {
             upstream_authorize_per_ip: Quota::UPSTREAM_AUTHORIZE_PER_IP,
             device_authorization_per_ip: Quota::DEVICE_AUTHORIZATION_PER_IP,
             device_link_per_ip: Quota::DEVICE_LINK_PER_IP,
+            account_recovery_per_ip: Quota::ACCOUNT_RECOVERY_PER_IP,
+            account_recovery_per_address: Quota::ACCOUNT_RECOVERY_PER_ADDRESS,
         }
     }
 }
@@ -372,6 +379,8 @@ struct Limiters {
     upstream_authorize_per_ip: KeyedLimiter<IpKey>,
     device_authorization_per_ip: KeyedLimiter<IpKey>,
     device_link_per_ip: KeyedLimiter<IpKey>,
+    account_recovery_per_ip: KeyedLimiter<IpKey>,
+    account_recovery_per_address: KeyedLimiter<String>,
 }
 
 /// The process's rate limiters; cheap to clone (a field of the app state).
@@ -398,6 +407,10 @@ impl RateLimiter {
                 upstream_authorize_per_ip: KeyedLimiter::new(config.upstream_authorize_per_ip),
                 device_authorization_per_ip: KeyedLimiter::new(config.device_authorization_per_ip),
                 device_link_per_ip: KeyedLimiter::new(config.device_link_per_ip),
+                account_recovery_per_ip: KeyedLimiter::new(config.account_recovery_per_ip),
+                account_recovery_per_address: KeyedLimiter::new(
+                    config.account_recovery_per_address,
+                ),
             }),
         }
     }
@@ -466,6 +479,20 @@ impl RateLimiter {
         self.inner.device_link_per_ip.check_ip(ip, now_ms)
     }
 
+    /// A password recovery request (`POST /recover`): per client address, then per address
+    /// asked for (normalized), so that nobody floods one mailbox or the queue.
+    pub fn check_account_recovery(
+        &self,
+        ip: Option<IpAddr>,
+        email: &str,
+        now_ms: i64,
+    ) -> Result<(), RateLimited> {
+        self.inner.account_recovery_per_ip.check_ip(ip, now_ms)?;
+        self.inner
+            .account_recovery_per_address
+            .check(&email.to_owned(), now_ms)
+    }
+
     /// Prunes every limiter at `now_ms` (see [`KeyedLimiter::prune`]).
     pub fn prune(&self, now_ms: i64) -> Pruned {
         let inner = &*self.inner;
@@ -476,6 +503,8 @@ impl RateLimiter {
         total += inner.upstream_authorize_per_ip.prune(now_ms);
         total += inner.device_authorization_per_ip.prune(now_ms);
         total += inner.device_link_per_ip.prune(now_ms);
+        total += inner.account_recovery_per_ip.prune(now_ms);
+        total += inner.account_recovery_per_address.prune(now_ms);
         total
     }
 
@@ -489,6 +518,8 @@ impl RateLimiter {
             + inner.upstream_authorize_per_ip.len()
             + inner.device_authorization_per_ip.len()
             + inner.device_link_per_ip.len()
+            + inner.account_recovery_per_ip.len()
+            + inner.account_recovery_per_address.len()
     }
 
     /// Whether no limiter holds a key.

@@ -19,8 +19,9 @@ use serde::Serialize;
 pub use self::context::{
     AccountContext, AuthorizeErrorView, ClientView, CompatSsoContext, ConsentContext,
     CrossSigningResetContext, DeviceConsentContext, DeviceDoneContext, DeviceLinkContext,
-    ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext, LoginContext,
-    PostAuthAction, ProviderLink, ScopeView, SessionEndContext, SessionView, UpstreamLinkContext,
+    ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext, LinkView, LoginContext,
+    NoticeContext, PasswordChangeContext, PostAuthAction, ProviderLink, RecoverCompleteContext,
+    RecoverContext, ScopeView, SessionEndContext, SessionView, StrengthView, UpstreamLinkContext,
     UpstreamResubmitContext, UserView, describe_scopes, device_id_of, time_ago,
 };
 
@@ -63,6 +64,10 @@ mod page {
     pub(super) const DEVICE_LINK: &str = "pages/device_link.html";
     pub(super) const DEVICE_CONSENT: &str = "pages/device_consent.html";
     pub(super) const DEVICE_DONE: &str = "pages/device_done.html";
+    pub(super) const ACCOUNT_PASSWORD: &str = "pages/account_password.html";
+    pub(super) const RECOVER: &str = "pages/recover.html";
+    pub(super) const RECOVER_COMPLETE: &str = "pages/recover_complete.html";
+    pub(super) const NOTICE: &str = "pages/notice.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -201,6 +206,32 @@ impl Templates {
         render(&self.current.load(), page::DEVICE_DONE, context)
     }
 
+    /// The password change form.
+    pub fn render_account_password(
+        &self,
+        context: &PasswordChangeContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::ACCOUNT_PASSWORD, context)
+    }
+
+    /// The password recovery request form, or its answer.
+    pub fn render_recover(&self, context: &RecoverContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::RECOVER, context)
+    }
+
+    /// The recovery link's new-password form.
+    pub fn render_recover_complete(
+        &self,
+        context: &RecoverCompleteContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::RECOVER_COMPLETE, context)
+    }
+
+    /// A notice that ends or refuses a flow (password changed, recovery unavailable).
+    pub fn render_notice(&self, context: &NoticeContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::NOTICE, context)
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -286,6 +317,19 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         page::DEVICE_DONE,
         &DeviceDoneContext::sample(),
     )?;
+    render(
+        &environment,
+        page::ACCOUNT_PASSWORD,
+        &PasswordChangeContext::sample(),
+    )?;
+    render(&environment, page::RECOVER, &RecoverContext::sample())?;
+    render(&environment, page::RECOVER, &RecoverContext::sent_sample())?;
+    render(
+        &environment,
+        page::RECOVER_COMPLETE,
+        &RecoverCompleteContext::sample(),
+    )?;
+    render(&environment, page::NOTICE, &NoticeContext::sample())?;
     Ok(environment)
 }
 

@@ -15,6 +15,8 @@ pub(crate) mod assets;
 mod index;
 mod login;
 mod logout;
+mod notice;
+mod password_form;
 mod upstream;
 
 use axum::Router;

@@ -6,15 +6,17 @@
 //! Without a browser session it sends the person to the login page with the `manage_account`
 //! post-auth action, which brings them back to the same link.
 //!
-//! Password change and email management are not offered (yet).
+//! It links to the password change page ([`password`]) when passwords are on and the
+//! configuration allows changing one. Email management is not offered (yet).
 
 mod cross_signing_reset;
+pub(super) mod password;
 mod session_end;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -22,7 +24,7 @@ use serde::Deserialize;
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
-use crate::app::AppState;
+use crate::app::{AppState, SiteConfig};
 use crate::auth::post_auth::{PostAuthAction, login_url};
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
@@ -49,6 +51,10 @@ pub(super) fn router() -> Router<AppState> {
         .route(
             routes::ACCOUNT_CROSS_SIGNING_RESET,
             get(get_page).post(cross_signing_reset::post),
+        )
+        .route(
+            routes::ACCOUNT_PASSWORD,
+            get(password::get).post(password::post),
         )
 }
 
@@ -122,6 +128,7 @@ async fn get_page(
     State(page): State<PageState>,
     State(db): State<Database>,
     State(homeserver): State<Arc<dyn HomeserverConnection>>,
+    State(settings): State<AccountSettings>,
     mut jar: CookieJar,
     query: Result<StrictQuery<AccountQuery>, ParamsError>,
 ) -> Result<Response, HtmlError> {
@@ -170,7 +177,9 @@ async fn get_page(
             }
             notice = Some(format!("No app is signed in on device {device_id}."));
             let user = user_view(homeserver.as_ref(), &user).await;
-            render_main(&page, user, csrf_token, sessions, addresses, notice)?
+            render_main(
+                &page, &settings, user, csrf_token, sessions, addresses, notice,
+            )?
         }
         DeepLink::Main { selected } => {
             for view in &mut sessions {
@@ -180,15 +189,45 @@ async fn get_page(
                 notice = Some("That session has ended.".to_owned());
             }
             let user = user_view(homeserver.as_ref(), &user).await;
-            render_main(&page, user, csrf_token, sessions, addresses, notice)?
+            render_main(
+                &page, &settings, user, csrf_token, sessions, addresses, notice,
+            )?
         }
     };
     Ok((jar, Html(html)).into_response())
 }
 
+/// What the account page offers, from the configuration.
+#[derive(Debug, Clone)]
+pub(super) struct AccountSettings {
+    site: Arc<SiteConfig>,
+    passwords_enabled: bool,
+}
+
+impl FromRef<AppState> for AccountSettings {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            site: state.site.clone(),
+            passwords_enabled: state.passwords.is_some(),
+        }
+    }
+}
+
+impl AccountSettings {
+    /// Whether the page links to the password change (passwords on, changes allowed).
+    fn password_change_offered(&self) -> bool {
+        self.passwords_enabled && self.site.account.password_change_allowed
+    }
+}
+
 /// The main page.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one page, each built by the handler"
+)]
 fn render_main(
     page: &PageState,
+    settings: &AccountSettings,
     user: UserView,
     csrf_token: String,
     sessions: Vec<SessionView>,
@@ -209,6 +248,9 @@ fn render_main(
         notice,
         cross_signing_reset_url: format!("{account_url}?action=org.matrix.cross_signing_reset"),
         logout_action: page.urls.relative(routes::LOGOUT),
+        password_change_url: settings
+            .password_change_offered()
+            .then(|| page.urls.relative(routes::ACCOUNT_PASSWORD)),
     };
     page.templates
         .render_account(&context)

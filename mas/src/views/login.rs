@@ -170,6 +170,7 @@ fn render(
         errors,
         providers,
         post_auth_action: action.map(PostAuthAction::view),
+        recovery_url: None,
     };
     let html = page.templates.render_login(&context)?;
     let mut response = (status, jar, Html(html)).into_response();
