@@ -11,6 +11,8 @@
 //!   maps to its protocol;
 //! - [`new_password`]: choosing a new password (twice, strength) and storing its hash, for
 //!   the password change page and recovery;
+//! - [`email`]: proving an email address with a mailed code (registration, adding an
+//!   address);
 //! - [`post_auth`]: where a login continues afterwards, and the login URL that carries it.
 //!
 //! It owns no routes and answers in no protocol's shape: refusals are enums the callers map
@@ -18,6 +20,7 @@
 
 pub(crate) mod account;
 pub(crate) mod device;
+pub(crate) mod email;
 pub(crate) mod new_password;
 pub(crate) mod password;
 pub(crate) mod post_auth;

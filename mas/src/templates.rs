@@ -19,11 +19,13 @@ use serde::Serialize;
 pub use self::context::{
     AccountContext, AuthorizeErrorView, ClientView, CompatSsoContext, ConsentContext,
     CrossSigningResetContext, DeviceConsentContext, DeviceDoneContext, DeviceLinkContext,
-    ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext, LinkView, LoginContext,
-    NoticeContext, PasswordChangeContext, PostAuthAction, ProviderLink, RecoverCompleteContext,
-    RecoverContext, ScopeView, SessionEndContext, SessionView, StrengthView, UpstreamLinkContext,
-    UpstreamResubmitContext, UserView, describe_scopes, device_id_of, time_ago,
+    EmailVerifyContext, ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext,
+    LinkView, LoginContext, NoticeContext, PasswordChangeContext, PostAuthAction, ProviderLink,
+    RecoverCompleteContext, RecoverContext, ScopeView, SessionEndContext, SessionView,
+    StrengthView, UpstreamLinkContext, UpstreamResubmitContext, UserView, describe_scopes,
+    device_id_of, time_ago,
 };
+pub use self::context::{RecoveryMail, RenderedMail, VerificationMail};
 
 /// Why templates could not be loaded or a page not rendered.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,29 @@ mod page {
     pub(super) const RECOVER: &str = "pages/recover.html";
     pub(super) const RECOVER_COMPLETE: &str = "pages/recover_complete.html";
     pub(super) const NOTICE: &str = "pages/notice.html";
+    pub(super) const EMAIL_VERIFY: &str = "pages/email_verify.html";
+}
+
+/// The mail templates: subject, plain text and HTML of each message, under `emails/`.
+mod mail {
+    /// One message's three templates.
+    pub(super) struct MailTemplates {
+        pub(super) subject: &'static str,
+        pub(super) text: &'static str,
+        pub(super) html: &'static str,
+    }
+
+    pub(super) const VERIFICATION: MailTemplates = MailTemplates {
+        subject: "emails/verification.subject.txt",
+        text: "emails/verification.txt",
+        html: "emails/verification.html",
+    };
+
+    pub(super) const RECOVERY: MailTemplates = MailTemplates {
+        subject: "emails/recovery.subject.txt",
+        text: "emails/recovery.txt",
+        html: "emails/recovery.html",
+    };
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -232,6 +257,30 @@ impl Templates {
         render(&self.current.load(), page::NOTICE, context)
     }
 
+    /// The code entry page of an email authentication.
+    pub fn render_email_verify(
+        &self,
+        context: &EmailVerifyContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::EMAIL_VERIFY, context)
+    }
+
+    /// The mail carrying an email verification code.
+    pub fn render_mail_verification(
+        &self,
+        context: &VerificationMail,
+    ) -> Result<RenderedMail, TemplateError> {
+        render_mail(&self.current.load(), &mail::VERIFICATION, context)
+    }
+
+    /// The mail carrying a password recovery link.
+    pub fn render_mail_recovery(
+        &self,
+        context: &RecoveryMail,
+    ) -> Result<RenderedMail, TemplateError> {
+        render_mail(&self.current.load(), &mail::RECOVERY, context)
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -247,6 +296,21 @@ fn render(
         .get_template(name)
         .and_then(|template| template.render(context))
         .map_err(|source| TemplateError::Render { name, source })
+}
+
+/// Renders one message's subject, text and HTML. The subject is made one line (no header can be
+/// smuggled in through a template or a value in it).
+fn render_mail(
+    environment: &Environment<'static>,
+    templates: &mail::MailTemplates,
+    context: &impl Serialize,
+) -> Result<RenderedMail, TemplateError> {
+    let subject = render(environment, templates.subject, context)?;
+    Ok(RenderedMail {
+        subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+        text: render(environment, templates.text, context)?,
+        html: render(environment, templates.html, context)?,
+    })
 }
 
 /// A fresh environment for `path`, checked by rendering every page's sample.
@@ -330,6 +394,17 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &RecoverCompleteContext::sample(),
     )?;
     render(&environment, page::NOTICE, &NoticeContext::sample())?;
+    render(
+        &environment,
+        page::EMAIL_VERIFY,
+        &EmailVerifyContext::sample(),
+    )?;
+    render_mail(
+        &environment,
+        &mail::VERIFICATION,
+        &VerificationMail::sample(),
+    )?;
+    render_mail(&environment, &mail::RECOVERY, &RecoveryMail::sample())?;
     Ok(environment)
 }
 
