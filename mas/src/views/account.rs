@@ -221,10 +221,6 @@ impl AccountSettings {
 }
 
 /// The main page.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the parts of one page, each built by the handler"
-)]
 fn render_main(
     page: &PageState,
     settings: &AccountSettings,
