@@ -90,6 +90,7 @@ export function passwordSuite(backend) {
     async function oauthLogin(rec, user) {
       const config = await registerClient(app, rec, {
         client_name: 'Password e2e',
+        client_uri: 'https://password-e2e.example.org/',
         application_type: 'native',
         redirect_uris: [callback.redirectUri],
         grant_types: ['authorization_code', 'refresh_token'],
