@@ -170,3 +170,15 @@ fn rendered_mas_config_with_each_registration_mode_loads_and_validates() {
         }
     }
 }
+
+#[test]
+#[ignore = "MAS's config learns `branding.tos_uri` in another part of issue 14; run it once both are merged"]
+fn rendered_mas_config_with_a_terms_url_loads_and_validates() {
+    let (_tmp, yaml) = render_for(&[
+        ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+        ("APPLIANCE_REGISTRATION", "token"),
+        ("APPLIANCE_TERMS_URL", "https://example.com/terms"),
+    ]);
+    let config = load_and_validate(&yaml);
+    assert!(config.account.password_registration_enabled);
+}

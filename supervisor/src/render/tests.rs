@@ -794,7 +794,9 @@ const MAIL: &[(&str, &str)] = &[
 ];
 
 /// mas.yaml's `account` section: (registration on, token required, email required, recovery).
-fn account_keys(mas: &Value) -> (bool, bool, bool, bool) {
+type AccountKeys = (bool, bool, bool, bool);
+
+fn account_keys(mas: &Value) -> AccountKeys {
     let flag = |key: &str| {
         at(mas, &format!("account.{key}"))
             .as_bool()
@@ -813,7 +815,7 @@ fn account_keys_follow_registration_mail_and_password_login_in_every_combination
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
     // (APPLIANCE_REGISTRATION, mail, APPLIANCE_PASSWORD_LOGIN) → (enabled, token, email, recovery)
-    let cases: &[(&str, bool, &str, (bool, bool, bool, bool))] = &[
+    let cases: &[(&str, bool, &str, AccountKeys)] = &[
         ("off", false, "true", (false, false, false, false)),
         ("off", true, "true", (false, false, true, true)),
         ("off", false, "false", (false, false, false, false)),
