@@ -20,7 +20,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use supervisor::router::{Limits, RouterConfig, serve};
+use supervisor::router::{FrontPage, Limits, RouterConfig, serve};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -126,6 +126,7 @@ fn main() -> Result<(), BoxError> {
                 max_connections: 1024,
                 request_idle_timeout: Duration::from_secs(30),
             },
+            front_page: FrontPage::operator(b"<!DOCTYPE html><title>front</title>".to_vec()),
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(

@@ -3,7 +3,7 @@
 //! (the exact JSON expected); do the login paths reach MAS through the public origin; which
 //! Synapse and MAS run; is the PostgreSQL database's collation `C`; is there free disk on the
 //! data dir; are the secrets present with the right modes; which appservices are registered, and
-//! does each one's URL answer.
+//! does each one's URL answer; who may register and whether passwords can be recovered.
 //!
 //! Every network check has a short timeout and they run concurrently, so the doctor never hangs.
 //! It reads only: nothing is created, rendered or fixed here. The test email is `mas-cli
@@ -89,6 +89,7 @@ pub async fn run(env: &Env, layout: &Layout, server_name: &str) -> Vec<Check> {
         database,
         free_disk(&layout.data),
         secrets(layout),
+        accounts(env, layout, server_name),
     ];
     checks.extend(bridges);
     checks
@@ -474,6 +475,38 @@ pub fn secrets(layout: &Layout) -> Check {
     } else {
         Check::fail(format!("secrets: {}", problems.join("; ")))
     }
+}
+
+/// Who may register (`APPLIANCE_REGISTRATION`) and whether a forgotten password can be reset by
+/// email: what the rendered mas.yaml says, with a Synapse takeover's password login applied.
+/// Information, never a failure.
+pub fn accounts(env: &Env, layout: &Layout, server_name: &str) -> Check {
+    use crate::env::Registration;
+    let policy = crate::render::account_policy(env, layout, server_name);
+    let token_command = "`appliance mas -- manage issue-user-registration-token`";
+    let registration = match env.registration {
+        Registration::Off => "registration off (APPLIANCE_REGISTRATION=off; accounts come from                               `appliance mas -- manage register-user`)"
+            .to_owned(),
+        Registration::Token => format!("registration with a registration token ({token_command})"),
+        Registration::Open if policy.password_registration_token_required => format!(
+            "registration open, but mail is off: a registration token is needed ({token_command})"
+        ),
+        Registration::Open => "registration open to anyone".to_owned(),
+    };
+    let email =
+        if policy.password_registration_enabled && policy.password_registration_email_required {
+            ", with an email address verified by a code sent by mail"
+        } else {
+            ""
+        };
+    let recovery = if policy.password_recovery_enabled {
+        "password recovery by email: available"
+    } else if env.mail.is_none() {
+        "password recovery: unavailable (mail is off: no CLOUDRON_MAIL_* variables)"
+    } else {
+        "password recovery: unavailable (password login is off)"
+    };
+    Check::pass(format!("accounts: {registration}{email}; {recovery}"))
 }
 
 /// One line per registered appservice (id, URL, sender) saying whether its URL answers, or one

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use url::Url;
 
+mod account;
 mod server_name;
 mod services;
 
+pub use account::{AccountPolicy, Registration};
 pub use services::{Mail, Oidc, Turn};
 
 pub use server_name::{ServerNameError, default_server_name, validate_server_name};
@@ -153,6 +155,10 @@ pub struct Env {
     /// How long a client may pause while sending request headers or a request body
     /// (`APPLIANCE_REQUEST_IDLE_TIMEOUT`).
     pub request_idle_timeout: Duration,
+    /// `APPLIANCE_REGISTRATION`: who may create an account.
+    pub registration: Registration,
+    /// `APPLIANCE_TERMS_URL`: the terms people accept at registration.
+    pub terms_url: Option<Url>,
 }
 
 impl Env {
@@ -217,6 +223,9 @@ impl Env {
             Duration::from_secs(p.count("APPLIANCE_REQUEST_IDLE_TIMEOUT", 30, 1..=3600) as u64);
         let password_login = p.bool("APPLIANCE_PASSWORD_LOGIN", oidc.is_none());
         let password_login_explicit = p.src.var("APPLIANCE_PASSWORD_LOGIN").is_some();
+        let registration = p.registration();
+        let terms_url = p.terms_url();
+        p.registration_needs_passwords(registration, password_login, password_login_explicit);
         let user = match p.src.var("APPLIANCE_USER") {
             Some(u) => Some(u),
             None if cloudron => Some("cloudron".to_owned()),
@@ -251,7 +260,15 @@ impl Env {
             db_wait,
             max_connections,
             request_idle_timeout,
+            registration,
+            terms_url,
         })
+    }
+
+    /// What people may do with accounts of their own, with password login as `password_login`
+    /// (the environment's, or the one a Synapse takeover kept on).
+    pub fn account_policy(&self, password_login: bool) -> AccountPolicy {
+        AccountPolicy::new(self.registration, self.mail.is_some(), password_login)
     }
 }
 

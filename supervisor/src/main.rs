@@ -14,7 +14,7 @@ use supervisor::bootstrap::{self, Problems};
 use supervisor::env::Env;
 use supervisor::paths::{Layout, mas_cli};
 use supervisor::privileges::PrivilegeError;
-use supervisor::router::{self, Limits, RouterConfig};
+use supervisor::router::{self, FrontContext, FrontPage, Limits, RouterConfig};
 use supervisor::supervise::{self, Outcome, Plan};
 use supervisor::{migrate, pid1, privileges};
 use tokio_util::sync::CancellationToken;
@@ -116,9 +116,20 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
              and Synapse notifications are unavailable"
         );
     }
+    if supervisor::env::AccountPolicy::open_needs_token(env.registration, env.mail.is_some()) {
+        tracing::info!(
+            "APPLIANCE_REGISTRATION=open with mail off: registration needs a registration token \
+             (`appliance mas -- manage issue-user-registration-token`), since no email can be \
+             verified"
+        );
+    }
     if let Err(code) = migrate_on_start(env, layout) {
         return code;
     }
+    let front_page = match front_page(env, layout, &server_name) {
+        Ok(page) => page,
+        Err(code) => return code,
+    };
     let python = env.synapse_python.clone().unwrap_or_default();
     let (migrate, services) = bootstrap::children(env, layout, &python);
     let rerender_env = env.clone();
@@ -141,6 +152,7 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
                 max_connections: env.max_connections,
                 request_idle_timeout: env.request_idle_timeout,
             },
+            front_page,
         };
         let router = tokio::spawn(router::serve(
             listener,
@@ -168,6 +180,19 @@ fn run(env: &Env, layout: &Layout) -> ExitCode {
         Ok(Outcome::Failed(reason)) => report([reason]),
         Err(e) => report([format!("supervisor error: {e}")]),
     }
+}
+
+/// The front page, made once: `<data>/config/index.html` when the operator put one there, else
+/// the built-in page for this server (README "The front page").
+fn front_page(env: &Env, layout: &Layout, server_name: &str) -> Result<FrontPage, ExitCode> {
+    let policy = supervisor::render::account_policy(env, layout, server_name);
+    let context = FrontContext {
+        server_name: server_name.to_owned(),
+        registration: policy.password_registration_enabled,
+        token_required: policy.password_registration_token_required,
+    };
+    FrontPage::at_start(&context, &layout.overrides_dir().join("index.html"))
+        .map_err(|e| report([format!("front page: {e}")]))
 }
 
 /// The first start's takeovers (the stock Cloudron package's config, users found in Synapse's

@@ -130,6 +130,16 @@ pub struct Rendered {
     pub ignored: Vec<Ignored>,
 }
 
+/// What people may do with accounts of their own, as the rendered mas.yaml says (a takeover of
+/// an earlier Synapse may keep password login on): for the front page and `appliance doctor`.
+pub fn account_policy(env: &Env, layout: &Layout, server_name: &str) -> crate::env::AccountPolicy {
+    let mut ctx = Context::new(env, layout, server_name);
+    if let Some(import) = crate::state::read(layout).and_then(|s| s.synapse_import) {
+        ctx.apply_import(env, layout, &import);
+    }
+    ctx.account
+}
+
 /// Renders every config for `env`, with `server_name` the pinned name.
 pub fn render(env: &Env, layout: &Layout, server_name: &str) -> Result<Rendered, RenderError> {
     let import = crate::state::read(layout).and_then(|s| s.synapse_import);

@@ -2,8 +2,8 @@
 //! Synapse and MAS.
 //!
 //! [`serve`] accepts HTTP/1.1 connections, decides each request's destination from its path
-//! alone (`route`), answers `/healthz`, the `.well-known/matrix` files and the `/auth` redirect
-//! itself, and streams everything else to Synapse or MAS (`proxy`), with the forwarding headers
+//! alone (`route`), answers the front page (`front`), `/healthz`, the `.well-known/matrix` files,
+//! `/.well-known/change-password` and the `/auth` redirect itself, and streams everything else to Synapse or MAS (`proxy`), with the forwarding headers
 //! rewritten (`forwarded`). It owns no TLS (the platform's proxy terminates it) and starts no
 //! process; the supervisor runs it next to the children and cancels it on shutdown.
 //!
@@ -14,6 +14,7 @@
 //! stall while sending are bounded (`limits`).
 
 mod forwarded;
+mod front;
 mod limits;
 mod local;
 mod proxy;
@@ -37,6 +38,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use self::front::{FrontContext, FrontPage};
 pub use self::limits::Limits;
 use self::limits::{Gate, IdleTimeoutBody, Warnings, Watched};
 use self::local::{Health, WellKnown, matrix_error};
@@ -62,12 +64,15 @@ pub struct RouterConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// The connection cap and the request idle timeout.
     pub limits: Limits,
+    /// What `/` answers.
+    pub front_page: FrontPage,
 }
 
 /// Everything a request handler reads; shared by all connections.
 #[derive(Debug)]
 struct State {
     proxy: Proxy,
+    front_page: FrontPage,
     well_known: WellKnown,
     health: Health,
     limits: Limits,
@@ -86,6 +91,7 @@ impl State {
                 config.mas,
                 forwarded::Trust::new(&config.trusted_proxies),
             ),
+            front_page: config.front_page.clone(),
             well_known: WellKnown::new(&config.origin),
             health: Health {
                 synapse: health_uri(config.synapse, "/health")?,
@@ -207,6 +213,8 @@ async fn handle(state: &State, peer: SocketAddr, request: Request<Incoming>) -> 
     let idle = state.limits.request_idle_timeout;
     let request = request.map(|body| IdleTimeoutBody::new(body, idle, state.warnings.clone()));
     match route(request.uri().path()) {
+        Route::Front => state.front_page.respond(request.method()),
+        Route::ChangePassword => front::change_password(request.method()),
         Route::Healthz => state.health.check(request.method()).await,
         Route::WellKnownClient => state.well_known.client(request.method()),
         Route::WellKnownServer => state.well_known.server(request.method()),

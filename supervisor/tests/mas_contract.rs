@@ -135,3 +135,50 @@ fn rendered_mas_config_with_operator_providers_after_the_platform_one_validates(
     );
     assert!(config.passwords.enabled);
 }
+
+#[test]
+fn rendered_mas_config_with_each_registration_mode_loads_and_validates() {
+    let mail = [
+        ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
+        ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
+        ("CLOUDRON_MAIL_FROM", "matrix@example.com"),
+    ];
+    for mode in ["off", "token", "open"] {
+        for with_mail in [false, true] {
+            let mut vars = vec![
+                ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+                ("APPLIANCE_REGISTRATION", mode),
+            ];
+            if with_mail {
+                vars.extend(mail);
+            }
+            let (_tmp, yaml) = render_for(&vars);
+            let config = load_and_validate(&yaml);
+            let account = &config.account;
+            assert_eq!(
+                account.password_registration_enabled,
+                mode != "off",
+                "{mode} {with_mail}"
+            );
+            assert_eq!(
+                account.registration_token_required(),
+                mode == "token" || (mode == "open" && !with_mail),
+                "{mode} {with_mail}"
+            );
+            assert_eq!(account.password_registration_email_required, with_mail);
+            assert_eq!(account.password_recovery_enabled, with_mail);
+        }
+    }
+}
+
+#[test]
+#[ignore = "MAS's config learns `branding.tos_uri` in another part of issue 14; run it once both are merged"]
+fn rendered_mas_config_with_a_terms_url_loads_and_validates() {
+    let (_tmp, yaml) = render_for(&[
+        ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
+        ("APPLIANCE_REGISTRATION", "token"),
+        ("APPLIANCE_TERMS_URL", "https://example.com/terms"),
+    ]);
+    let config = load_and_validate(&yaml);
+    assert!(config.account.password_registration_enabled);
+}

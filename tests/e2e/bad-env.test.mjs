@@ -96,6 +96,26 @@ group('sqlite: bad environment', 'sqlite', (check) => {
     await assertRefused(app, { APPLIANCE_SERVER_NAME: 'other.example.org' }, ['APPLIANCE_SERVER_NAME']);
   });
 
+  check('bad APPLIANCE_REGISTRATION and APPLIANCE_TERMS_URL values', async ({ app, fresh }) => {
+    for (const a of [app, fresh]) {
+      await assertRefused(a, { APPLIANCE_REGISTRATION: 'yes' }, ['APPLIANCE_REGISTRATION']);
+      await assertRefused(a, { APPLIANCE_TERMS_URL: 'example.com/terms' }, ['APPLIANCE_TERMS_URL']);
+      await assertRefused(a, { APPLIANCE_TERMS_URL: 'ftp://example.com/terms' }, ['APPLIANCE_TERMS_URL']);
+    }
+  });
+
+  check('registration on while password login is off names both variables on one line', async ({ fresh }) => {
+    const r = await assertRefused(
+      fresh,
+      { APPLIANCE_REGISTRATION: 'open', APPLIANCE_PASSWORD_LOGIN: 'false' },
+      ['APPLIANCE_REGISTRATION', 'APPLIANCE_PASSWORD_LOGIN'],
+    );
+    assert.ok(
+      r.stderr.some((l) => l.includes('APPLIANCE_REGISTRATION') && l.includes('APPLIANCE_PASSWORD_LOGIN')),
+      r.stderr.join('\n'),
+    );
+  });
+
   check('several problems are reported together, one line each', async ({ fresh }) => {
     const overrides = { CLOUDRON_APP_ORIGIN: 'not a url', APPLIANCE_SYNAPSE_PORT: 'eighty' };
     const r = await assertRefused(fresh, overrides, ['CLOUDRON_APP_ORIGIN', 'APPLIANCE_SYNAPSE_PORT']);

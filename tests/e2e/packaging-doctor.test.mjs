@@ -35,6 +35,8 @@ e2eTest('sqlite: appliance doctor passes on a healthy appliance, names each misc
   assert.match(out, /^✅ database: embedded SQLite/m);
   assert.match(out, /^✅ disk: \d+ MiB free on /m);
   assert.match(out, /^✅ secrets: all 8 present, files 0600/m);
+  // The default registration mode, and recovery unavailable without mail.
+  assert.match(out, /^✅ accounts: registration off \(APPLIANCE_REGISTRATION=off.*; password recovery: unavailable \(mail is off/m);
 
   // Mail off: the test email fails and says which variables turn mail on.
   r = await app.command(['doctor', '--send-test-email', 'admin@example.org']);

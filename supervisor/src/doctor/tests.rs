@@ -303,3 +303,53 @@ async fn appservices_with_a_bad_registration_fail_naming_file_and_key() {
     );
     assert!(lines.iter().all(|l| !l.contains("s3cret")), "{lines:?}");
 }
+
+#[test]
+fn accounts_line_names_the_registration_mode_and_recovery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&tmp.path().join("data"), &tmp.path().join("run"));
+    let mail = [
+        ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
+        ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
+        ("CLOUDRON_MAIL_FROM", "matrix@example.com"),
+    ];
+    let line = |vars: &[(&str, &str)]| {
+        let check = accounts(&env(vars), &layout, "example.com");
+        assert!(check.ok, "{check}");
+        check.text
+    };
+    let off = line(&[]);
+    assert!(off.starts_with("accounts: registration off"), "{off}");
+    assert!(off.contains("manage register-user"), "{off}");
+    assert!(off.contains("recovery: unavailable (mail is off"), "{off}");
+
+    let token = line(&[("APPLIANCE_REGISTRATION", "token")]);
+    assert!(
+        token.contains("registration with a registration token"),
+        "{token}"
+    );
+    assert!(token.contains("issue-user-registration-token"), "{token}");
+
+    let open_no_mail = line(&[("APPLIANCE_REGISTRATION", "open")]);
+    assert!(
+        open_no_mail.contains("open, but mail is off: a registration token is needed"),
+        "{open_no_mail}"
+    );
+
+    let mut open_mail = vec![("APPLIANCE_REGISTRATION", "open")];
+    open_mail.extend(mail);
+    let open_mail = line(&open_mail);
+    assert!(
+        open_mail.contains("registration open to anyone, with an email address verified"),
+        "{open_mail}"
+    );
+    assert!(
+        open_mail.ends_with("password recovery by email: available"),
+        "{open_mail}"
+    );
+
+    let mut sso = vec![("APPLIANCE_PASSWORD_LOGIN", "false")];
+    sso.extend(mail);
+    let sso = line(&sso);
+    assert!(sso.contains("unavailable (password login is off)"), "{sso}");
+}

@@ -395,3 +395,87 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn registration_defaults_to_off_and_reads_each_mode() {
+    assert_eq!(parse(&[]).unwrap().registration, Registration::Off);
+    for (raw, mode) in [
+        ("off", Registration::Off),
+        ("token", Registration::Token),
+        ("open", Registration::Open),
+        (" Open ", Registration::Open),
+    ] {
+        let env = parse(&[("APPLIANCE_REGISTRATION", raw)]).unwrap();
+        assert_eq!(env.registration, mode, "{raw}");
+    }
+}
+
+#[test]
+fn a_bad_registration_mode_names_the_variable_and_the_choices() {
+    assert_eq!(
+        problems(&[("APPLIANCE_REGISTRATION", "yes")]),
+        ["APPLIANCE_REGISTRATION: \"yes\" is not off, token or open"]
+    );
+}
+
+#[test]
+fn the_terms_url_must_be_an_http_url_with_a_host() {
+    let env = parse(&[("APPLIANCE_TERMS_URL", "https://example.com/terms")]).unwrap();
+    assert_eq!(
+        env.terms_url.map(String::from).as_deref(),
+        Some("https://example.com/terms")
+    );
+    assert_eq!(parse(&[]).unwrap().terms_url, None);
+    for bad in [
+        "example.com/terms",
+        "ftp://example.com/terms",
+        "https://u:p@example.com/",
+    ] {
+        let found = problems(&[("APPLIANCE_TERMS_URL", bad)]);
+        assert_eq!(found.len(), 1, "{bad}: {found:?}");
+        assert!(found[0].starts_with("APPLIANCE_TERMS_URL: "), "{found:?}");
+        assert!(found[0].contains(bad), "{found:?}");
+    }
+}
+
+#[test]
+fn registration_without_password_login_names_both_variables() {
+    let found = problems(&[
+        ("APPLIANCE_REGISTRATION", "open"),
+        ("APPLIANCE_PASSWORD_LOGIN", "false"),
+    ]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("APPLIANCE_REGISTRATION: "),
+        "{found:?}"
+    );
+    assert!(found[0].contains("APPLIANCE_PASSWORD_LOGIN"), "{found:?}");
+    // The platform's single sign-on turns password login off unless it is asked for.
+    let sso = [
+        ("CLOUDRON_OIDC_ISSUER", "https://my.example.com"),
+        ("CLOUDRON_OIDC_CLIENT_ID", "cid"),
+        ("CLOUDRON_OIDC_CLIENT_SECRET", "secret"),
+    ];
+    let with =
+        |more: &[(&'static str, &'static str)]| sso.iter().chain(more).copied().collect::<Vec<_>>();
+    let found = problems(&with(&[("APPLIANCE_REGISTRATION", "token")]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("single sign-on"), "{found:?}");
+    assert!(
+        found[0].contains("APPLIANCE_PASSWORD_LOGIN=true"),
+        "{found:?}"
+    );
+    let env = parse(&with(&[
+        ("APPLIANCE_REGISTRATION", "token"),
+        ("APPLIANCE_PASSWORD_LOGIN", "true"),
+    ]))
+    .unwrap();
+    assert_eq!(env.registration, Registration::Token);
+}
+
+#[test]
+fn open_registration_needs_a_token_when_mail_is_off() {
+    assert!(AccountPolicy::open_needs_token(Registration::Open, false));
+    assert!(!AccountPolicy::open_needs_token(Registration::Open, true));
+    assert!(!AccountPolicy::open_needs_token(Registration::Token, false));
+}

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::env::{Database, Env, Oidc};
+use crate::env::{AccountPolicy, Database, Env, Oidc, Registration};
 use crate::paths::{Layout, PEPPER_FILE, share_dir};
 use crate::state::SynapseImport;
 
@@ -36,6 +36,14 @@ pub struct Context {
     /// Set once users were taken over from an earlier Synapse: their bcrypt hashes stay
     /// verifiable (filled in by `render` from the pinned state).
     pub synapse_import: Option<SynapseImportContext>,
+    /// MAS's `account.*` keys (registration, recovery), from `APPLIANCE_REGISTRATION`, mail and
+    /// password login.
+    pub account: AccountPolicy,
+    /// `APPLIANCE_TERMS_URL`, as MAS's `branding.tos_uri`.
+    pub terms_url: Option<String>,
+    /// Kept to recompute `account` when a takeover turns password login on.
+    #[serde(skip)]
+    registration: Registration,
 }
 
 /// The password scheme of a Synapse that was taken over.
@@ -194,6 +202,7 @@ impl Context {
         });
         if import.password_login && !env.password_login_explicit {
             self.password_login = true;
+            self.account = AccountPolicy::new(self.registration, self.mail.is_some(), true);
         }
         if let Some(oidc) = &mut self.oidc {
             oidc.synapse_idp_id.clone_from(&import.synapse_idp_id);
@@ -278,6 +287,9 @@ impl Context {
             oidc: env.oidc.as_ref().map(OidcContext::new),
             appservice_files: Vec::new(),
             synapse_import: None,
+            account: env.account_policy(env.password_login),
+            terms_url: env.terms_url.as_ref().map(ToString::to_string),
+            registration: env.registration,
         }
     }
 }

@@ -786,3 +786,123 @@ fn operator_overrides_cannot_turn_the_qr_login_rendezvous_off() {
         ]
     );
 }
+
+const MAIL: &[(&str, &str)] = &[
+    ("CLOUDRON_MAIL_SMTP_SERVER", "mail"),
+    ("CLOUDRON_MAIL_SMTP_PORT", "2525"),
+    ("CLOUDRON_MAIL_FROM", "matrix@example.com"),
+];
+
+/// mas.yaml's `account` section: (registration on, token required, email required, recovery).
+type AccountKeys = (bool, bool, bool, bool);
+
+fn account_keys(mas: &Value) -> AccountKeys {
+    let flag = |key: &str| {
+        at(mas, &format!("account.{key}"))
+            .as_bool()
+            .unwrap_or_else(|| panic!("account.{key} is not a boolean: {mas:?}"))
+    };
+    (
+        flag("password_registration_enabled"),
+        flag("password_registration_token_required"),
+        flag("password_registration_email_required"),
+        flag("password_recovery_enabled"),
+    )
+}
+
+#[test]
+fn account_keys_follow_registration_mail_and_password_login_in_every_combination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    // (APPLIANCE_REGISTRATION, mail, APPLIANCE_PASSWORD_LOGIN) → (enabled, token, email, recovery)
+    let cases: &[(&str, bool, &str, AccountKeys)] = &[
+        ("off", false, "true", (false, false, false, false)),
+        ("off", true, "true", (false, false, true, true)),
+        ("off", false, "false", (false, false, false, false)),
+        ("off", true, "false", (false, false, true, false)),
+        ("token", false, "true", (true, true, false, false)),
+        ("token", true, "true", (true, true, true, true)),
+        // Open with mail off: a token is needed all the same.
+        ("open", false, "true", (true, true, false, false)),
+        ("open", true, "true", (true, false, true, true)),
+    ];
+    for &(mode, mail, password_login, expected) in cases {
+        let mut vars = vec![
+            ("APPLIANCE_REGISTRATION", mode),
+            ("APPLIANCE_PASSWORD_LOGIN", password_login),
+        ];
+        if mail {
+            vars.extend(MAIL);
+        }
+        let mas = yaml(&render(&env(&vars), &layout, "localhost").unwrap().mas);
+        assert_eq!(
+            account_keys(&mas),
+            expected,
+            "{mode}, mail {mail}, passwords {password_login}"
+        );
+        assert!(mas.get("branding").is_none(), "no terms URL, no branding");
+    }
+}
+
+#[test]
+fn registration_defaults_to_off_and_sso_only_has_no_recovery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let plain = yaml(&render(&env(&[]), &layout, "localhost").unwrap().mas);
+    assert_eq!(account_keys(&plain), (false, false, false, false));
+    let sso_with_mail: Vec<_> = OIDC.iter().chain(MAIL).copied().collect();
+    let sso = yaml(
+        &render(&env(&sso_with_mail), &layout, "localhost")
+            .unwrap()
+            .mas,
+    );
+    assert_eq!(account_keys(&sso), (false, false, true, false));
+}
+
+#[test]
+fn a_takeover_that_keeps_password_login_on_makes_recovery_available() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let sso_with_mail: Vec<_> = OIDC.iter().chain(MAIL).copied().collect();
+    let import = crate::state::SynapseImport {
+        source: "database".to_owned(),
+        password_login: true,
+        synapse_idp_id: None,
+    };
+    let rendered = render_with(&env(&sso_with_mail), &layout, "localhost", Some(&import)).unwrap();
+    let mas = yaml(&rendered.mas);
+    assert_eq!(at(&mas, "passwords.enabled"), true);
+    assert_eq!(account_keys(&mas), (false, false, true, true));
+}
+
+#[test]
+fn the_terms_url_is_rendered_as_branding_tos_uri() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    let env = env(&[
+        ("APPLIANCE_REGISTRATION", "token"),
+        ("APPLIANCE_TERMS_URL", "https://example.com/terms?v=2"),
+    ]);
+    let mas = yaml(&render(&env, &layout, "localhost").unwrap().mas);
+    assert_eq!(
+        at(&mas, "branding.tos_uri"),
+        "https://example.com/terms?v=2"
+    );
+    assert_eq!(account_keys(&mas), (true, true, false, false));
+}
+
+#[test]
+fn operators_may_still_override_the_account_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path());
+    std::fs::create_dir_all(layout.overrides_dir()).unwrap();
+    std::fs::write(
+        layout.overrides_dir().join("mas.yaml"),
+        "account: {login_with_email_allowed: true, password_registration_token_required: true}\n",
+    )
+    .unwrap();
+    let env = env(&[("APPLIANCE_REGISTRATION", "open")]);
+    let mas = yaml(&render(&env, &layout, "localhost").unwrap().mas);
+    assert_eq!(at(&mas, "account.login_with_email_allowed"), true);
+    assert_eq!(account_keys(&mas), (true, true, false, false));
+}

@@ -20,7 +20,7 @@ use crate::probe::probe;
 const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A response with a body the router made itself.
-fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+pub(crate) fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Either::Right(Full::new(body.into())));
     *response.status_mut() = status;
     response
@@ -43,7 +43,7 @@ pub(crate) fn matrix_error(status: StatusCode, errcode: &str, error: &str) -> Re
 }
 
 /// 405 for a method the router does not serve on one of its own paths.
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = matrix_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "M_UNRECOGNIZED",

@@ -18,6 +18,10 @@ use std::borrow::Cow;
 /// Where a request goes, decided from its path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
+    /// `/` exactly: the front page, answered by the router.
+    Front,
+    /// `/.well-known/change-password`: 302 to the account page's password form.
+    ChangePassword,
     /// `/healthz`: answered by the router from live probes of both backends.
     Healthz,
     /// `/.well-known/matrix/client`: answered by the router.
@@ -54,6 +58,8 @@ pub(crate) fn route(path: &str) -> Route {
         return unsafe_route;
     }
     match path {
+        "/" => Route::Front,
+        "/.well-known/change-password" => Route::ChangePassword,
         "/healthz" => Route::Healthz,
         "/.well-known/matrix/client" => Route::WellKnownClient,
         "/.well-known/matrix/server" => Route::WellKnownServer,

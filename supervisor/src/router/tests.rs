@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Limits, RouterConfig, serve};
+use super::{FrontContext, FrontPage, Limits, RouterConfig, serve};
 
 type TestBody = BoxBody<Bytes, Infallible>;
 
@@ -206,6 +206,12 @@ async fn start_router_full(
         mas,
         trusted_proxies,
         limits,
+        front_page: FrontPage::render(&FrontContext {
+            server_name: "example.com".to_owned(),
+            registration: true,
+            token_required: false,
+        })
+        .unwrap(),
     };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(serve(listener, config, shutdown.clone(), drain));
@@ -266,7 +272,8 @@ async fn router_proxies_everything_else_to_synapse_unchanged() {
         "/_matrix/client/v3/loginx",
         "/authx",
         "/_synapse/admin/v1/users?limit=1",
-        "/",
+        "//",
+        "/index.html",
     ] {
         let answer = get(&router, path).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
@@ -1011,4 +1018,45 @@ async fn router_serves_at_most_max_connections_at_once() {
         "{:?}",
         String::from_utf8_lossy(&buf[..n])
     );
+}
+
+#[tokio::test]
+async fn router_answers_the_front_page_itself_for_get_and_head() {
+    // No backend is needed for these answers.
+    let router = start_router(closed_port().await, closed_port().await, Duration::ZERO).await;
+    let answer = get(&router, "/").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["content-type"], "text/html; charset=utf-8");
+    assert!(answer.headers.contains_key("content-security-policy"));
+    let html = String::from_utf8(answer.body.to_vec()).unwrap();
+    assert!(
+        html.contains("example.com") && html.contains("/auth/register"),
+        "{html}"
+    );
+
+    let head = Request::head(format!("http://{}/?x=1", router.addr))
+        .body(empty())
+        .unwrap();
+    let head = send(head).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty(), "HEAD has no body");
+    assert_eq!(
+        head.headers["content-length"],
+        html.len().to_string().as_str()
+    );
+
+    let post = Request::post(format!("http://{}/", router.addr))
+        .body(full("x"))
+        .unwrap();
+    let post = send(post).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers["allow"], "GET, HEAD");
+}
+
+#[tokio::test]
+async fn router_redirects_the_well_known_change_password_url() {
+    let router = start_router(closed_port().await, closed_port().await, Duration::ZERO).await;
+    let answer = get(&router, "/.well-known/change-password").await;
+    assert_eq!(answer.status, StatusCode::FOUND);
+    assert_eq!(answer.headers["location"], "/auth/account/password");
 }

@@ -72,7 +72,12 @@ fn route_table_matches_the_documented_routing() {
         ("/a/%ZZ/%", Route::Synapse),
         ("*", Route::BadPath),
         ("", Route::BadPath),
-        ("/", Route::Synapse),
+        ("/", Route::Front),
+        ("//", Route::Synapse),
+        ("/index.html", Route::Synapse),
+        ("/.well-known/change-password", Route::ChangePassword),
+        ("/.well-known/change-password/", Route::Synapse),
+        ("/.well-known/Change-Password", Route::Synapse),
     ];
     for (path, expected) in table {
         assert_eq!(route(path), expected, "route({path:?})");
@@ -401,7 +406,11 @@ mod properties {
                 Route::Mas => prop_assert!(under_prefix(&path)),
                 Route::Synapse => prop_assert!(!under_prefix(&path) && path != MAS_PREFIX),
                 Route::AuthSlash => prop_assert_eq!(path.as_str(), MAS_PREFIX),
-                Route::Healthz | Route::WellKnownClient | Route::WellKnownServer => {}
+                Route::Front => prop_assert_eq!(path.as_str(), "/"),
+                Route::Healthz
+                | Route::WellKnownClient
+                | Route::WellKnownServer
+                | Route::ChangePassword => {}
                 Route::Blocked | Route::BadPath => unreachable!("filtered above"),
             }
         }
