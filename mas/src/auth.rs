@@ -9,7 +9,9 @@
 //!   all of a user's sessions at once;
 //! - [`device`]: provisioning a device in the homeserver, with its own error that each caller
 //!   maps to its protocol;
-//! - [`post_auth`]: where a login continues afterwards, and the login URL that carries it.
+//! - [`post_auth`]: where a login continues afterwards, and the login URL that carries it;
+//! - [`registration`]: whether registration is open, the localpart rules, and finishing a
+//!   registration in one transaction.
 //!
 //! It owns no routes and answers in no protocol's shape: refusals are enums the callers map
 //! to their page text, Matrix errcode or OAuth error.
@@ -18,4 +20,5 @@ pub(crate) mod account;
 pub(crate) mod device;
 pub(crate) mod password;
 pub(crate) mod post_auth;
+pub(crate) mod registration;
 pub(crate) mod sessions;

@@ -11,6 +11,7 @@ mod device_grant;
 mod grant;
 mod job;
 pub mod redirect_uri;
+mod registration;
 pub mod scope;
 mod session;
 mod token;
@@ -30,6 +31,9 @@ pub use self::grant::{
     GrantStage, NewAuthorizationGrant, ResponseMode, prompt_has,
 };
 pub use self::job::{Job, JobStatus, retry_delay};
+pub use self::registration::{
+    NewRegistration, Registration, RegistrationToken, RegistrationTokenState,
+};
 pub use self::scope::{Scope, ScopeToken};
 pub use self::session::{NewSession, Session};
 pub use self::token::{AccessToken, RefreshToken};

@@ -347,6 +347,8 @@ pub struct RateLimitConfig {
     pub device_authorization_per_ip: Quota,
     /// User-code lookups on the `/link` page per client IP.
     pub device_link_per_ip: Quota,
+    /// Self-service registrations per client IP (upstream's `registration`).
+    pub registration_per_ip: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -359,6 +361,7 @@ impl Default for RateLimitConfig {
             upstream_authorize_per_ip: Quota::UPSTREAM_AUTHORIZE_PER_IP,
             device_authorization_per_ip: Quota::DEVICE_AUTHORIZATION_PER_IP,
             device_link_per_ip: Quota::DEVICE_LINK_PER_IP,
+            registration_per_ip: Quota::REGISTRATION,
         }
     }
 }
@@ -372,6 +375,7 @@ struct Limiters {
     upstream_authorize_per_ip: KeyedLimiter<IpKey>,
     device_authorization_per_ip: KeyedLimiter<IpKey>,
     device_link_per_ip: KeyedLimiter<IpKey>,
+    registration_per_ip: KeyedLimiter<IpKey>,
 }
 
 /// The process's rate limiters; cheap to clone (a field of the app state).
@@ -398,6 +402,7 @@ impl RateLimiter {
                 upstream_authorize_per_ip: KeyedLimiter::new(config.upstream_authorize_per_ip),
                 device_authorization_per_ip: KeyedLimiter::new(config.device_authorization_per_ip),
                 device_link_per_ip: KeyedLimiter::new(config.device_link_per_ip),
+                registration_per_ip: KeyedLimiter::new(config.registration_per_ip),
             }),
         }
     }
@@ -461,6 +466,12 @@ impl RateLimiter {
         self.inner.device_authorization_per_ip.check_ip(ip, now_ms)
     }
 
+    /// Counts one registration form that passed its checks, from `ip` (checked before the
+    /// password is hashed and the registration stored).
+    pub fn check_registration(&self, ip: Option<IpAddr>, now_ms: i64) -> Result<(), RateLimited> {
+        self.inner.registration_per_ip.check_ip(ip, now_ms)
+    }
+
     /// Counts one user-code lookup on the `/link` page from `ip`.
     pub fn check_device_link(&self, ip: Option<IpAddr>, now_ms: i64) -> Result<(), RateLimited> {
         self.inner.device_link_per_ip.check_ip(ip, now_ms)
@@ -476,6 +487,7 @@ impl RateLimiter {
         total += inner.upstream_authorize_per_ip.prune(now_ms);
         total += inner.device_authorization_per_ip.prune(now_ms);
         total += inner.device_link_per_ip.prune(now_ms);
+        total += inner.registration_per_ip.prune(now_ms);
         total
     }
 
@@ -489,6 +501,7 @@ impl RateLimiter {
             + inner.upstream_authorize_per_ip.len()
             + inner.device_authorization_per_ip.len()
             + inner.device_link_per_ip.len()
+            + inner.registration_per_ip.len()
     }
 
     /// Whether no limiter holds a key.

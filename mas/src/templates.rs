@@ -20,8 +20,9 @@ pub use self::context::{
     AccountContext, AuthorizeErrorView, ClientView, CompatSsoContext, ConsentContext,
     CrossSigningResetContext, DeviceConsentContext, DeviceDoneContext, DeviceLinkContext,
     ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext, LoginContext,
-    PostAuthAction, ProviderLink, ScopeView, SessionEndContext, SessionView, UpstreamLinkContext,
-    UpstreamResubmitContext, UserView, describe_scopes, device_id_of, time_ago,
+    PostAuthAction, ProviderLink, RegisterContext, RegisterDisplayNameContext, ScopeView,
+    SessionEndContext, SessionView, StrengthView, UpstreamLinkContext, UpstreamResubmitContext,
+    UserView, describe_scopes, device_id_of, time_ago,
 };
 
 /// Why templates could not be loaded or a page not rendered.
@@ -63,6 +64,8 @@ mod page {
     pub(super) const DEVICE_LINK: &str = "pages/device_link.html";
     pub(super) const DEVICE_CONSENT: &str = "pages/device_consent.html";
     pub(super) const DEVICE_DONE: &str = "pages/device_done.html";
+    pub(super) const REGISTER: &str = "pages/register.html";
+    pub(super) const REGISTER_DISPLAY_NAME: &str = "pages/register_display_name.html";
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -120,6 +123,19 @@ impl Templates {
     /// The login page.
     pub fn render_login(&self, context: &LoginContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::LOGIN, context)
+    }
+
+    /// The registration form.
+    pub fn render_register(&self, context: &RegisterContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::REGISTER, context)
+    }
+
+    /// The display-name step of a registration.
+    pub fn render_register_display_name(
+        &self,
+        context: &RegisterDisplayNameContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::REGISTER_DISPLAY_NAME, context)
     }
 
     /// The consent page of an authorization grant.
@@ -285,6 +301,12 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &environment,
         page::DEVICE_DONE,
         &DeviceDoneContext::sample(),
+    )?;
+    render(&environment, page::REGISTER, &RegisterContext::sample())?;
+    render(
+        &environment,
+        page::REGISTER_DISPLAY_NAME,
+        &RegisterDisplayNameContext::sample(),
     )?;
     Ok(environment)
 }

@@ -15,6 +15,7 @@ pub(crate) mod assets;
 mod index;
 mod login;
 mod logout;
+mod register;
 mod upstream;
 
 use axum::Router;
@@ -29,6 +30,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::INDEX, get(index::get))
         .route(routes::LOGIN, get(login::get).post(login::post))
         .route(routes::LOGOUT, axum::routing::post(logout::post))
+        .route(routes::REGISTER, get(register::get).post(register::post))
+        .route(
+            routes::REGISTER_DISPLAY_NAME,
+            get(register::display_name::get).post(register::display_name::post),
+        )
         .merge(account::router())
         .merge(upstream::router())
 }

@@ -256,6 +256,24 @@ impl PasswordManager {
         complexity_ok(password, self.minimum_complexity)
     }
 
+    /// The server-side strength meter: zxcvbn's score of `password` (with `user_inputs`, such
+    /// as the username, counted as guessable), in words, with its warning and suggestions,
+    /// and whether it reaches `passwords.minimum_complexity`.
+    pub fn strength(&self, password: &str, user_inputs: &[&str]) -> Strength {
+        let entropy = zxcvbn::zxcvbn(password, user_inputs);
+        let score = u8::from(entropy.score());
+        let feedback = entropy.feedback();
+        Strength {
+            score,
+            minimum: self.minimum_complexity,
+            words: SCORE_WORDS[usize::from(score.min(4))],
+            warning: feedback.and_then(|f| f.warning()).map(|w| w.to_string()),
+            suggestions: feedback
+                .map(|f| f.suggestions().iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+        }
+    }
+
     fn hash_job(
         &self,
         rng: &mut (impl RngCore + CryptoRng),
@@ -312,6 +330,31 @@ impl PasswordManager {
         })
         .await
         .map_err(|_| PasswordError::Task)?
+    }
+}
+
+/// zxcvbn's scores 0 to 4 in words.
+const SCORE_WORDS: [&str; 5] = ["very weak", "weak", "fair", "strong", "very strong"];
+
+/// What the strength meter says about a password (never the password itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Strength {
+    /// zxcvbn's score, 0 to 4.
+    pub score: u8,
+    /// The score needed (`passwords.minimum_complexity`).
+    pub minimum: u8,
+    /// The score in words ("weak").
+    pub words: &'static str,
+    /// zxcvbn's warning ("This is a top-10 common password.").
+    pub warning: Option<String>,
+    /// zxcvbn's suggestions.
+    pub suggestions: Vec<String>,
+}
+
+impl Strength {
+    /// Whether the score reaches the minimum.
+    pub fn is_enough(&self) -> bool {
+        self.score >= self.minimum
     }
 }
 

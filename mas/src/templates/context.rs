@@ -11,6 +11,7 @@ mod error;
 mod form_post;
 mod index;
 mod login;
+mod register;
 mod upstream_link;
 mod upstream_resubmit;
 
@@ -26,6 +27,7 @@ pub use self::error::ErrorContext;
 pub use self::form_post::{AuthorizeErrorView, FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
+pub use self::register::{RegisterContext, RegisterDisplayNameContext, StrengthView};
 pub use self::upstream_link::UpstreamLinkContext;
 pub use self::upstream_resubmit::UpstreamResubmitContext;
 
