@@ -58,6 +58,18 @@ pub(crate) fn availability(site: &SiteConfig, passwords_enabled: bool) -> Availa
     })
 }
 
+/// Whether registration is open, as a state part for handlers that only need to know that
+/// (`/authorize` with `prompt=create`, the login page's link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RegistrationOpen(pub(crate) bool);
+
+impl axum::extract::FromRef<crate::app::AppState> for RegistrationOpen {
+    fn from_ref(state: &crate::app::AppState) -> Self {
+        let open = availability(&state.site, state.passwords.is_some());
+        Self(matches!(open, Availability::Open(_)))
+    }
+}
+
 /// Why a localpart cannot be registered, before asking anyone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LocalpartProblem {
@@ -153,12 +165,10 @@ impl From<StorageError> for FinishRefusal {
     }
 }
 
-/// A finished registration: the new account and its first browser session.
+/// A finished registration: the new account's first browser session.
 #[derive(Debug)]
 pub(crate) struct Finished {
-    /// The account.
-    pub(crate) user: User,
-    /// Its browser session (for the cookie).
+    /// The browser session of the new account (for the cookie).
     pub(crate) session: BrowserSession,
     /// The registration as it was before finishing (its post-auth action).
     pub(crate) registration: Registration,
@@ -208,7 +218,6 @@ pub(crate) async fn finish(
         "registration completed"
     );
     Ok(Finished {
-        user,
         session,
         registration,
     })

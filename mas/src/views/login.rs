@@ -23,7 +23,10 @@ use serde::Deserialize;
 use crate::app::{AppState, SiteConfig};
 use crate::auth::account::AccountRefusal;
 use crate::auth::password::{Authenticated, PasswordLogin, PasswordRefusal, localpart_of};
-use crate::auth::post_auth::{PostAuthAction, needs_fresh_login, upstream_authorize_url};
+use crate::auth::post_auth::{
+    PostAuthAction, needs_fresh_login, register_url, upstream_authorize_url,
+};
+use crate::auth::registration::RegistrationOpen;
 use crate::crypto::passwords::PasswordManager;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
@@ -46,6 +49,7 @@ pub(super) struct LoginState {
     passwords: Option<Arc<PasswordManager>>,
     limiter: RateLimiter,
     upstream: UpstreamProviders,
+    registration: RegistrationOpen,
 }
 
 impl FromRef<AppState> for LoginState {
@@ -56,6 +60,7 @@ impl FromRef<AppState> for LoginState {
             passwords: state.passwords.clone(),
             limiter: state.limiter.clone(),
             upstream: state.upstream.clone(),
+            registration: RegistrationOpen::from_ref(state),
         }
     }
 }
@@ -170,6 +175,10 @@ fn render(
         errors,
         providers,
         post_auth_action: action.map(PostAuthAction::view),
+        register_url: login
+            .registration
+            .0
+            .then(|| register_url(&page.urls, action)),
     };
     let html = page.templates.render_login(&context)?;
     let mut response = (status, jar, Html(html)).into_response();

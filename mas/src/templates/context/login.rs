@@ -23,6 +23,8 @@ pub struct LoginContext {
     pub providers: Vec<ProviderLink>,
     /// What to continue with after login, sent back as hidden `kind` and `id` fields.
     pub post_auth_action: Option<PostAuthAction>,
+    /// The registration page (with the same post-auth action) when registration is open.
+    pub register_url: Option<String>,
 }
 
 /// A "continue with" button for an upstream identity provider.
@@ -61,6 +63,7 @@ impl LoginContext {
                 kind: "continue_authorization_grant".to_owned(),
                 id: "01J0000000000000000000GRNT".to_owned(),
             }),
+            register_url: Some(format!("{SAMPLE_PREFIX}/register")),
         }
     }
 }
