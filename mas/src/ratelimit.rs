@@ -349,6 +349,8 @@ pub struct RateLimitConfig {
     pub device_link_per_ip: Quota,
     /// Self-service registrations per client IP (upstream's `registration`).
     pub registration_per_ip: Quota,
+    /// New codes mailed per registration (upstream's `email_authentication.emails_per_session`).
+    pub registration_code_resend: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -362,6 +364,7 @@ impl Default for RateLimitConfig {
             device_authorization_per_ip: Quota::DEVICE_AUTHORIZATION_PER_IP,
             device_link_per_ip: Quota::DEVICE_LINK_PER_IP,
             registration_per_ip: Quota::REGISTRATION,
+            registration_code_resend: Quota::EMAIL_AUTHENTICATION_EMAILS_PER_SESSION,
         }
     }
 }
@@ -376,6 +379,7 @@ struct Limiters {
     device_authorization_per_ip: KeyedLimiter<IpKey>,
     device_link_per_ip: KeyedLimiter<IpKey>,
     registration_per_ip: KeyedLimiter<IpKey>,
+    registration_code_resend: KeyedLimiter<Ulid>,
 }
 
 /// The process's rate limiters; cheap to clone (a field of the app state).
@@ -403,6 +407,7 @@ impl RateLimiter {
                 device_authorization_per_ip: KeyedLimiter::new(config.device_authorization_per_ip),
                 device_link_per_ip: KeyedLimiter::new(config.device_link_per_ip),
                 registration_per_ip: KeyedLimiter::new(config.registration_per_ip),
+                registration_code_resend: KeyedLimiter::new(config.registration_code_resend),
             }),
         }
     }
@@ -472,6 +477,17 @@ impl RateLimiter {
         self.inner.registration_per_ip.check_ip(ip, now_ms)
     }
 
+    /// Counts one "send a new code" of registration `registration_id`.
+    pub fn check_registration_code_resend(
+        &self,
+        registration_id: Ulid,
+        now_ms: i64,
+    ) -> Result<(), RateLimited> {
+        self.inner
+            .registration_code_resend
+            .check(&registration_id, now_ms)
+    }
+
     /// Counts one user-code lookup on the `/link` page from `ip`.
     pub fn check_device_link(&self, ip: Option<IpAddr>, now_ms: i64) -> Result<(), RateLimited> {
         self.inner.device_link_per_ip.check_ip(ip, now_ms)
@@ -488,6 +504,7 @@ impl RateLimiter {
         total += inner.device_authorization_per_ip.prune(now_ms);
         total += inner.device_link_per_ip.prune(now_ms);
         total += inner.registration_per_ip.prune(now_ms);
+        total += inner.registration_code_resend.prune(now_ms);
         total
     }
 
@@ -502,6 +519,7 @@ impl RateLimiter {
             + inner.device_authorization_per_ip.len()
             + inner.device_link_per_ip.len()
             + inner.registration_per_ip.len()
+            + inner.registration_code_resend.len()
     }
 
     /// Whether no limiter holds a key.

@@ -47,6 +47,8 @@ pub fn device_consent(grant_id: ulid::Ulid) -> String {
 pub const REGISTER: &str = "/register";
 /// `GET/POST /register/{registration_id}/verify-email`: the mailed code of a registration.
 pub const REGISTER_VERIFY_EMAIL: &str = "/register/{registration_id}/verify-email";
+/// `POST /register/{registration_id}/verify-email/resend`: mails a new code.
+pub const REGISTER_VERIFY_EMAIL_RESEND: &str = "/register/{registration_id}/verify-email/resend";
 /// `GET/POST /register/{registration_id}/display-name`: the last step, which creates the
 /// account.
 pub const REGISTER_DISPLAY_NAME: &str = "/register/{registration_id}/display-name";
@@ -54,6 +56,11 @@ pub const REGISTER_DISPLAY_NAME: &str = "/register/{registration_id}/display-nam
 /// The code page of one registration (a path for [`UrlBuilder`]).
 pub fn register_verify_email(registration_id: ulid::Ulid) -> String {
     format!("/register/{registration_id}/verify-email")
+}
+
+/// The "send a new code" form of one registration (a path for [`UrlBuilder`]).
+pub fn register_verify_email_resend(registration_id: ulid::Ulid) -> String {
+    format!("/register/{registration_id}/verify-email/resend")
 }
 
 /// The display-name step of one registration (a path for [`UrlBuilder`]).

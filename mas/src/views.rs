@@ -32,6 +32,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::LOGOUT, axum::routing::post(logout::post))
         .route(routes::REGISTER, get(register::get).post(register::post))
         .route(
+            routes::REGISTER_VERIFY_EMAIL,
+            get(register::verify_email::get).post(register::verify_email::post),
+        )
+        .route(
+            routes::REGISTER_VERIFY_EMAIL_RESEND,
+            axum::routing::post(register::verify_email::resend),
+        )
+        .route(
             routes::REGISTER_DISPLAY_NAME,
             get(register::display_name::get).post(register::display_name::post),
         )

@@ -7,10 +7,12 @@ mod account;
 mod compat_sso;
 mod consent;
 mod device;
+mod email_verify;
 mod error;
 mod form_post;
 mod index;
 mod login;
+mod mail;
 mod register;
 mod upstream_link;
 mod upstream_resubmit;
@@ -23,10 +25,12 @@ pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,
 };
 pub use self::device::{DeviceConsentContext, DeviceDoneContext, DeviceLinkContext, time_ago};
+pub use self::email_verify::EmailVerifyContext;
 pub use self::error::ErrorContext;
 pub use self::form_post::{AuthorizeErrorView, FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
+pub use self::mail::{RenderedMail, VerificationMail};
 pub use self::register::{RegisterContext, RegisterDisplayNameContext, StrengthView};
 pub use self::upstream_link::UpstreamLinkContext;
 pub use self::upstream_resubmit::UpstreamResubmitContext;

@@ -14,6 +14,7 @@
 pub(super) mod display_name;
 #[cfg(test)]
 mod tests;
+pub(super) mod verify_email;
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
 use crate::extract::params::{ParamsError, StrictQuery};
 use crate::homeserver::HomeserverConnection;
-use crate::model::{NewRegistration, RegistrationTokenState};
+use crate::model::{EmailAuthenticationPurpose, NewRegistration, RegistrationTokenState};
 use crate::pages::{CsrfForm, PageState, bad_query};
 use crate::ratelimit::RateLimiter;
 use crate::routes;
@@ -305,10 +306,17 @@ pub(super) async fn post(
         ip_address: ip.map(|ip| ip.to_string()),
         user_agent,
     };
-    let mut conn = state.db.acquire().await?;
-    let registration =
-        registrations::add_registration(&mut conn, page.clock.as_ref(), &mut rng, new).await?;
-    drop(conn);
+    let clock = page.clock.as_ref();
+    let mut tx = state.db.begin_write().await?;
+    let registration = registrations::add_registration(&mut tx, clock, &mut rng, new).await?;
+    if let Some(email) = &registration.new.email {
+        let purpose = EmailAuthenticationPurpose::Registration {
+            registration_id: registration.id,
+        };
+        crate::auth::email::start(&mut tx, clock, &mut rng, purpose, email).await?;
+    }
+    tx.commit().await?;
+    state.jobs.wake();
     tracing::info!(user_registration.id = %registration.id, "registration started");
     jar.add_registration(&mut rng, registration.id)
         .map_err(HtmlError::internal)?;

@@ -533,7 +533,137 @@ async fn prompt_create_leads_to_registration_and_back_to_the_grant(db: Database)
     );
 }
 
+/// A test app with an email address required (mail on), no token, no terms.
+async fn email_app(db: Database) -> TestApp {
+    let app = TestApp::new(db).await;
+    reconfigure(app, |site| {
+        site.account.password_registration_enabled = true;
+    })
+}
+
+/// The code of the newest mail to `address`, after running the queued jobs.
+async fn mailed_code(app: &TestApp, address: &str) -> String {
+    app.run_jobs().await;
+    let mail = app.outbox.to(address).pop().expect("a code mail");
+    mail.subject.split(' ').next().unwrap().to_owned()
+}
+
+async fn an_email_registration_needs_the_mailed_code(db: Database) {
+    let app = email_app(db).await;
+    let mut browser = app.browser();
+    let html = form_page(&mut browser, "/auth/register").await;
+    assert!(html.contains(r#"name="email""#) && !html.contains(r#"name="token""#));
+    let form = vec![
+        ("csrf", csrf_of(&html)),
+        ("username", "dora".to_owned()),
+        ("password", STRONG.to_owned()),
+        ("password_confirm", STRONG.to_owned()),
+    ];
+    let missing = submit(&mut browser, &form, &[]).await;
+    missing.assert_status(StatusCode::BAD_REQUEST);
+    assert!(missing.text().contains("Enter your email address."));
+    let bad = submit(&mut browser, &form, &[("email", Some("dora at example"))]).await;
+    assert!(bad.text().contains("like name@example.com"));
+    let response = submit(&mut browser, &form, &[("email", Some("Dora@Example.org"))]).await;
+    let verify = location(&response);
+    assert!(verify.ends_with("/verify-email"), "{verify}");
+    let code = mailed_code(&app, "dora@example.org").await;
+    assert_eq!(code.len(), 6);
+
+    // The display-name step waits for the code.
+    let step = verify.replace("/verify-email", "/display-name");
+    assert_eq!(location(&browser.get(&step).await), verify);
+    let page = form_page(&mut browser, &verify).await;
+    assert!(page.contains("Dora@Example.org"));
+    let csrf = csrf_of(&page);
+    let empty = browser
+        .post(&verify, &[("csrf", &csrf), ("code", "")])
+        .await;
+    empty.assert_status(StatusCode::BAD_REQUEST);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = browser
+        .post(&verify, &[("csrf", &csrf), ("code", wrong)])
+        .await;
+    refused.assert_status(StatusCode::BAD_REQUEST);
+    assert!(refused.text().contains("That code is not right."));
+    let accepted = browser
+        .post(&verify, &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(location(&accepted), step);
+    // Verified: the code page moves on.
+    assert_eq!(location(&browser.get(&verify).await), step);
+
+    let csrf = display_name_form(&mut browser, &step).await;
+    let done = browser
+        .post(&step, &[("csrf", &csrf), ("action", "skip")])
+        .await;
+    assert_eq!(location(&done), "/auth/account/");
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let dora = users::find_user_by_username(&mut conn, "dora")
+        .await
+        .unwrap()
+        .unwrap();
+    let emails = crate::storage::emails::list_emails(&mut conn, dora.id)
+        .await
+        .unwrap();
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].email, "Dora@Example.org");
+    assert!(emails[0].confirmed_at.is_some());
+}
+
+async fn a_new_code_can_be_sent_and_an_expired_one_is_refused(db: Database) {
+    let app = email_app(db).await;
+    let mut browser = app.browser();
+    let html = form_page(&mut browser, "/auth/register").await;
+    let form = vec![
+        ("csrf", csrf_of(&html)),
+        ("username", "erin".to_owned()),
+        ("password", STRONG.to_owned()),
+        ("password_confirm", STRONG.to_owned()),
+        ("email", "erin@example.org".to_owned()),
+    ];
+    let verify = location(&submit(&mut browser, &form, &[]).await);
+    let first = mailed_code(&app, "erin@example.org").await;
+    app.clock.advance(std::time::Duration::from_secs(16 * 60));
+    let csrf = csrf_of(&form_page(&mut browser, &verify).await);
+    let expired = browser
+        .post(&verify, &[("csrf", &csrf), ("code", &first)])
+        .await;
+    expired.assert_status(StatusCode::BAD_REQUEST);
+    assert!(expired.text().contains("expired"), "{}", expired.text());
+
+    let resend = format!("{verify}/resend");
+    let sent = browser.post(&resend, &[("csrf", &csrf)]).await;
+    sent.assert_status(StatusCode::OK);
+    assert!(sent.text().contains("A new code is on its way."));
+    let second = mailed_code(&app, "erin@example.org").await;
+    assert_eq!(app.outbox.to("erin@example.org").len(), 2);
+    app.clock.advance(std::time::Duration::from_secs(1));
+    browser
+        .post(&resend, &[("csrf", &csrf)])
+        .await
+        .assert_status(StatusCode::OK);
+    let limited = browser.post(&resend, &[("csrf", &csrf)]).await;
+    limited.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    // The newest code counts.
+    let newest = mailed_code(&app, "erin@example.org").await;
+    assert_ne!(newest, second);
+    let accepted = browser
+        .post(&verify, &[("csrf", &csrf), ("code", &newest)])
+        .await;
+    assert!(location(&accepted).ends_with("/display-name"));
+    // Another browser cannot use the page.
+    let mut stranger = app.browser();
+    stranger
+        .get(&verify)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+}
+
 test_on_both_backends!(
+    an_email_registration_needs_the_mailed_code,
+    a_new_code_can_be_sent_and_an_expired_one_is_refused,
     a_token_registration_creates_the_account_in_one_step,
     skipping_the_display_name_provisions_without_one,
     closed_registration_is_a_not_found_page,
