@@ -20,8 +20,6 @@
 mod request;
 mod responder;
 
-use std::sync::Arc;
-
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use sqlx::AnyConnection;
@@ -40,10 +38,10 @@ use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
 use crate::model::{Client, NewAuthorizationGrant, prompt_has};
+use crate::pages::PageState;
 use crate::rng::RngSource;
 use crate::routes::UrlBuilder;
 use crate::storage::{Database, StorageError, clients, grants};
-use crate::templates::Templates;
 
 fn internal(error: StorageError) -> HtmlError {
     HtmlError::internal(error)
@@ -53,14 +51,17 @@ fn internal(error: StorageError) -> HtmlError {
 #[tracing::instrument(name = "handlers.oauth2.authorize.get", skip_all)]
 pub(crate) async fn get(
     State(db): State<Database>,
-    State(clock): State<Arc<dyn Clock>>,
-    State(rng): State<RngSource>,
-    State(urls): State<UrlBuilder>,
-    State(templates): State<Templates>,
+    State(page): State<PageState>,
     State(registration): State<RegistrationOpen>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HtmlError> {
+    let PageState {
+        templates,
+        urls,
+        clock,
+        rng,
+    } = page;
     let params = Params::parse(query.as_deref()).map_err(|error| {
         HtmlError::bad_request(
             "Invalid request from the application",

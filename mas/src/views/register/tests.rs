@@ -258,7 +258,8 @@ async fn each_bad_field_is_refused_next_to_it(db: Database) {
     let mut browser = app.browser();
     let html = form_page(&mut browser, "/auth/register").await;
     let form = good_form(&html, "alice");
-    let cases: Vec<(Vec<(&str, Option<&str>)>, &str, &str)> = vec![
+    type Case<'a> = (Vec<(&'static str, Option<&'a str>)>, &'a str, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec![("username", Some("Alice"))],
             "username",
