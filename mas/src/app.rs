@@ -82,6 +82,10 @@ pub struct SiteConfig {
     pub account: AccountConfig,
     /// Peers whose `X-Forwarded-For` is believed (`http.trusted_proxies`).
     pub trusted_proxies: TrustedProxies,
+    /// The terms of service registration asks people to accept (`branding.tos_uri`).
+    pub tos_uri: Option<url::Url>,
+    /// Whether mail is sent at all (`email.transport` is not `blackhole`).
+    pub mail_enabled: bool,
 }
 
 /// Why the state could not be built from the configuration.
@@ -143,6 +147,8 @@ impl AppState {
             compat_token_ttl: Duration::from_secs(config.experimental.compat_token_ttl),
             account: config.account.clone(),
             trusted_proxies: TrustedProxies::from_config(&config.http.trusted_proxies),
+            tos_uri: config.branding.tos_uri.clone(),
+            mail_enabled: config.email.transport != crate::config::EmailTransport::Blackhole,
         };
         let upstream = UpstreamProviders::from_config(&config.upstream_oauth2, clock.clone())
             .map_err(StateError::Upstream)?;

@@ -13,7 +13,9 @@
 //!   the password change page and recovery;
 //! - [`email`]: proving an email address with a mailed code (registration, adding an
 //!   address);
-//! - [`post_auth`]: where a login continues afterwards, and the login URL that carries it.
+//! - [`post_auth`]: where a login continues afterwards, and the login URL that carries it;
+//! - [`registration`]: whether registration is open, the localpart rules, and finishing a
+//!   registration in one transaction.
 //!
 //! It owns no routes and answers in no protocol's shape: refusals are enums the callers map
 //! to their page text, Matrix errcode or OAuth error.
@@ -24,4 +26,5 @@ pub(crate) mod email;
 pub(crate) mod new_password;
 pub(crate) mod password;
 pub(crate) mod post_auth;
+pub(crate) mod registration;
 pub(crate) mod sessions;

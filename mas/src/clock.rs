@@ -79,9 +79,33 @@ impl Clock for MockClock {
     }
 }
 
+/// Unix milliseconds as `2026-01-02 03:04 UTC` (the proleptic Gregorian calendar; days to
+/// dates after Howard Hinnant's `civil_from_days`), for operator-facing output.
+pub fn format_unix_ms(unix_ms: i64) -> String {
+    let minutes = unix_ms.div_euclid(60_000);
+    let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (hour, minute) = (minute_of_day / 60, minute_of_day % 60);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_ms_format_as_utc_dates() {
+        assert_eq!(format_unix_ms(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_unix_ms(1_704_067_200_000), "2024-01-01 00:00 UTC");
+    }
 
     #[test]
     fn mock_clock_stays_put_until_advanced_through_any_clone() {

@@ -4,9 +4,9 @@
 //!
 //! This module only describes and checks; turning a section into a runtime object (a pool,
 //! loaded keys) is a method on that section or lives in the module that owns the object.
-//! Sections still to come: `branding`.
 
 mod account;
+mod branding;
 pub mod clients;
 mod database;
 mod email;
@@ -24,6 +24,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use self::account::AccountConfig;
+pub use self::branding::BrandingConfig;
 pub use self::clients::{ClientConfig, ClientConfigError};
 pub(crate) use self::database::sqlite_file;
 pub use self::database::{DatabaseBackend, DatabaseConfig};
@@ -55,6 +56,8 @@ pub struct RootConfig {
     pub passwords: PasswordsConfig,
     /// What users may do with their own account.
     pub account: AccountConfig,
+    /// How the pages present the service (the terms of service registration asks for).
+    pub branding: BrandingConfig,
     /// Where the web page and email templates are.
     pub templates: TemplatesConfig,
     /// Outgoing email.
@@ -80,6 +83,7 @@ impl RootConfig {
         self.secrets.validate(&mut problems);
         self.passwords.validate(&mut problems);
         self.email.validate(&mut problems);
+        self.branding.validate(&mut problems);
         self.experimental.validate(&mut problems);
         clients::validate(&self.clients, &mut problems);
         upstream::validate(&self.upstream_oauth2, &mut problems);

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod cookies;
 pub mod csrf;
 pub mod params;
+pub mod registrations;
 pub mod session;
 
 pub use self::cookies::{CookieJar, CookieManager};

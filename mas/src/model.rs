@@ -13,6 +13,7 @@ mod grant;
 mod job;
 mod recovery;
 pub mod redirect_uri;
+mod registration;
 pub mod scope;
 mod session;
 mod token;
@@ -37,6 +38,9 @@ pub use self::grant::{
 };
 pub use self::job::{Job, JobStatus, retry_delay};
 pub use self::recovery::{RECOVERY_TICKET_LIFETIME_MS, RecoverySession, RecoveryTicket};
+pub use self::registration::{
+    NewRegistration, Registration, RegistrationToken, RegistrationTokenState,
+};
 pub use self::scope::{Scope, ScopeToken};
 pub use self::session::{NewSession, Session};
 pub use self::token::{AccessToken, RefreshToken};

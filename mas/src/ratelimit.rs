@@ -352,6 +352,10 @@ pub struct RateLimitConfig {
     /// `POST /recover` per normalized email address (upstream's
     /// `account_recovery.per_address`).
     pub account_recovery_per_address: Quota,
+    /// Self-service registrations per client IP (upstream's `registration`).
+    pub registration_per_ip: Quota,
+    /// New codes mailed per registration (upstream's `email_authentication.emails_per_session`).
+    pub registration_code_resend: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -366,6 +370,8 @@ impl Default for RateLimitConfig {
             device_link_per_ip: Quota::DEVICE_LINK_PER_IP,
             account_recovery_per_ip: Quota::ACCOUNT_RECOVERY_PER_IP,
             account_recovery_per_address: Quota::ACCOUNT_RECOVERY_PER_ADDRESS,
+            registration_per_ip: Quota::REGISTRATION,
+            registration_code_resend: Quota::EMAIL_AUTHENTICATION_EMAILS_PER_SESSION,
         }
     }
 }
@@ -381,6 +387,8 @@ struct Limiters {
     device_link_per_ip: KeyedLimiter<IpKey>,
     account_recovery_per_ip: KeyedLimiter<IpKey>,
     account_recovery_per_address: KeyedLimiter<String>,
+    registration_per_ip: KeyedLimiter<IpKey>,
+    registration_code_resend: KeyedLimiter<Ulid>,
 }
 
 /// The process's rate limiters; cheap to clone (a field of the app state).
@@ -411,6 +419,8 @@ impl RateLimiter {
                 account_recovery_per_address: KeyedLimiter::new(
                     config.account_recovery_per_address,
                 ),
+                registration_per_ip: KeyedLimiter::new(config.registration_per_ip),
+                registration_code_resend: KeyedLimiter::new(config.registration_code_resend),
             }),
         }
     }
@@ -474,6 +484,23 @@ impl RateLimiter {
         self.inner.device_authorization_per_ip.check_ip(ip, now_ms)
     }
 
+    /// Counts one registration form that passed its checks, from `ip` (checked before the
+    /// password is hashed and the registration stored).
+    pub fn check_registration(&self, ip: Option<IpAddr>, now_ms: i64) -> Result<(), RateLimited> {
+        self.inner.registration_per_ip.check_ip(ip, now_ms)
+    }
+
+    /// Counts one "send a new code" of registration `registration_id`.
+    pub fn check_registration_code_resend(
+        &self,
+        registration_id: Ulid,
+        now_ms: i64,
+    ) -> Result<(), RateLimited> {
+        self.inner
+            .registration_code_resend
+            .check(&registration_id, now_ms)
+    }
+
     /// Counts one user-code lookup on the `/link` page from `ip`.
     pub fn check_device_link(&self, ip: Option<IpAddr>, now_ms: i64) -> Result<(), RateLimited> {
         self.inner.device_link_per_ip.check_ip(ip, now_ms)
@@ -505,6 +532,8 @@ impl RateLimiter {
         total += inner.device_link_per_ip.prune(now_ms);
         total += inner.account_recovery_per_ip.prune(now_ms);
         total += inner.account_recovery_per_address.prune(now_ms);
+        total += inner.registration_per_ip.prune(now_ms);
+        total += inner.registration_code_resend.prune(now_ms);
         total
     }
 
@@ -520,6 +549,8 @@ impl RateLimiter {
             + inner.device_link_per_ip.len()
             + inner.account_recovery_per_ip.len()
             + inner.account_recovery_per_address.len()
+            + inner.registration_per_ip.len()
+            + inner.registration_code_resend.len()
     }
 
     /// Whether no limiter holds a key.

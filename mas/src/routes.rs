@@ -42,6 +42,32 @@ pub fn device_consent(grant_id: ulid::Ulid) -> String {
     format!("/device/{grant_id}")
 }
 
+/// `GET/POST /register`: the registration form (docs/protocol.md#registration); the query
+/// carries a post-auth action.
+pub const REGISTER: &str = "/register";
+/// `GET/POST /register/{registration_id}/verify-email`: the mailed code of a registration.
+pub const REGISTER_VERIFY_EMAIL: &str = "/register/{registration_id}/verify-email";
+/// `POST /register/{registration_id}/verify-email/resend`: mails a new code.
+pub const REGISTER_VERIFY_EMAIL_RESEND: &str = "/register/{registration_id}/verify-email/resend";
+/// `GET/POST /register/{registration_id}/display-name`: the last step, which creates the
+/// account.
+pub const REGISTER_DISPLAY_NAME: &str = "/register/{registration_id}/display-name";
+
+/// The code page of one registration (a path for [`UrlBuilder`]).
+pub fn register_verify_email(registration_id: ulid::Ulid) -> String {
+    format!("/register/{registration_id}/verify-email")
+}
+
+/// The "send a new code" form of one registration (a path for [`UrlBuilder`]).
+pub fn register_verify_email_resend(registration_id: ulid::Ulid) -> String {
+    format!("/register/{registration_id}/verify-email/resend")
+}
+
+/// The display-name step of one registration (a path for [`UrlBuilder`]).
+pub fn register_display_name(registration_id: ulid::Ulid) -> String {
+    format!("/register/{registration_id}/display-name")
+}
+
 // --- end of the human pages ---
 
 // --- Login through upstream OpenID providers (upstream) ---

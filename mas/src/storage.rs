@@ -35,6 +35,7 @@ pub mod oauth2_sessions;
 pub mod passwords;
 pub mod recovery;
 pub mod refresh_tokens;
+pub mod registrations;
 mod rows;
 pub mod static_clients;
 #[cfg(test)]
@@ -123,6 +124,9 @@ pub enum StorageError {
     /// already (load that link with `upstream_links::find_upstream_link_by_subject`).
     #[error("this upstream account is already linked")]
     UpstreamLinkExists,
+    /// `user_registration_tokens_token_unique`: a registration token with this text exists.
+    #[error("a registration token with this text already exists")]
+    RegistrationTokenExists,
     /// A job was completed or failed that is not `running`.
     #[error("job {0} is not running")]
     JobNotRunning(ulid::Ulid),

@@ -21,9 +21,9 @@ pub use self::context::{
     CrossSigningResetContext, DeviceConsentContext, DeviceDoneContext, DeviceLinkContext,
     EmailVerifyContext, ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext,
     LinkView, LoginContext, NoticeContext, PasswordChangeContext, PostAuthAction, ProviderLink,
-    RecoverCompleteContext, RecoverContext, ScopeView, SessionEndContext, SessionView,
-    StrengthView, UpstreamLinkContext, UpstreamResubmitContext, UserView, describe_scopes,
-    device_id_of, time_ago,
+    RecoverCompleteContext, RecoverContext, RegisterContext, RegisterDisplayNameContext, ScopeView,
+    SessionEndContext, SessionView, StrengthView, UpstreamLinkContext, UpstreamResubmitContext,
+    UserView, describe_scopes, device_id_of, time_ago,
 };
 pub use self::context::{RecoveryMail, RenderedMail, VerificationMail};
 
@@ -70,6 +70,8 @@ mod page {
     pub(super) const RECOVER: &str = "pages/recover.html";
     pub(super) const RECOVER_COMPLETE: &str = "pages/recover_complete.html";
     pub(super) const NOTICE: &str = "pages/notice.html";
+    pub(super) const REGISTER: &str = "pages/register.html";
+    pub(super) const REGISTER_DISPLAY_NAME: &str = "pages/register_display_name.html";
     pub(super) const EMAIL_VERIFY: &str = "pages/email_verify.html";
 }
 
@@ -150,6 +152,19 @@ impl Templates {
     /// The login page.
     pub fn render_login(&self, context: &LoginContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::LOGIN, context)
+    }
+
+    /// The registration form.
+    pub fn render_register(&self, context: &RegisterContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::REGISTER, context)
+    }
+
+    /// The display-name step of a registration.
+    pub fn render_register_display_name(
+        &self,
+        context: &RegisterDisplayNameContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::REGISTER_DISPLAY_NAME, context)
     }
 
     /// The consent page of an authorization grant.
@@ -380,6 +395,12 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &environment,
         page::DEVICE_DONE,
         &DeviceDoneContext::sample(),
+    )?;
+    render(&environment, page::REGISTER, &RegisterContext::sample())?;
+    render(
+        &environment,
+        page::REGISTER_DISPLAY_NAME,
+        &RegisterDisplayNameContext::sample(),
     )?;
     render(
         &environment,

@@ -18,6 +18,7 @@ mod logout;
 mod notice;
 mod password_form;
 mod recover;
+mod register;
 mod upstream;
 
 use axum::Router;
@@ -36,6 +37,19 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             routes::RECOVER_COMPLETE,
             get(recover::complete::get).post(recover::complete::post),
+        )
+        .route(routes::REGISTER, get(register::get).post(register::post))
+        .route(
+            routes::REGISTER_VERIFY_EMAIL,
+            get(register::verify_email::get).post(register::verify_email::post),
+        )
+        .route(
+            routes::REGISTER_VERIFY_EMAIL_RESEND,
+            axum::routing::post(register::verify_email::resend),
+        )
+        .route(
+            routes::REGISTER_DISPLAY_NAME,
+            get(register::display_name::get).post(register::display_name::post),
         )
         .merge(account::router())
         .merge(upstream::router())

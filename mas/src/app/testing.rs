@@ -116,6 +116,8 @@ impl TestApp {
                 trusted_proxies: crate::extract::client_ip::TrustedProxies::from_config(&[
                     "127.0.0.0/8".to_owned(),
                 ]),
+                tos_uri: None,
+                mail_enabled: true,
             }),
             upstream: crate::upstream::UpstreamProviders::from_config(
                 upstream,

@@ -165,6 +165,11 @@ pub(crate) fn login_url(
     with_action_query(urls.relative(routes::LOGIN), action, login_hint)
 }
 
+/// The registration page with a post-auth action (`prompt=create`, the login page's link).
+pub(crate) fn register_url(urls: &UrlBuilder, action: Option<&PostAuthAction>) -> String {
+    with_action_query(urls.relative(routes::REGISTER), action, None)
+}
+
 /// The start of a login at an upstream provider, carrying the post-auth action and the
 /// `login_hint` (the login page's buttons, and its SSO-only redirect).
 pub(crate) fn upstream_authorize_url(

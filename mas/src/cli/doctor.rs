@@ -28,6 +28,7 @@ pub(super) async fn run(args: DoctorArgs, files: &[Utf8PathBuf]) -> anyhow::Resu
     let mut report = Report::default();
     check_config(&mut report, &config);
     let mailer = check_mail(&mut report, &config, args.send_test_email.is_some());
+    check_registration(&mut report, &config);
     if let (Some(address), Some(mailer)) = (&args.send_test_email, &mailer) {
         send_test_email(&mut report, mailer, address, &config).await;
     }
@@ -136,9 +137,77 @@ async fn send_test_email(report: &mut Report, mailer: &Mailer, address: &str, co
     }
 }
 
+/// Whether self-service registration is open, and what it asks for; a required email
+/// address with mail off closes it (docs/protocol.md#registration).
+fn check_registration(report: &mut Report, config: &RootConfig) {
+    report.line(registration_line(config));
+}
+
+fn registration_line(config: &RootConfig) -> String {
+    let account = &config.account;
+    if !account.password_registration_enabled {
+        return "✅ registration is off (account.password_registration_enabled: false)".to_owned();
+    }
+    if !config.passwords.enabled {
+        return "❌ registration is unavailable: passwords are disabled (passwords.enabled:                 false), so account.password_registration_enabled has no effect"
+            .to_owned();
+    }
+    if account.password_registration_email_required
+        && config.email.transport == crate::config::EmailTransport::Blackhole
+    {
+        return format!(
+            "❌ registration is unavailable: it requires an email address              (account.password_registration_email_required) but mail is off; {}, or turn the              email requirement off and require a registration token instead",
+            how_to_enable()
+        );
+    }
+    let mut asks = Vec::new();
+    if account.password_registration_email_required {
+        asks.push("a verified email address");
+    }
+    if account.registration_token_required() {
+        asks.push("a registration token (mas-cli manage issue-user-registration-token)");
+    }
+    if config.branding.tos_uri.is_some() {
+        asks.push("accepting the terms of service (branding.tos_uri)");
+    }
+    if asks.is_empty() {
+        "✅ registration is open to anyone".to_owned()
+    } else {
+        format!("✅ registration is open, with {}", asks.join(" and "))
+    }
+}
+
 fn how_to_enable() -> &'static str {
     "to enable it on the appliance set CLOUDRON_MAIL_SMTP_SERVER, CLOUDRON_MAIL_SMTP_PORT (or \
      CLOUDRON_MAIL_SMTPS_PORT), CLOUDRON_MAIL_FROM and, if the relay needs them, \
      CLOUDRON_MAIL_SMTP_USERNAME and CLOUDRON_MAIL_SMTP_PASSWORD (the sendmail addon sets them \
      on Cloudron); elsewhere set email.transport: smtp"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registration_line_says_whether_and_how_people_can_register() {
+        let mut config = RootConfig::default();
+        assert!(registration_line(&config).starts_with("✅ registration is off"));
+        config.account.password_registration_enabled = true;
+        let line = registration_line(&config);
+        assert!(
+            line.starts_with("❌ registration is unavailable: it requires an email address"),
+            "{line}"
+        );
+        config.account.password_registration_email_required = false;
+        assert_eq!(
+            registration_line(&config),
+            "✅ registration is open to anyone"
+        );
+        config.account.password_registration_token_required = true;
+        config.branding.tos_uri = Some("https://example.com/tos".parse().unwrap());
+        let line = registration_line(&config);
+        assert!(line.contains("a registration token") && line.contains("terms of service"));
+        config.passwords.enabled = false;
+        assert!(registration_line(&config).contains("passwords are disabled"));
+    }
 }

@@ -14,6 +14,7 @@ mod email;
 mod lock;
 mod password;
 mod register;
+mod registration_token;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,12 @@ pub enum Command {
     DemoteAdmin(admin::Args),
     /// Make an upstream provider's subject sign in as an existing user.
     LinkUpstream(upstream::Args),
+    /// Issue a registration token (printed; random unless given).
+    IssueUserRegistrationToken(registration_token::IssueArgs),
+    /// List the registration tokens: uses, expiry, state.
+    ListUserRegistrationTokens,
+    /// Revoke a registration token.
+    RevokeUserRegistrationToken(registration_token::RevokeArgs),
 }
 
 /// What every verb works with.
@@ -130,6 +137,13 @@ impl Manage {
             Command::PromoteAdmin(args) => admin::promote(self, args).await,
             Command::DemoteAdmin(args) => admin::demote(self, args).await,
             Command::LinkUpstream(args) => upstream::link(self, args).await,
+            Command::IssueUserRegistrationToken(args) => {
+                registration_token::issue(self, args).await
+            }
+            Command::ListUserRegistrationTokens => registration_token::list(self).await,
+            Command::RevokeUserRegistrationToken(args) => {
+                registration_token::revoke(self, args).await
+            }
         }
     }
 

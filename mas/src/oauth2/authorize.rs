@@ -20,8 +20,6 @@
 mod request;
 mod responder;
 
-use std::sync::Arc;
-
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use sqlx::AnyConnection;
@@ -33,16 +31,17 @@ use self::request::{
 };
 pub(crate) use self::responder::Callback;
 use self::responder::unsafe_redirect_uri;
-use crate::auth::post_auth::{PostAuthAction, login_url};
+use crate::auth::post_auth::{PostAuthAction, login_url, register_url};
+use crate::auth::registration::RegistrationOpen;
 use crate::clock::Clock;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::session::load_session;
 use crate::model::{Client, NewAuthorizationGrant, prompt_has};
+use crate::pages::PageState;
 use crate::rng::RngSource;
 use crate::routes::UrlBuilder;
 use crate::storage::{Database, StorageError, clients, grants};
-use crate::templates::Templates;
 
 fn internal(error: StorageError) -> HtmlError {
     HtmlError::internal(error)
@@ -52,13 +51,17 @@ fn internal(error: StorageError) -> HtmlError {
 #[tracing::instrument(name = "handlers.oauth2.authorize.get", skip_all)]
 pub(crate) async fn get(
     State(db): State<Database>,
-    State(clock): State<Arc<dyn Clock>>,
-    State(rng): State<RngSource>,
-    State(urls): State<UrlBuilder>,
-    State(templates): State<Templates>,
+    State(page): State<PageState>,
+    State(registration): State<RegistrationOpen>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HtmlError> {
+    let PageState {
+        templates,
+        urls,
+        clock,
+        rng,
+    } = page;
     let params = Params::parse(query.as_deref()).map_err(|error| {
         HtmlError::bad_request(
             "Invalid request from the application",
@@ -110,11 +113,24 @@ pub(crate) async fn get(
         return callback.error(&templates, prefix, error, description);
     }
 
-    store_and_continue(&db, clock.as_ref(), &rng, &urls, request, session.is_some()).await
+    let signed_in = session.is_some();
+    store_and_continue(
+        &db,
+        clock.as_ref(),
+        &rng,
+        &urls,
+        request,
+        signed_in,
+        registration,
+    )
+    .await
 }
 
-/// Stores the checked request as a pending grant and sends the browser on: to the login page
-/// without a session or when the client asked for a fresh login, else to the consent page.
+/// Stores the checked request as a pending grant and sends the browser on: to the
+/// registration page for `prompt=create` when registration is open (OpenID Connect
+/// "Initiating User Registration via OpenID Connect" 1.0 §4; MSC2964 clients send it), to the
+/// login page without a session, for a fresh login or for `prompt=create` with registration
+/// closed, else to the consent page.
 async fn store_and_continue(
     db: &Database,
     clock: &dyn Clock,
@@ -122,9 +138,11 @@ async fn store_and_continue(
     urls: &UrlBuilder,
     request: NewAuthorizationGrant,
     signed_in: bool,
+    RegistrationOpen(registration_open): RegistrationOpen,
 ) -> Result<Response, HtmlError> {
     let prompt = request.prompt.as_deref();
-    let needs_login = !signed_in || prompt_has(prompt, "login") || prompt_has(prompt, "create");
+    let create = prompt_has(prompt, "create");
+    let needs_login = !signed_in || prompt_has(prompt, "login") || create;
     let login_hint = request.login_hint.clone();
     let client_id = request.client_id;
     let mut tx = db.begin_write().await.map_err(internal)?;
@@ -134,9 +152,10 @@ async fn store_and_continue(
     tx.commit().await.map_err(|e| internal(e.into()))?;
     tracing::info!(grant.id = %grant.id, oauth2_client.id = %client_id, "authorization grant created");
 
-    let destination = if needs_login {
-        // `prompt=create`: registration is not offered (yet), so the login page it is.
-        let action = PostAuthAction::ContinueAuthorizationGrant { id: grant.id };
+    let action = PostAuthAction::ContinueAuthorizationGrant { id: grant.id };
+    let destination = if create && registration_open {
+        register_url(urls, Some(&action))
+    } else if needs_login {
         login_url(urls, Some(&action), login_hint.as_deref())
     } else {
         urls.relative(&crate::routes::consent(grant.id))

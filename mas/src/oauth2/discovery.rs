@@ -76,8 +76,9 @@ pub struct ProviderMetadata {
 }
 
 impl ProviderMetadata {
-    /// The document for this deployment. `create` is offered when passwords are enabled
-    /// (`passwords` is a manager) and the site allows password registration.
+    /// The document for this deployment. `create` is offered exactly when registration is
+    /// open (passwords enabled, `passwords` being a manager; password registration allowed;
+    /// mail on when an email address is required).
     pub fn new(
         urls: &UrlBuilder,
         keystore: &Keystore,
@@ -91,7 +92,11 @@ impl ProviderMetadata {
             .map(|alg| alg.as_str())
             .collect();
         let mut prompts = vec!["login"];
-        if site.account.password_registration_enabled && passwords.is_some() {
+        let registration = crate::auth::registration::availability(site, passwords.is_some());
+        if matches!(
+            registration,
+            crate::auth::registration::Availability::Open(_)
+        ) {
             prompts.push("create");
         }
         Self {

@@ -14,6 +14,7 @@ mod index;
 mod login;
 mod mail;
 mod password;
+mod register;
 mod upstream_link;
 mod upstream_resubmit;
 
@@ -35,6 +36,7 @@ pub use self::password::{
     LinkView, NoticeContext, PasswordChangeContext, RecoverCompleteContext, RecoverContext,
     StrengthView,
 };
+pub use self::register::{RegisterContext, RegisterDisplayNameContext};
 pub use self::upstream_link::UpstreamLinkContext;
 pub use self::upstream_resubmit::UpstreamResubmitContext;
 

@@ -71,6 +71,14 @@ fn device_done(templates: &Templates, context: &DeviceDoneContext) -> String {
     readable(&templates.render_device_done(context).unwrap())
 }
 
+fn register(templates: &Templates, context: &RegisterContext) -> String {
+    readable(&templates.render_register(context).unwrap())
+}
+
+fn register_display_name(templates: &Templates, context: &RegisterDisplayNameContext) -> String {
+    readable(&templates.render_register_display_name(context).unwrap())
+}
+
 /// Every sample, rendered, with its name.
 fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
     vec![
@@ -106,6 +114,11 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
         (
             "device_done",
             device_done(templates, &DeviceDoneContext::sample()),
+        ),
+        ("register", register(templates, &RegisterContext::sample())),
+        (
+            "register_display_name",
+            register_display_name(templates, &RegisterDisplayNameContext::sample()),
         ),
         (
             "device_denied",
@@ -188,11 +201,12 @@ fn every_form_carries_the_csrf_token() {
         forms += count;
     }
     assert_eq!(
-        forms, 17,
+        forms, 19,
         "login, consent approve and deny, logout, compat SSO continue, upstream link, the \
          account page's two session sign-outs and logout, the device sign-out, the \
          cross-signing reset, the device code entry, device allow and deny, the password \
-         change, the recovery request and the recovery's new password"
+         change, the recovery request and the recovery's new password, registration and \
+         its display-name step"
     );
 }
 
@@ -274,6 +288,49 @@ fn field_errors_are_tied_to_their_field_and_linked_from_the_summary() {
     );
     assert!(!html.contains(r#"name="kind""#));
     assert!(!html.contains("Continue with"));
+}
+
+#[test]
+fn the_registration_form_shows_the_strength_meter_and_ties_the_terms_error() {
+    let mut context = RegisterContext::sample();
+    context.errors.push(FormError::field(
+        "accept_terms",
+        "Accept the terms of service to continue.",
+    ));
+    let html = register(&templates(), &context);
+    assert!(html.contains("Password strength: <strong>weak</strong> (1 of 4; at least 3 needed)."));
+    assert!(html.contains("<li>Add another word or two.</li>"));
+    assert!(html.contains(r#"aria-invalid="true" aria-describedby="accept_terms-error">"#));
+    assert!(html.contains(r#"<a href="https://example.com/terms""#));
+    assert!(html.contains(r#"name="token""#) && html.contains(r#"name="email""#));
+    let plain = RegisterContext {
+        email_required: false,
+        token_required: false,
+        tos_uri: None,
+        strength: None,
+        errors: Vec::new(),
+        ..RegisterContext::sample()
+    };
+    let html = register(&templates(), &plain);
+    for absent in [
+        r#"name="token""#,
+        r#"name="email""#,
+        "accept_terms",
+        "strength",
+    ] {
+        assert!(!html.contains(absent), "{absent}");
+    }
+}
+
+#[test]
+fn the_login_page_links_registration_only_when_open() {
+    let html = login(&templates(), &LoginContext::sample());
+    assert!(html.contains(r#"<a href="/auth/register">Create an account</a>"#));
+    let closed = LoginContext {
+        register_url: None,
+        ..LoginContext::sample()
+    };
+    assert!(!login(&templates(), &closed).contains("Create an account"));
 }
 
 #[test]

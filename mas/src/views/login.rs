@@ -23,7 +23,10 @@ use serde::Deserialize;
 use crate::app::{AppState, SiteConfig};
 use crate::auth::account::AccountRefusal;
 use crate::auth::password::{Authenticated, PasswordLogin, PasswordRefusal, localpart_of};
-use crate::auth::post_auth::{PostAuthAction, needs_fresh_login, upstream_authorize_url};
+use crate::auth::post_auth::{
+    PostAuthAction, needs_fresh_login, register_url, upstream_authorize_url,
+};
+use crate::auth::registration::RegistrationOpen;
 use crate::crypto::passwords::PasswordManager;
 use crate::email::Mailer;
 use crate::error::HtmlError;
@@ -49,6 +52,7 @@ pub(super) struct LoginState {
     limiter: RateLimiter,
     upstream: UpstreamProviders,
     mailer: Arc<Mailer>,
+    registration: RegistrationOpen,
 }
 
 impl FromRef<AppState> for LoginState {
@@ -60,6 +64,7 @@ impl FromRef<AppState> for LoginState {
             limiter: state.limiter.clone(),
             upstream: state.upstream.clone(),
             mailer: state.mailer.clone(),
+            registration: RegistrationOpen::from_ref(state),
         }
     }
 }
@@ -176,6 +181,10 @@ fn render(
         post_auth_action: action.map(PostAuthAction::view),
         recovery_url: recovery_available(&login.site, login.passwords.as_deref(), &login.mailer)
             .then(|| page.urls.relative(routes::RECOVER)),
+        register_url: login
+            .registration
+            .0
+            .then(|| register_url(&page.urls, action)),
     };
     let html = page.templates.render_login(&context)?;
     let mut response = (status, jar, Html(html)).into_response();

@@ -2,7 +2,7 @@
 //! new password: a message next to the field and, for a weak one, zxcvbn's score in words and
 //! its feedback.
 
-use crate::auth::new_password::{NewPasswordRefusal, score_in_words};
+use crate::auth::new_password::{NewPasswordRefusal, Strength, score_in_words};
 use crate::templates::{FormError, StrengthView};
 
 /// The field errors and the strength report for `refusal`.
@@ -24,12 +24,17 @@ pub(super) fn refusal_view(refusal: NewPasswordRefusal) -> (FormError, Option<St
                 "new_password",
                 "This password is too easy to guess. Choose a longer one.",
             ),
-            Some(StrengthView {
-                score: strength.score,
-                words: score_in_words(strength.score).to_owned(),
-                minimum_words: score_in_words(minimum).to_owned(),
-                feedback: strength.feedback,
-            }),
+            Some(strength_view(strength, minimum)),
         ),
+    }
+}
+
+/// The strength report of a password too weak for `minimum` (also the registration form's).
+pub(super) fn strength_view(strength: Strength, minimum: u8) -> StrengthView {
+    StrengthView {
+        score: strength.score,
+        words: score_in_words(strength.score).to_owned(),
+        minimum_words: score_in_words(minimum).to_owned(),
+        feedback: strength.feedback,
     }
 }

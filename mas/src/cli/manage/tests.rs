@@ -1,6 +1,8 @@
 //! Tests of the `manage` verbs against a real database (both backends) and the recording
 //! mock homeserver: what each writes, which homeserver calls follow, and the lines printed.
 
+mod registration_tokens;
+
 use std::sync::Arc;
 
 use clap::Parser as _;

@@ -25,6 +25,8 @@ pub struct LoginContext {
     pub post_auth_action: Option<PostAuthAction>,
     /// The "Forgot password?" link (`/auth/recover`), when password recovery is on.
     pub recovery_url: Option<String>,
+    /// The registration page (with the same post-auth action) when registration is open.
+    pub register_url: Option<String>,
 }
 
 /// A "continue with" button for an upstream identity provider.
@@ -64,6 +66,7 @@ impl LoginContext {
                 kind: "continue_authorization_grant".to_owned(),
                 id: "01J0000000000000000000GRNT".to_owned(),
             }),
+            register_url: Some(format!("{SAMPLE_PREFIX}/register")),
         }
     }
 }
