@@ -88,6 +88,25 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
         ),
         ("account", account(templates, &AccountContext::sample())),
         (
+            "account_deactivate",
+            readable(
+                &templates
+                    .render_account_deactivate(&DeactivateContext::sample())
+                    .unwrap(),
+            ),
+        ),
+        (
+            "account_closed",
+            readable(
+                &templates
+                    .render_account_deactivate(&DeactivateContext {
+                        closed: true,
+                        ..DeactivateContext::sample()
+                    })
+                    .unwrap(),
+            ),
+        ),
+        (
             "account_session_end",
             account_session_end(templates, &SessionEndContext::sample()),
         ),
@@ -156,8 +175,10 @@ fn every_form_carries_the_csrf_token() {
         forms += count;
     }
     assert_eq!(
-        forms, 14,
+        forms, 21,
         "login, consent approve and deny, logout, compat SSO continue, upstream link, the \
+         account page's display name, one make-primary, three email removals and email add, \
+         the deactivation form, the \
          account page's two session sign-outs and logout, the device sign-out, the \
          cross-signing reset, the device code entry, device allow and deny"
     );

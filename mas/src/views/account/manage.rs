@@ -169,3 +169,6 @@ async fn owning_provider(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests;
