@@ -17,6 +17,7 @@ use crate::config::{AccountConfig, ListenerConfig, Resource, RootConfig};
 use crate::crypto::encrypter::Encrypter;
 use crate::crypto::keystore::Keystore;
 use crate::crypto::passwords::PasswordManager;
+use crate::email::Mailer;
 use crate::extract::client_ip::TrustedProxies;
 use crate::extract::cookies::CookieManager;
 use crate::homeserver::HomeserverConnection;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub site: Arc<SiteConfig>,
     /// The upstream OpenID providers (`upstream_oauth2.providers`, enabled ones).
     pub upstream: UpstreamProviders,
+    /// Outgoing mail (`email`); a blackhole when mail is off ([`Mailer::is_enabled`]).
+    pub mailer: Arc<Mailer>,
 }
 
 /// The parts of the configuration that handlers read, in runtime form.
@@ -96,6 +99,8 @@ pub enum StateError {
     Templates(crate::templates::TemplateError),
     #[error("{0}")]
     Upstream(crate::upstream::UpstreamSetupError),
+    #[error("email: {0}")]
+    Mail(crate::email::MailError),
 }
 
 impl AppState {
@@ -156,6 +161,7 @@ impl AppState {
             limiter: RateLimiter::default(),
             site: Arc::new(site),
             upstream,
+            mailer: Arc::new(Mailer::from_config(&config.email).map_err(StateError::Mail)?),
         })
     }
 }

@@ -9,6 +9,8 @@
 //!   all of a user's sessions at once;
 //! - [`device`]: provisioning a device in the homeserver, with its own error that each caller
 //!   maps to its protocol;
+//! - [`email`]: proving an email address with a mailed code (registration, adding an
+//!   address);
 //! - [`post_auth`]: where a login continues afterwards, and the login URL that carries it.
 //!
 //! It owns no routes and answers in no protocol's shape: refusals are enums the callers map
@@ -16,6 +18,7 @@
 
 pub(crate) mod account;
 pub(crate) mod device;
+pub(crate) mod email;
 pub(crate) mod password;
 pub(crate) mod post_auth;
 pub(crate) mod sessions;

@@ -7,15 +7,16 @@
 //! that needs mail can tell the user instead of pretending. TLS is rustls with the webpki roots.
 //! The password never appears in `Debug` output or logs.
 //!
-//! Used by `mas-cli doctor --send-test-email` and by future verification and recovery mail;
-//! message contents (templates) belong to their features, not here.
+//! Used by `mas-cli doctor --send-test-email` and by the jobs that mail verification codes and
+//! recovery links; message contents (the `emails/` templates) belong to their features, not
+//! here. Tests use [`Mailer::memory`] and read what was sent from its [`Outbox`].
 
 use std::fmt;
 use std::process::Stdio;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Mailbox, Message, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
@@ -82,6 +83,8 @@ pub enum MailError {
 /// Where mail goes.
 enum Transport {
     Blackhole,
+    /// Kept in memory for tests to read ([`Outbox`]).
+    Memory(Outbox),
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         relay: String,
@@ -129,6 +132,53 @@ pub struct Outgoing {
     pub subject: String,
     /// Plain-text body.
     pub text: String,
+    /// The same as HTML, sent as the preferred alternative (`multipart/alternative`, RFC 2046
+    /// §5.1.4), when there is one.
+    pub html: Option<String>,
+}
+
+/// One message a memory mailer kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMail {
+    /// The recipient's address.
+    pub to: String,
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body.
+    pub text: String,
+    /// The HTML body, if any.
+    pub html: Option<String>,
+}
+
+/// What a memory mailer ([`Mailer::memory`]) sent; clones share the list.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox {
+    sent: std::sync::Arc<std::sync::Mutex<Vec<SentMail>>>,
+}
+
+impl Outbox {
+    /// Every message sent so far, oldest first.
+    pub fn messages(&self) -> Vec<SentMail> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The messages sent to `address`, oldest first.
+    pub fn to(&self, address: &str) -> Vec<SentMail> {
+        self.messages()
+            .into_iter()
+            .filter(|mail| mail.to.eq_ignore_ascii_case(address))
+            .collect()
+    }
+
+    fn push(&self, mail: SentMail) {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(mail);
+    }
 }
 
 /// Where a message went, for the operator.
@@ -177,6 +227,17 @@ impl Mailer {
             from: mailbox("email.from", from)?,
             reply_to: mailbox("email.reply_to", reply_to)?,
         })
+    }
+
+    /// A mailer that keeps what it sends in memory, for tests.
+    pub fn memory(from: &str) -> Result<(Self, Outbox), MailError> {
+        let outbox = Outbox::default();
+        let mailer = Self {
+            transport: Transport::Memory(outbox.clone()),
+            from: mailbox("email.from", from)?,
+            reply_to: mailbox("email.reply_to", from)?,
+        };
+        Ok((mailer, outbox))
     }
 
     /// A mailer that talks to an SMTP relay.
@@ -238,6 +299,7 @@ impl Mailer {
     pub fn describe(&self) -> String {
         match &self.transport {
             Transport::Blackhole => "blackhole (mail is off)".to_owned(),
+            Transport::Memory(_) => "memory (tests)".to_owned(),
             Transport::Smtp { relay, .. } => relay.clone(),
             Transport::Sendmail { command } => format!("sendmail ({command})"),
         }
@@ -248,21 +310,39 @@ impl Mailer {
         &self.from
     }
 
-    /// Sends one plain-text message.
+    /// Sends one message: plain text, or text and HTML as alternatives.
     #[tracing::instrument(name = "email.send", skip_all, fields(via = %self.describe()), err)]
     pub async fn send(&self, outgoing: Outgoing) -> Result<Delivered, MailError> {
         if !self.is_enabled() {
             return Err(MailError::NotConfigured);
         }
-        let message = Message::builder()
+        if let Transport::Memory(outbox) = &self.transport {
+            outbox.push(SentMail {
+                to: outgoing.to.email.to_string(),
+                subject: outgoing.subject,
+                text: outgoing.text,
+                html: outgoing.html,
+            });
+            return Ok(Delivered {
+                via: self.describe(),
+                response: None,
+            });
+        }
+        let builder = Message::builder()
             .from(self.from.clone())
             .reply_to(self.reply_to.clone())
             .to(outgoing.to)
-            .subject(outgoing.subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(outgoing.text)?;
+            .subject(outgoing.subject);
+        let message = match outgoing.html {
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(outgoing.text)?,
+            Some(html) => {
+                builder.multipart(MultiPart::alternative_plain_html(outgoing.text, html))?
+            }
+        };
         match &self.transport {
-            Transport::Blackhole => Err(MailError::NotConfigured),
+            Transport::Blackhole | Transport::Memory(_) => Err(MailError::NotConfigured),
             Transport::Smtp { transport, relay } => {
                 let response = transport
                     .send(message)
@@ -301,6 +381,7 @@ impl Mailer {
                  {homeserver}.\n\nIf you can read it, outgoing mail works: verification codes \
                  and password recovery mail will reach your users.\n"
             ),
+            html: None,
         })
         .await
     }

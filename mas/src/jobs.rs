@@ -22,10 +22,13 @@ pub use self::handlers::device_set;
 pub use self::worker::{Outcome, RunReport, run_job_now};
 use crate::app::AppState;
 use crate::clock::Clock;
+use crate::email::Mailer;
 use crate::homeserver::HomeserverConnection;
 use crate::rng::RngSource;
+use crate::routes::UrlBuilder;
 use crate::storage::jobs::enqueue_job;
 use crate::storage::{Database, StorageError};
+use crate::templates::Templates;
 
 /// The queue names, as upstream MAS spells them.
 pub mod queues {
@@ -39,6 +42,8 @@ pub mod queues {
     pub const DEACTIVATE_USER: &str = "deactivate-user";
     /// Reactivate a user in the homeserver (`reactivate_user`).
     pub const REACTIVATE_USER: &str = "reactivate-user";
+    /// Mail the code of an email authentication.
+    pub const SEND_EMAIL_AUTHENTICATION_CODE: &str = "send-email-authentication-code";
 }
 
 /// A job with its arguments. The queue name picks the variant; the payload is the JSON of the
@@ -83,6 +88,12 @@ pub enum Job {
         /// The MAS user id.
         user_id: Ulid,
     },
+    /// Mail the code of an email authentication to its address (nothing once it is completed or
+    /// expired).
+    SendEmailAuthenticationCode {
+        /// The `user_email_authentications` row.
+        authentication_id: Ulid,
+    },
 }
 
 /// The JSON shape of the user-only payloads.
@@ -103,6 +114,11 @@ struct ProvisionPayload {
 struct DeleteDevicePayload {
     user_id: String,
     device_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EmailAuthenticationPayload {
+    user_email_authentication_id: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,18 +155,20 @@ impl Job {
             Self::DeleteDevice { .. } => queues::DELETE_DEVICE,
             Self::DeactivateUser { .. } => queues::DEACTIVATE_USER,
             Self::ReactivateUser { .. } => queues::REACTIVATE_USER,
+            Self::SendEmailAuthenticationCode { .. } => queues::SEND_EMAIL_AUTHENTICATION_CODE,
         }
     }
 
-    /// The user the job is about.
-    pub fn user_id(&self) -> Ulid {
+    /// The user the job is about, when it is about one.
+    pub fn user_id(&self) -> Option<Ulid> {
         match self {
             Self::ProvisionUser { user_id }
             | Self::ProvisionUserWithDisplayName { user_id, .. }
             | Self::SyncDevices { user_id }
             | Self::DeleteDevice { user_id, .. }
             | Self::DeactivateUser { user_id, .. }
-            | Self::ReactivateUser { user_id } => *user_id,
+            | Self::ReactivateUser { user_id } => Some(*user_id),
+            Self::SendEmailAuthenticationCode { .. } => None,
         }
     }
 
@@ -175,6 +193,9 @@ impl Job {
             Self::DeactivateUser { user_id, hs_erase } => {
                 serde_json::json!({ "user_id": user_id.to_string(), "hs_erase": hs_erase })
             }
+            Self::SendEmailAuthenticationCode { authentication_id } => serde_json::json!({
+                "user_email_authentication_id": authentication_id.to_string(),
+            }),
         }
     }
 
@@ -219,6 +240,18 @@ impl Job {
                 let p: UserPayload = decode(queues::REACTIVATE_USER, payload)?;
                 Ok(Self::ReactivateUser {
                     user_id: parse_ulid(queues::REACTIVATE_USER, &p.user_id)?,
+                })
+            }
+            queues::SEND_EMAIL_AUTHENTICATION_CODE => {
+                let queue = queues::SEND_EMAIL_AUTHENTICATION_CODE;
+                let p: EmailAuthenticationPayload = decode(queue, payload)?;
+                Ok(Self::SendEmailAuthenticationCode {
+                    authentication_id: Ulid::from_string(&p.user_email_authentication_id).map_err(
+                        |e| PayloadError::Invalid {
+                            queue,
+                            reason: format!("user_email_authentication_id: {e}"),
+                        },
+                    )?,
                 })
             }
             other => Err(PayloadError::UnknownQueue(other.to_owned())),
@@ -317,6 +350,22 @@ pub struct JobContext {
     pub homeserver: Arc<dyn HomeserverConnection>,
     /// Wake-ups and per-user locks, shared with the rest of the process.
     pub jobs: JobWaker,
+    /// What the mail jobs need; `None` where no mail is sent (the `manage` CLI leaves mail
+    /// jobs to the server, which retries them).
+    pub mail: Option<Arc<MailContext>>,
+}
+
+/// What the mail jobs need: the mailer, the templates and the public URLs.
+#[derive(Debug)]
+pub struct MailContext {
+    /// Outgoing mail.
+    pub mailer: Arc<Mailer>,
+    /// The mail templates.
+    pub templates: Templates,
+    /// The public URLs (links in mail).
+    pub urls: UrlBuilder,
+    /// The Matrix server name (subjects).
+    pub server_name: String,
 }
 
 impl From<&AppState> for JobContext {
@@ -327,9 +376,17 @@ impl From<&AppState> for JobContext {
             rng: state.rng.clone(),
             homeserver: Arc::clone(&state.homeserver),
             jobs: state.jobs.clone(),
+            mail: Some(Arc::new(MailContext {
+                mailer: Arc::clone(&state.mailer),
+                templates: state.templates.clone(),
+                urls: state.urls.clone(),
+                server_name: state.site.server_name.clone(),
+            })),
         }
     }
 }
 
+#[cfg(test)]
+mod mail_tests;
 #[cfg(test)]
 mod tests;

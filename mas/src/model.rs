@@ -8,6 +8,7 @@ mod client;
 mod compat;
 mod compat_sso_login;
 mod device_grant;
+mod email_authentication;
 mod grant;
 mod job;
 pub mod redirect_uri;
@@ -24,6 +25,10 @@ pub use self::compat_sso_login::{COMPAT_LOGIN_TOKEN_LIFETIME_MS, CompatSsoLogin}
 pub use self::device_grant::{
     DEVICE_CODE_LIFETIME_MS, DEVICE_CODE_MIN_POLL_GAP_MS, DEVICE_CODE_POLL_INTERVAL_SECS,
     DeviceGrant, DeviceGrantStage, NewDeviceGrant, display_user_code, normalize_user_code,
+};
+pub use self::email_authentication::{
+    EMAIL_CODE_DIGITS, EMAIL_CODE_LIFETIME_MS, EMAIL_CODE_MAX_ATTEMPTS, EmailAuthentication,
+    EmailAuthenticationPurpose,
 };
 pub use self::grant::{
     AUTHORIZATION_CODE_LIFETIME_MS, AuthorizationGrant, CodeChallenge, CodeChallengeMethod,

@@ -25,6 +25,7 @@ pub mod compat;
 pub mod compat_sso_logins;
 mod connect;
 pub mod device_grants;
+pub mod email_authentications;
 pub mod emails;
 pub mod grants;
 pub mod introspection;

@@ -19,11 +19,12 @@ use serde::Serialize;
 pub use self::context::{
     AccountContext, AccountManageView, AuthorizeErrorView, ClientView, CompatSsoContext,
     ConsentContext, CrossSigningResetContext, DeactivateContext, DeviceConsentContext,
-    DeviceDoneContext, DeviceLinkContext, EmailView, ErrorContext, FormError, FormPostContext,
-    FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink, ScopeView,
-    SessionEndContext, SessionView, UpstreamLinkContext, UpstreamResubmitContext, UserView,
-    describe_scopes, device_id_of, time_ago,
+    DeviceDoneContext, DeviceLinkContext, EmailVerifyContext, EmailView, ErrorContext, FormError,
+    FormPostContext, FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink,
+    ScopeView, SessionEndContext, SessionView, UpstreamLinkContext, UpstreamResubmitContext,
+    UserView, describe_scopes, device_id_of, time_ago,
 };
+pub use self::context::{RenderedMail, VerificationMail};
 
 /// Why templates could not be loaded or a page not rendered.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,23 @@ mod page {
     pub(super) const DEVICE_LINK: &str = "pages/device_link.html";
     pub(super) const DEVICE_CONSENT: &str = "pages/device_consent.html";
     pub(super) const DEVICE_DONE: &str = "pages/device_done.html";
+    pub(super) const EMAIL_VERIFY: &str = "pages/email_verify.html";
+}
+
+/// The mail templates: subject, plain text and HTML of each message, under `emails/`.
+mod mail {
+    /// One message's three templates.
+    pub(super) struct MailTemplates {
+        pub(super) subject: &'static str,
+        pub(super) text: &'static str,
+        pub(super) html: &'static str,
+    }
+
+    pub(super) const VERIFICATION: MailTemplates = MailTemplates {
+        subject: "emails/verification.subject.txt",
+        text: "emails/verification.txt",
+        html: "emails/verification.html",
+    };
 }
 
 /// The loaded templates; cheap to clone, shared by all handlers. Renders with whichever set
@@ -211,6 +229,22 @@ impl Templates {
         render(&self.current.load(), page::DEVICE_DONE, context)
     }
 
+    /// The code entry page of an email authentication.
+    pub fn render_email_verify(
+        &self,
+        context: &EmailVerifyContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::EMAIL_VERIFY, context)
+    }
+
+    /// The mail carrying an email verification code.
+    pub fn render_mail_verification(
+        &self,
+        context: &VerificationMail,
+    ) -> Result<RenderedMail, TemplateError> {
+        render_mail(&self.current.load(), &mail::VERIFICATION, context)
+    }
+
     /// The `form_post` authorization response (a form posting to the client).
     pub fn render_form_post(&self, context: &FormPostContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::FORM_POST, context)
@@ -226,6 +260,21 @@ fn render(
         .get_template(name)
         .and_then(|template| template.render(context))
         .map_err(|source| TemplateError::Render { name, source })
+}
+
+/// Renders one message's subject, text and HTML. The subject is made one line (no header can be
+/// smuggled in through a template or a value in it).
+fn render_mail(
+    environment: &Environment<'static>,
+    templates: &mail::MailTemplates,
+    context: &impl Serialize,
+) -> Result<RenderedMail, TemplateError> {
+    let subject = render(environment, templates.subject, context)?;
+    Ok(RenderedMail {
+        subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+        text: render(environment, templates.text, context)?,
+        html: render(environment, templates.html, context)?,
+    })
 }
 
 /// A fresh environment for `path`, checked by rendering every page's sample.
@@ -300,6 +349,16 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &environment,
         page::DEVICE_DONE,
         &DeviceDoneContext::sample(),
+    )?;
+    render(
+        &environment,
+        page::EMAIL_VERIFY,
+        &EmailVerifyContext::sample(),
+    )?;
+    render_mail(
+        &environment,
+        &mail::VERIFICATION,
+        &VerificationMail::sample(),
     )?;
     Ok(environment)
 }

@@ -34,6 +34,8 @@ use crate::templates::Templates;
 pub(crate) const PUBLIC_BASE: &str = "http://localhost:8000/auth/";
 /// The Matrix server name of the test homeserver.
 pub(crate) const SERVER_NAME: &str = "example.com";
+/// The sender of the test app's mail.
+pub(crate) const MAIL_FROM: &str = "Matrix <noreply@example.com>";
 /// The shared secret Synapse presents to introspect.
 pub(crate) const MATRIX_SECRET: &str = "test-shared-secret-1234";
 
@@ -46,6 +48,8 @@ pub(crate) struct TestApp {
     pub(crate) router: Router,
     pub(crate) clock: MockClock,
     pub(crate) homeserver: Arc<MockHomeserver>,
+    /// What the app mailed (a memory transport).
+    pub(crate) outbox: crate::email::Outbox,
 }
 
 /// The appliance's listener: prefix `/auth`, every resource.
@@ -88,6 +92,7 @@ impl TestApp {
         let argon2 = Hasher::new(HashingAlgorithm::Argon2id, None, None, false).unwrap();
         let templates_dir =
             camino::Utf8PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/mas"));
+        let (mailer, outbox) = crate::email::Mailer::memory(MAIL_FROM).unwrap();
         let state = AppState {
             db,
             clock: Arc::new(clock.clone()),
@@ -117,6 +122,7 @@ impl TestApp {
                 Arc::new(clock.clone()),
             )
             .unwrap(),
+            mailer: Arc::new(mailer),
         };
         let router = build_router(state.clone(), &appliance_listener());
         Self {
@@ -124,6 +130,7 @@ impl TestApp {
             router,
             clock,
             homeserver,
+            outbox,
         }
     }
 
@@ -150,6 +157,15 @@ impl TestApp {
     /// `POST path` with a form body.
     pub(crate) async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> TestResponse {
         self.request(form_request(Method::POST, path, form)).await
+    }
+
+    /// Runs every due job of the queue (mail, provisioning) as the server's worker would;
+    /// returns how many ran.
+    pub(crate) async fn run_jobs(&self) -> usize {
+        let ctx = crate::jobs::JobContext::from(&self.state);
+        crate::jobs::worker::run_due_jobs(&ctx, &tokio_util::sync::CancellationToken::new())
+            .await
+            .unwrap()
     }
 
     /// `POST path` with a JSON body.

@@ -108,6 +108,7 @@ impl Manage {
                 rng: RngSource::from_entropy(),
                 homeserver: Arc::new(homeserver),
                 jobs: JobWaker::new(),
+                mail: None,
             },
             passwords,
             server_name: config.matrix.homeserver.clone(),

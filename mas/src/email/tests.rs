@@ -217,3 +217,42 @@ async fn a_hanging_sendmail_command_is_killed_after_the_timeout() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_message_with_html_goes_out_as_text_and_html_alternatives() {
+    let (port, seen) = sink().await;
+    let mailer = Mailer::from_config(&smtp_config(port, false)).unwrap();
+    mailer
+        .send(Outgoing {
+            to: "bob@example.org".parse().unwrap(),
+            subject: "123456 is your code".to_owned(),
+            text: "Your code is: 123456".to_owned(),
+            html: Some("<p>Your code is: <b>123456</b></p>".to_owned()),
+        })
+        .await
+        .unwrap();
+    let data = seen.await.unwrap().data;
+    assert!(data.contains("multipart/alternative"), "{data}");
+    let text_at = data.find("Content-Type: text/plain").expect("a text part");
+    let html_at = data.find("Content-Type: text/html").expect("an HTML part");
+    // RFC 2046 §5.1.4: the preferred alternative (HTML) comes last.
+    assert!(text_at < html_at, "{data}");
+    assert!(data.contains("Your code is: 123456"));
+}
+
+#[tokio::test]
+async fn a_memory_mailer_keeps_what_it_sends() {
+    let (mailer, outbox) = Mailer::memory("Matrix <noreply@example.com>").unwrap();
+    assert!(mailer.is_enabled());
+    mailer
+        .send_test("Admin@Example.org", "example.com")
+        .await
+        .unwrap();
+    let sent = outbox.to("admin@example.org");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].subject,
+        "Test email from the Matrix server example.com"
+    );
+    assert_eq!(sent[0].html, None);
+}

@@ -7,11 +7,16 @@ use std::collections::BTreeSet;
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
-use super::{Job, JobContext};
+use super::{Job, JobContext, MailContext};
+use crate::email::{MailError, Outgoing};
 use crate::homeserver::{FieldAction, HomeserverError, ProvisionRequest};
 use crate::model::User;
-use crate::storage::{StorageError, browser_sessions, emails, oauth2_sessions, users};
+use crate::model::{EMAIL_CODE_LIFETIME_MS, EmailAuthenticationPurpose};
+use crate::storage::{
+    StorageError, browser_sessions, email_authentications, emails, oauth2_sessions, users,
+};
 use crate::telemetry::ErrorChain;
+use crate::templates::{RenderedMail, VerificationMail};
 
 /// Why a job did not succeed, and how to treat it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +77,9 @@ pub(super) async fn run(ctx: &JobContext, job: &Job) -> Result<Vec<Job>, JobErro
             deactivate_user(ctx, *user_id, *hs_erase).await
         }
         Job::ReactivateUser { user_id } => reactivate_user(ctx, *user_id).await,
+        Job::SendEmailAuthenticationCode { authentication_id } => {
+            send_email_authentication_code(ctx, *authentication_id).await
+        }
     }
 }
 
@@ -206,4 +214,70 @@ async fn reactivate_user(ctx: &JobContext, user_id: Ulid) -> Result<Vec<Job>, Jo
     }
     ctx.homeserver.reactivate_user(&user.username).await?;
     Ok(vec![Job::ProvisionUser { user_id }])
+}
+
+/// Mails the code of an email authentication, unless it was completed or expired meanwhile
+/// (then there is nothing to send). Mail being off can never succeed; a relay that refuses or
+/// cannot be reached is retried while the code is still valid.
+async fn send_email_authentication_code(
+    ctx: &JobContext,
+    authentication_id: Ulid,
+) -> Result<Vec<Job>, JobError> {
+    let Some(mail) = ctx.mail.as_deref() else {
+        return Err(JobError::Transient(
+            "mail is sent by the server, not here".to_owned(),
+        ));
+    };
+    let mut conn = ctx.db.pool().acquire().await?;
+    let Some(authentication) =
+        email_authentications::find_email_authentication(&mut conn, authentication_id).await?
+    else {
+        return Err(JobError::Permanent(format!(
+            "no email authentication {authentication_id}"
+        )));
+    };
+    drop(conn);
+    let now = ctx.clock.now_unix_ms();
+    if authentication.completed_at.is_some() || authentication.is_expired(now) {
+        tracing::info!(user_email_authentication.id = %authentication_id, "code no longer usable; not mailed");
+        return Ok(Vec::new());
+    }
+    let context = VerificationMail {
+        server_name: mail.server_name.clone(),
+        email: authentication.email.clone(),
+        code: authentication.code.clone(),
+        valid_minutes: EMAIL_CODE_LIFETIME_MS / 60_000,
+        for_registration: matches!(
+            authentication.purpose,
+            EmailAuthenticationPurpose::Registration { .. }
+        ),
+        base_url: mail.urls.base().to_string(),
+    };
+    let rendered = mail
+        .templates
+        .render_mail_verification(&context)
+        .map_err(|error| JobError::Failed(ErrorChain(&error).to_string()))?;
+    send(mail, &authentication.email, rendered).await?;
+    Ok(Vec::new())
+}
+
+/// Sends a rendered message to `to`: mail off or an address that does not parse can never
+/// succeed; anything else (the relay) is worth retrying.
+async fn send(mail: &MailContext, to: &str, rendered: RenderedMail) -> Result<(), JobError> {
+    let to = to
+        .parse()
+        .map_err(|e| JobError::Permanent(format!("recipient {to:?}: {e}")))?;
+    let outgoing = Outgoing {
+        to,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: Some(rendered.html),
+    };
+    match mail.mailer.send(outgoing).await {
+        Ok(_) => Ok(()),
+        Err(error @ (MailError::NotConfigured | MailError::Address { .. })) => {
+            Err(JobError::Permanent(ErrorChain(&error).to_string()))
+        }
+        Err(error) => Err(JobError::Transient(ErrorChain(&error).to_string())),
+    }
 }

@@ -35,6 +35,7 @@ async fn harness(db: Database) -> Harness {
         rng: RngSource::seeded(7),
         homeserver: hs.clone(),
         jobs: JobWaker::new(),
+        mail: None,
     };
     Harness { t, ctx, hs }
 }

@@ -8,10 +8,12 @@ mod account_manage;
 mod compat_sso;
 mod consent;
 mod device;
+mod email_verify;
 mod error;
 mod form_post;
 mod index;
 mod login;
+mod mail;
 mod upstream_link;
 mod upstream_resubmit;
 
@@ -24,10 +26,12 @@ pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,
 };
 pub use self::device::{DeviceConsentContext, DeviceDoneContext, DeviceLinkContext, time_ago};
+pub use self::email_verify::EmailVerifyContext;
 pub use self::error::ErrorContext;
 pub use self::form_post::{AuthorizeErrorView, FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
+pub use self::mail::{RenderedMail, VerificationMail};
 pub use self::upstream_link::UpstreamLinkContext;
 pub use self::upstream_resubmit::UpstreamResubmitContext;
 

@@ -114,6 +114,7 @@ mod tests {
                 rng: RngSource::seeded(3),
                 homeserver: hs.clone(),
                 jobs: JobWaker::new(),
+                mail: None,
             },
             passwords: None,
             server_name: "example.com".to_owned(),

@@ -37,6 +37,7 @@ async fn harness(db: Database) -> Harness {
             rng: RngSource::seeded(3),
             homeserver: hs.clone(),
             jobs: JobWaker::new(),
+            mail: None,
         },
         passwords: Some(Arc::new(PasswordManager::new([(1, argon2)], 3).unwrap())),
         server_name: "example.com".to_owned(),
