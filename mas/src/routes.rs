@@ -143,6 +143,8 @@ pub const ACCOUNT_EMAILS: &str = "/account/emails";
 /// `GET/POST /account/emails/verify/{authentication_id}`: the code-entry page of an address
 /// being added.
 pub const ACCOUNT_EMAIL_VERIFY: &str = "/account/emails/verify/{authentication_id}";
+/// `POST /account/emails/verify/{authentication_id}/resend`: mails a new code.
+pub const ACCOUNT_EMAIL_RESEND: &str = "/account/emails/verify/{authentication_id}/resend";
 /// `POST /account/emails/{email_id}/remove`: removes one address.
 pub const ACCOUNT_EMAIL_REMOVE: &str = "/account/emails/{email_id}/remove";
 /// `POST /account/emails/{email_id}/primary`: makes one verified address the primary one.
@@ -153,6 +155,11 @@ pub const ACCOUNT_DEACTIVATE: &str = "/account/deactivate";
 /// The code-entry page of one address being added (a path for [`UrlBuilder`]).
 pub fn account_email_verify(authentication_id: ulid::Ulid) -> String {
     format!("/account/emails/verify/{authentication_id}")
+}
+
+/// The "send a new code" form of one address being added (a path for [`UrlBuilder`]).
+pub fn account_email_resend(authentication_id: ulid::Ulid) -> String {
+    format!("/account/emails/verify/{authentication_id}/resend")
 }
 
 /// The removal form of one address (a path for [`UrlBuilder`]).

@@ -17,13 +17,6 @@ use crate::templates::FormError;
 /// Makes an authentication of `email` for `purpose` and queues the mail with its code. Call it
 /// inside the transaction of the change that needs it, then wake the job worker after the
 /// commit (`state.jobs.wake()`).
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the registration and email pages use it; they land next; remove this then"
-    )
-)]
 pub(crate) async fn start(
     conn: &mut AnyConnection,
     clock: &dyn Clock,
@@ -40,13 +33,6 @@ pub(crate) async fn start(
 }
 
 /// The message for the `code` field after a refused code; `None` when it was accepted.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the registration and email pages use it; they land next; remove this then"
-    )
-)]
 pub(crate) fn code_problem(check: &CodeCheck) -> Option<FormError> {
     let message = match check {
         CodeCheck::Accepted(_) => return None,

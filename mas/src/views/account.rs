@@ -10,6 +10,7 @@
 //! display name ([`displayname`]) and closing the account ([`deactivate`]). Their POSTs answer
 //! with this page again, with a notice or the form's errors ([`main_page`]).
 
+mod add_email;
 mod cross_signing_reset;
 mod deactivate;
 mod displayname;

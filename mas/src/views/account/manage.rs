@@ -11,7 +11,7 @@ use axum::routing::get;
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
-use super::{AccountState, deactivate, displayname, emails, get_page};
+use super::{AccountState, add_email, deactivate, displayname, emails, get_page};
 use crate::app::AppState;
 use crate::config::upstream::ImportAction;
 use crate::error::HtmlError;
@@ -29,6 +29,15 @@ pub(super) fn router() -> Router<AppState> {
         .route(
             routes::ACCOUNT_DISPLAYNAME,
             get(get_page).post(displayname::post),
+        )
+        .route(routes::ACCOUNT_EMAILS, get(get_page).post(add_email::post))
+        .route(
+            routes::ACCOUNT_EMAIL_VERIFY,
+            get(add_email::verify_get).post(add_email::verify_post),
+        )
+        .route(
+            routes::ACCOUNT_EMAIL_RESEND,
+            get(get_page).post(add_email::resend),
         )
         .route(
             routes::ACCOUNT_EMAIL_REMOVE,
