@@ -197,7 +197,7 @@ async fn the_display_name_is_refused_by_config_and_a_homeserver_failure_is_an_er
 
     let app = app.with_account(account(|a| a.displayname_change_allowed = false));
     let (mut browser, csrf) = signed_in(&app, "alice").await;
-    let html = browser.get("/auth/account/").await.text();
+    let html = html_unescape(&browser.get("/auth/account/").await.text());
     assert!(
         !html.contains(r#"action="/auth/account/displayname""#),
         "{html}"
@@ -297,7 +297,7 @@ async fn email_changes_are_refused_by_config(db: Database) {
     let alice = person(&app, "alice").await;
     let email = add_email(&app, &alice, "alice@example.org", true).await;
     let (mut browser, csrf) = signed_in(&app, "alice").await;
-    let html = browser.get("/auth/account/").await.text();
+    let html = html_unescape(&browser.get("/auth/account/").await.text());
     assert!(html.contains("Email addresses cannot be changed on this server."));
     assert!(
         !html.contains("/remove") && !html.contains(r#"name="email""#),
@@ -351,7 +351,7 @@ async fn a_provider_that_forces_email_and_display_name_owns_them(db: Database) {
     let email = add_email(&app, &alice, "alice@example.org", true).await;
     person(&app, "bob").await;
     let (mut browser, csrf) = signed_in(&app, "alice").await;
-    let html = browser.get("/auth/account/").await.text();
+    let html = html_unescape(&browser.get("/auth/account/").await.text());
     assert!(
         html.contains("Your email address comes from Example SSO."),
         "{html}"
@@ -372,7 +372,7 @@ async fn a_provider_that_forces_email_and_display_name_owns_them(db: Database) {
 
     // Bob has no link: the provider does not own his attributes.
     let (mut browser, _) = signed_in(&app, "bob").await;
-    let html = browser.get("/auth/account/").await.text();
+    let html = html_unescape(&browser.get("/auth/account/").await.text());
     assert!(!html.contains("comes from Example SSO"));
     assert!(html.contains(r#"action="/auth/account/displayname""#));
 }
@@ -400,7 +400,7 @@ async fn deactivation_asks_the_password_ends_everything_and_refuses_sign_in(db: 
     let mut browser = app.browser();
     browser.login("alice", PASSWORD).await;
     let page = browser.get("/auth/account/").await;
-    assert!(page.text().contains(r#"href="/auth/account/deactivate""#));
+    assert!(html_unescape(&page.text()).contains(r#"href="/auth/account/deactivate""#));
     let page = browser.get("/auth/account/deactivate").await;
     page.assert_status(StatusCode::OK);
     let html = page.text();
@@ -570,7 +570,7 @@ async fn deactivation_is_refused_when_the_configuration_says_so(db: Database) {
         .with_account(account(|a| a.account_deactivation_allowed = false));
     person(&app, "alice").await;
     let (mut browser, csrf) = signed_in(&app, "alice").await;
-    let html = browser.get("/auth/account/").await.text();
+    let html = html_unescape(&browser.get("/auth/account/").await.text());
     assert!(!html.contains("/auth/account/deactivate"));
     browser
         .get("/auth/account/deactivate")
@@ -608,7 +608,7 @@ async fn a_verified_email_signs_its_only_owner_in_when_allowed(db: Database) {
         .login_at("/auth/login", " alice@EXAMPLE.org ", PASSWORD)
         .await;
     response.assert_status(StatusCode::SEE_OTHER);
-    let html = browser.get("/auth/account/").await.text();
+    let html = html_unescape(&browser.get("/auth/account/").await.text());
     assert!(html.contains("@alice:example.com"));
     for address in [
         "shared@example.org",
@@ -657,6 +657,174 @@ async fn email_sign_in_is_refused_when_not_allowed(db: Database) {
     assert_eq!(response.json()["errcode"], json!("M_UNKNOWN"));
 }
 
+/// The six-digit code of the last mail to `address`.
+fn mailed_code(app: &TestApp, address: &str) -> String {
+    let mail = app.outbox.to(address).pop().expect("a mail with the code");
+    mail.text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|word| word.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {}", mail.text))
+        .to_owned()
+}
+
+async fn an_email_is_added_with_the_mailed_code_and_the_homeserver_follows(db: Database) {
+    let app = TestApp::new(db).await;
+    let alice = person(&app, "alice").await;
+    let (mut browser, csrf) = signed_in(&app, "alice").await;
+
+    // Implausible, then a good address.
+    let page = browser
+        .post(
+            "/auth/account/emails",
+            &[("csrf", &csrf), ("email", "not-an-address")],
+        )
+        .await;
+    page.assert_status(StatusCode::BAD_REQUEST);
+    assert!(page.text().contains(r#"id="email-error""#));
+    let response = browser
+        .post(
+            "/auth/account/emails",
+            &[("csrf", &csrf), ("email", "alice@example.org")],
+        )
+        .await;
+    response.assert_status(StatusCode::SEE_OTHER);
+    let verify = response.header("location").unwrap().to_owned();
+    assert!(
+        verify.starts_with("/auth/account/emails/verify/"),
+        "{verify}"
+    );
+    run_jobs(&app).await;
+    let code = mailed_code(&app, "alice@example.org");
+    let page = browser.get(&verify).await;
+    page.assert_status(StatusCode::OK);
+    assert!(page.text().contains("alice@example.org"));
+
+    // Another browser session (even of Alice) cannot use it.
+    let (mut other, other_csrf) = signed_in(&app, "alice").await;
+    other
+        .get(&verify)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    other
+        .post(&verify, &[("csrf", &other_csrf), ("code", &code)])
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+
+    // A wrong code, then the right one.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let page = browser
+        .post(&verify, &[("csrf", &csrf), ("code", wrong)])
+        .await;
+    page.assert_status(StatusCode::BAD_REQUEST);
+    assert!(page.text().contains("That code is not right."));
+    assert!(list_emails(&app, &alice).await.is_empty());
+    browser
+        .post(&verify, &[("csrf", "bad"), ("code", &code)])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    app.homeserver.take_calls();
+    let page = browser
+        .post(&verify, &[("csrf", &csrf), ("code", &code)])
+        .await;
+    page.assert_status(StatusCode::OK);
+    assert!(
+        page.text()
+            .contains("alice@example.org was added and verified.")
+    );
+    assert_eq!(list_emails(&app, &alice).await, ["alice@example.org"]);
+    assert!(primary(&app, &alice).await.is_some());
+    run_jobs(&app).await;
+    assert_eq!(
+        provisioned_emails(&app),
+        [vec!["alice@example.org".to_owned()]]
+    );
+    // The code works once.
+    let page = browser
+        .post(&verify, &[("csrf", &csrf), ("code", &code)])
+        .await;
+    page.assert_status(StatusCode::BAD_REQUEST);
+    assert!(page.text().contains("used already"));
+
+    // An unverified address the user has is marked verified; a new code is resent.
+    let old = add_email(&app, &alice, "old@example.net", false).await;
+    let response = browser
+        .post(
+            "/auth/account/emails",
+            &[("csrf", &csrf), ("email", "OLD@example.net")],
+        )
+        .await;
+    let verify = response.header("location").unwrap().to_owned();
+    // Two codes per browser session at once, then one every 5 minutes.
+    app.clock.advance(std::time::Duration::from_secs(301));
+    let response = browser
+        .post(&format!("{verify}/resend"), &[("csrf", &csrf)])
+        .await;
+    response.assert_status(StatusCode::SEE_OTHER);
+    let verify = response.header("location").unwrap().to_owned();
+    run_jobs(&app).await;
+    let code = mailed_code(&app, "OLD@example.net");
+    browser
+        .post(&verify, &[("csrf", &csrf), ("code", &code)])
+        .await
+        .assert_status(StatusCode::OK);
+    let mut conn = app.state.db.pool().acquire().await.unwrap();
+    let row = emails::find_email(&mut conn, old.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.confirmed_at.is_some());
+    drop(conn);
+    assert_eq!(list_emails(&app, &alice).await.len(), 2);
+
+    // Already one of hers; then the session's limit of two codes at once.
+    let page = browser
+        .post(
+            "/auth/account/emails",
+            &[("csrf", &csrf), ("email", "alice@example.org")],
+        )
+        .await;
+    page.assert_status(StatusCode::BAD_REQUEST);
+    assert!(page.text().contains("already one of yours"));
+    let page = browser
+        .post(
+            "/auth/account/emails",
+            &[("csrf", &csrf), ("email", "third@example.org")],
+        )
+        .await;
+    page.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.header("retry-after").is_some());
+}
+
+async fn adding_an_email_is_refused_by_config_and_without_a_session(db: Database) {
+    let app = TestApp::new(db)
+        .await
+        .with_account(account(|a| a.email_change_allowed = false));
+    person(&app, "alice").await;
+    let (mut browser, csrf) = signed_in(&app, "alice").await;
+    let page = browser
+        .post(
+            "/auth/account/emails",
+            &[("csrf", &csrf), ("email", "alice@example.org")],
+        )
+        .await;
+    page.assert_status(StatusCode::FORBIDDEN);
+    run_jobs(&app).await;
+    assert!(app.outbox.messages().is_empty());
+    let mut stranger = app.browser();
+    let csrf = csrf_of(&stranger.get("/auth/login").await.text());
+    let page = stranger
+        .post(
+            "/auth/account/emails",
+            &[("csrf", &csrf), ("email", "x@example.org")],
+        )
+        .await;
+    page.assert_status(StatusCode::FOUND);
+    stranger
+        .get("/auth/account/emails/verify/01J0000000000000000000000A")
+        .await
+        .assert_status(StatusCode::FOUND);
+}
+
 test_on_both_backends!(
     the_display_name_is_set_and_cleared_in_the_homeserver,
     the_display_name_is_refused_by_config_and_a_homeserver_failure_is_an_error_page,
@@ -669,4 +837,6 @@ test_on_both_backends!(
     deactivation_is_refused_when_the_configuration_says_so,
     a_verified_email_signs_its_only_owner_in_when_allowed,
     email_sign_in_is_refused_when_not_allowed,
+    an_email_is_added_with_the_mailed_code_and_the_homeserver_follows,
+    adding_an_email_is_refused_by_config_and_without_a_session,
 );
