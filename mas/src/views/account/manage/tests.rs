@@ -329,7 +329,6 @@ async fn forcing_provider_app(db: Database) -> (TestApp, User) {
     });
     let config = UpstreamOAuth2Config {
         providers: vec![serde_json::from_value(provider).unwrap()],
-        ..UpstreamOAuth2Config::default()
     };
     let app = TestApp::with_upstream(db, MockClock::default(), &config).await;
     let alice = person(&app, "alice").await;
@@ -517,7 +516,7 @@ async fn an_account_without_password_confirms_with_its_username(db: Database) {
     // Bob signs in through a browser session made directly (as an upstream login would).
     let mut rng = app.state.rng.fork();
     let session = crate::storage::browser_sessions::start_browser_session(
-        &mut *app.state.db.pool().acquire().await.unwrap(),
+        &mut app.state.db.pool().acquire().await.unwrap(),
         &app.clock,
         &mut rng,
         &bob,
