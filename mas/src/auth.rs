@@ -9,6 +9,8 @@
 //!   all of a user's sessions at once;
 //! - [`device`]: provisioning a device in the homeserver, with its own error that each caller
 //!   maps to its protocol;
+//! - [`new_password`]: choosing a new password (twice, strength) and storing its hash, for
+//!   the password change page and recovery;
 //! - [`email`]: proving an email address with a mailed code (registration, adding an
 //!   address);
 //! - [`post_auth`]: where a login continues afterwards, and the login URL that carries it.
@@ -19,6 +21,7 @@
 pub(crate) mod account;
 pub(crate) mod device;
 pub(crate) mod email;
+pub(crate) mod new_password;
 pub(crate) mod password;
 pub(crate) mod post_auth;
 pub(crate) mod sessions;

@@ -44,6 +44,8 @@ pub mod queues {
     pub const REACTIVATE_USER: &str = "reactivate-user";
     /// Mail the code of an email authentication.
     pub const SEND_EMAIL_AUTHENTICATION_CODE: &str = "send-email-authentication-code";
+    /// Mail the links of a password recovery request.
+    pub const SEND_RECOVERY_EMAILS: &str = "send-recovery-emails";
 }
 
 /// A job with its arguments. The queue name picks the variant; the payload is the JSON of the
@@ -94,6 +96,12 @@ pub enum Job {
         /// The `user_email_authentications` row.
         authentication_id: Ulid,
     },
+    /// Mail a recovery link to every account that has the address of a password recovery
+    /// request verified (`POST /recover`).
+    SendRecoveryEmails {
+        /// The `user_recovery_sessions` row.
+        session_id: Ulid,
+    },
 }
 
 /// The JSON shape of the user-only payloads.
@@ -119,6 +127,11 @@ struct DeleteDevicePayload {
 #[derive(Serialize, Deserialize)]
 struct EmailAuthenticationPayload {
     user_email_authentication_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecoveryPayload {
+    user_recovery_session_id: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,6 +169,7 @@ impl Job {
             Self::DeactivateUser { .. } => queues::DEACTIVATE_USER,
             Self::ReactivateUser { .. } => queues::REACTIVATE_USER,
             Self::SendEmailAuthenticationCode { .. } => queues::SEND_EMAIL_AUTHENTICATION_CODE,
+            Self::SendRecoveryEmails { .. } => queues::SEND_RECOVERY_EMAILS,
         }
     }
 
@@ -168,7 +182,7 @@ impl Job {
             | Self::DeleteDevice { user_id, .. }
             | Self::DeactivateUser { user_id, .. }
             | Self::ReactivateUser { user_id } => Some(*user_id),
-            Self::SendEmailAuthenticationCode { .. } => None,
+            Self::SendEmailAuthenticationCode { .. } | Self::SendRecoveryEmails { .. } => None,
         }
     }
 
@@ -195,6 +209,9 @@ impl Job {
             }
             Self::SendEmailAuthenticationCode { authentication_id } => serde_json::json!({
                 "user_email_authentication_id": authentication_id.to_string(),
+            }),
+            Self::SendRecoveryEmails { session_id } => serde_json::json!({
+                "user_recovery_session_id": session_id.to_string(),
             }),
         }
     }
@@ -251,6 +268,15 @@ impl Job {
                             queue,
                             reason: format!("user_email_authentication_id: {e}"),
                         },
+                    )?,
+                })
+            }
+            queues::SEND_RECOVERY_EMAILS => {
+                let p: RecoveryPayload = decode(queues::SEND_RECOVERY_EMAILS, payload)?;
+                Ok(Self::SendRecoveryEmails {
+                    session_id: parse_ulid(
+                        queues::SEND_RECOVERY_EMAILS,
+                        &p.user_recovery_session_id,
                     )?,
                 })
             }

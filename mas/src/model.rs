@@ -11,6 +11,7 @@ mod device_grant;
 mod email_authentication;
 mod grant;
 mod job;
+mod recovery;
 pub mod redirect_uri;
 pub mod scope;
 mod session;
@@ -35,6 +36,7 @@ pub use self::grant::{
     GrantStage, NewAuthorizationGrant, ResponseMode, prompt_has,
 };
 pub use self::job::{Job, JobStatus, retry_delay};
+pub use self::recovery::{RECOVERY_TICKET_LIFETIME_MS, RecoverySession, RecoveryTicket};
 pub use self::scope::{Scope, ScopeToken};
 pub use self::session::{NewSession, Session};
 pub use self::token::{AccessToken, RefreshToken};

@@ -356,6 +356,11 @@ pub struct RateLimitConfig {
     pub email_authentication_emails_per_session: Quota,
     /// Codes tried, per email authentication (`email_authentication.attempt_per_session`).
     pub email_authentication_attempt_per_session: Quota,
+    /// `POST /recover` per client address (upstream's `account_recovery.per_ip`).
+    pub account_recovery_per_ip: Quota,
+    /// `POST /recover` per normalized email address (upstream's
+    /// `account_recovery.per_address`).
+    pub account_recovery_per_address: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -373,6 +378,8 @@ impl Default for RateLimitConfig {
             email_authentication_emails_per_session: Quota::EMAIL_AUTHENTICATION_EMAILS_PER_SESSION,
             email_authentication_attempt_per_session:
                 Quota::EMAIL_AUTHENTICATION_ATTEMPT_PER_SESSION,
+            account_recovery_per_ip: Quota::ACCOUNT_RECOVERY_PER_IP,
+            account_recovery_per_address: Quota::ACCOUNT_RECOVERY_PER_ADDRESS,
         }
     }
 }
@@ -390,6 +397,8 @@ struct Limiters {
     email_authentication_per_address: KeyedLimiter<String>,
     email_authentication_emails_per_session: KeyedLimiter<Ulid>,
     email_authentication_attempt_per_session: KeyedLimiter<Ulid>,
+    account_recovery_per_ip: KeyedLimiter<IpKey>,
+    account_recovery_per_address: KeyedLimiter<String>,
 }
 
 /// The process's rate limiters; cheap to clone (a field of the app state).
@@ -425,6 +434,10 @@ impl RateLimiter {
                 ),
                 email_authentication_attempt_per_session: KeyedLimiter::new(
                     config.email_authentication_attempt_per_session,
+                ),
+                account_recovery_per_ip: KeyedLimiter::new(config.account_recovery_per_ip),
+                account_recovery_per_address: KeyedLimiter::new(
+                    config.account_recovery_per_address,
                 ),
             }),
         }
@@ -526,6 +539,20 @@ impl RateLimiter {
             .check(&authentication_id, now_ms)
     }
 
+    /// A password recovery request (`POST /recover`): per client address, then per address
+    /// asked for (normalized), so that nobody floods one mailbox or the queue.
+    pub fn check_account_recovery(
+        &self,
+        ip: Option<IpAddr>,
+        email: &str,
+        now_ms: i64,
+    ) -> Result<(), RateLimited> {
+        self.inner.account_recovery_per_ip.check_ip(ip, now_ms)?;
+        self.inner
+            .account_recovery_per_address
+            .check(&email.to_owned(), now_ms)
+    }
+
     /// Prunes every limiter at `now_ms` (see [`KeyedLimiter::prune`]).
     pub fn prune(&self, now_ms: i64) -> Pruned {
         let inner = &*self.inner;
@@ -540,6 +567,8 @@ impl RateLimiter {
         total += inner.email_authentication_per_address.prune(now_ms);
         total += inner.email_authentication_emails_per_session.prune(now_ms);
         total += inner.email_authentication_attempt_per_session.prune(now_ms);
+        total += inner.account_recovery_per_ip.prune(now_ms);
+        total += inner.account_recovery_per_address.prune(now_ms);
         total
     }
 
@@ -557,6 +586,8 @@ impl RateLimiter {
             + inner.email_authentication_per_address.len()
             + inner.email_authentication_emails_per_session.len()
             + inner.email_authentication_attempt_per_session.len()
+            + inner.account_recovery_per_ip.len()
+            + inner.account_recovery_per_address.len()
     }
 
     /// Whether no limiter holds a key.

@@ -171,6 +171,13 @@ pub fn account_email_remove(email_id: ulid::Ulid) -> String {
 pub fn account_email_primary(email_id: ulid::Ulid) -> String {
     format!("/account/emails/{email_id}/primary")
 }
+/// `GET/POST /account/password`: the password change page (docs/protocol.md#pages); the router
+/// sends `/.well-known/change-password` here.
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
+/// `GET/POST /recover`: asks for a password recovery link by email (docs/protocol.md#pages).
+pub const RECOVER: &str = "/recover";
+/// `GET/POST /recover/complete?ticket=…`: the recovery link's new-password form.
+pub const RECOVER_COMPLETE: &str = "/recover/complete";
 
 /// The sign-out form of one session (a path for [`UrlBuilder`]).
 pub fn account_session_end(session_id: ulid::Ulid) -> String {

@@ -33,6 +33,7 @@ pub mod jobs;
 mod migrate;
 pub mod oauth2_sessions;
 pub mod passwords;
+pub mod recovery;
 pub mod refresh_tokens;
 mod rows;
 pub mod static_clients;

@@ -20,11 +20,12 @@ pub use self::context::{
     AccountContext, AccountManageView, AuthorizeErrorView, ClientView, CompatSsoContext,
     ConsentContext, CrossSigningResetContext, DeactivateContext, DeviceConsentContext,
     DeviceDoneContext, DeviceLinkContext, EmailVerifyContext, EmailView, ErrorContext, FormError,
-    FormPostContext, FormPostParam, IndexContext, LoginContext, PostAuthAction, ProviderLink,
-    ScopeView, SessionEndContext, SessionView, UpstreamLinkContext, UpstreamResubmitContext,
-    UserView, describe_scopes, device_id_of, time_ago,
+    FormPostContext, FormPostParam, IndexContext, LinkView, LoginContext, NoticeContext,
+    PasswordChangeContext, PostAuthAction, ProviderLink, RecoverCompleteContext, RecoverContext,
+    ScopeView, SessionEndContext, SessionView, StrengthView, UpstreamLinkContext,
+    UpstreamResubmitContext, UserView, describe_scopes, device_id_of, time_ago,
 };
-pub use self::context::{RenderedMail, VerificationMail};
+pub use self::context::{RecoveryMail, RenderedMail, VerificationMail};
 
 /// Why templates could not be loaded or a page not rendered.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,10 @@ mod page {
     pub(super) const DEVICE_LINK: &str = "pages/device_link.html";
     pub(super) const DEVICE_CONSENT: &str = "pages/device_consent.html";
     pub(super) const DEVICE_DONE: &str = "pages/device_done.html";
+    pub(super) const ACCOUNT_PASSWORD: &str = "pages/account_password.html";
+    pub(super) const RECOVER: &str = "pages/recover.html";
+    pub(super) const RECOVER_COMPLETE: &str = "pages/recover_complete.html";
+    pub(super) const NOTICE: &str = "pages/notice.html";
     pub(super) const EMAIL_VERIFY: &str = "pages/email_verify.html";
 }
 
@@ -82,6 +87,12 @@ mod mail {
         subject: "emails/verification.subject.txt",
         text: "emails/verification.txt",
         html: "emails/verification.html",
+    };
+
+    pub(super) const RECOVERY: MailTemplates = MailTemplates {
+        subject: "emails/recovery.subject.txt",
+        text: "emails/recovery.txt",
+        html: "emails/recovery.html",
     };
 }
 
@@ -229,6 +240,32 @@ impl Templates {
         render(&self.current.load(), page::DEVICE_DONE, context)
     }
 
+    /// The password change form.
+    pub fn render_account_password(
+        &self,
+        context: &PasswordChangeContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::ACCOUNT_PASSWORD, context)
+    }
+
+    /// The password recovery request form, or its answer.
+    pub fn render_recover(&self, context: &RecoverContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::RECOVER, context)
+    }
+
+    /// The recovery link's new-password form.
+    pub fn render_recover_complete(
+        &self,
+        context: &RecoverCompleteContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::RECOVER_COMPLETE, context)
+    }
+
+    /// A notice that ends or refuses a flow (password changed, recovery unavailable).
+    pub fn render_notice(&self, context: &NoticeContext) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::NOTICE, context)
+    }
+
     /// The code entry page of an email authentication.
     pub fn render_email_verify(
         &self,
@@ -243,6 +280,14 @@ impl Templates {
         context: &VerificationMail,
     ) -> Result<RenderedMail, TemplateError> {
         render_mail(&self.current.load(), &mail::VERIFICATION, context)
+    }
+
+    /// The mail carrying a password recovery link.
+    pub fn render_mail_recovery(
+        &self,
+        context: &RecoveryMail,
+    ) -> Result<RenderedMail, TemplateError> {
+        render_mail(&self.current.load(), &mail::RECOVERY, context)
     }
 
     /// The `form_post` authorization response (a form posting to the client).
@@ -352,6 +397,19 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
     )?;
     render(
         &environment,
+        page::ACCOUNT_PASSWORD,
+        &PasswordChangeContext::sample(),
+    )?;
+    render(&environment, page::RECOVER, &RecoverContext::sample())?;
+    render(&environment, page::RECOVER, &RecoverContext::sent_sample())?;
+    render(
+        &environment,
+        page::RECOVER_COMPLETE,
+        &RecoverCompleteContext::sample(),
+    )?;
+    render(&environment, page::NOTICE, &NoticeContext::sample())?;
+    render(
+        &environment,
         page::EMAIL_VERIFY,
         &EmailVerifyContext::sample(),
     )?;
@@ -360,6 +418,7 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &mail::VERIFICATION,
         &VerificationMail::sample(),
     )?;
+    render_mail(&environment, &mail::RECOVERY, &RecoveryMail::sample())?;
     Ok(environment)
 }
 

@@ -15,6 +15,9 @@ pub(crate) mod assets;
 mod index;
 mod login;
 mod logout;
+mod notice;
+mod password_form;
+mod recover;
 mod upstream;
 
 use axum::Router;
@@ -29,6 +32,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::INDEX, get(index::get))
         .route(routes::LOGIN, get(login::get).post(login::post))
         .route(routes::LOGOUT, axum::routing::post(logout::post))
+        .route(routes::RECOVER, get(recover::get).post(recover::post))
+        .route(
+            routes::RECOVER_COMPLETE,
+            get(recover::complete::get).post(recover::complete::post),
+        )
         .merge(account::router())
         .merge(upstream::router())
 }

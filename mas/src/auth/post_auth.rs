@@ -38,6 +38,9 @@ pub(crate) enum PostAuthAction {
         /// The account page's `device_id`.
         device_id: Option<String>,
     },
+    /// To the password change page (`/account/password`, where `/.well-known/change-password`
+    /// leads).
+    ChangePassword,
 }
 
 impl PostAuthAction {
@@ -45,6 +48,7 @@ impl PostAuthAction {
     const CONTINUE_DEVICE_CODE_GRANT: &'static str = "continue_device_code_grant";
     const CONTINUE_COMPAT_SSO_LOGIN: &'static str = "continue_compat_sso_login";
     const MANAGE_ACCOUNT: &'static str = "manage_account";
+    const CHANGE_PASSWORD: &'static str = "change_password";
 
     /// From the `kind` and `id` query or form fields. For `manage_account` the `id` is the
     /// account page's query (`action=…&device_id=…`, form-encoded), so that the login form and
@@ -61,6 +65,9 @@ impl PostAuthAction {
                 }
             }
             return Some(Self::ManageAccount { action, device_id });
+        }
+        if kind == Self::CHANGE_PASSWORD {
+            return Some(Self::ChangePassword);
         }
         let id = id?.parse().ok()?;
         match kind {
@@ -87,6 +94,7 @@ impl PostAuthAction {
                 Self::MANAGE_ACCOUNT,
                 account_query(action.as_deref(), device_id.as_deref()),
             ),
+            Self::ChangePassword => (Self::CHANGE_PASSWORD, String::new()),
         }
     }
 
@@ -130,6 +138,7 @@ impl PostAuthAction {
                     format!("{path}?{query}")
                 }
             }
+            Some(Self::ChangePassword) => urls.relative(routes::ACCOUNT_PASSWORD),
             None => urls.relative(routes::INDEX),
         }
     }
@@ -280,6 +289,29 @@ mod tests {
         );
         assert!(
             login_url(&urls, Some(&plain), None).starts_with("/auth/login?kind=manage_account")
+        );
+    }
+
+    #[test]
+    fn change_password_leads_back_to_the_password_page() {
+        let urls = UrlBuilder::new("http://localhost:8000/auth/".parse().unwrap());
+        let action = PostAuthAction::ChangePassword;
+        let (kind, id) = action.fields();
+        assert_eq!(
+            PostAuthAction::from_fields(Some(kind), Some(&id)),
+            Some(action.clone())
+        );
+        assert_eq!(
+            PostAuthAction::from_json(&action.to_json()),
+            Some(action.clone())
+        );
+        assert_eq!(
+            PostAuthAction::destination(Some(&action), &urls),
+            "/auth/account/password"
+        );
+        assert_eq!(
+            login_url(&urls, Some(&action), None),
+            "/auth/login?kind=change_password&id="
         );
     }
 

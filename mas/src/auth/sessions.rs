@@ -232,5 +232,22 @@ pub(crate) async fn end_all_sessions(
     })
 }
 
+/// [`end_all_sessions`] but the browser session `keep` (the one a password change is made in,
+/// when the user signs out their other sessions). The caller queues the device sync.
+#[tracing::instrument(name = "auth.sessions.end_others", skip_all, fields(user.id = %user_id), err)]
+pub(crate) async fn end_other_sessions(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    user_id: Ulid,
+    keep: Ulid,
+) -> Result<EndedSessions, StorageError> {
+    Ok(EndedSessions {
+        oauth2: oauth2_sessions::finish_all_oauth2_sessions(conn, clock, user_id).await?,
+        compat: compat::finish_all_compat_sessions(conn, clock, user_id).await?,
+        browser: browser_sessions::finish_other_browser_sessions(conn, clock, user_id, keep)
+            .await?,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -251,6 +251,11 @@ impl PasswordManager {
         self.verifications.load(Ordering::Relaxed)
     }
 
+    /// The zxcvbn score (0 to 4) a new password needs (`passwords.minimum_complexity`).
+    pub fn minimum_complexity(&self) -> u8 {
+        self.minimum_complexity
+    }
+
     /// Whether `password` is strong enough for a new password (`minimum_complexity`).
     pub fn is_complex_enough(&self, password: &str) -> bool {
         complexity_ok(password, self.minimum_complexity)

@@ -42,6 +42,12 @@ pub fn user_code(rng: &mut (impl RngCore + CryptoRng)) -> String {
         .collect()
 }
 
+/// A password recovery ticket, the secret of the mailed link: 32 alphanumerics (about 190
+/// bits), URL-safe as is.
+pub fn recovery_ticket(rng: &mut (impl RngCore + CryptoRng)) -> String {
+    alphanumeric(rng, 32)
+}
+
 /// An email verification code: 6 digits, zero-padded.
 pub fn email_code(rng: &mut (impl RngCore + CryptoRng)) -> String {
     format!("{:06}", rng.gen_range(0..1_000_000_u32))

@@ -8,15 +8,20 @@ use sqlx::AnyConnection;
 use ulid::Ulid;
 
 use super::{Job, JobContext, MailContext};
+use crate::auth::account::check_account;
+use crate::crypto::{random, sha256_hex};
 use crate::email::{MailError, Outgoing};
 use crate::homeserver::{FieldAction, HomeserverError, ProvisionRequest};
 use crate::model::User;
-use crate::model::{EMAIL_CODE_LIFETIME_MS, EmailAuthenticationPurpose};
+use crate::model::{
+    EMAIL_CODE_LIFETIME_MS, EmailAuthenticationPurpose, RECOVERY_TICKET_LIFETIME_MS,
+};
+use crate::routes;
 use crate::storage::{
-    StorageError, browser_sessions, email_authentications, emails, oauth2_sessions, users,
+    StorageError, browser_sessions, email_authentications, emails, oauth2_sessions, recovery, users,
 };
 use crate::telemetry::ErrorChain;
-use crate::templates::{RenderedMail, VerificationMail};
+use crate::templates::{RecoveryMail, RenderedMail, VerificationMail};
 
 /// Why a job did not succeed, and how to treat it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +85,7 @@ pub(super) async fn run(ctx: &JobContext, job: &Job) -> Result<Vec<Job>, JobErro
         Job::SendEmailAuthenticationCode { authentication_id } => {
             send_email_authentication_code(ctx, *authentication_id).await
         }
+        Job::SendRecoveryEmails { session_id } => send_recovery_emails(ctx, *session_id).await,
     }
 }
 
@@ -258,6 +264,65 @@ async fn send_email_authentication_code(
         .render_mail_verification(&context)
         .map_err(|error| JobError::Failed(ErrorChain(&error).to_string()))?;
     send(mail, &authentication.email, rendered).await?;
+    Ok(Vec::new())
+}
+
+/// `send-recovery-emails`: for every verified address equal to the request's, of an account
+/// that may log in (not locked, deactivated or a guest), a new ticket (only its SHA-256
+/// stored) and a mail with its link. Nothing is mailed once the request was consumed. A retry
+/// after a relay failure makes new tickets (and may mail an account twice; every link works).
+async fn send_recovery_emails(ctx: &JobContext, session_id: Ulid) -> Result<Vec<Job>, JobError> {
+    let Some(mail) = ctx.mail.as_deref() else {
+        return Err(JobError::Transient(
+            "mail is sent by the server, not here".to_owned(),
+        ));
+    };
+    let mut conn = ctx.db.pool().acquire().await?;
+    let Some(session) = recovery::find_recovery_session(&mut conn, session_id).await? else {
+        return Err(JobError::Permanent(format!(
+            "no recovery session {session_id}"
+        )));
+    };
+    if session.consumed_at.is_some() {
+        return Ok(Vec::new());
+    }
+    let addresses = emails::find_emails_by_address(&mut conn, &session.email).await?;
+    let mut rng = ctx.rng.fork();
+    let mut sent = 0;
+    for address in addresses.into_iter().filter(|a| a.confirmed_at.is_some()) {
+        let Some(user) = users::find_user(&mut conn, address.user_id).await? else {
+            continue;
+        };
+        if check_account(&user).is_err() {
+            tracing::info!(user.id = %user.id, "no recovery mail: the account may not log in");
+            continue;
+        }
+        let ticket = random::recovery_ticket(&mut rng);
+        let new = recovery::NewRecoveryTicket {
+            session_id,
+            user_email_id: address.id,
+            user_id: user.id,
+            ticket_sha256: &sha256_hex(&ticket),
+        };
+        recovery::add_recovery_ticket(&mut conn, ctx.clock.as_ref(), &mut rng, new).await?;
+        let mut link = mail.urls.absolute(routes::RECOVER_COMPLETE);
+        link.query_pairs_mut().append_pair("ticket", &ticket);
+        let context = RecoveryMail {
+            server_name: mail.server_name.clone(),
+            email: address.email.clone(),
+            mxid: ctx.homeserver.mxid(&user.username),
+            link: link.to_string(),
+            valid_minutes: RECOVERY_TICKET_LIFETIME_MS / 60_000,
+            base_url: mail.urls.base().to_string(),
+        };
+        let rendered = mail
+            .templates
+            .render_mail_recovery(&context)
+            .map_err(|error| JobError::Failed(ErrorChain(&error).to_string()))?;
+        send(mail, &address.email, rendered).await?;
+        sent += 1;
+    }
+    tracing::info!(user_recovery_session.id = %session_id, mails = sent, "recovery mails sent");
     Ok(Vec::new())
 }
 

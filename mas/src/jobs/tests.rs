@@ -522,6 +522,9 @@ fn every_job_round_trips_through_its_stored_form() {
             display_name: "Alice".to_owned(),
         },
         Job::ReactivateUser { user_id },
+        Job::SendRecoveryEmails {
+            session_id: user_id,
+        },
     ];
     for job in jobs {
         let back = Job::from_stored(job.queue_name(), &job.payload()).unwrap();

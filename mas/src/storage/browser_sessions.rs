@@ -188,6 +188,32 @@ pub async fn finish_all_browser_sessions(
     Ok(changed)
 }
 
+/// Ends every active browser session of the user but `keep` (a password change that signs
+/// out the other sessions keeps the one it was made in); returns how many.
+#[tracing::instrument(
+    name = "db.user_sessions.finish_others",
+    skip_all,
+    fields(user.id = %user_id, user_session.id = %keep),
+    err
+)]
+pub async fn finish_other_browser_sessions(
+    conn: &mut AnyConnection,
+    clock: &dyn Clock,
+    user_id: Ulid,
+    keep: Ulid,
+) -> Result<u64, StorageError> {
+    let result = sqlx::query(
+        "UPDATE user_sessions SET finished_at = $2 \
+         WHERE user_id = $1 AND finished_at IS NULL AND user_session_id <> $3",
+    )
+    .bind(user_id.to_string())
+    .bind(clock.now_unix_ms())
+    .bind(keep.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// Records activity on the session at `at` from `ip`. `false` if there is no such session.
 #[tracing::instrument(
     name = "db.user_sessions.record_activity",

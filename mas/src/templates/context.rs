@@ -14,6 +14,7 @@ mod form_post;
 mod index;
 mod login;
 mod mail;
+mod password;
 mod upstream_link;
 mod upstream_resubmit;
 
@@ -31,7 +32,11 @@ pub use self::error::ErrorContext;
 pub use self::form_post::{AuthorizeErrorView, FormPostContext, FormPostParam};
 pub use self::index::IndexContext;
 pub use self::login::{LoginContext, PostAuthAction, ProviderLink};
-pub use self::mail::{RenderedMail, VerificationMail};
+pub use self::mail::{RecoveryMail, RenderedMail, VerificationMail};
+pub use self::password::{
+    LinkView, NoticeContext, PasswordChangeContext, RecoverCompleteContext, RecoverContext,
+    StrengthView,
+};
 pub use self::upstream_link::UpstreamLinkContext;
 pub use self::upstream_resubmit::UpstreamResubmitContext;
 

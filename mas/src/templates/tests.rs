@@ -136,6 +136,38 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
                 },
             ),
         ),
+        (
+            "account_password",
+            readable(
+                &templates
+                    .render_account_password(&PasswordChangeContext::sample())
+                    .unwrap(),
+            ),
+        ),
+        (
+            "recover",
+            readable(&templates.render_recover(&RecoverContext::sample()).unwrap()),
+        ),
+        (
+            "recover_sent",
+            readable(
+                &templates
+                    .render_recover(&RecoverContext::sent_sample())
+                    .unwrap(),
+            ),
+        ),
+        (
+            "recover_complete",
+            readable(
+                &templates
+                    .render_recover_complete(&RecoverCompleteContext::sample())
+                    .unwrap(),
+            ),
+        ),
+        (
+            "notice",
+            readable(&templates.render_notice(&NoticeContext::sample()).unwrap()),
+        ),
     ]
 }
 
@@ -175,13 +207,46 @@ fn every_form_carries_the_csrf_token() {
         forms += count;
     }
     assert_eq!(
-        forms, 21,
+        forms, 24,
         "login, consent approve and deny, logout, compat SSO continue, upstream link, the \
          account page's display name, one make-primary, three email removals and email add, \
          the deactivation form, the \
          account page's two session sign-outs and logout, the device sign-out, the \
-         cross-signing reset, the device code entry, device allow and deny"
+         cross-signing reset, the device code entry, device allow and deny, the password \
+         change, the recovery request and the recovery's new password"
     );
+}
+
+#[test]
+fn the_password_pages_label_their_fields_and_show_the_strength() {
+    let templates = templates();
+    let change = readable(
+        &templates
+            .render_account_password(&PasswordChangeContext::sample())
+            .unwrap(),
+    );
+    assert!(change.contains(r#"<label for="current_password">Current password</label>"#));
+    assert!(change.contains(r#"autocomplete="current-password""#));
+    assert!(change.contains(r#"autocomplete="new-password""#));
+    assert!(change.contains(r#"aria-describedby="new_password-hint new_password-error""#));
+    assert!(change.contains("Strength of this password: <strong>weak</strong>"));
+    assert!(change.contains("Add more words that are less common."));
+    assert!(change.contains(r#"name="sign_out_others" type="checkbox" value="on" checked"#));
+    let complete = readable(
+        &templates
+            .render_recover_complete(&RecoverCompleteContext::sample())
+            .unwrap(),
+    );
+    assert!(complete.contains(r#"<input type="hidden" name="ticket" value="sample-ticket">"#));
+    let sent = readable(
+        &templates
+            .render_recover(&RecoverContext::sent_sample())
+            .unwrap(),
+    );
+    assert!(sent.contains("If an account has the address <strong>alice@example.com</strong>"));
+    assert!(!sent.contains("<form"));
+    let login = login(&templates, &LoginContext::sample());
+    assert!(login.contains(r#"<a href="/auth/recover">Forgot password?</a>"#));
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //! The page also manages the account itself ([`manage`]): email addresses ([`emails`]), the
 //! display name ([`displayname`]) and closing the account ([`deactivate`]). Their POSTs answer
 //! with this page again, with a notice or the form's errors ([`main_page`]).
+//! It links to the password change page ([`password`]) when passwords are on and the
+//! configuration allows changing one.
 
 mod add_email;
 mod cross_signing_reset;
@@ -16,6 +18,7 @@ mod deactivate;
 mod displayname;
 mod emails;
 mod manage;
+pub(super) mod password;
 mod session_end;
 
 use std::sync::Arc;
@@ -64,6 +67,10 @@ pub(super) fn router() -> Router<AppState> {
             get(get_page).post(cross_signing_reset::post),
         )
         .merge(manage::router())
+        .route(
+            routes::ACCOUNT_PASSWORD,
+            get(password::get).post(password::post),
+        )
 }
 
 /// The deep-link query.
@@ -304,6 +311,9 @@ pub(super) async fn main_page(
         notice: extras.notice,
         cross_signing_reset_url: format!("{account_url}?action=org.matrix.cross_signing_reset"),
         logout_action: page.urls.relative(routes::LOGOUT),
+        password_change_url: (state.passwords.is_some()
+            && state.site.account.password_change_allowed)
+            .then(|| page.urls.relative(routes::ACCOUNT_PASSWORD)),
     };
     let html = page.templates.render_account(&context)?;
     let status = extras.status.unwrap_or(StatusCode::OK);

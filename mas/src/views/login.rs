@@ -27,6 +27,7 @@ use crate::auth::password::{
 };
 use crate::auth::post_auth::{PostAuthAction, needs_fresh_login, upstream_authorize_url};
 use crate::crypto::passwords::PasswordManager;
+use crate::email::Mailer;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::client_ip::ClientIp;
@@ -39,6 +40,7 @@ use crate::routes;
 use crate::storage::{Database, browser_sessions, grants};
 use crate::templates::{FormError, LoginContext, ProviderLink};
 use crate::upstream::UpstreamProviders;
+use crate::views::recover::recovery_available;
 
 /// The parts of the state the login page reads besides those of [`PageState`].
 #[derive(Debug, Clone)]
@@ -48,6 +50,7 @@ pub(super) struct LoginState {
     passwords: Option<Arc<PasswordManager>>,
     limiter: RateLimiter,
     upstream: UpstreamProviders,
+    mailer: Arc<Mailer>,
 }
 
 impl FromRef<AppState> for LoginState {
@@ -58,6 +61,7 @@ impl FromRef<AppState> for LoginState {
             passwords: state.passwords.clone(),
             limiter: state.limiter.clone(),
             upstream: state.upstream.clone(),
+            mailer: state.mailer.clone(),
         }
     }
 }
@@ -173,6 +177,8 @@ fn render(
         errors,
         providers,
         post_auth_action: action.map(PostAuthAction::view),
+        recovery_url: recovery_available(&login.site, login.passwords.as_deref(), &login.mailer)
+            .then(|| page.urls.relative(routes::RECOVER)),
     };
     let html = page.templates.render_login(&context)?;
     let mut response = (status, jar, Html(html)).into_response();

@@ -3,7 +3,9 @@
 
 use axum::extract::FromRef;
 
-use super::{EndedSessions, SessionHandles, end_all_sessions, end_browser_session};
+use super::{
+    EndedSessions, SessionHandles, end_all_sessions, end_browser_session, end_other_sessions,
+};
 use crate::app::testing::oauth::{ApiApp, DEVICE, MATRIX_SCOPE};
 use crate::homeserver::{HomeserverConnection as _, MockCall, MockFailure};
 use crate::model::{CompatSession, NewSession, User};
@@ -236,7 +238,44 @@ async fn all_of_a_users_sessions_end_in_the_callers_transaction(db: Database) {
     assert!(app.homeserver.calls().is_empty());
 }
 
+async fn other_sessions_end_but_the_kept_browser_session(db: Database) {
+    let app = ApiApp::new(db).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    oauth_session(&app, &alice, MATRIX_SCOPE).await;
+    compat_session(&app, &alice, "PHONE").await;
+    let kept = app.login(&alice).await;
+    app.login(&alice).await;
+    let bobs = app.login(&bob).await;
+
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    let ended = end_other_sessions(&mut tx, &app.clock, alice.id, kept.id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let expected = EndedSessions {
+        oauth2: 1,
+        compat: 1,
+        browser: 1,
+    };
+    assert_eq!(ended, expected);
+    let mut conn = app.conn().await;
+    for (id, alive) in [(kept.id, true), (bobs.id, true)] {
+        let found = crate::storage::browser_sessions::find_active_browser_session(&mut conn, id)
+            .await
+            .unwrap();
+        assert_eq!(found.is_some(), alive);
+    }
+    drop(conn);
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    let again = end_other_sessions(&mut tx, &app.clock, alice.id, kept.id)
+        .await
+        .unwrap();
+    assert_eq!(again, EndedSessions::default());
+}
+
 test_on_both_backends!(
+    other_sessions_end_but_the_kept_browser_session,
     an_oauth_device_still_held_by_another_session_is_kept,
     ending_compat_sessions_deletes_the_devices_no_session_holds,
     a_failed_deletion_is_left_to_the_queued_sync,

@@ -58,6 +58,8 @@ pub struct AccountContext {
     pub cross_signing_reset_url: String,
     /// Where the "Sign out of this browser" form posts (`/auth/logout`).
     pub logout_action: String,
+    /// The password change page (`/auth/account/password`), when it is offered.
+    pub password_change_url: Option<String>,
 }
 
 impl AccountContext {
@@ -82,6 +84,7 @@ impl AccountContext {
                 "{SAMPLE_PREFIX}/account/?action=org.matrix.cross_signing_reset"
             ),
             logout_action: format!("{SAMPLE_PREFIX}/logout"),
+            password_change_url: Some(format!("{SAMPLE_PREFIX}/account/password")),
         }
     }
 }

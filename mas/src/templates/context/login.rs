@@ -26,6 +26,8 @@ pub struct LoginContext {
     pub providers: Vec<ProviderLink>,
     /// What to continue with after login, sent back as hidden `kind` and `id` fields.
     pub post_auth_action: Option<PostAuthAction>,
+    /// The "Forgot password?" link (`/auth/recover`), when password recovery is on.
+    pub recovery_url: Option<String>,
 }
 
 /// A "continue with" button for an upstream identity provider.
@@ -61,6 +63,7 @@ impl LoginContext {
                 name: "Example SSO".to_owned(),
                 url: format!("{SAMPLE_PREFIX}/upstream/authorize/01J00000000000000000PR0V1D"),
             }],
+            recovery_url: Some(format!("{SAMPLE_PREFIX}/recover")),
             post_auth_action: Some(PostAuthAction {
                 kind: "continue_authorization_grant".to_owned(),
                 id: "01J0000000000000000000GRNT".to_owned(),

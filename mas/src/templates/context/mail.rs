@@ -35,6 +35,37 @@ impl VerificationMail {
     }
 }
 
+/// A password recovery link, one per account that has the address verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryMail {
+    /// The Matrix server name (in the subject and the text).
+    pub server_name: String,
+    /// The address the link goes to.
+    pub email: String,
+    /// The account's Matrix ID.
+    pub mxid: String,
+    /// The link (`https://example.com/auth/recover/complete?ticket=…`).
+    pub link: String,
+    /// Minutes the link stays valid.
+    pub valid_minutes: i64,
+    /// The public base of the account pages (`https://example.com/auth/`).
+    pub base_url: String,
+}
+
+impl RecoveryMail {
+    /// Alice's link.
+    pub fn sample() -> Self {
+        Self {
+            server_name: "example.com".to_owned(),
+            email: "alice@example.com".to_owned(),
+            mxid: "@alice:example.com".to_owned(),
+            link: "https://example.com/auth/recover/complete?ticket=sample".to_owned(),
+            valid_minutes: 60,
+            base_url: "https://example.com/auth/".to_owned(),
+        }
+    }
+}
+
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedMail {
