@@ -347,6 +347,15 @@ pub struct RateLimitConfig {
     pub device_authorization_per_ip: Quota,
     /// User-code lookups on the `/link` page per client IP.
     pub device_link_per_ip: Quota,
+    /// Email authentication codes sent, per client IP (`email_authentication.per_ip`).
+    pub email_authentication_per_ip: Quota,
+    /// Email authentication codes sent, per address (`email_authentication.per_address`).
+    pub email_authentication_per_address: Quota,
+    /// Email authentication codes sent, per browser session
+    /// (`email_authentication.emails_per_session`).
+    pub email_authentication_emails_per_session: Quota,
+    /// Codes tried, per email authentication (`email_authentication.attempt_per_session`).
+    pub email_authentication_attempt_per_session: Quota,
     /// `POST /recover` per client address (upstream's `account_recovery.per_ip`).
     pub account_recovery_per_ip: Quota,
     /// `POST /recover` per normalized email address (upstream's
@@ -368,6 +377,11 @@ impl Default for RateLimitConfig {
             upstream_authorize_per_ip: Quota::UPSTREAM_AUTHORIZE_PER_IP,
             device_authorization_per_ip: Quota::DEVICE_AUTHORIZATION_PER_IP,
             device_link_per_ip: Quota::DEVICE_LINK_PER_IP,
+            email_authentication_per_ip: Quota::EMAIL_AUTHENTICATION_PER_IP,
+            email_authentication_per_address: Quota::EMAIL_AUTHENTICATION_PER_ADDRESS,
+            email_authentication_emails_per_session: Quota::EMAIL_AUTHENTICATION_EMAILS_PER_SESSION,
+            email_authentication_attempt_per_session:
+                Quota::EMAIL_AUTHENTICATION_ATTEMPT_PER_SESSION,
             account_recovery_per_ip: Quota::ACCOUNT_RECOVERY_PER_IP,
             account_recovery_per_address: Quota::ACCOUNT_RECOVERY_PER_ADDRESS,
             registration_per_ip: Quota::REGISTRATION,
@@ -385,6 +399,10 @@ struct Limiters {
     upstream_authorize_per_ip: KeyedLimiter<IpKey>,
     device_authorization_per_ip: KeyedLimiter<IpKey>,
     device_link_per_ip: KeyedLimiter<IpKey>,
+    email_authentication_per_ip: KeyedLimiter<IpKey>,
+    email_authentication_per_address: KeyedLimiter<String>,
+    email_authentication_emails_per_session: KeyedLimiter<Ulid>,
+    email_authentication_attempt_per_session: KeyedLimiter<Ulid>,
     account_recovery_per_ip: KeyedLimiter<IpKey>,
     account_recovery_per_address: KeyedLimiter<String>,
     registration_per_ip: KeyedLimiter<IpKey>,
@@ -415,6 +433,16 @@ impl RateLimiter {
                 upstream_authorize_per_ip: KeyedLimiter::new(config.upstream_authorize_per_ip),
                 device_authorization_per_ip: KeyedLimiter::new(config.device_authorization_per_ip),
                 device_link_per_ip: KeyedLimiter::new(config.device_link_per_ip),
+                email_authentication_per_ip: KeyedLimiter::new(config.email_authentication_per_ip),
+                email_authentication_per_address: KeyedLimiter::new(
+                    config.email_authentication_per_address,
+                ),
+                email_authentication_emails_per_session: KeyedLimiter::new(
+                    config.email_authentication_emails_per_session,
+                ),
+                email_authentication_attempt_per_session: KeyedLimiter::new(
+                    config.email_authentication_attempt_per_session,
+                ),
                 account_recovery_per_ip: KeyedLimiter::new(config.account_recovery_per_ip),
                 account_recovery_per_address: KeyedLimiter::new(
                     config.account_recovery_per_address,
@@ -506,6 +534,38 @@ impl RateLimiter {
         self.inner.device_link_per_ip.check_ip(ip, now_ms)
     }
 
+    /// Counts one email authentication code about to be sent to `address` (compared in lower
+    /// case) from `ip` in the browser session `session_id`: the address of the client first,
+    /// then the mailbox, then the session (upstream MAS's `email_authentication` limits).
+    pub fn check_email_authentication_send(
+        &self,
+        ip: Option<IpAddr>,
+        address: &str,
+        session_id: Ulid,
+        now_ms: i64,
+    ) -> Result<(), RateLimited> {
+        let inner = &*self.inner;
+        inner.email_authentication_per_ip.check_ip(ip, now_ms)?;
+        let address = crate::model::normalize_email(address);
+        inner
+            .email_authentication_per_address
+            .check(&address, now_ms)?;
+        inner
+            .email_authentication_emails_per_session
+            .check(&session_id, now_ms)
+    }
+
+    /// Counts one code tried on the email authentication `authentication_id`.
+    pub fn check_email_authentication_attempt(
+        &self,
+        authentication_id: Ulid,
+        now_ms: i64,
+    ) -> Result<(), RateLimited> {
+        self.inner
+            .email_authentication_attempt_per_session
+            .check(&authentication_id, now_ms)
+    }
+
     /// A password recovery request (`POST /recover`): per client address, then per address
     /// asked for (normalized), so that nobody floods one mailbox or the queue.
     pub fn check_account_recovery(
@@ -530,6 +590,10 @@ impl RateLimiter {
         total += inner.upstream_authorize_per_ip.prune(now_ms);
         total += inner.device_authorization_per_ip.prune(now_ms);
         total += inner.device_link_per_ip.prune(now_ms);
+        total += inner.email_authentication_per_ip.prune(now_ms);
+        total += inner.email_authentication_per_address.prune(now_ms);
+        total += inner.email_authentication_emails_per_session.prune(now_ms);
+        total += inner.email_authentication_attempt_per_session.prune(now_ms);
         total += inner.account_recovery_per_ip.prune(now_ms);
         total += inner.account_recovery_per_address.prune(now_ms);
         total += inner.registration_per_ip.prune(now_ms);
@@ -547,6 +611,10 @@ impl RateLimiter {
             + inner.upstream_authorize_per_ip.len()
             + inner.device_authorization_per_ip.len()
             + inner.device_link_per_ip.len()
+            + inner.email_authentication_per_ip.len()
+            + inner.email_authentication_per_address.len()
+            + inner.email_authentication_emails_per_session.len()
+            + inner.email_authentication_attempt_per_session.len()
             + inner.account_recovery_per_ip.len()
             + inner.account_recovery_per_address.len()
             + inner.registration_per_ip.len()

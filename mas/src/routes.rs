@@ -162,6 +162,41 @@ pub const ACCOUNT_SESSION_END: &str = "/account/sessions/{session_id}/end";
 /// (docs/protocol.md#pages).
 pub const ACCOUNT_CROSS_SIGNING_RESET: &str = "/account/cross-signing-reset";
 
+/// `POST /account/displayname`: sets or clears the display name in the homeserver.
+pub const ACCOUNT_DISPLAYNAME: &str = "/account/displayname";
+/// `POST /account/emails`: starts adding an email address (a code is mailed).
+pub const ACCOUNT_EMAILS: &str = "/account/emails";
+/// `GET/POST /account/emails/verify/{authentication_id}`: the code-entry page of an address
+/// being added.
+pub const ACCOUNT_EMAIL_VERIFY: &str = "/account/emails/verify/{authentication_id}";
+/// `POST /account/emails/verify/{authentication_id}/resend`: mails a new code.
+pub const ACCOUNT_EMAIL_RESEND: &str = "/account/emails/verify/{authentication_id}/resend";
+/// `POST /account/emails/{email_id}/remove`: removes one address.
+pub const ACCOUNT_EMAIL_REMOVE: &str = "/account/emails/{email_id}/remove";
+/// `POST /account/emails/{email_id}/primary`: makes one verified address the primary one.
+pub const ACCOUNT_EMAIL_PRIMARY: &str = "/account/emails/{email_id}/primary";
+/// `GET/POST /account/deactivate`: closes the account (docs/protocol.md#pages).
+pub const ACCOUNT_DEACTIVATE: &str = "/account/deactivate";
+
+/// The code-entry page of one address being added (a path for [`UrlBuilder`]).
+pub fn account_email_verify(authentication_id: ulid::Ulid) -> String {
+    format!("/account/emails/verify/{authentication_id}")
+}
+
+/// The "send a new code" form of one address being added (a path for [`UrlBuilder`]).
+pub fn account_email_resend(authentication_id: ulid::Ulid) -> String {
+    format!("/account/emails/verify/{authentication_id}/resend")
+}
+
+/// The removal form of one address (a path for [`UrlBuilder`]).
+pub fn account_email_remove(email_id: ulid::Ulid) -> String {
+    format!("/account/emails/{email_id}/remove")
+}
+
+/// The "make primary" form of one address (a path for [`UrlBuilder`]).
+pub fn account_email_primary(email_id: ulid::Ulid) -> String {
+    format!("/account/emails/{email_id}/primary")
+}
 /// `GET/POST /account/password`: the password change page (docs/protocol.md#pages); the router
 /// sends `/.well-known/change-password` here.
 pub const ACCOUNT_PASSWORD: &str = "/account/password";

@@ -17,13 +17,14 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 pub use self::context::{
-    AccountContext, AuthorizeErrorView, ClientView, CompatSsoContext, ConsentContext,
-    CrossSigningResetContext, DeviceConsentContext, DeviceDoneContext, DeviceLinkContext,
-    EmailVerifyContext, ErrorContext, FormError, FormPostContext, FormPostParam, IndexContext,
-    LinkView, LoginContext, NoticeContext, PasswordChangeContext, PostAuthAction, ProviderLink,
-    RecoverCompleteContext, RecoverContext, RegisterContext, RegisterDisplayNameContext, ScopeView,
-    SessionEndContext, SessionView, StrengthView, UpstreamLinkContext, UpstreamResubmitContext,
-    UserView, describe_scopes, device_id_of, time_ago,
+    AccountContext, AccountManageView, AuthorizeErrorView, ClientView, CompatSsoContext,
+    ConsentContext, CrossSigningResetContext, DeactivateContext, DeviceConsentContext,
+    DeviceDoneContext, DeviceLinkContext, EmailVerifyContext, EmailView, ErrorContext, FormError,
+    FormPostContext, FormPostParam, IndexContext, LinkView, LoginContext, NoticeContext,
+    PasswordChangeContext, PostAuthAction, ProviderLink, RecoverCompleteContext, RecoverContext,
+    RegisterContext, RegisterDisplayNameContext, ScopeView, SessionEndContext, SessionView,
+    StrengthView, UpstreamLinkContext, UpstreamResubmitContext, UserView, describe_scopes,
+    device_id_of, time_ago,
 };
 pub use self::context::{RecoveryMail, RenderedMail, VerificationMail};
 
@@ -63,6 +64,7 @@ mod page {
     pub(super) const ACCOUNT: &str = "pages/account.html";
     pub(super) const ACCOUNT_SESSION_END: &str = "pages/account_session_end.html";
     pub(super) const ACCOUNT_CROSS_SIGNING_RESET: &str = "pages/account_cross_signing_reset.html";
+    pub(super) const ACCOUNT_DEACTIVATE: &str = "pages/account_deactivate.html";
     pub(super) const DEVICE_LINK: &str = "pages/device_link.html";
     pub(super) const DEVICE_CONSENT: &str = "pages/device_consent.html";
     pub(super) const DEVICE_DONE: &str = "pages/device_done.html";
@@ -228,6 +230,14 @@ impl Templates {
         )
     }
 
+    /// The deactivation page (the confirmation form, or "your account is closed").
+    pub fn render_account_deactivate(
+        &self,
+        context: &DeactivateContext,
+    ) -> Result<String, TemplateError> {
+        render(&self.current.load(), page::ACCOUNT_DEACTIVATE, context)
+    }
+
     /// The device authorization grant's code entry page.
     pub fn render_device_link(&self, context: &DeviceLinkContext) -> Result<String, TemplateError> {
         render(&self.current.load(), page::DEVICE_LINK, context)
@@ -380,6 +390,11 @@ fn load_environment(path: &Utf8Path) -> Result<Environment<'static>, TemplateErr
         &environment,
         page::ACCOUNT_CROSS_SIGNING_RESET,
         &CrossSigningResetContext::sample(),
+    )?;
+    render(
+        &environment,
+        page::ACCOUNT_DEACTIVATE,
+        &DeactivateContext::sample(),
     )?;
     render(
         &environment,

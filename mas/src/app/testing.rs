@@ -136,6 +136,15 @@ impl TestApp {
         }
     }
 
+    /// The same app with `account` as the `account` configuration section.
+    pub(crate) fn with_account(mut self, account: AccountConfig) -> Self {
+        let mut site = SiteConfig::clone(&self.state.site);
+        site.account = account;
+        self.state.site = Arc::new(site);
+        self.router = build_router(self.state.clone(), &appliance_listener());
+        self
+    }
+
     /// Sends `request` through the router.
     pub(crate) async fn request(&self, request: Request<Body>) -> TestResponse {
         Self::send_to(&self.router, request).await

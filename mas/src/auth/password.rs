@@ -6,6 +6,10 @@
 //! still costs one verification against a dummy hash, so the answer time does not tell which
 //! usernames exist.
 //!
+//! The person names the account by its username, or (when `account.login_with_email_allowed`)
+//! by a verified email address ([`LoginIdentifier`]): an address that is verified for no user,
+//! or for several, is an unknown user, with the same dummy verification and the same answer.
+//!
 //! Whether password login is on is the caller's first check, before reading its own fields:
 //! a handler builds no [`PasswordLogin`] when it is off (there is no password manager).
 //! Reading the fields, the wording of each [`PasswordRefusal`] and what a success starts (a
@@ -23,7 +27,7 @@ use crate::crypto::passwords::{PasswordError, PasswordManager};
 use crate::model::User;
 use crate::ratelimit::{RateLimited, RateLimiter};
 use crate::rng::RngSource;
-use crate::storage::{Database, StorageError, passwords, users};
+use crate::storage::{Database, StorageError, emails, passwords, users};
 
 /// Why a password login is refused.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,28 @@ pub(crate) enum PasswordRefusal {
 impl From<StorageError> for PasswordRefusal {
     fn from(error: StorageError) -> Self {
         Self::Internal(Box::new(error))
+    }
+}
+
+/// How the person names the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginIdentifier<'a> {
+    /// A localpart.
+    Username(&'a str),
+    /// An email address, verified for exactly one user.
+    Email(&'a str),
+}
+
+impl<'a> LoginIdentifier<'a> {
+    /// What a person typed in a "username or email" field: an address when emails may be used
+    /// and the text has an `@` that does not start a Matrix ID (localparts never contain one),
+    /// else the localpart of the text.
+    pub(crate) fn parse(input: &'a str, server_name: &str, email_allowed: bool) -> Self {
+        let trimmed = input.trim();
+        if email_allowed && !trimmed.starts_with('@') && trimmed.contains('@') {
+            return Self::Email(trimmed);
+        }
+        Self::Username(localpart_of(input, server_name))
     }
 }
 
@@ -106,11 +132,23 @@ pub(crate) struct PasswordLogin<'a> {
 impl<'a> PasswordLogin<'a> {
     /// Checks `password` for `username` (a localpart) from `ip`, in the order of the module
     /// documentation.
-    #[tracing::instrument(name = "auth.password.authenticate", skip_all)]
     pub(crate) async fn authenticate(
         &self,
         ip: Option<IpAddr>,
         username: &str,
+        password: &str,
+    ) -> Result<Authenticated, PasswordRefusal> {
+        self.authenticate_as(ip, LoginIdentifier::Username(username), password)
+            .await
+    }
+
+    /// Checks `password` for the account `identifier` names, from `ip`, in the order of the
+    /// module documentation.
+    #[tracing::instrument(name = "auth.password.authenticate", skip_all)]
+    pub(crate) async fn authenticate_as(
+        &self,
+        ip: Option<IpAddr>,
+        identifier: LoginIdentifier<'_>,
         password: &str,
     ) -> Result<Authenticated, PasswordRefusal> {
         let now = self.clock.now_unix_ms();
@@ -119,7 +157,13 @@ impl<'a> PasswordLogin<'a> {
             return Err(PasswordRefusal::RateLimited(limited));
         }
         let mut conn = self.db.acquire().await?;
-        let Some(user) = users::find_user_by_username(&mut conn, username).await? else {
+        let found = match identifier {
+            LoginIdentifier::Username(username) => {
+                users::find_user_by_username(&mut conn, username).await?
+            }
+            LoginIdentifier::Email(address) => user_by_verified_email(&mut conn, address).await?,
+        };
+        let Some(user) = found else {
             drop(conn);
             self.manager.verify_dummy(password).await;
             return Err(PasswordRefusal::InvalidCredentials);
@@ -153,6 +197,24 @@ impl<'a> PasswordLogin<'a> {
             password_id: stored.id,
             upgrade,
         })
+    }
+}
+
+/// The one user for whom `address` is verified; `None` when no user or several have it.
+async fn user_by_verified_email(
+    conn: &mut AnyConnection,
+    address: &str,
+) -> Result<Option<User>, StorageError> {
+    let owners: std::collections::BTreeSet<Ulid> = emails::find_emails_by_address(conn, address)
+        .await?
+        .into_iter()
+        .filter(|email| email.confirmed_at.is_some())
+        .map(|email| email.user_id)
+        .collect();
+    let mut owners = owners.into_iter();
+    match (owners.next(), owners.next()) {
+        (Some(user_id), None) => users::find_user(conn, user_id).await,
+        _ => Ok(None),
     }
 }
 

@@ -25,7 +25,7 @@ use super::tokens::{RefreshablePair, issue_access_token, issue_refreshable_pair}
 use crate::app::{AppState, SiteConfig};
 use crate::auth::account::{AccountRefusal, check_account};
 use crate::auth::device::provision_device;
-use crate::auth::password::{self, PasswordLogin, PasswordRefusal, localpart_of};
+use crate::auth::password::{self, LoginIdentifier, PasswordLogin, PasswordRefusal, localpart_of};
 use crate::auth::sessions::{SessionHandles, replace_compat_sessions_on_device};
 use crate::clock::Clock;
 use crate::crypto::passwords::PasswordManager;
@@ -172,8 +172,8 @@ pub(super) async fn post(
     let (mut tx, authenticated) = match request.credentials {
         Credentials::Password(credentials) => {
             let login = state.password_login();
-            let server_name = &state.site.server_name;
-            let authenticated = password_login(login, server_name, ip, &credentials).await?;
+            let site = &state.site;
+            let authenticated = password_login(login, site, ip, &credentials).await?;
             (handles.db.begin_write().await?, authenticated)
         }
         Credentials::Token { token } => {
@@ -225,12 +225,14 @@ fn device_id_of(requested: Option<String>, rng: &RngSource) -> Result<String, Ma
     }
 }
 
-/// `m.login.password`: the user from `user` or an `m.id.user` identifier, then the whole
+/// `m.login.password`: the user from `user` or an `m.id.user` identifier (or, when
+/// `account.login_with_email_allowed`, an `m.id.thirdparty` identifier with medium `email`,
+/// Matrix client-server API "Identifier types"), then the whole
 /// password sequence of [`PasswordLogin::authenticate`] (rate limits, dummy verification for an
 /// unknown user, the account state). `login` is `None` in SSO-only mode.
 async fn password_login(
     login: Option<PasswordLogin<'_>>,
-    server_name: &str,
+    site: &SiteConfig,
     ip: Option<IpAddr>,
     credentials: &PasswordCredentials,
 ) -> Result<Authenticated, MatrixError> {
@@ -242,12 +244,21 @@ async fn password_login(
             "password login is disabled",
         ));
     };
-    let username = match (&credentials.user, &credentials.identifier) {
-        (Some(user), _) => user.as_str(),
-        (None, Some(Identifier::User { user })) => user
-            .as_deref()
-            .ok_or_else(|| bad_json("The identifier has no user"))?,
-        (None, Some(Identifier::Unsupported)) => {
+    let (server_name, email_allowed) = (&site.server_name, site.account.login_with_email_allowed);
+    let identifier = match (&credentials.user, &credentials.identifier) {
+        (Some(user), _) => LoginIdentifier::Username(localpart_of(user, server_name)),
+        (None, Some(Identifier::User { user })) => LoginIdentifier::Username(localpart_of(
+            user.as_deref()
+                .ok_or_else(|| bad_json("The identifier has no user"))?,
+            server_name,
+        )),
+        (None, Some(Identifier::Email { address })) if email_allowed => LoginIdentifier::Email(
+            address
+                .as_deref()
+                .ok_or_else(|| bad_json("The identifier has no address"))?
+                .trim(),
+        ),
+        (None, Some(Identifier::Email { .. } | Identifier::Unsupported)) => {
             return Err(MatrixError::new(
                 StatusCode::BAD_REQUEST,
                 "M_UNKNOWN",
@@ -259,9 +270,8 @@ async fn password_login(
     let Some(password) = credentials.password.as_deref() else {
         return Err(bad_json("Missing password"));
     };
-    let username = localpart_of(username, server_name);
     let authenticated = login
-        .authenticate(ip, username, password)
+        .authenticate_as(ip, identifier, password)
         .await
         .map_err(password_refused)?;
     Ok(Authenticated::Password(authenticated))

@@ -254,3 +254,45 @@ async fn the_pruning_task_prunes_at_the_injected_clock_time() {
     .expect("the task did not prune");
     task.abort();
 }
+
+#[test]
+fn email_codes_are_limited_per_address_in_any_case_per_session_and_per_ip() {
+    let limiter = RateLimiter::default();
+    let (s1, s2, s3) = (
+        Ulid::from_parts(1, 1),
+        Ulid::from_parts(1, 2),
+        Ulid::from_parts(1, 3),
+    );
+    // Two codes per browser session at once.
+    let send = |address: &str, session, from: &str| {
+        limiter.check_email_authentication_send(ip(from), address, session, T0)
+    };
+    send("a@example.org", s1, "192.0.2.1").unwrap();
+    send("b@example.org", s1, "192.0.2.1").unwrap();
+    send("c@example.org", s1, "192.0.2.1").unwrap_err();
+    // Three per address, whatever the letter case and session.
+    send("A@EXAMPLE.org", s2, "192.0.2.2").unwrap();
+    send("a@example.org", s3, "192.0.2.3").unwrap();
+    let refused = send("a@example.ORG", s3, "192.0.2.3").unwrap_err();
+    assert!(refused.retry_after > Duration::from_secs(60), "{refused:?}");
+    // Five per client address.
+    for n in 0..2 {
+        let session = Ulid::from_parts(2, n);
+        send(&format!("ip{n}@example.org"), session, "192.0.2.1").unwrap();
+    }
+    send("ip9@example.org", Ulid::from_parts(2, 9), "192.0.2.1").unwrap_err();
+
+    // Ten codes tried per authentication at once, then one a minute.
+    let authentication = Ulid::from_parts(3, 1);
+    for _ in 0..10 {
+        limiter
+            .check_email_authentication_attempt(authentication, T0)
+            .unwrap();
+    }
+    limiter
+        .check_email_authentication_attempt(authentication, T0)
+        .unwrap_err();
+    limiter
+        .check_email_authentication_attempt(Ulid::from_parts(3, 2), T0)
+        .unwrap();
+}

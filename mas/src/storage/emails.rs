@@ -1,4 +1,8 @@
-//! `user_emails`: users' email addresses (migration 0003), compared in lower case.
+//! `user_emails`: users' email addresses (migration 0003), compared in lower case, and which one
+//! is the user's primary address (`users.primary_user_email_id`, migration 0018): always a
+//! verified address of the user, or none. Deleting the primary address clears the column (the
+//! foreign key's `ON DELETE SET NULL`); [`ensure_primary_email`] then picks the oldest verified
+//! address left, in the caller's transaction.
 
 use rand::RngCore;
 use sqlx::AnyConnection;
@@ -133,6 +137,82 @@ pub async fn mark_email_confirmed(
     Ok(changed == 1)
 }
 
+/// One address by id.
+#[tracing::instrument(name = "db.user_emails.find", skip_all, fields(user_email.id = %id), err)]
+pub async fn find_email(
+    conn: &mut AnyConnection,
+    id: Ulid,
+) -> Result<Option<UserEmail>, StorageError> {
+    let row: Option<EmailRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        email_columns!(),
+        " FROM user_emails WHERE user_email_id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(UserEmail::try_from).transpose()
+}
+
+/// The id of the user's primary address, if one is set.
+#[tracing::instrument(name = "db.users.primary_email", skip_all, fields(user.id = %user_id), err)]
+pub async fn primary_email_id(
+    conn: &mut AnyConnection,
+    user_id: Ulid,
+) -> Result<Option<Ulid>, StorageError> {
+    let id: Option<Option<String>> =
+        sqlx::query_scalar("SELECT primary_user_email_id FROM users WHERE user_id = $1")
+            .bind(user_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    rows::opt_ulid("users.primary_user_email_id", id.flatten().as_deref())
+}
+
+/// Makes `email_id` the user's primary address. `false` (nothing changed) unless it is a
+/// verified address of this user.
+#[tracing::instrument(
+    name = "db.users.set_primary_email",
+    skip_all,
+    fields(user.id = %user_id, user_email.id = %email_id),
+    err
+)]
+pub async fn set_primary_email(
+    conn: &mut AnyConnection,
+    user_id: Ulid,
+    email_id: Ulid,
+) -> Result<bool, StorageError> {
+    let result = sqlx::query(
+        "UPDATE users SET primary_user_email_id = $2 WHERE user_id = $1 AND EXISTS \
+         (SELECT 1 FROM user_emails WHERE user_email_id = $2 AND user_id = $1 \
+         AND confirmed_at IS NOT NULL)",
+    )
+    .bind(user_id.to_string())
+    .bind(email_id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// When the user has no primary address, makes the oldest verified one primary (the first
+/// verified address, or the next one after the primary was removed). Returns the primary
+/// address's id afterwards, `None` when the user has no verified address.
+#[tracing::instrument(name = "db.users.ensure_primary_email", skip_all, fields(user.id = %user_id), err)]
+pub async fn ensure_primary_email(
+    conn: &mut AnyConnection,
+    user_id: Ulid,
+) -> Result<Option<Ulid>, StorageError> {
+    sqlx::query(
+        "UPDATE users SET primary_user_email_id = \
+         (SELECT user_email_id FROM user_emails WHERE user_id = $1 \
+         AND confirmed_at IS NOT NULL ORDER BY created_at, user_email_id LIMIT 1) \
+         WHERE user_id = $1 AND primary_user_email_id IS NULL",
+    )
+    .bind(user_id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    primary_email_id(conn, user_id).await
+}
+
 /// Removes one address. `false` if there is no such row.
 #[tracing::instrument(name = "db.user_emails.remove", skip_all, fields(user_email.id = %id), err)]
 pub async fn remove_email(conn: &mut AnyConnection, id: Ulid) -> Result<bool, StorageError> {
@@ -162,7 +242,7 @@ mod tests {
 
     use super::*;
     use crate::storage::Database;
-    use crate::storage::testing::{migrated, test_on_both_backends};
+    use crate::storage::testing::{TestDb, migrated, test_on_both_backends};
 
     async fn emails_are_added_listed_and_found_case_insensitively(db: Database) {
         let mut t = migrated(db).await;
@@ -288,9 +368,74 @@ mod tests {
         assert_eq!(list_emails(&mut t.conn, alice.id).await.unwrap(), []);
     }
 
+    async fn add(t: &mut TestDb, user: Ulid, address: &str, verified: bool) -> UserEmail {
+        t.clock.advance(Duration::from_millis(1));
+        add_email(&mut t.conn, &t.clock, &mut t.rng, user, address, verified)
+            .await
+            .unwrap()
+    }
+
+    async fn the_oldest_verified_address_becomes_primary_and_follows_removal(db: Database) {
+        let mut t = migrated(db).await;
+        let alice = t.user("alice").await;
+        let bob = t.user("bob").await;
+        assert_eq!(
+            ensure_primary_email(&mut t.conn, alice.id).await.unwrap(),
+            None
+        );
+        let unverified = add(&mut t, alice.id, "u@example.org", false).await;
+        let first = add(&mut t, alice.id, "a@example.org", true).await;
+        let second = add(&mut t, alice.id, "b@example.org", true).await;
+        let bobs = add(&mut t, bob.id, "bob@example.org", true).await;
+        assert_eq!(primary_email_id(&mut t.conn, alice.id).await.unwrap(), None);
+        let primary = ensure_primary_email(&mut t.conn, alice.id).await.unwrap();
+        assert_eq!(primary, Some(first.id));
+
+        // Only a verified address of the user may be chosen.
+        for refused in [unverified.id, bobs.id, Ulid::nil()] {
+            assert!(
+                !set_primary_email(&mut t.conn, alice.id, refused)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            set_primary_email(&mut t.conn, alice.id, second.id)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ensure_primary_email(&mut t.conn, alice.id).await.unwrap(),
+            Some(second.id)
+        );
+        assert_eq!(
+            find_email(&mut t.conn, second.id).await.unwrap(),
+            Some(second.clone())
+        );
+
+        // Removing the primary clears it; the oldest verified one left takes over.
+        assert!(remove_email(&mut t.conn, second.id).await.unwrap());
+        assert_eq!(primary_email_id(&mut t.conn, alice.id).await.unwrap(), None);
+        assert_eq!(
+            ensure_primary_email(&mut t.conn, alice.id).await.unwrap(),
+            Some(first.id)
+        );
+        assert_eq!(find_email(&mut t.conn, second.id).await.unwrap(), None);
+        assert_eq!(remove_all_emails(&mut t.conn, alice.id).await.unwrap(), 2);
+        assert_eq!(
+            ensure_primary_email(&mut t.conn, alice.id).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            ensure_primary_email(&mut t.conn, bob.id).await.unwrap(),
+            Some(bobs.id)
+        );
+    }
+
     test_on_both_backends!(
         emails_are_added_listed_and_found_case_insensitively,
         same_address_twice_for_one_user_is_email_already_added,
         marking_confirmed_keeps_the_first_time_and_removal_deletes,
+        the_oldest_verified_address_becomes_primary_and_follows_removal,
     );
 }

@@ -4,6 +4,7 @@
 //! CSRF token of the forms (docs/protocol.md#cookies-and-csrf).
 
 mod account;
+mod account_manage;
 mod compat_sso;
 mod consent;
 mod device;
@@ -21,6 +22,7 @@ mod upstream_resubmit;
 use serde::{Serialize, Serializer};
 
 pub use self::account::{AccountContext, CrossSigningResetContext, SessionEndContext, SessionView};
+pub use self::account_manage::{AccountManageView, DeactivateContext, EmailView};
 pub use self::compat_sso::CompatSsoContext;
 pub use self::consent::{
     ClientView, ConsentContext, ScopeView, UserView, describe_scopes, device_id_of,

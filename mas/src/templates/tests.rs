@@ -96,6 +96,25 @@ fn rendered_samples(templates: &Templates) -> Vec<(&'static str, String)> {
         ),
         ("account", account(templates, &AccountContext::sample())),
         (
+            "account_deactivate",
+            readable(
+                &templates
+                    .render_account_deactivate(&DeactivateContext::sample())
+                    .unwrap(),
+            ),
+        ),
+        (
+            "account_closed",
+            readable(
+                &templates
+                    .render_account_deactivate(&DeactivateContext {
+                        closed: true,
+                        ..DeactivateContext::sample()
+                    })
+                    .unwrap(),
+            ),
+        ),
+        (
             "account_session_end",
             account_session_end(templates, &SessionEndContext::sample()),
         ),
@@ -201,8 +220,10 @@ fn every_form_carries_the_csrf_token() {
         forms += count;
     }
     assert_eq!(
-        forms, 19,
+        forms, 26,
         "login, consent approve and deny, logout, compat SSO continue, upstream link, the \
+         account page's display name, one make-primary, three email removals and email add, \
+         the deactivation form, the \
          account page's two session sign-outs and logout, the device sign-out, the \
          cross-signing reset, the device code entry, device allow and deny, the password \
          change, the recovery request and the recovery's new password, registration and \

@@ -6,10 +6,18 @@
 //! Without a browser session it sends the person to the login page with the `manage_account`
 //! post-auth action, which brings them back to the same link.
 //!
+//! The page also manages the account itself ([`manage`]): email addresses ([`emails`]), the
+//! display name ([`displayname`]) and closing the account ([`deactivate`]). Their POSTs answer
+//! with this page again, with a notice or the form's errors ([`main_page`]).
 //! It links to the password change page ([`password`]) when passwords are on and the
-//! configuration allows changing one. Email management is not offered (yet).
+//! configuration allows changing one.
 
+mod add_email;
 mod cross_signing_reset;
+mod deactivate;
+mod displayname;
+mod emails;
+mod manage;
 pub(super) mod password;
 mod session_end;
 
@@ -24,19 +32,25 @@ use serde::Deserialize;
 use sqlx::AnyConnection;
 use ulid::Ulid;
 
+use self::manage::ManageValues;
 use crate::app::{AppState, SiteConfig};
 use crate::auth::post_auth::{PostAuthAction, login_url};
+use crate::crypto::passwords::PasswordManager;
 use crate::error::HtmlError;
 use crate::extract::CookieJar;
 use crate::extract::params::{ParamsError, StrictQuery};
 use crate::extract::session::load_session;
 use crate::homeserver::HomeserverConnection;
+use crate::jobs::JobWaker;
+use crate::model::User;
 use crate::pages::{PageState, bad_query, user_view};
+use crate::ratelimit::RateLimiter;
 use crate::routes::{self, UrlBuilder};
-use crate::storage::{Database, StorageError, clients, compat, emails, oauth2_sessions};
+use crate::storage::{self, Database, StorageError, clients, compat, oauth2_sessions};
 use crate::templates::{
-    AccountContext, CrossSigningResetContext, SessionEndContext, SessionView, UserView,
+    AccountContext, CrossSigningResetContext, FormError, SessionEndContext, SessionView, UserView,
 };
+use crate::upstream::UpstreamProviders;
 
 /// The routes of the account pages.
 pub(super) fn router() -> Router<AppState> {
@@ -52,6 +66,7 @@ pub(super) fn router() -> Router<AppState> {
             routes::ACCOUNT_CROSS_SIGNING_RESET,
             get(get_page).post(cross_signing_reset::post),
         )
+        .merge(manage::router())
         .route(
             routes::ACCOUNT_PASSWORD,
             get(password::get).post(password::post),
@@ -125,28 +140,24 @@ fn session_not_found() -> HtmlError {
 /// `GET /account/` and every path under it.
 #[tracing::instrument(name = "handlers.views.account.get", skip_all)]
 async fn get_page(
-    State(page): State<PageState>,
-    State(db): State<Database>,
-    State(homeserver): State<Arc<dyn HomeserverConnection>>,
-    State(settings): State<AccountSettings>,
+    State(state): State<AccountState>,
     mut jar: CookieJar,
     query: Result<StrictQuery<AccountQuery>, ParamsError>,
 ) -> Result<Response, HtmlError> {
     let StrictQuery(query) = query.map_err(|rejection| bad_query(&rejection))?;
-    let mut conn = db.acquire().await?;
+    let (page, homeserver) = (&state.page, &state.homeserver);
+    let mut conn = state.db.acquire().await?;
     let Some(session) = load_session(&mut conn, &jar).await? else {
         return Ok(to_login(&page.urls, query.action, query.device_id));
     };
     let user = session.user;
-    let mut sessions = list_sessions(&mut conn, &page.urls, user.id).await?;
-    let addresses = emails::list_emails(&mut conn, user.id).await?;
+    let sessions = list_sessions(&mut conn, &page.urls, user.id).await?;
     drop(conn);
-    let csrf_token = page.csrf_token(&mut jar).form_value().to_owned();
     let prefix = page.urls.prefix().to_owned();
     let account_url = page.urls.relative(routes::ACCOUNT);
-    let mut notice = None;
-    let html = match DeepLink::parse(query.action.as_deref(), query.device_id.as_deref()) {
+    match DeepLink::parse(query.action.as_deref(), query.device_id.as_deref()) {
         DeepLink::CrossSigningReset => {
+            let csrf_token = page.csrf_token(&mut jar).form_value().to_owned();
             let context = CrossSigningResetContext {
                 prefix,
                 csrf_token,
@@ -156,7 +167,7 @@ async fn get_page(
                 account_url,
             };
             let html = page.templates.render_account_cross_signing_reset(&context);
-            return Ok((jar, Html(html?)).into_response());
+            Ok((jar, Html(html?)).into_response())
         }
         DeepLink::EndDevice(device_id) => {
             let held: Vec<SessionView> = sessions
@@ -165,6 +176,7 @@ async fn get_page(
                 .cloned()
                 .collect();
             if !held.is_empty() {
+                let csrf_token = page.csrf_token(&mut jar).form_value().to_owned();
                 let context = SessionEndContext {
                     prefix,
                     csrf_token,
@@ -175,82 +187,146 @@ async fn get_page(
                 let html = page.templates.render_account_session_end(&context);
                 return Ok((jar, Html(html?)).into_response());
             }
-            notice = Some(format!("No app is signed in on device {device_id}."));
-            let user = user_view(homeserver.as_ref(), &user).await;
-            render_main(
-                &page, &settings, user, csrf_token, sessions, addresses, notice,
-            )?
+            let notice = format!("No app is signed in on device {device_id}.");
+            main_page(&state, jar, &user, MainPage::notice(notice)).await
         }
         DeepLink::Main { selected } => {
-            for view in &mut sessions {
-                view.selected = selected.is_some() && view.device_id == selected;
-            }
-            if selected.is_some() && !sessions.iter().any(|view| view.selected) {
-                notice = Some("That session has ended.".to_owned());
-            }
-            let user = user_view(homeserver.as_ref(), &user).await;
-            render_main(
-                &page, &settings, user, csrf_token, sessions, addresses, notice,
-            )?
+            let marked = sessions
+                .iter()
+                .any(|view| selected.is_some() && view.device_id == selected);
+            let extras = MainPage {
+                selected: selected.clone(),
+                notice: (selected.is_some() && !marked)
+                    .then(|| "That session has ended.".to_owned()),
+                ..MainPage::default()
+            };
+            main_page(&state, jar, &user, extras).await
         }
-    };
-    Ok((jar, Html(html)).into_response())
+    }
 }
 
-/// What the account page offers, from the configuration.
+/// The parts of the state the account pages read.
 #[derive(Debug, Clone)]
-pub(super) struct AccountSettings {
+pub(super) struct AccountState {
+    page: PageState,
+    db: Database,
+    homeserver: Arc<dyn HomeserverConnection>,
     site: Arc<SiteConfig>,
-    passwords_enabled: bool,
+    upstream: UpstreamProviders,
+    passwords: Option<Arc<PasswordManager>>,
+    limiter: RateLimiter,
+    jobs: JobWaker,
 }
 
-impl FromRef<AppState> for AccountSettings {
+impl FromRef<AppState> for AccountState {
     fn from_ref(state: &AppState) -> Self {
         Self {
+            page: PageState::from_ref(state),
+            db: state.db.clone(),
+            homeserver: state.homeserver.clone(),
             site: state.site.clone(),
-            passwords_enabled: state.passwords.is_some(),
+            upstream: state.upstream.clone(),
+            passwords: state.passwords.clone(),
+            limiter: state.limiter.clone(),
+            jobs: state.jobs.clone(),
         }
     }
 }
 
-impl AccountSettings {
-    /// Whether the page links to the password change (passwords on, changes allowed).
-    fn password_change_offered(&self) -> bool {
-        self.passwords_enabled && self.site.account.password_change_allowed
+/// What the main page shows besides the account: a notice, the errors of a form and what to
+/// fill in again, and the session a deep link marks.
+#[derive(Debug, Default)]
+pub(super) struct MainPage {
+    /// The status of the answer (200 unless a form was refused).
+    pub(super) status: Option<StatusCode>,
+    /// A message above the lists.
+    pub(super) notice: Option<String>,
+    /// The refused form's problems.
+    pub(super) errors: Vec<FormError>,
+    /// The address to fill in the add form.
+    pub(super) email_value: String,
+    /// The display name to fill in instead of the current one.
+    pub(super) displayname_value: Option<String>,
+    /// The device whose sessions are marked.
+    pub(super) selected: Option<String>,
+}
+
+impl MainPage {
+    /// The page with a notice.
+    pub(super) fn notice(notice: impl Into<String>) -> Self {
+        Self {
+            notice: Some(notice.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The page with one refusal of a form, with `status`.
+    pub(super) fn refused(status: StatusCode, error: FormError) -> Self {
+        Self {
+            status: Some(status),
+            errors: vec![error],
+            ..Self::default()
+        }
     }
 }
 
-/// The main page.
-fn render_main(
-    page: &PageState,
-    settings: &AccountSettings,
-    user: UserView,
-    csrf_token: String,
-    sessions: Vec<SessionView>,
-    addresses: Vec<crate::model::UserEmail>,
-    notice: Option<String>,
-) -> Result<String, HtmlError> {
+/// The main account page of `user`, loaded afresh (sessions, addresses, display name, what may
+/// be changed), with `extras`.
+pub(super) async fn main_page(
+    state: &AccountState,
+    mut jar: CookieJar,
+    user: &User,
+    extras: MainPage,
+) -> Result<Response, HtmlError> {
+    let page = &state.page;
+    let mut conn = state.db.acquire().await?;
+    let mut sessions = list_sessions(&mut conn, &page.urls, user.id).await?;
+    let policy = manage::Policy::load(&mut conn, state, user.id).await?;
+    let addresses = storage::emails::list_emails(&mut conn, user.id).await?;
+    let primary = storage::emails::primary_email_id(&mut conn, user.id).await?;
+    drop(conn);
+    for view in &mut sessions {
+        view.selected = extras.selected.is_some() && view.device_id == extras.selected;
+    }
+    let shown = user_view(state.homeserver.as_ref(), user).await;
+    let current_name = state_display_name(&shown, user);
+    let manage = policy.view(
+        &page.urls,
+        &addresses,
+        primary,
+        ManageValues {
+            errors: extras.errors,
+            email_value: extras.email_value,
+            displayname_value: extras.displayname_value.unwrap_or(current_name),
+        },
+    );
+    let csrf_token = page.csrf_token(&mut jar).form_value().to_owned();
     let account_url = page.urls.relative(routes::ACCOUNT);
     let context = AccountContext {
         prefix: page.urls.prefix().to_owned(),
         csrf_token,
-        user,
-        emails: addresses
-            .into_iter()
-            .filter(|email| email.confirmed_at.is_some())
-            .map(|email| email.email)
-            .collect(),
+        user: shown,
+        manage,
         sessions,
-        notice,
+        notice: extras.notice,
         cross_signing_reset_url: format!("{account_url}?action=org.matrix.cross_signing_reset"),
         logout_action: page.urls.relative(routes::LOGOUT),
-        password_change_url: settings
-            .password_change_offered()
+        password_change_url: (state.passwords.is_some()
+            && state.site.account.password_change_allowed)
             .then(|| page.urls.relative(routes::ACCOUNT_PASSWORD)),
     };
-    page.templates
-        .render_account(&context)
-        .map_err(HtmlError::internal)
+    let html = page.templates.render_account(&context)?;
+    let status = extras.status.unwrap_or(StatusCode::OK);
+    Ok((status, jar, Html(html)).into_response())
+}
+
+/// The display name the homeserver has, or empty when it has none (the page shows the
+/// username then).
+fn state_display_name(view: &UserView, user: &User) -> String {
+    view.display_name
+        .clone()
+        .filter(|name| *name != user.username)
+        .unwrap_or_default()
 }
 
 /// The user's active OAuth sessions (oldest first), then their active compat sessions.

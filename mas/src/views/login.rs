@@ -22,7 +22,9 @@ use serde::Deserialize;
 
 use crate::app::{AppState, SiteConfig};
 use crate::auth::account::AccountRefusal;
-use crate::auth::password::{Authenticated, PasswordLogin, PasswordRefusal, localpart_of};
+use crate::auth::password::{
+    Authenticated, LoginIdentifier, PasswordLogin, PasswordRefusal, localpart_of,
+};
 use crate::auth::post_auth::{
     PostAuthAction, needs_fresh_login, register_url, upstream_authorize_url,
 };
@@ -175,6 +177,7 @@ fn render(
         csrf_token: csrf.form_value().to_owned(),
         form_action: page.urls.relative(routes::LOGIN),
         password_enabled: login.passwords.is_some(),
+        email_allowed: login.site.account.login_with_email_allowed,
         username,
         errors,
         providers,
@@ -279,12 +282,18 @@ pub(super) async fn post(
     CsrfForm { jar, fields: form }: CsrfForm<LoginForm>,
 ) -> Result<Response, HtmlError> {
     let action = PostAuthAction::from_fields(form.kind.as_deref(), form.id.as_deref());
-    let username = localpart_of(&form.username, &login.site.server_name).to_owned();
+    let email_allowed = login.site.account.login_with_email_allowed;
+    let identifier = LoginIdentifier::parse(&form.username, &login.site.server_name, email_allowed);
+    let username = match identifier {
+        LoginIdentifier::Username(username) | LoginIdentifier::Email(username) => {
+            username.to_owned()
+        }
+    };
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    match attempt(&page, &login, ip, &username, &form.password).await? {
+    match attempt(&page, &login, ip, identifier, &form.password).await? {
         Err(refusal) => render(&page, &login, jar, action.as_ref(), username, Some(refusal)),
         Ok(authenticated) => {
             finish_login(&page, &login.db, jar, action, authenticated, user_agent, ip).await
@@ -297,9 +306,10 @@ async fn attempt(
     page: &PageState,
     login: &LoginState,
     ip: Option<std::net::IpAddr>,
-    username: &str,
+    identifier: LoginIdentifier<'_>,
     password: &str,
 ) -> Result<Result<Authenticated, Refusal>, HtmlError> {
+    let email_allowed = login.site.account.login_with_email_allowed;
     let Some(login) = login.password_login(page) else {
         return Ok(Err(Refusal::form(
             StatusCode::FORBIDDEN,
@@ -307,8 +317,13 @@ async fn attempt(
         )));
     };
     let mut missing = Vec::new();
-    if username.is_empty() {
-        missing.push(FormError::field("username", "Enter your username."));
+    if matches!(identifier, LoginIdentifier::Username("")) {
+        let message = if email_allowed {
+            "Enter your username or email address."
+        } else {
+            "Enter your username."
+        };
+        missing.push(FormError::field("username", message));
     }
     if password.is_empty() {
         missing.push(FormError::field("password", "Enter your password."));
@@ -320,7 +335,7 @@ async fn attempt(
             retry_after: None,
         }));
     }
-    match login.authenticate(ip, username, password).await {
+    match login.authenticate_as(ip, identifier, password).await {
         Ok(authenticated) => Ok(Ok(authenticated)),
         Err(refusal) => Refusal::from_password(refusal).map(Err),
     }

@@ -38,6 +38,10 @@ struct IdentifierBody {
     kind: String,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    medium: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
 }
 
 /// The body of `POST …/login`: the credentials and the fields every login type shares.
@@ -88,7 +92,12 @@ pub(super) enum Identifier {
         /// `user`.
         user: Option<String>,
     },
-    /// `m.id.thirdparty`, `m.id.phone` or anything else: users have no third-party
+    /// `m.id.thirdparty` with `medium: "email"`: an email address in `address`.
+    Email {
+        /// `address`.
+        address: Option<String>,
+    },
+    /// `m.id.phone`, another `m.id.thirdparty` medium or anything else: users have no such
     /// identifiers to log in with here.
     Unsupported,
 }
@@ -118,6 +127,9 @@ impl From<IdentifierBody> for Identifier {
     fn from(body: IdentifierBody) -> Self {
         match body.kind.as_str() {
             "m.id.user" => Self::User { user: body.user },
+            "m.id.thirdparty" if body.medium.as_deref() == Some("email") => Self::Email {
+                address: body.address,
+            },
             _ => Self::Unsupported,
         }
     }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{SAMPLE_CSRF, SAMPLE_PREFIX, UserView};
+use super::{AccountManageView, SAMPLE_CSRF, SAMPLE_PREFIX, UserView};
 
 /// One active session of the user, with its sign-out form.
 #[derive(Debug, Clone, Serialize)]
@@ -39,7 +39,7 @@ impl SessionView {
     }
 }
 
-/// The account page: the user, their verified addresses and their sessions.
+/// The account page: the user, their addresses, display name and sessions.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountContext {
     /// The public path prefix (`/auth`).
@@ -48,8 +48,8 @@ pub struct AccountContext {
     pub csrf_token: String,
     /// The signed-in user.
     pub user: UserView,
-    /// The verified email addresses.
-    pub emails: Vec<String>,
+    /// The email addresses, display name and deactivation blocks.
+    pub manage: AccountManageView,
     /// The active OAuth and legacy sessions, oldest first.
     pub sessions: Vec<SessionView>,
     /// A message above the lists (a deep link to a device that has no session).
@@ -77,7 +77,7 @@ impl AccountContext {
             prefix: SAMPLE_PREFIX.to_owned(),
             csrf_token: SAMPLE_CSRF.to_owned(),
             user: UserView::sample(),
-            emails: vec!["alice@example.com".to_owned()],
+            manage: AccountManageView::sample(),
             sessions: vec![SessionView::sample(), legacy],
             notice: None,
             cross_signing_reset_url: format!(

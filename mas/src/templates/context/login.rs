@@ -15,6 +15,9 @@ pub struct LoginContext {
     pub form_action: String,
     /// Whether the username/password form is shown (`passwords.enabled`).
     pub password_enabled: bool,
+    /// Whether an email address may be typed instead of the username
+    /// (`account.login_with_email_allowed`): the field is "Username or email".
+    pub email_allowed: bool,
     /// The username to fill in (`login_hint`, or the last attempt).
     pub username: String,
     /// Problems with the last attempt.
@@ -55,6 +58,7 @@ impl LoginContext {
             csrf_token: SAMPLE_CSRF.to_owned(),
             form_action: format!("{SAMPLE_PREFIX}/login"),
             password_enabled: true,
+            email_allowed: false,
             username: "alice".to_owned(),
             errors: vec![FormError::form("Invalid username or password.")],
             providers: vec![ProviderLink {
