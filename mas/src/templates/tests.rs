@@ -319,8 +319,12 @@ fn the_registration_form_shows_the_strength_meter_and_ties_the_terms_error() {
         "Accept the terms of service to continue.",
     ));
     let html = register(&templates(), &context);
-    assert!(html.contains("Password strength: <strong>weak</strong> (1 of 4; at least 3 needed)."));
-    assert!(html.contains("<li>Add another word or two.</li>"));
+    assert!(html.contains(
+        "Strength of this password: <strong>weak</strong> (score 1 of 4; this server needs at \
+         least <strong>strong</strong>)."
+    ));
+    assert!(html.contains("<li>Add more words that are less common.</li>"));
+    assert!(html.contains(r#"id="password-strength""#));
     assert!(html.contains(r#"aria-invalid="true" aria-describedby="accept_terms-error">"#));
     assert!(html.contains(r#"<a href="https://example.com/terms""#));
     assert!(html.contains(r#"name="token""#) && html.contains(r#"name="email""#));
