@@ -80,7 +80,7 @@ impl Clock for MockClock {
 }
 
 /// Unix milliseconds as `2026-01-02 03:04 UTC` (the proleptic Gregorian calendar; days to
-/// dates after Howard Hinnant's `civil_from_days`), for operator-facing output.
+/// dates after Howard Hinnant's `civil_from_days`), for pages and operator-facing output.
 pub fn format_unix_ms(unix_ms: i64) -> String {
     let minutes = unix_ms.div_euclid(60_000);
     let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
@@ -105,6 +105,9 @@ mod tests {
     fn unix_ms_format_as_utc_dates() {
         assert_eq!(format_unix_ms(0), "1970-01-01 00:00 UTC");
         assert_eq!(format_unix_ms(1_704_067_200_000), "2024-01-01 00:00 UTC");
+        assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(format_unix_ms(1_767_323_040_000), "2026-01-02 03:04 UTC");
+        assert_eq!(format_unix_ms(-60_000), "1969-12-31 23:59 UTC");
     }
 
     #[test]

@@ -12,8 +12,6 @@
 // (docs/protocol.md#rate-limits), and every request here comes from 127.0.0.1: `attempt()` waits
 // when the burst is spent.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
@@ -65,11 +63,6 @@ export function passwordSuite(backend) {
         sink = await SmtpSink.start();
         h.defer(() => sink.stop());
         app = await h.appliance(backend, { env: sink.env() });
-        fs.mkdirSync(path.join(app.dataDir, 'config'), { recursive: true });
-        fs.writeFileSync(
-          path.join(app.dataDir, 'config', 'mas.yaml'),
-          JSON.stringify({ account: { password_recovery_enabled: true } }),
-        );
         app.start();
         await app.waitHealthy();
         serverName = serverNameOf(app);

@@ -342,8 +342,8 @@ async fn list_sessions(
             name: client.map_or_else(|| "Unknown app".to_owned(), |c| c.display_name()),
             legacy: false,
             device_id: session.scope.device_id().map(str::to_owned),
-            created_at: format_time(session.created_at),
-            last_active_at: session.last_active_at.map(format_time),
+            created_at: crate::clock::format_unix_ms(session.created_at),
+            last_active_at: session.last_active_at.map(crate::clock::format_unix_ms),
             end_action: urls.relative(&routes::account_session_end(session.id)),
             selected: false,
         });
@@ -356,31 +356,13 @@ async fn list_sessions(
                 .unwrap_or_else(|| "Legacy login".to_owned()),
             legacy: true,
             device_id: Some(session.device_id),
-            created_at: format_time(session.created_at),
+            created_at: crate::clock::format_unix_ms(session.created_at),
             last_active_at: None,
             end_action: urls.relative(&routes::account_session_end(session.id)),
             selected: false,
         });
     }
     Ok(views)
-}
-
-/// Unix milliseconds as `2026-01-02 03:04 UTC` (the proleptic Gregorian calendar; days to
-/// dates after Howard Hinnant's `civil_from_days`).
-fn format_time(unix_ms: i64) -> String {
-    let minutes = unix_ms.div_euclid(60_000);
-    let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (hour, minute) = (minute_of_day / 60, minute_of_day % 60);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
 #[cfg(test)]

@@ -340,7 +340,10 @@ async fn a_weak_password_shows_the_strength_meter(db: Database) {
         text.contains("Strength of this password: <strong>very weak</strong>"),
         "{text}"
     );
-    assert!(text.contains("needs at least <strong>strong</strong>"), "{text}");
+    assert!(
+        text.contains("needs at least <strong>strong</strong>"),
+        "{text}"
+    );
     assert!(text.contains("common password"), "zxcvbn's warning: {text}");
     assert!(!text.contains("password1"), "the password is never echoed");
     // The username counts as guessable.
