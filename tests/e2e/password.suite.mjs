@@ -32,6 +32,7 @@ import {
   whoami,
 } from '../lib/oidc.mjs';
 import { SmtpSink } from '../lib/smtp.mjs';
+import { checkPage } from '../lib/a11y.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -118,8 +119,8 @@ export function passwordSuite(backend) {
       const next = strongPassword();
       const browser = await Browser.launch(`${backend}-alice`);
       h.defer(() => browser.close());
-      await browser.step('open the password page: the login page first', async (page) => {
-        await page.goto(app.url('/auth/account/password'));
+      await browser.step('open the password page (the well-known URL): the login page first', async (page) => {
+        await page.goto(app.url('/.well-known/change-password'));
         await page.getByRole('heading', { name: 'Sign in' }).waitFor();
         await page.getByLabel('Username').fill(alice.username);
         await page.getByLabel('Password').fill(alice.password);
@@ -127,6 +128,7 @@ export function passwordSuite(backend) {
       await attempt(() => browser.step('sign in and come back', async (page) => {
         await page.getByRole('button', { name: 'Continue', exact: true }).click();
         await page.getByRole('heading', { name: 'Change your password' }).waitFor();
+        await checkPage(page, `${backend}-password-change`);
       }));
       await attempt(() => browser.step('change the password', async (page) => {
         await page.getByLabel('Current password').fill(alice.password);
@@ -134,6 +136,7 @@ export function passwordSuite(backend) {
         await page.getByLabel('New password again').fill(next);
         await page.getByRole('button', { name: 'Change password' }).click();
         await page.getByRole('heading', { name: 'Password changed' }).waitFor();
+        await checkPage(page, `${backend}-password-changed`);
       }));
       const old = await attempt(() => expectMatrixError('the old password', () => passwordLogin(app, rec, alice)));
       assert.equal(old.errcode, 'M_FORBIDDEN', 'the old password is refused');
@@ -160,9 +163,12 @@ export function passwordSuite(backend) {
       await browser.step('ask for a link from the login page', async (page) => {
         await page.goto(app.url('/auth/login'));
         await page.getByRole('link', { name: 'Forgot password?' }).click();
+        await page.getByLabel('Email address').waitFor();
+        await checkPage(page, `${backend}-recover`);
         await page.getByLabel('Email address').fill('Bob@Example.org');
         await page.getByRole('button', { name: 'Send the link' }).click();
         await page.getByText('If an account has the address').waitFor();
+        await checkPage(page, `${backend}-recover-sent`);
       });
       const mail = await sink.waitFor('bob@example.org', 30000);
       assert.match(mail.headers.get('subject'), new RegExp(`Reset your password on ${serverName.replace(/\./g, '\\.')}`));
@@ -170,6 +176,8 @@ export function passwordSuite(backend) {
       assert.ok(link, `a link in the mail:\n${mail.raw}`);
       await browser.step('set the new password from the link', async (page) => {
         await page.goto(link);
+        await page.getByLabel('New password', { exact: true }).waitFor();
+        await checkPage(page, `${backend}-recover-complete`);
         await page.getByLabel('New password', { exact: true }).fill(next);
         await page.getByLabel('New password again').fill(next);
         await page.getByRole('button', { name: 'Set the password' }).click();
@@ -180,6 +188,7 @@ export function passwordSuite(backend) {
       await browser.step('the link works once', async (page) => {
         await page.goto(link);
         await page.getByRole('heading', { name: 'This link no longer works' }).waitFor();
+        await checkPage(page, `${backend}-recover-used`);
       });
       const fresh = await attempt(() => passwordLogin(app, rec, { username: 'bob', password: next }));
       assert.equal(await whoamiBecomes(rec, fresh.access_token, 200), 200);
