@@ -1,7 +1,9 @@
 // Accessibility of every page, in headless Chromium with axe-core (tests/lib/a11y.mjs): the
-// front page, the sign-in page, an error page, the consent page, the account page (signed in)
-// and the device link page of one appliance on SQLite. No violation of impact serious or
-// critical; screenshots of each at phone and desktop width under
+// front page, the sign-in page, an error page, the consent page, the account page (signed in),
+// the device link page (also with a wrong code), the device approval and denial pages, the
+// cross-signing reset page and the legacy single sign-on page, on one appliance on SQLite (the
+// registration, account and password suites check their own pages). No violation of impact
+// serious or critical; screenshots of each at phone and desktop width under
 // target/test-results/screenshots.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
@@ -117,6 +119,54 @@ describe('sqlite: accessibility of the pages (axe-core, Chromium)', { skip: skip
       await page.goto(at('/auth/link'));
       await page.getByRole('heading', { level: 1 }).waitFor();
       await checkPage(page, 'device-link');
+    });
+  });
+
+  check('the device approval and denial pages, the wrong-code page', async () => {
+    const rec = new Recorder();
+    const config = await registerClient(app, rec, {
+      client_name: 'Accessible TV',
+      client_uri: 'https://a11y-e2e.example.org/',
+      application_type: 'native',
+      grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+      token_endpoint_auth_method: 'none',
+    });
+    const { api, device } = matrixScopes('stable', randomAlnum(10));
+    const res = await rec.send(at('/auth/oauth2/device'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ client_id: config.clientMetadata().client_id, scope: `openid ${api} ${device}` }).toString(),
+    });
+    assert.equal(res.status, 200, res.body);
+    const grant = res.json();
+    await browser.step('device approval page', async (page) => {
+      await page.goto(grant.verification_uri_complete);
+      await page.getByRole('heading', { name: 'Sign in on a new device?' }).waitFor();
+      await checkPage(page, 'device-consent');
+      await page.getByRole('button', { name: 'Deny', exact: true }).click();
+      await page.getByRole('heading', { name: 'Sign-in denied' }).waitFor();
+      await checkPage(page, 'device-done');
+    });
+    await browser.step('device link page with a wrong code', async (page) => {
+      await page.goto(at('/auth/link?code=WXYZ-WXYZ'));
+      await page.getByRole('heading', { level: 1 }).waitFor();
+      await page.getByRole('button', { name: 'Continue', exact: true }).click();
+      await page.getByText('There is a problem').waitFor();
+      await checkPage(page, 'device-link-error');
+    });
+  });
+
+  check('the cross-signing reset and legacy single sign-on pages (signed in)', async () => {
+    await browser.step('cross-signing reset page', async (page) => {
+      await page.goto(at('/auth/account/?action=org.matrix.cross_signing_reset'));
+      await page.getByRole('heading', { name: 'Reset your identity?' }).waitFor();
+      await checkPage(page, 'cross-signing-reset');
+    });
+    await browser.step('legacy single sign-on page', async (page) => {
+      const back = encodeURIComponent('http://127.0.0.1:9/sso-done');
+      await page.goto(at(`/_matrix/client/v3/login/sso/redirect?redirectUrl=${back}`));
+      await page.getByRole('heading', { name: /Continue to/ }).waitFor();
+      await checkPage(page, 'compat-sso');
     });
   });
 });
