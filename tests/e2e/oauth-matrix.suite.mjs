@@ -246,7 +246,7 @@ export function matrixSuite(backend) {
         await page.goto(`${metadata.account_management_uri}?action=org.matrix.device_delete&device_id=${deviceId}`);
         await page.getByRole('heading', { name: `Sign out device ${deviceId}?` }).waitFor();
         await page.getByRole('button', { name: 'Sign out' }).first().click();
-        await page.getByRole('heading', { name: 'Your account' }).waitFor();
+        await page.getByRole('heading', { name: 'Your account', exact: true }).waitFor();
       });
       assertMatrixError(await whoami(app, rec, tokens.access_token), 401, 'M_UNKNOWN_TOKEN', 'whoami after signing the device out on the account page');
     });
