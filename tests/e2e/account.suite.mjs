@@ -19,11 +19,11 @@ import { checkPage } from '../lib/a11y.mjs';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
 import { Harness } from '../lib/harness.mjs';
+import { attemptGate, sleep } from '../lib/http.mjs';
 import { expectMatrixError, passwordLogin } from '../lib/matrix.mjs';
 import { Recorder, manage, recordedTest, registerUser, serverNameOf } from '../lib/oidc.mjs';
 import { SmtpSink } from '../lib/smtp.mjs';
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Declares the account tests on `backend`. */
 export function accountSuite(backend) {
@@ -34,14 +34,8 @@ export function accountSuite(backend) {
     let sink;
     let serverName;
     let adminToken;
-    let attempts = 0;
-
     /** Runs one password attempt, waiting out the per-address burst of 3 first. */
-    async function attempt(fn) {
-      attempts += 1;
-      if (attempts > 3) await sleep(20500);
-      return fn();
-    }
+    const attempt = attemptGate();
 
     before(async () => {
       try {

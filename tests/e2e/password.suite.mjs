@@ -16,6 +16,7 @@ import { after, before, describe } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
 import { Harness } from '../lib/harness.mjs';
+import { attemptGate, sleep } from '../lib/http.mjs';
 import { expectMatrixError, passwordLogin } from '../lib/matrix.mjs';
 import {
   LoopbackCallback,
@@ -34,7 +35,6 @@ import {
 import { SmtpSink } from '../lib/smtp.mjs';
 import { checkPage } from '../lib/a11y.mjs';
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The text part of a raw message, quoted-printable soft breaks and `=3D` undone. */
 function decoded(raw) {
@@ -50,14 +50,8 @@ export function passwordSuite(backend) {
     let sink;
     let serverName;
     let callback;
-    let attempts = 0;
-
     /** Runs one password attempt, waiting out the per-address burst of 3 first. */
-    async function attempt(fn) {
-      attempts += 1;
-      if (attempts > 3) await sleep(20500);
-      return fn();
-    }
+    const attempt = attemptGate();
 
     before(async () => {
       try {

@@ -57,3 +57,17 @@ export async function waitFor(what, fn, { timeoutMs = 30000, intervalMs = 100 } 
     await sleep(intervalMs);
   }
 }
+
+/**
+ * A gate for password attempts from one address: the first `burst` run at once, each later one
+ * waits `waitMs` first (the login limit's refill: MAS allows 3 at once, then one per 20 s).
+ * `gate(fn)` runs `fn` once it may.
+ */
+export function attemptGate({ burst = 3, waitMs = 20500 } = {}) {
+  let attempts = 0;
+  return async (fn) => {
+    attempts += 1;
+    if (attempts > burst) await sleep(waitMs);
+    return fn();
+  };
+}
