@@ -172,7 +172,6 @@ fn rendered_mas_config_with_each_registration_mode_loads_and_validates() {
 }
 
 #[test]
-#[ignore = "MAS's config learns `branding.tos_uri` in another part of issue 14; run it once both are merged"]
 fn rendered_mas_config_with_a_terms_url_loads_and_validates() {
     let (_tmp, yaml) = render_for(&[
         ("CLOUDRON_APP_ORIGIN", "https://matrix.example.com"),
@@ -181,4 +180,8 @@ fn rendered_mas_config_with_a_terms_url_loads_and_validates() {
     ]);
     let config = load_and_validate(&yaml);
     assert!(config.account.password_registration_enabled);
+    assert_eq!(
+        config.branding.tos_uri.as_ref().map(url::Url::as_str),
+        Some("https://example.com/terms")
+    );
 }
