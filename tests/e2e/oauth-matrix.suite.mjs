@@ -18,6 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { skipReason } from '../lib/config.mjs';
 import { Browser, browserSkipReason } from '../lib/browser.mjs';
 import { Harness } from '../lib/harness.mjs';
+import { checkPage } from '../lib/a11y.mjs';
 import {
   LoopbackCallback,
   Recorder,
@@ -245,6 +246,7 @@ export function matrixSuite(backend) {
       await aliceBrowser.step('sign the device out through the device_delete deep link', async (page) => {
         await page.goto(`${metadata.account_management_uri}?action=org.matrix.device_delete&device_id=${deviceId}`);
         await page.getByRole('heading', { name: `Sign out device ${deviceId}?` }).waitFor();
+        await checkPage(page, `${backend}-account-session-end`);
         await page.getByRole('button', { name: 'Sign out' }).first().click();
         await page.getByRole('heading', { name: 'Your account', exact: true }).waitFor();
       });
