@@ -37,6 +37,7 @@ import { after, before, describe } from 'node:test';
 import { Browser, browserSkipReason, reEscape } from '../lib/browser.mjs';
 import { skipReason, synapsePython } from '../lib/config.mjs';
 import { Harness } from '../lib/harness.mjs';
+import { checkPage } from '../lib/a11y.mjs';
 import { request, waitFor } from '../lib/http.mjs';
 import { PLATFORM_PROVIDER_ID, TestIdp } from '../lib/idp.mjs';
 import { baseUrlOf, expectMatrixError, matrixClient, passwordLogin, tokenLogin } from '../lib/matrix.mjs';
@@ -586,7 +587,12 @@ export function upstreamSuite(backend) {
         upstream_oauth2: {
           providers: [
             // form_post: the provider's answer is a cross-site POST, which carries no SameSite=Lax cookie.
-            { ...partner.operatorProvider(), response_mode: 'form_post' },
+            // Without skip_confirmation, so the confirmation page is shown (and checked by axe).
+            {
+              ...partner.operatorProvider(),
+              response_mode: 'form_post',
+              claims_imports: { ...partner.operatorProvider().claims_imports, skip_confirmation: false },
+            },
             // The platform's id may tune the platform provider but never rewire it: these are ignored.
             { id: PLATFORM_PROVIDER_ID, issuer: 'https://evil.example.org', client_id: 'evil', client_secret: 'evil' },
           ],
@@ -622,8 +628,15 @@ export function upstreamSuite(backend) {
         await browser.step('MAS re-posts the cross-site form_post answer from its own origin (a button, no JavaScript)', async (page) => {
           await page.waitForURL((u) => u.origin === app.origin);
           if (page.url().includes('/auth/upstream/callback/')) {
+            await checkPage(page, `${backend}-upstream-resubmit`);
             await page.getByRole('button', { name: 'Continue', exact: true }).click();
           }
+          await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/callback/'));
+        });
+        await browser.step('the confirmation page (skip_confirmation off): create the account', async (page) => {
+          await page.getByRole('heading', { name: 'Create your account' }).waitFor();
+          await checkPage(page, `${backend}-upstream-link`);
+          await page.getByRole('button', { name: 'Create account', exact: true }).click();
           await page.waitForURL((u) => u.origin === app.origin && !u.pathname.startsWith('/auth/upstream/'));
         });
         assert.deepEqual(await provisionedTraces(app, 'jules', 'jules', partnerId), { users: 1, links: 1, linkedUsers: 1, synapse: 200 });
