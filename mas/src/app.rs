@@ -84,8 +84,6 @@ pub struct SiteConfig {
     pub trusted_proxies: TrustedProxies,
     /// The terms of service registration asks people to accept (`branding.tos_uri`).
     pub tos_uri: Option<url::Url>,
-    /// Whether mail is sent at all (`email.transport` is not `blackhole`).
-    pub mail_enabled: bool,
 }
 
 /// Why the state could not be built from the configuration.
@@ -148,7 +146,6 @@ impl AppState {
             account: config.account.clone(),
             trusted_proxies: TrustedProxies::from_config(&config.http.trusted_proxies),
             tos_uri: config.branding.tos_uri.clone(),
-            mail_enabled: config.email.transport != crate::config::EmailTransport::Blackhole,
         };
         let upstream = UpstreamProviders::from_config(&config.upstream_oauth2, clock.clone())
             .map_err(StateError::Upstream)?;

@@ -117,7 +117,6 @@ impl TestApp {
                     "127.0.0.0/8".to_owned(),
                 ]),
                 tos_uri: None,
-                mail_enabled: true,
             }),
             upstream: crate::upstream::UpstreamProviders::from_config(
                 upstream,

@@ -42,13 +42,18 @@ pub(crate) enum Availability {
     MailUnavailable,
 }
 
-/// Registration under the site's configuration, with passwords on or off.
-pub(crate) fn availability(site: &SiteConfig, passwords_enabled: bool) -> Availability {
+/// Registration under the site's configuration, with passwords and mail on or off
+/// (`mail_enabled`: [`Mailer::is_enabled`](crate::email::Mailer::is_enabled)).
+pub(crate) fn availability(
+    site: &SiteConfig,
+    passwords_enabled: bool,
+    mail_enabled: bool,
+) -> Availability {
     let account = &site.account;
     if !account.password_registration_enabled || !passwords_enabled {
         return Availability::Closed;
     }
-    if account.password_registration_email_required && !site.mail_enabled {
+    if account.password_registration_email_required && !mail_enabled {
         return Availability::MailUnavailable;
     }
     Availability::Open(RegistrationPolicy {
@@ -65,7 +70,11 @@ pub(crate) struct RegistrationOpen(pub(crate) bool);
 
 impl axum::extract::FromRef<crate::app::AppState> for RegistrationOpen {
     fn from_ref(state: &crate::app::AppState) -> Self {
-        let open = availability(&state.site, state.passwords.is_some());
+        let open = availability(
+            &state.site,
+            state.passwords.is_some(),
+            state.mailer.is_enabled(),
+        );
         Self(matches!(open, Availability::Open(_)))
     }
 }

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::app::SiteConfig;
+use crate::auth::registration::RegistrationOpen;
 use crate::crypto::keystore::Keystore;
-use crate::crypto::passwords::PasswordManager;
 use crate::error::OAuthError;
 use crate::extract::params;
 use crate::routes::{self, UrlBuilder};
@@ -77,13 +77,12 @@ pub struct ProviderMetadata {
 
 impl ProviderMetadata {
     /// The document for this deployment. `create` is offered exactly when registration is
-    /// open (passwords enabled, `passwords` being a manager; password registration allowed;
-    /// mail on when an email address is required).
-    pub fn new(
+    /// open ([`RegistrationOpen`]).
+    pub(crate) fn new(
         urls: &UrlBuilder,
         keystore: &Keystore,
         site: &SiteConfig,
-        passwords: Option<&PasswordManager>,
+        registration: RegistrationOpen,
     ) -> Self {
         let url = |path: &str| urls.absolute(path).to_string();
         let algorithms: Vec<&'static str> = keystore
@@ -92,11 +91,7 @@ impl ProviderMetadata {
             .map(|alg| alg.as_str())
             .collect();
         let mut prompts = vec!["login"];
-        let registration = crate::auth::registration::availability(site, passwords.is_some());
-        if matches!(
-            registration,
-            crate::auth::registration::Availability::Open(_)
-        ) {
+        if registration.0 {
             prompts.push("create");
         }
         Self {
@@ -151,18 +146,13 @@ impl ProviderMetadata {
 
 /// `GET /.well-known/openid-configuration`.
 #[tracing::instrument(name = "handlers.oauth2.discovery.get", skip_all)]
-pub async fn get(
+pub(crate) async fn get(
     State(urls): State<UrlBuilder>,
     State(keystore): State<Arc<Keystore>>,
     State(site): State<Arc<SiteConfig>>,
-    State(passwords): State<Option<Arc<PasswordManager>>>,
+    State(registration): State<RegistrationOpen>,
 ) -> Json<ProviderMetadata> {
-    Json(ProviderMetadata::new(
-        &urls,
-        &keystore,
-        &site,
-        passwords.as_deref(),
-    ))
+    Json(ProviderMetadata::new(&urls, &keystore, &site, registration))
 }
 
 /// The WebFinger relation that asks for the OpenID Connect issuer.

@@ -52,6 +52,8 @@ pub(super) struct RegisterState {
     pub(super) homeserver: Arc<dyn HomeserverConnection>,
     pub(super) jobs: crate::jobs::JobWaker,
     pub(super) clock: Arc<dyn Clock>,
+    /// Whether mail can be sent (a required email address needs it).
+    pub(super) mail_enabled: bool,
 }
 
 impl FromRef<AppState> for RegisterState {
@@ -64,6 +66,7 @@ impl FromRef<AppState> for RegisterState {
             homeserver: state.homeserver.clone(),
             jobs: state.jobs.clone(),
             clock: state.clock.clone(),
+            mail_enabled: state.mailer.is_enabled(),
         }
     }
 }
@@ -72,7 +75,7 @@ impl RegisterState {
     /// The policy and password manager when registration is open; else the page that says
     /// why not.
     pub(super) fn open(&self) -> Result<(RegistrationPolicy, &PasswordManager), HtmlError> {
-        match availability(&self.site, self.passwords.is_some()) {
+        match availability(&self.site, self.passwords.is_some(), self.mail_enabled) {
             Availability::Open(policy) => match self.passwords.as_deref() {
                 Some(manager) => Ok((policy, manager)),
                 None => Err(closed_page()),

@@ -11,6 +11,7 @@ use crate::app::testing::{TestApp, TestResponse, appliance_listener};
 use crate::app::{SiteConfig, build_router};
 use crate::config::HashingAlgorithm;
 use crate::crypto::passwords::{Hasher, PasswordManager};
+use crate::email::Mailer;
 use crate::homeserver::MockFailure;
 use crate::model::JobStatus;
 use crate::storage::testing::test_on_both_backends;
@@ -235,9 +236,12 @@ async fn closed_registration_is_a_not_found_page(db: Database) {
 }
 
 async fn a_required_email_without_mail_closes_registration(db: Database) {
-    let app = reconfigure(TestApp::new(db).await, |site| {
-        site.account.password_registration_enabled = true;
-        site.mail_enabled = false;
+    let mut app = TestApp::new(db).await;
+    // Mail off: `email.transport: blackhole`.
+    app.state.mailer =
+        Arc::new(Mailer::blackhole("noreply@example.com", "noreply@example.com").unwrap());
+    let app = reconfigure(app, |site| {
+        site.account.password_registration_enabled = true
     });
     let response = app.get("/auth/register").await;
     response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
