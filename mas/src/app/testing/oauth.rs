@@ -364,6 +364,32 @@ impl ApiApp {
         response.json()
     }
 
+    /// Whether introspection says `token` is active.
+    pub(crate) async fn is_active(&self, token: &str) -> bool {
+        self.introspect(token).await["active"] == serde_json::json!(true)
+    }
+
+    /// An OAuth access token of `user` on device `PHONE00000`, through a browser session started
+    /// directly (not [`login`](Self::login), which stores a placeholder password).
+    pub(crate) async fn oauth_access_token(&self, user: &User) -> String {
+        let client = self.public_client().await;
+        let browser = browser_sessions::start_browser_session(
+            &mut *self.conn().await,
+            &self.clock,
+            &mut self.state.rng.fork(),
+            user,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let scope = "openid urn:matrix:client:api:* urn:matrix:client:device:PHONE00000";
+        let code = self.fulfilled_grant(&client, &browser, scope, s256()).await;
+        let response = self.exchange(&client, &code).await;
+        response.assert_status(axum::http::StatusCode::OK);
+        response.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// `POST path` with a raw body and content type.
     pub(crate) async fn post_raw(
         &self,

@@ -13,11 +13,11 @@ use serde_json::json;
 use crate::app::build_router;
 use crate::app::testing::appliance_listener;
 use crate::app::testing::browser::{Browser, csrf_of, hidden_field, html_unescape};
-use crate::app::testing::oauth::{ApiApp, s256};
+use crate::app::testing::oauth::ApiApp;
 use crate::homeserver::MockUser;
 use crate::model::{RECOVERY_TICKET_LIFETIME_MS, User};
 use crate::storage::testing::test_on_both_backends;
-use crate::storage::{Database, browser_sessions, emails, users};
+use crate::storage::{Database, emails, users};
 
 const OLD: &str = "correct horse";
 const NEW: &str = "a brand new staple of batteries";
@@ -100,33 +100,10 @@ async fn compat_login(app: &ApiApp, username: &str, password: &str) -> (StatusCo
     (response.status, token)
 }
 
-async fn oauth_token(app: &ApiApp, user: &User) -> String {
-    let client = app.public_client().await;
-    let browser = browser_sessions::start_browser_session(
-        &mut *app.conn().await,
-        &app.clock,
-        &mut app.state.rng.fork(),
-        user,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    let scope = "openid urn:matrix:client:api:* urn:matrix:client:device:PHONE00000";
-    let code = app.fulfilled_grant(&client, &browser, scope, s256()).await;
-    let response = app.exchange(&client, &code).await;
-    response.assert_status(StatusCode::OK);
-    response.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn is_active(app: &ApiApp, token: &str) -> bool {
-    app.introspect(token).await["active"] == json!(true)
-}
-
 async fn a_mailed_link_sets_the_password_once_and_ends_every_session(db: Database) {
     let app = recovery_app(db).await;
     let alice = person(&app, "alice", "alice@example.com", true).await;
-    let oauth = oauth_token(&app, &alice).await;
+    let oauth = app.oauth_access_token(&alice).await;
     let (status, compat) = compat_login(&app, "alice", OLD).await;
     assert_eq!(status, StatusCode::OK);
     let mut signed_in = app.browser();
@@ -171,8 +148,8 @@ async fn a_mailed_link_sets_the_password_once_and_ends_every_session(db: Databas
         response.text()
     );
 
-    assert!(!is_active(&app, &oauth).await);
-    assert!(!is_active(&app, &compat).await);
+    assert!(!app.is_active(&oauth).await);
+    assert!(!app.is_active(&compat).await);
     signed_in
         .get("/auth/account/")
         .await

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::app::build_router;
 use crate::app::testing::appliance_listener;
 use crate::app::testing::browser::{Browser, csrf_of, html_unescape, location};
-use crate::app::testing::oauth::{ApiApp, s256};
+use crate::app::testing::oauth::ApiApp;
 use crate::config::HashingAlgorithm;
 use crate::crypto::passwords::{Hasher, PasswordManager};
 use crate::homeserver::MockUser;
@@ -73,31 +73,6 @@ async fn compat_login(app: &ApiApp, username: &str, password: &str) -> StatusCod
         .status
 }
 
-/// An OAuth session of `user` on a device; its access token.
-async fn oauth_token(app: &ApiApp, user: &User) -> String {
-    let client = app.public_client().await;
-    // Not `app.login`, which stores a placeholder password.
-    let browser = browser_sessions::start_browser_session(
-        &mut *app.conn().await,
-        &app.clock,
-        &mut app.state.rng.fork(),
-        user,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    let scope = "openid urn:matrix:client:api:* urn:matrix:client:device:PHONE00000";
-    let code = app.fulfilled_grant(&client, &browser, scope, s256()).await;
-    let response = app.exchange(&client, &code).await;
-    response.assert_status(StatusCode::OK);
-    response.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn is_active(app: &ApiApp, token: &str) -> bool {
-    app.introspect(token).await["active"] == json!(true)
-}
-
 async fn signed_out_the_page_goes_through_login_and_back(db: Database) {
     let app = ApiApp::new(db).await;
     person(&app, "alice").await;
@@ -133,7 +108,7 @@ async fn signed_out_the_page_goes_through_login_and_back(db: Database) {
 async fn a_change_replaces_the_password_and_keeps_sessions_unless_asked(db: Database) {
     let app = ApiApp::new(db).await;
     let alice = person(&app, "alice").await;
-    let token = oauth_token(&app, &alice).await;
+    let token = app.oauth_access_token(&alice).await;
     let (mut browser, csrf) = on_the_page(&app, "alice", OLD).await;
     // The new row must be newer (same-millisecond rows are ordered by their random id).
     app.clock.advance(Duration::from_secs(1));
@@ -147,7 +122,7 @@ async fn a_change_replaces_the_password_and_keeps_sessions_unless_asked(db: Data
         StatusCode::FORBIDDEN
     );
     assert_eq!(compat_login(&app, "alice", NEW).await, StatusCode::OK);
-    assert!(is_active(&app, &token).await, "other sessions live on");
+    assert!(app.is_active(&token).await, "other sessions live on");
     // The browser session it was made in stays.
     browser.get(PAGE).await.assert_status(StatusCode::OK);
 }
@@ -155,7 +130,7 @@ async fn a_change_replaces_the_password_and_keeps_sessions_unless_asked(db: Data
 async fn signing_out_the_others_ends_every_session_but_this_browser(db: Database) {
     let app = ApiApp::new(db).await;
     let alice = person(&app, "alice").await;
-    let token = oauth_token(&app, &alice).await;
+    let token = app.oauth_access_token(&alice).await;
     assert_eq!(compat_login(&app, "alice", OLD).await, StatusCode::OK);
     let mut other = app.browser();
     other.login("alice", OLD).await;
@@ -169,7 +144,7 @@ async fn signing_out_the_others_ends_every_session_but_this_browser(db: Database
         "{}",
         response.text()
     );
-    assert!(!is_active(&app, &token).await);
+    assert!(!app.is_active(&token).await);
     other.get(PAGE).await.assert_status(StatusCode::FOUND);
     browser.get(PAGE).await.assert_status(StatusCode::OK);
     let jobs: Vec<(String,)> = sqlx::query_as("SELECT queue_name FROM queue_jobs")
