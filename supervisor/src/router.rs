@@ -3,8 +3,8 @@
 //!
 //! [`serve`] accepts HTTP/1.1 connections, decides each request's destination from its path
 //! alone (`route`), answers the front page (`front`), `/healthz`, the `.well-known/matrix` files,
-//! `/.well-known/change-password` and the `/auth` redirect itself, and streams everything else to Synapse or MAS (`proxy`), with the forwarding headers
-//! rewritten (`forwarded`). It owns no TLS (the platform's proxy terminates it) and starts no
+//! `/.well-known/change-password` and the `/auth` redirect itself, and streams everything else to
+//! Synapse or MAS (`proxy`), with the forwarding headers rewritten (`forwarded`). It owns no TLS (the platform's proxy terminates it) and starts no
 //! process; the supervisor runs it next to the children and cancels it on shutdown.
 //!
 //! Router-made errors are Matrix JSON: 404 `M_NOT_FOUND` for `/_synapse/mas/...`, 400
